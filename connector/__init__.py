@@ -1,0 +1,1 @@
+"""The automation engine: specs, registry, schemas, mapping, flows, runner, jobs and storage."""

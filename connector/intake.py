@@ -1,0 +1,111 @@
+"""Persist, then acknowledge: one transaction stores the events and one queued run per flow."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from connector.db import utcnow
+from connector.errors import FieldError
+from connector.jobs import enqueue_runs
+from connector.models import Event, EventStatus, Flow, Run, RunStatus
+from connector.runner import QUEUED_GRACE
+from connector.runtime import Runtime
+from connector.spec import ParsedItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_ids: list[int]
+    run_ids: list[int]
+    duplicate: bool  # True when this delivery was received before: nothing new was created
+    errors: list[dict[str, Any]] | None = None  # set when the delivery was rejected as invalid
+
+
+def accept(rt: Runtime, subscription_id: int, trigger_key: str,
+           items: list[ParsedItem]) -> Accepted:
+    """Store the items and their runs, commit, then enqueue the run ids."""
+    now = utcnow()
+    try:
+        with rt.sessions.begin() as s:
+            flows = s.execute(
+                select(Flow.id, Flow.current_version_id).where(
+                    Flow.subscription_id == subscription_id,
+                    Flow.enabled.is_(True),
+                    Flow.current_version_id.is_not(None),
+                )
+            ).all()
+            events = [
+                Event(subscription_id=subscription_id, trigger_key=trigger_key,
+                      dedup_key=item.dedup_key, payload=item.data, received_at=now)
+                for item in items
+            ]
+            s.add_all(events)
+            s.flush()
+            runs = [
+                Run(event_id=event.id, flow_id=flow_id, flow_version_id=version_id,
+                    status=RunStatus.QUEUED, created_at=now, deadline_at=now + QUEUED_GRACE,
+                    deal_ref=_deal_ref(item.data))
+                for event, item in zip(events, items, strict=True)
+                for flow_id, version_id in flows
+            ]
+            s.add_all(runs)
+            s.flush()
+            accepted = Accepted([e.id for e in events], [r.id for r in runs], False)
+    except IntegrityError:
+        previous = _previous(rt, subscription_id, [item.dedup_key for item in items])
+        if previous is None:
+            raise
+        return previous
+    try:
+        enqueue_runs(rt, accepted.run_ids)
+    except RedisError:
+        # The runs are committed; the sweeper enqueues them once Redis is back.
+        log.exception("could not enqueue runs %s; the sweeper will retry", accepted.run_ids)
+    return accepted
+
+
+def reject(rt: Runtime, subscription_id: int, trigger_key: str, dedup_key: str,
+           payload: Any, errors: list[FieldError]) -> Accepted:
+    """Keep an invalid delivery (nothing is lost) without starting any run."""
+    try:
+        with rt.sessions.begin() as s:
+            event = Event(subscription_id=subscription_id, trigger_key=trigger_key,
+                          dedup_key=dedup_key, payload=payload, status=EventStatus.REJECTED,
+                          errors=[e.as_dict() for e in errors])
+            s.add(event)
+            s.flush()
+            return Accepted([event.id], [], False, event.errors)
+    except IntegrityError:
+        previous = _previous(rt, subscription_id, [dedup_key])
+        if previous is None:
+            raise
+        return previous
+
+
+def _previous(rt: Runtime, subscription_id: int, dedup_keys: list[str]) -> Accepted | None:
+    with rt.sessions() as s:
+        events = list(s.scalars(
+            select(Event)
+            .where(Event.subscription_id == subscription_id, Event.dedup_key.in_(dedup_keys))
+            .order_by(Event.id)
+        ))
+        if not events:
+            return None
+        event_ids = [e.id for e in events]
+        run_ids = list(s.scalars(select(Run.id).where(Run.event_id.in_(event_ids))
+                                 .order_by(Run.id)))
+    errors = next((e.errors for e in events if e.status == EventStatus.REJECTED), None)
+    return Accepted(event_ids, run_ids, True, errors)
+
+
+def _deal_ref(data: dict[str, Any]) -> str | None:
+    value = data.get("deal_id")
+    return str(value)[:100] if value is not None else None

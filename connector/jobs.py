@@ -1,0 +1,122 @@
+"""RQ entry points and enqueueing. The database is the truth; Redis only carries run ids."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import or_, select, update
+
+from connector import runner, runtime
+from connector.db import utcnow
+from connector.models import Run, RunStatus
+from connector.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EXECUTE_RUN = "connector.jobs.execute_run"
+ALIVE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+
+
+def job_id(run_id: int, attempt: int = 0) -> str:
+    """`run-<id>` for the first attempt, `run-<id>-a<n>` for a retry scheduled later."""
+    return f"run-{run_id}" if attempt == 0 else f"run-{run_id}-a{attempt}"
+
+
+def enqueue_runs(rt: Runtime, run_ids: Sequence[int]) -> None:
+    """Put run ids on the queue in one round trip."""
+    if not run_ids:
+        return
+    jobs = [
+        Queue.prepare_data(
+            EXECUTE_RUN,
+            args=(run_id,),
+            job_id=job_id(run_id),
+            timeout=rt.settings.run_timeout_seconds,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+        )
+        for run_id in run_ids
+    ]
+    with rt.redis.pipeline() as pipe:
+        rt.queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+
+
+def execute_run(run_id: int) -> str:
+    """The RQ job: run it, and schedule the next attempt when the failure is transient."""
+    rt = runtime.current()
+    outcome = runner.execute_run(
+        rt.sessions,
+        rt.registry,
+        run_id,
+        public_url=rt.settings.public_url,
+        run_timeout=rt.settings.run_timeout_seconds,
+    )
+    if outcome.status == "retry" and outcome.retry_in is not None:
+        _schedule_retry(rt, run_id, outcome.retry_in)
+    return outcome.status
+
+
+def _schedule_retry(rt: Runtime, run_id: int, delay: float) -> None:
+    with rt.sessions.begin() as s:
+        attempts = s.get_one(Run, run_id).attempts
+        new_id = job_id(run_id, attempts)
+        s.execute(update(Run).where(Run.id == run_id).values(job_id=new_id))
+    rt.queue.enqueue_in(
+        timedelta(seconds=delay),
+        EXECUTE_RUN,
+        run_id,
+        job_id=new_id,
+        job_timeout=rt.settings.run_timeout_seconds,
+        failure_ttl=7 * 86400,
+    )
+    log.info("run %s: transient failure, next attempt in %.1f s", run_id, delay)
+
+
+def sweep(rt: Runtime, limit: int = 500) -> list[int]:
+    """Re-enqueue runs past their deadline whose job Redis lost or whose worker died."""
+    now = utcnow()
+    with rt.sessions() as s:
+        overdue = s.execute(
+            select(Run.id, Run.status, Run.job_id)
+            .where(
+                Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+                or_(Run.deadline_at.is_(None), Run.deadline_at < now),
+            )
+            .order_by(Run.id)
+            .limit(limit)
+        ).all()
+    lost: list[int] = []
+    waiting: list[int] = []
+    for run_id, status, current_job in overdue:
+        if status == RunStatus.QUEUED and _job_alive(rt, current_job or job_id(run_id)):
+            waiting.append(run_id)  # still waiting its turn in a long queue
+        else:
+            lost.append(run_id)
+    if waiting:
+        with rt.sessions.begin() as s:
+            s.execute(update(Run).where(Run.id.in_(waiting))
+                      .values(deadline_at=now + runner.QUEUED_GRACE))
+    if lost:
+        with rt.sessions.begin() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_(lost), Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+                .values(status=RunStatus.QUEUED, job_id=None,
+                        deadline_at=now + runner.QUEUED_GRACE)
+            )
+        enqueue_runs(rt, lost)
+        log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)
+    return lost
+
+
+def _job_alive(rt: Runtime, job: str) -> bool:
+    try:
+        return Job.fetch(job, connection=rt.redis).get_status() in ALIVE
+    except NoSuchJobError:
+        return False

@@ -1,0 +1,109 @@
+"""Mappings: literals stay literal, {"$expr": "<JMESPath>"} is compiled once and evaluated per run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+from jmespath.parser import ParsedResult
+
+from connector.errors import ConfigurationError, FieldError
+from connector.schemas import format_path
+
+EXPR = "$expr"
+
+
+@dataclass(frozen=True)
+class Expr:
+    source: str
+    compiled: ParsedResult
+
+
+# A compiled mapping has the shape of the mapping, with Expr where expressions were.
+Compiled = Any
+
+
+def compile_mapping(mapping: Any, where: str = "") -> Compiled:
+    """Compile every expression; raise ConfigurationError listing each bad one with its position."""
+    errors: list[FieldError] = []
+    compiled = _compile(mapping, [], errors)
+    if errors:
+        prefix = f"{where}: " if where else ""
+        raise ConfigurationError(
+            prefix + "; ".join(str(e) for e in errors),
+            [FieldError(f"{where}.{e.path}" if where else e.path, e.message, e.code, e.params)
+             for e in errors],
+        )
+    return compiled
+
+
+def _compile(node: Any, path: list[Any], errors: list[FieldError]) -> Compiled:
+    if isinstance(node, dict):
+        if EXPR in node:
+            if len(node) != 1 or not isinstance(node[EXPR], str) or not node[EXPR].strip():
+                errors.append(FieldError(
+                    format_path(path),
+                    'an expression must be written as {"$expr": "<JMESPath>"} with nothing else',
+                    "expression_shape",
+                ))
+                return None
+            return _compile_expr(node[EXPR], path, errors)
+        return {k: _compile(v, [*path, k], errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_compile(v, [*path, i], errors) for i, v in enumerate(node)]
+    return node
+
+
+def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Expr | None:
+    try:
+        return Expr(source, jmespath.compile(source))
+    except jmespath.exceptions.ParseError as exc:
+        pos = exc.lex_position
+        if isinstance(exc, jmespath.exceptions.IncompleteExpressionError):
+            reason = "it ends too early (is a bracket or quote left open?)"
+        elif isinstance(exc, jmespath.exceptions.LexerError):
+            reason = f"{exc.token_value!r} is not allowed there"
+        else:
+            reason = f"unexpected {exc.token_value!r}"
+        errors.append(FieldError(
+            format_path(path),
+            f"expression {source!r} has a syntax error at position {pos}: {reason}",
+            "expression_syntax",
+            {"position": pos, "expression": source},
+        ))
+        return None
+
+
+def evaluate(compiled: Compiled, data: dict[str, Any]) -> Any:
+    """Evaluate a compiled mapping against `data` ({"trigger": ..., "steps": {...}})."""
+    errors: list[FieldError] = []
+    result = _evaluate(compiled, data, [], errors)
+    if errors:
+        raise ConfigurationError("; ".join(str(e) for e in errors), errors)
+    return result
+
+
+def _evaluate(node: Compiled, data: dict[str, Any], path: list[Any],
+              errors: list[FieldError]) -> Any:
+    if isinstance(node, Expr):
+        try:
+            return node.compiled.search(data)
+        except jmespath.exceptions.JMESPathError as exc:
+            errors.append(FieldError(
+                format_path(path), f"expression {node.source!r} failed: {exc}", "expression_runtime"
+            ))
+            return None
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            result = _evaluate(value, data, [*path, key], errors)
+            # A missing source value leaves the field out, so the schema reports it as
+            # "required" (or applies its default) instead of seeing an explicit null.
+            if not (isinstance(value, Expr) and result is None):
+                out[key] = result
+        return out
+    if isinstance(node, list):
+        return [_evaluate(v, data, [*path, i], errors) for i, v in enumerate(node)]
+    return node

@@ -1,0 +1,153 @@
+"""Engine tables: API keys, subscriptions, flows and their versions, events, runs and steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from connector.db import Base, JSONType, UTCDateTime, utcnow
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class StepStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class EventStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20), default="admin")
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Subscription(Base):
+    """An inbound endpoint: /hooks/<token>, verified with its (encrypted) secret."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    trigger_key: Mapped[str] = mapped_column(String(80))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Flow(Base):
+    __tablename__ = "flows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    trigger_key: Mapped[str] = mapped_column(String(80))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    current_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("flow_versions.id", use_alter=True)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    subscription: Mapped[Subscription | None] = relationship()
+    current_version: Mapped[FlowVersion | None] = relationship(
+        foreign_keys=[current_version_id], post_update=True
+    )
+
+
+class FlowVersion(Base):
+    """An immutable saved flow document; runs are pinned to one."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id"))
+    version: Mapped[int]
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(Base):
+    """One trigger item as received; unique per subscription and delivery so redelivery is a no-op."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("subscription_id", "dedup_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    trigger_key: Mapped[str] = mapped_column(String(80))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=EventStatus.ACCEPTED)
+    payload: Mapped[Any] = mapped_column(JSONType)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("event_id", "flow_id"),
+        Index("ix_runs_status_deadline", "status", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id"), index=True)
+    flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[str | None] = mapped_column(String(60))  # the RQ job carrying the next attempt
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Past this, a queued or running run is presumed lost and the sweeper re-enqueues it.
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    deal_ref: Mapped[str | None] = mapped_column(String(100), index=True)
+
+    event: Mapped[Event] = relationship()
+    flow: Mapped[Flow] = relationship()
+    flow_version: Mapped[FlowVersion] = relationship()
+    steps: Mapped[list[RunStep]] = relationship(order_by="RunStep.id", back_populates="run")
+
+
+class RunStep(Base):
+    __tablename__ = "run_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    step_id: Mapped[str] = mapped_column(String(40))
+    action_key: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(default=1)
+    input: Mapped[Any] = mapped_column(JSONType)
+    output: Mapped[Any] = mapped_column(JSONType)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(default=0)
+
+    run: Mapped[Run] = relationship(back_populates="steps")

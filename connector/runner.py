@@ -1,0 +1,255 @@
+"""Execute one run: resume after the last finished step, map, validate, act, log, classify.
+
+Pure core: no Flask, no RQ. The caller (connector.jobs) decides how a retry is scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector import mapping, schemas
+from connector.db import utcnow
+from connector.errors import (
+    ConfigurationError,
+    FailureClass,
+    PuenteError,
+    TransientError,
+    ValidationError,
+)
+from connector.flows import CompiledFlow, CompiledStep, compile_flow
+from connector.models import Run, RunStatus, RunStep, StepStatus
+from connector.redaction import redact
+from connector.registry import Registry
+from invoicing.service import Invoicing
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
+QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "succeeded", "failed", "retry" or "skipped" (not ours to run)
+    retry_in: float | None = None
+
+
+@dataclass
+class StepContext:
+    """The ActionContext given to actions."""
+
+    idempotency_key: str
+    invoicing: Invoicing
+    log: logging.Logger
+    public_url: str
+
+
+def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
+    """The key an action call carries: the same event, flow version and step give the same key."""
+    return f"puente:e{event_id}:v{flow_version_id}:{step_id}"
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+_compiled: dict[int, CompiledFlow] = {}
+
+
+def _flow(version_id: int, document: dict[str, Any], registry: Registry) -> CompiledFlow:
+    # Flow versions never change, so a compiled one is good for the life of the process.
+    flow = _compiled.get(version_id)
+    if flow is None:
+        if len(_compiled) > 500:
+            _compiled.clear()
+        flow = _compiled[version_id] = compile_flow(document, registry)
+    return flow
+
+
+class _StepFailed(Exception):
+    def __init__(self, error: PuenteError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def execute_run(
+    sessions: sessionmaker[Session],
+    registry: Registry,
+    run_id: int,
+    *,
+    public_url: str = "",
+    run_timeout: int = 300,
+    now: Callable[[], datetime] = utcnow,
+) -> Outcome:
+    """Run a queued run to its end, or to its first failure."""
+    started = now()
+    with sessions.begin() as s:
+        claimed = s.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+            .values(
+                status=RunStatus.RUNNING,
+                attempts=Run.attempts + 1,
+                started_at=started,
+                deadline_at=started + timedelta(seconds=run_timeout + 30),
+            )
+        ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
+        return Outcome("skipped")
+
+    with sessions() as s:
+        run = s.get_one(Run, run_id)
+        payload = run.event.payload
+        event_id, version_id, attempts = run.event_id, run.flow_version_id, run.attempts
+        document = run.flow_version.document
+        done = {
+            step.step_id: step.output
+            for step in s.scalars(select(RunStep).where(RunStep.run_id == run_id))
+            if step.status == StepStatus.SUCCEEDED
+        }
+
+    try:
+        flow = _flow(version_id, document, registry)
+        data: dict[str, Any] = {"trigger": payload, "steps": {}}
+        for step in flow.steps:
+            if step.id in done:
+                data["steps"][step.id] = done[step.id]
+                continue
+            key = idempotency_key(event_id, version_id, step.id)
+            data["steps"][step.id] = _run_step(sessions, run_id, step, data, key, public_url, now)
+    except (_StepFailed, ConfigurationError) as exc:
+        error = exc.error if isinstance(exc, _StepFailed) else exc
+        return _fail(sessions, run_id, error, attempts, now)
+    _finish(sessions, run_id, RunStatus.SUCCEEDED, None, now())
+    return Outcome("succeeded")
+
+
+def _run_step(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    step: CompiledStep,
+    data: dict[str, Any],
+    key: str,
+    public_url: str,
+    now: Callable[[], datetime],
+) -> Any:
+    """Perform one step; its effect and its success row commit together or not at all."""
+    started, clock = now(), time.perf_counter()
+    inputs: Any = None
+    try:
+        inputs = mapping.evaluate(step.input, data)
+        errors = schemas.validate(step.action.input_schema, inputs)
+        if errors:
+            raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid", errors)
+        with sessions.begin() as s:
+            ctx = StepContext(key, Invoicing(s), logging.getLogger(f"puente.{step.action.key}"),
+                              public_url)
+            output = step.action.perform(ctx, inputs)
+            errors = schemas.validate(step.action.output_schema, output)
+            if errors:
+                raise PuenteError.from_field_errors(
+                    f"action {step.action.key} returned output that breaks its schema", errors
+                )
+            _record_step(s, run_id, step, StepStatus.SUCCEEDED, inputs, output, None,
+                         started, now(), clock)
+        return output
+    except PuenteError as exc:
+        error = exc
+    except DBAPIError as exc:
+        # Lost connections and serialization failures pass; the rest is a bug to look at.
+        cls = TransientError if exc.connection_invalidated or _is_transient(exc) else PuenteError
+        error = cls(f"database error: {exc.orig}")
+    except Exception as exc:
+        log.exception("step %s of run %s crashed", step.id, run_id)
+        error = PuenteError(f"unexpected error in {step.action.key}: {exc!r}")
+    with sessions.begin() as s:
+        _record_step(s, run_id, step, StepStatus.FAILED, inputs, None, error.as_dict(),
+                     started, now(), clock)
+    raise _StepFailed(error)
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    # 40001 serialization failure, 40P01 deadlock, 08xxx connection, 57P0x admin shutdown.
+    return code.startswith(("40001", "40P01", "08", "57P0")) or "database is locked" in str(exc)
+
+
+def _record_step(
+    s: Session,
+    run_id: int,
+    step: CompiledStep,
+    status: StepStatus,
+    inputs: Any,
+    output: Any,
+    error: dict[str, Any] | None,
+    started: datetime,
+    finished: datetime,
+    clock: float,
+) -> None:
+    row = s.scalar(select(RunStep).where(RunStep.run_id == run_id, RunStep.step_id == step.id))
+    if row is None:
+        row = RunStep(run_id=run_id, step_id=step.id, action_key=step.action.key, attempts=0)
+        s.add(row)
+    row.status = status
+    row.attempts += 1
+    row.input = redact(inputs, step.action.input_schema)
+    row.output = redact(output, step.action.output_schema)
+    row.error = error
+    row.started_at, row.finished_at = started, finished
+    row.duration_ms = round((time.perf_counter() - clock) * 1000)
+
+
+def _fail(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    error: PuenteError,
+    attempts: int,
+    now: Callable[[], datetime],
+) -> Outcome:
+    if error.failure_class is FailureClass.TRANSIENT and attempts < MAX_ATTEMPTS:
+        retry_after = error.retry_after if isinstance(error, TransientError) else None
+        delay = backoff_seconds(attempts, retry_after)
+        with sessions.begin() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=RunStatus.QUEUED,
+                    error=error.as_dict(),
+                    deadline_at=now() + timedelta(seconds=delay) + QUEUED_GRACE,
+                )
+            )
+        return Outcome("retry", delay)
+    _finish(sessions, run_id, RunStatus.FAILED, error.as_dict(), now())
+    return Outcome("failed")
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    status: RunStatus,
+    error: dict[str, Any] | None,
+    finished: datetime,
+) -> None:
+    with sessions.begin() as s:
+        s.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(status=status, error=error, finished_at=finished, deadline_at=None)
+        )

@@ -1,0 +1,67 @@
+"""The process-wide runtime: settings, database, Redis queue and registry, built once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from connector.crypto import SecretBox
+from connector.db import make_engine, make_sessionmaker
+from connector.registry import Registry, default_registry
+from connector.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Any]
+    redis: Redis
+    queue: Queue
+    registry: Registry
+    secrets: SecretBox
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()
+
+
+def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
+    if not settings.redis_url:
+        raise RuntimeError(
+            "REDIS_URL is not set: point it at Redis (redis://host:6379/0), "
+            "or start Puente with `make run`, which starts an embedded Redis"
+        )
+    engine = make_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        redis=redis,
+        queue=Queue(settings.queue_name, connection=redis),
+        registry=registry or default_registry(),
+        secrets=SecretBox(settings.secret_key),
+    )
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    """Make `runtime` the one jobs in this process use (workers, tests)."""
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    """The installed runtime, or one built from the environment on first use (RQ workers)."""
+    global _current
+    if _current is None:
+        _current = build_runtime(Settings.from_env())
+    return _current

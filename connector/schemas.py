@@ -1,0 +1,157 @@
+"""Load the JSON Schema files under schemas/ and validate data with plain-word errors."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from connector.errors import FieldError
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+BASE_URI = "https://schemas.puente.app/"
+
+
+@cache
+def _registry() -> Registry:  # type: ignore[type-arg]
+    resources = []
+    for path in sorted(SCHEMAS_DIR.rglob("*.json")):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        uri = BASE_URI + path.relative_to(SCHEMAS_DIR).as_posix()
+        if contents.get("$id") != uri:
+            raise RuntimeError(f"{path}: $id must be {uri!r}, found {contents.get('$id')!r}")
+        resources.append((uri, Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Return the schema stored at schemas/<name> (e.g. 'triggers/deal_won.json')."""
+    contents: dict[str, Any] = _registry().contents(BASE_URI + name)
+    return contents
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """Return a reusable validator for schemas/<name>, with format checks on."""
+    return Draft202012Validator(
+        load_schema(name),
+        registry=_registry(),
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def all_schema_names() -> list[str]:
+    return sorted(p.relative_to(SCHEMAS_DIR).as_posix() for p in SCHEMAS_DIR.rglob("*.json"))
+
+
+def validate(name: str, instance: Any) -> list[FieldError]:
+    """Validate against schemas/<name>; return every problem, ordered by path."""
+    errors = [_field_error(e) for e in validator(name).iter_errors(instance)]
+    return sorted(errors, key=lambda e: e.path)
+
+
+def format_path(parts: Any) -> str:
+    """Render a path like ('lines', 0, 'quantity') as 'lines[0].quantity'."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _best(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    # For anyOf/oneOf, report the branch that got furthest rather than "not valid under any".
+    if error.context:
+        return jsonschema.exceptions.best_match(error.context) or error
+    return error
+
+
+def _field_error(error: jsonschema.ValidationError) -> FieldError:
+    error = _best(error)
+    path = list(error.absolute_path)
+    kind = str(error.validator)
+    value = error.validator_value
+    instance = error.instance
+    if kind == "required":
+        missing = next((p for p in value if isinstance(instance, dict) and p not in instance), "")
+        return FieldError(format_path([*path, missing]), "is required but missing", "required")
+    if kind == "additionalProperties":
+        extra = sorted(set(instance) - set(error.schema.get("properties", {})))
+        return FieldError(
+            format_path(path),
+            f"has fields that are not allowed: {', '.join(extra)} (check their spelling)",
+            "unknown_fields",
+            {"fields": extra},
+        )
+    messages: dict[str, tuple[str, str]] = {
+        "type": (f"must be {_type_words(value)}, got {_describe(instance)}", "type"),
+        "enum": ("must be one of: " + ", ".join(_show(v) for v in _unique(value)), "enum"),
+        "const": (f"must be {_show(value)}", "const"),
+        "minLength": (
+            "must not be empty" if value == 1 else f"must have at least {value} characters",
+            "min_length",
+        ),
+        "maxLength": (f"must have at most {value} characters", "max_length"),
+        "minimum": (f"must be at least {value}", "minimum"),
+        "maximum": (f"must be at most {value}", "maximum"),
+        "minItems": (f"must have at least {value} item{'s' if value != 1 else ''}", "min_items"),
+        "maxItems": (f"must have at most {value} items", "max_items"),
+        "pattern": (f"has an invalid format ({_describe(instance)})", "pattern"),
+        "format": (f"is not a valid {value} ({_describe(instance)})", "format"),
+    }
+    message, code = messages.get(kind, (error.message, kind))
+    return FieldError(format_path(path), message, code, {"expected": _jsonable(value)})
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    seen: list[str] = []
+    for v in values:
+        if str(v) not in seen:
+            seen.append(str(v))
+    return seen
+
+
+def _type_words(value: Any) -> str:
+    names = {
+        "string": "text",
+        "number": "a number",
+        "integer": "a whole number",
+        "object": "an object",
+        "array": "a list",
+        "boolean": "true or false",
+        "null": "empty (null)",
+    }
+    types = value if isinstance(value, list) else [value]
+    return " or ".join(names.get(t, t) for t in types)
+
+
+def _describe(instance: Any) -> str:
+    if instance is None:
+        return "nothing (null)"
+    if isinstance(instance, bool):
+        return f"{str(instance).lower()}"
+    if isinstance(instance, dict):
+        return "an object"
+    if isinstance(instance, list):
+        return "a list"
+    text = json.dumps(instance, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return str(value)
+    return value

@@ -1,0 +1,75 @@
+"""Read every setting from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process configuration; build it with `Settings.from_env()`."""
+
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    instance_dir: Path
+    queue_name: str = "puente"
+    public_url: str = "http://127.0.0.1:5000"
+    max_body_bytes: int = 256 * 1024
+    signature_tolerance_seconds: int = 300
+    run_timeout_seconds: int = 300
+    bootstrap_api_key: str | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `PUENTE_*`, `DATABASE_URL` and `REDIS_URL`."""
+        env = os.environ if environ is None else environ
+        instance_dir = Path(env.get("PUENTE_INSTANCE_DIR", PROJECT_ROOT / "instance")).resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'puente.db'}"
+        return cls(
+            database_url=normalize_database_url(database_url),
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=env.get("PUENTE_SECRET_KEY") or _instance_secret(instance_dir),
+            instance_dir=instance_dir,
+            queue_name=env.get("PUENTE_QUEUE", "puente"),
+            public_url=env.get("PUENTE_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+            max_body_bytes=int(env.get("PUENTE_MAX_BODY_BYTES", 256 * 1024)),
+            signature_tolerance_seconds=int(env.get("PUENTE_SIGNATURE_TOLERANCE", 300)),
+            run_timeout_seconds=int(env.get("PUENTE_RUN_TIMEOUT", 300)),
+            bootstrap_api_key=env.get("PUENTE_BOOTSTRAP_API_KEY") or None,
+            log_level=env.get("PUENTE_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (tests, launcher)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for plain `postgresql://` URLs, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """Create (once) and read the secret that encrypts stored credentials.
+
+    Embedded mode keeps it beside the SQLite file so a restart can still decrypt;
+    production sets PUENTE_SECRET_KEY instead.
+    """
+    path = instance_dir / "secret_key"
+    if not path.exists():
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()

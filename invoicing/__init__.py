@@ -1,0 +1,1 @@
+"""The invoicing core: customers, documents and their totals. Knows nothing of flows."""

@@ -1,0 +1,77 @@
+"""Validate and normalize customers' tax ids: Spanish NIF/CIF/NIE, EU VAT numbers, others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stdnum import exceptions as stdnum_errors
+from stdnum.es import cif, dni, nie, nif
+from stdnum.eu import vat
+
+EU_COUNTRIES = frozenset(
+    "AT BE BG CY CZ DE DK EE EL ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI".split()
+)
+
+
+class TaxIdError(ValueError):
+    """A tax id that fails validation; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TaxId:
+    value: str  # normalized: no spaces or dashes, upper case; Spanish ids without "ES"
+    country: str
+    kind: str  # "NIF" (DNI), "NIE", "CIF", "VAT" (EU) or "OTHER"
+
+
+def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
+    """Validate a tax id for `country` (ES by default) and return it normalized."""
+    country = (country or "ES").upper()
+    compact = "".join(ch for ch in raw if ch.isalnum()).upper()
+    if not compact:
+        raise TaxIdError("the tax id is empty")
+    if compact.startswith("ES") and len(compact) == 11:
+        compact, country = compact[2:], "ES"
+    if country == "ES":
+        return _spanish(compact, raw)
+    if country in EU_COUNTRIES:
+        prefix = "EL" if country == "GR" else country
+        number = compact if compact.startswith(prefix) else prefix + compact
+        try:
+            return TaxId(vat.validate(number), country, "VAT")
+        except stdnum_errors.ValidationError as exc:
+            raise TaxIdError(
+                f"{raw!r} is not a valid {country} VAT number ({_why(exc)})"
+            ) from None
+    if len(compact) > 30:
+        raise TaxIdError(f"{raw!r} is too long for a tax id (30 characters at most)")
+    return TaxId(compact, country, "OTHER")
+
+
+def _spanish(compact: str, raw: str) -> TaxId:
+    try:
+        value = nif.validate(compact)
+    except stdnum_errors.ValidationError as exc:
+        raise TaxIdError(
+            f"{raw!r} is not a valid Spanish NIF/CIF/NIE ({_why(exc)}); "
+            "check the digits and the control letter"
+        ) from None
+    if dni.is_valid(value):
+        kind = "NIF"
+    elif nie.is_valid(value):
+        kind = "NIE"
+    elif cif.is_valid(value):
+        kind = "CIF"
+    else:
+        kind = "NIF"  # special NIFs (K, L, M) validated by nif but not by the others
+    return TaxId(value, "ES", kind)
+
+
+def _why(exc: stdnum_errors.ValidationError) -> str:
+    if isinstance(exc, stdnum_errors.InvalidChecksum):
+        return "the control digit or letter does not match"
+    if isinstance(exc, stdnum_errors.InvalidLength):
+        return "wrong number of characters"
+    if isinstance(exc, stdnum_errors.InvalidFormat):
+        return "wrong format"
+    return str(exc)

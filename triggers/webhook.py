@@ -1,0 +1,42 @@
+"""Generic signed webhook: any system that signs with Standard Webhooks can report a won deal.
+
+The body is one normalized deal (schemas/triggers/deal_won.json) or a JSON list of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector import standard_webhooks
+from connector.spec import Delivery, ParsedItem, TriggerSpec
+
+
+class PayloadShapeError(ValueError):
+    """The body is JSON but neither a deal object nor a list of them."""
+
+
+def verify(delivery: Delivery, secret: str, now: int, tolerance: int) -> str:
+    return standard_webhooks.verify(secret, delivery.headers, delivery.body, now, tolerance)
+
+
+def parse(payload: Any, delivery_id: str) -> list[ParsedItem]:
+    if isinstance(payload, dict):
+        return [ParsedItem(delivery_id, _normalize(payload))]
+    if isinstance(payload, list) and payload and all(isinstance(p, dict) for p in payload):
+        return [ParsedItem(f"{delivery_id}#{i}", _normalize(p)) for i, p in enumerate(payload)]
+    raise PayloadShapeError("the body must be a deal (a JSON object) or a non-empty list of deals")
+
+
+def _normalize(deal: dict[str, Any]) -> dict[str, Any]:
+    return deal if "source" in deal else {**deal, "source": "webhook"}
+
+
+DEAL_WON = TriggerSpec(
+    key="webhook.deal_won",
+    title="Deal won (signed webhook)",
+    title_es="Oportunidad ganada (webhook firmado)",
+    description="A deal marked won, sent by any system that signs with Standard Webhooks.",
+    output_schema="triggers/deal_won.json",
+    verify=verify,
+    parse=parse,
+)

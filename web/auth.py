@@ -1,0 +1,67 @@
+"""Bearer API keys for the JSON API; the same keys sign people in to the UI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, g, jsonify, redirect, request, session, url_for
+
+from connector.admin import find_api_key
+from connector.models import ApiKey
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _check(key: str) -> ApiKey | None:
+    with current_app.extensions["puente"].sessions.begin() as s:
+        row = find_api_key(s, key)
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
+def require_api_key(view: F) -> F:
+    """Answer 401 unless `Authorization: Bearer <api key>` names a live key."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return _unauthorized("send the header 'Authorization: Bearer <api key>'")
+        row = _check(key.strip())
+        if row is None:
+            return _unauthorized("the API key is unknown or revoked")
+        g.api_key = row
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _unauthorized(message: str) -> Any:
+    response = jsonify({"error": "unauthorized", "message": message})
+    response.headers["WWW-Authenticate"] = 'Bearer realm="puente"'
+    return response, 401
+
+
+def require_login(view: F) -> F:
+    """Send people who have not signed in to the sign-in page."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "api_key_id" not in session:
+            return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def sign_in(key: str) -> bool:
+    row = _check(key.strip())
+    if row is None:
+        return False
+    session.clear()
+    session["api_key_id"] = row.id
+    session["api_key_name"] = row.name
+    return True

@@ -1,0 +1,103 @@
+"""Command line: `python -m web.cli <command>` (init, demo, api-key, sweep, send-sample)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+
+
+import requests
+
+from connector import admin, jobs, migrate
+from connector.runtime import Runtime, build_runtime
+from connector.settings import Settings
+from connector.standard_webhooks import headers_for
+from web import demo
+
+
+def init(settings: Settings) -> None:
+    """Apply migrations and register the bootstrap API key if there is none yet."""
+    migrate.upgrade(settings.database_url)
+    if settings.bootstrap_api_key:
+        rt = build_runtime(settings)
+        with rt.sessions.begin() as s:
+            if admin.bootstrap_api_key(s, settings.bootstrap_api_key):
+                print("registered PUENTE_BOOTSTRAP_API_KEY for the first admin")
+        rt.close()
+
+
+def send_sample(rt: Runtime, url: str | None, deal_id: str | None) -> int:
+    """Sign the sample 'deal won' with the demo webhook's secret and POST it."""
+    with rt.sessions.begin() as s:
+        sub, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
+        token = sub.token
+    body = json.dumps(demo.sample_deal(deal_id), ensure_ascii=False).encode()
+    headers = headers_for(secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    target = url or f"{rt.settings.public_url}/hooks/{token}"
+    response = requests.post(target, data=body, timeout=10,
+                             headers={**headers, "Content-Type": "application/json"})
+    print(f"POST {target} → {response.status_code} {response.text.strip()}")
+    if response.status_code == 202:
+        for run_id in response.json()["run_ids"]:
+            print(f"run:      {rt.settings.public_url}/ui/runs/{run_id}")
+        print(f"invoices: {rt.settings.public_url}/ui/invoices")
+    return 0 if response.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m web.cli", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="apply database migrations and the bootstrap API key")
+    sub.add_parser("demo", help="create the demo webhook and flow; print URL and secret")
+    key = sub.add_parser("api-key", help="create an API key and print it (shown once)")
+    key.add_argument("--name", required=True)
+    sweep = sub.add_parser("sweep", help="re-enqueue runs whose job was lost")
+    sweep.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    sample = sub.add_parser("send-sample", help="send a signed sample 'deal won'")
+    sample.add_argument("--url", help="webhook URL (default: the demo webhook on this server)")
+    sample.add_argument("--deal-id", help="deal id (default: a new one each time)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    if args.command == "init":
+        init(settings)
+        return 0
+    rt = build_runtime(settings)
+    if args.command == "demo":
+        with rt.sessions.begin() as s:
+            hook, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
+            print(f"webhook URL:    {settings.public_url}/hooks/{hook.token}")
+            print(f"webhook secret: {secret}")
+    elif args.command == "api-key":
+        with rt.sessions.begin() as s:
+            print(admin.create_api_key(s, args.name))
+    elif args.command == "sweep":
+        return _sweep_loop(rt, args.every)
+    elif args.command == "send-sample":
+        return send_sample(rt, args.url, args.deal_id)
+    return 0
+
+
+def _sweep_loop(rt: Runtime, every: float) -> int:
+    log = logging.getLogger("puente.sweeper")
+    while True:
+        try:
+            jobs.sweep(rt)
+        except Exception:  # keep sweeping: a database or Redis blip must not stop the sweeper
+            log.exception("sweep failed; trying again in %s s", every or 0)
+            if not every:
+                return 1
+        if not every:
+            return 0
+        time.sleep(every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+

@@ -1,0 +1,202 @@
+"""Interface text in Spanish (default) and English; choose with ?lang=, a cookie or the browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, request
+from flask.wrappers import Response
+
+LANGUAGES = ("es", "en")
+COOKIE = "puente_lang"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "es": {
+        "flows": "Flujos",
+        "runs": "Ejecuciones",
+        "invoices": "Facturas",
+        "sign_in": "Entrar",
+        "sign_out": "Salir",
+        "api_key": "Clave de API",
+        "api_key_help": "Pega la clave de API que te dio tu administrador "
+                        "(make run la muestra al arrancar).",
+        "bad_key": "La clave no es válida o está revocada.",
+        "name": "Nombre",
+        "trigger": "Disparador",
+        "webhook_url": "URL del webhook",
+        "status": "Estado",
+        "enabled": "Activo",
+        "disabled": "Inactivo",
+        "version": "Versión",
+        "steps": "Pasos",
+        "no_flows": "Aún no hay flujos.",
+        "no_runs": "Aún no hay ejecuciones. Envía un evento al webhook para ver la primera.",
+        "no_invoices": "Aún no hay facturas.",
+        "run": "Ejecución",
+        "flow": "Flujo",
+        "deal": "Oportunidad",
+        "attempts": "Intentos",
+        "created": "Creada",
+        "started": "Inicio",
+        "finished": "Fin",
+        "duration": "Duración",
+        "error": "Error",
+        "input": "Entrada",
+        "output": "Salida",
+        "trigger_data": "Datos del disparador",
+        "step": "Paso",
+        "action": "Acción",
+        "all": "Todas",
+        "filter": "Filtrar",
+        "invoice": "Factura",
+        "draft_invoice": "Factura en borrador",
+        "number": "Número",
+        "customer": "Cliente",
+        "tax_id": "NIF",
+        "date": "Fecha",
+        "total": "Total",
+        "base": "Base imponible",
+        "tax": "IVA",
+        "rate": "Tipo",
+        "description": "Descripción",
+        "quantity": "Cantidad",
+        "unit_price": "Precio unitario",
+        "discount": "Dto.",
+        "amount": "Importe",
+        "address": "Dirección",
+        "source": "Origen",
+        "reference": "Referencia",
+        "notes": "Observaciones",
+        "draft_notice": "Borrador: sin número ni fecha de expedición hasta que se emita.",
+        "previous": "Anteriores",
+        "next": "Siguientes",
+        "status_queued": "En cola",
+        "status_running": "En curso",
+        "status_succeeded": "Correcta",
+        "status_failed": "Fallida",
+        "status_draft": "Borrador",
+        "status_issued": "Emitida",
+        "status_paid": "Cobrada",
+        "status_cancelled": "Anulada",
+        "class_validation": "Datos no válidos",
+        "class_configuration": "Configuración",
+        "class_transient": "Temporal (se reintenta)",
+        "class_internal": "Error interno",
+        "field": "Campo",
+        "problem": "Problema",
+        "language": "Idioma",
+        "not_found": "No encontrado",
+        "view_invoice": "Ver factura",
+        "invoice_of_run": "Factura creada",
+    },
+    "en": {
+        "flows": "Flows",
+        "runs": "Runs",
+        "invoices": "Invoices",
+        "sign_in": "Sign in",
+        "sign_out": "Sign out",
+        "api_key": "API key",
+        "api_key_help": "Paste the API key your administrator gave you "
+                        "(make run prints it at start-up).",
+        "bad_key": "That key is unknown or revoked.",
+        "name": "Name",
+        "trigger": "Trigger",
+        "webhook_url": "Webhook URL",
+        "status": "Status",
+        "enabled": "Enabled",
+        "disabled": "Disabled",
+        "version": "Version",
+        "steps": "Steps",
+        "no_flows": "No flows yet.",
+        "no_runs": "No runs yet. Send an event to the webhook to see the first one.",
+        "no_invoices": "No invoices yet.",
+        "run": "Run",
+        "flow": "Flow",
+        "deal": "Deal",
+        "attempts": "Attempts",
+        "created": "Created",
+        "started": "Started",
+        "finished": "Finished",
+        "duration": "Duration",
+        "error": "Error",
+        "input": "Input",
+        "output": "Output",
+        "trigger_data": "Trigger data",
+        "step": "Step",
+        "action": "Action",
+        "all": "All",
+        "filter": "Filter",
+        "invoice": "Invoice",
+        "draft_invoice": "Draft invoice",
+        "number": "Number",
+        "customer": "Customer",
+        "tax_id": "Tax id",
+        "date": "Date",
+        "total": "Total",
+        "base": "Taxable base",
+        "tax": "VAT",
+        "rate": "Rate",
+        "description": "Description",
+        "quantity": "Quantity",
+        "unit_price": "Unit price",
+        "discount": "Disc.",
+        "amount": "Amount",
+        "address": "Address",
+        "source": "Source",
+        "reference": "Reference",
+        "notes": "Notes",
+        "draft_notice": "Draft: no number or issue date until it is issued.",
+        "previous": "Previous",
+        "next": "Next",
+        "status_queued": "Queued",
+        "status_running": "Running",
+        "status_succeeded": "Succeeded",
+        "status_failed": "Failed",
+        "status_draft": "Draft",
+        "status_issued": "Issued",
+        "status_paid": "Paid",
+        "status_cancelled": "Cancelled",
+        "class_validation": "Invalid data",
+        "class_configuration": "Configuration",
+        "class_transient": "Temporary (will retry)",
+        "class_internal": "Internal error",
+        "field": "Field",
+        "problem": "Problem",
+        "language": "Language",
+        "not_found": "Not found",
+        "view_invoice": "View invoice",
+        "invoice_of_run": "Invoice created",
+    },
+}
+
+
+def translate(key: str, lang: str | None = None) -> str:
+    lang = lang or getattr(g, "lang", "es")
+    return MESSAGES.get(lang, MESSAGES["es"]).get(key) or MESSAGES["es"].get(key, key)
+
+
+def _choose() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    cookie = request.cookies.get(COOKIE)
+    if cookie in LANGUAGES:
+        return cookie
+    return request.accept_languages.best_match(LANGUAGES, default="es") or "es"
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def pick_language() -> None:
+        g.lang = _choose()
+
+    @app.after_request
+    def remember_language(response: Response) -> Response:
+        if request.args.get("lang") in LANGUAGES:
+            response.set_cookie(COOKIE, request.args["lang"], max_age=365 * 86400,
+                                samesite="Lax", httponly=True)
+        return response
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {"t": translate, "lang": getattr(g, "lang", "es"), "languages": LANGUAGES}

