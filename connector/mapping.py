@@ -33,10 +33,15 @@ def compile_mapping(mapping: Any, where: str = "") -> Compiled:
         prefix = f"{where}: " if where else ""
         raise ConfigurationError(
             prefix + "; ".join(str(e) for e in errors),
-            [FieldError(f"{where}.{e.path}" if where else e.path, e.message, e.code, e.params)
-             for e in errors],
+            [FieldError(_join(where, e.path), e.message, e.code, e.params) for e in errors],
         )
     return compiled
+
+
+def _join(where: str, path: str) -> str:
+    if not where or not path:
+        return where or path
+    return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
 
 
 def _compile(node: Any, path: list[Any], errors: list[FieldError]) -> Compiled:

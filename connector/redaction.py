@@ -8,7 +8,12 @@ from typing import Any
 from connector.schemas import load_schema
 
 MASK = "••••••"
-SENSITIVE_NAME = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential", re.I)
+# Whole words of a field name ("client_secret", "access-token"), not "passport_number".
+SENSITIVE_NAME = re.compile(
+    r"(?:^|[_-])(?:pass(?:word)?|passwd|secrets?|tokens?|api[_-]?keys?|apikeys?|authorization"
+    r"|credentials?)(?:$|[_-])",
+    re.I,
+)
 
 
 def redact(value: Any, schema_name: str | None = None) -> Any:

@@ -80,7 +80,8 @@ def _field_error(error: jsonschema.ValidationError) -> FieldError:
     value = error.validator_value
     instance = error.instance
     if kind == "required":
-        missing = next((p for p in value if isinstance(instance, dict) and p not in instance), "")
+        # One error per missing property; its name is only in the message ("'x' is a ...").
+        missing = error.message.partition(" is a required property")[0].strip("'\"")
         return FieldError(format_path([*path, missing]), "is required but missing", "required")
     if kind == "additionalProperties":
         extra = sorted(set(instance) - set(error.schema.get("properties", {})))
@@ -90,31 +91,42 @@ def _field_error(error: jsonschema.ValidationError) -> FieldError:
             "unknown_fields",
             {"fields": extra},
         )
-    messages: dict[str, tuple[str, str]] = {
-        "type": (f"must be {_type_words(value)}, got {_describe(instance)}", "type"),
-        "enum": ("must be one of: " + ", ".join(_show(v) for v in _unique(value)), "enum"),
-        "const": (f"must be {_show(value)}", "const"),
-        "minLength": (
-            "must not be empty" if value == 1 else f"must have at least {value} characters",
-            "min_length",
-        ),
-        "maxLength": (f"must have at most {value} characters", "max_length"),
-        "minimum": (f"must be at least {value}", "minimum"),
-        "maximum": (f"must be at most {value}", "maximum"),
-        "minItems": (f"must have at least {value} item{'s' if value != 1 else ''}", "min_items"),
-        "maxItems": (f"must have at most {value} items", "max_items"),
-        "pattern": (f"has an invalid format ({_describe(instance)})", "pattern"),
-        "format": (f"is not a valid {value} ({_describe(instance)})", "format"),
-    }
-    message, code = messages.get(kind, (error.message, kind))
-    return FieldError(format_path(path), message, code, {"expected": _jsonable(value)})
+    message = _message(kind, value, instance) or error.message
+    return FieldError(format_path(path), message, kind, {"expected": _jsonable(value)})
 
 
-def _unique(values: list[Any]) -> list[Any]:
+def _message(kind: str, value: Any, instance: Any) -> str | None:
+    if kind == "type":
+        return f"must be {_type_words(value)}, got {_describe(instance)}"
+    if kind == "enum":
+        return "must be one of: " + ", ".join(_unique(value))
+    if kind == "const":
+        return f"must be {_show(value)}"
+    if kind == "minLength":
+        return "must not be empty" if value == 1 else f"must have at least {value} characters"
+    if kind == "maxLength":
+        return f"must have at most {value} characters"
+    if kind == "minimum":
+        return f"must be at least {value}"
+    if kind == "maximum":
+        return f"must be at most {value}"
+    if kind == "minItems":
+        return "must not be empty" if value == 1 else f"must have at least {value} items"
+    if kind == "maxItems":
+        return f"must have at most {value} items"
+    if kind == "pattern":
+        return f"has an invalid format ({_describe(instance)})"
+    if kind == "format":
+        return f"is not a valid {value} ({_describe(instance)})"
+    return None
+
+
+def _unique(values: list[Any]) -> list[str]:
+    """Show each allowed value once: [21, "21"] reads as "21"."""
     seen: list[str] = []
     for v in values:
-        if str(v) not in seen:
-            seen.append(str(v))
+        if _show(v) not in seen:
+            seen.append(_show(v))
     return seen
 
 

@@ -30,12 +30,16 @@ def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
     compact = "".join(ch for ch in raw if ch.isalnum()).upper()
     if not compact:
         raise TaxIdError("the tax id is empty")
-    if compact.startswith("ES") and len(compact) == 11:
+    # An EU VAT number names its own state: "ES…" is Spanish whatever the address says.
+    if country in EU_COUNTRIES and compact.startswith("ES") and len(compact) == 11:
         compact, country = compact[2:], "ES"
     if country == "ES":
         return _spanish(compact, raw)
     if country in EU_COUNTRIES:
+        # Greece is "EL" in VAT numbers although its ISO code is "GR".
         prefix = "EL" if country == "GR" else country
+        if country == "GR" and compact.startswith("GR"):
+            compact = compact[2:]
         number = compact if compact.startswith(prefix) else prefix + compact
         try:
             return TaxId(vat.validate(number), country, "VAT")

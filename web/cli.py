@@ -13,6 +13,9 @@ import uuid
 import requests
 
 from connector import admin, jobs, migrate
+from connector.crypto import SecretBox
+from connector.db import make_engine, make_sessionmaker
+from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from connector.standard_webhooks import headers_for
@@ -30,21 +33,26 @@ def init(settings: Settings) -> None:
         rt.close()
 
 
-def send_sample(rt: Runtime, url: str | None, deal_id: str | None) -> int:
-    """Sign the sample 'deal won' with the demo webhook's secret and POST it."""
-    with rt.sessions.begin() as s:
-        sub, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
+def send_sample(settings: Settings, url: str | None, deal_id: str | None) -> int:
+    """Sign the sample 'deal won' with the demo webhook's secret and POST it.
+
+    Needs only the database (for the secret), not Redis: it runs beside `make run`.
+    """
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine).begin() as s:
+        sub, secret = demo.ensure_demo(s, SecretBox(settings.secret_key), default_registry())
         token = sub.token
+    engine.dispose()
     body = json.dumps(demo.sample_deal(deal_id), ensure_ascii=False).encode()
     headers = headers_for(secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
-    target = url or f"{rt.settings.public_url}/hooks/{token}"
+    target = url or f"{settings.public_url}/hooks/{token}"
     response = requests.post(target, data=body, timeout=10,
                              headers={**headers, "Content-Type": "application/json"})
     print(f"POST {target} → {response.status_code} {response.text.strip()}")
     if response.status_code == 202:
         for run_id in response.json()["run_ids"]:
-            print(f"run:      {rt.settings.public_url}/ui/runs/{run_id}")
-        print(f"invoices: {rt.settings.public_url}/ui/invoices")
+            print(f"run:      {settings.public_url}/ui/runs/{run_id}")
+        print(f"invoices: {settings.public_url}/ui/invoices")
     return 0 if response.ok else 1
 
 
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":
         init(settings)
         return 0
+    if args.command == "send-sample":
+        return send_sample(settings, args.url, args.deal_id)
     rt = build_runtime(settings)
     if args.command == "demo":
         with rt.sessions.begin() as s:
@@ -78,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
             print(admin.create_api_key(s, args.name))
     elif args.command == "sweep":
         return _sweep_loop(rt, args.every)
-    elif args.command == "send-sample":
-        return send_sample(rt, args.url, args.deal_id)
     return 0
 
 

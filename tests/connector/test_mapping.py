@@ -73,7 +73,7 @@ def test_evaluating_does_not_change_the_mapping_or_the_data():
     compiled = compile_mapping(mapping)
     evaluate(compiled, DATA)
     assert mapping == mapping_before
-    assert DATA == data_before
+    assert data_before == DATA
 
 
 # --- expressions ---------------------------------------------------------------------------
@@ -90,7 +90,11 @@ def test_an_expression_reads_the_output_of_an_earlier_step():
 def test_expressions_inside_nested_dicts_and_lists_are_evaluated_in_place():
     mapping = {
         "customer": {"name": {"$expr": "trigger.customer.name"}, "country": "ES"},
-        "refs": ["fixed", {"$expr": "trigger.deal_id"}, {"inner": {"$expr": "steps.invoice.status"}}],
+        "refs": [
+            "fixed",
+            {"$expr": "trigger.deal_id"},
+            {"inner": {"$expr": "steps.invoice.status"}},
+        ],
     }
     assert run(mapping) == {
         "customer": {"name": "Acme", "country": "ES"},
@@ -146,8 +150,18 @@ def test_a_literal_null_is_kept_unlike_a_missing_expression_value():
 
 
 def test_a_missing_path_inside_a_nested_object_leaves_only_that_key_out():
-    mapping = {"customer": {"name": {"$expr": "trigger.customer.name"}, "email": {"$expr": "trigger.customer.email"}}}
+    mapping = {
+        "customer": {
+            "name": {"$expr": "trigger.customer.name"},
+            "email": {"$expr": "trigger.customer.email"},
+        }
+    }
     assert run(mapping) == {"customer": {"name": "Acme"}}
+
+
+def test_a_missing_value_inside_a_list_stays_as_null_to_keep_the_positions():
+    mapping = {"refs": [{"$expr": "trigger.campaign"}, {"$expr": "trigger.deal_id"}]}
+    assert run(mapping) == {"refs": [None, "D-1001"]}
 
 
 # --- compile-time errors -------------------------------------------------------------------

@@ -140,7 +140,9 @@ def test_tax_id_error_is_a_value_error():
 # --- EU VAT numbers ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", ["FR40303265045", "40303265045", "fr 40 303 265 045", "FR-40303265045"])
+@pytest.mark.parametrize(
+    "raw", ["FR40303265045", "40303265045", "fr 40 303 265 045", "FR-40303265045"]
+)
 def test_a_valid_french_vat_number_is_normalized_with_its_prefix(raw):
     assert parse_tax_id(raw, "FR") == TaxId("FR40303265045", "FR", "VAT")
 

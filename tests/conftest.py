@@ -1,0 +1,132 @@
+"""Fixtures: a fresh database (SQLite and PostgreSQL) and real Redis for every test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import SimpleWorker
+
+from connector import migrate, runtime
+from connector.db import Base
+from connector.runtime import Runtime, build_runtime
+from connector.settings import Settings
+from web import create_app
+
+POSTGRES_URL = os.environ.get(
+    "PUENTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+# A Redis database of its own, flushed before each test.
+REDIS_URL = os.environ.get("PUENTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+BACKENDS = [b.strip() for b in os.environ.get("PUENTE_TEST_DATABASES", "sqlite,postgresql")
+            .split(",") if b.strip()]
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("template") / "puente.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A migrated PostgreSQL schema private to this test session, dropped at the end."""
+    schema = f"puente_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}). Start it, point "
+            "PUENTE_TEST_POSTGRES_URL at it, or run `PUENTE_TEST_DATABASES=sqlite make test`.",
+            returncode=3,
+        )
+    url = _with_search_path(POSTGRES_URL, schema)
+    migrate.upgrade(url)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "puente.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_schema")
+        engine = sa.create_engine(url)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return url
+    raise ValueError(f"unknown test database {request.param!r}: use sqlite or postgresql")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        pytest.exit(f"Redis is not reachable at {REDIS_URL}: {exc}", returncode=3)
+    client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key="test-secret-key",
+        instance_dir=tmp_path,
+        queue_name="puente-test",
+        public_url="http://127.0.0.1:5000",
+    )
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    """The runtime tests and in-process workers share, like a worker process has one."""
+    built = build_runtime(settings)
+    runtime.install(built)
+    yield built
+    runtime.install(None)
+    built.close()
+
+
+@pytest.fixture
+def app(rt: Runtime) -> Flask:
+    application = create_app(runtime=rt)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def drain(rt: Runtime) -> None:
+    """Run every queued job with a real RQ worker (SimpleWorker, burst mode, real Redis)."""
+    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, logging_level="WARNING")

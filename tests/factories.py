@@ -1,0 +1,69 @@
+"""Plain factory functions for tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from connector import admin
+from connector.models import Flow
+from connector.runtime import Runtime
+from connector.schemas import load_schema
+from connector.standard_webhooks import headers_for
+from web import demo
+
+
+@dataclass(frozen=True)
+class Hook:
+    token: str
+    secret: str
+    subscription_id: int
+    flow_id: int
+
+    @property
+    def path(self) -> str:
+        return f"/hooks/{self.token}"
+
+
+def make_hook(rt: Runtime, flow: dict[str, Any] | None = None, enabled: bool = True) -> Hook:
+    """A webhook subscription with one flow attached (the demo flow by default)."""
+    with rt.sessions.begin() as s:
+        created = admin.create_subscription(s, rt.secrets, "test hook", "webhook.deal_won")
+        saved: Flow = admin.save_flow(s, rt.registry, flow or demo.DEMO_FLOW,
+                                      subscription_id=created.subscription.id, enabled=enabled)
+        return Hook(created.subscription.token, created.secret, created.subscription.id, saved.id)
+
+
+def make_api_key(rt: Runtime, name: str = "tester") -> str:
+    with rt.sessions.begin() as s:
+        return admin.create_api_key(s, name)
+
+
+def deal(**changes: Any) -> dict[str, Any]:
+    """The sample deal from the trigger schema, with a fresh id and any fields replaced."""
+    data = copy.deepcopy(load_schema("triggers/deal_won.json")["examples"][0])
+    data["deal_id"] = f"D-{uuid.uuid4().hex[:8]}"
+    data.update(changes)
+    return data
+
+
+def signed(secret: str, body: bytes, msg_id: str | None = None,
+           timestamp: int | None = None) -> dict[str, str]:
+    return {
+        **headers_for(secret, msg_id or f"msg_{uuid.uuid4().hex}",
+                      int(time.time()) if timestamp is None else timestamp, body),
+        "Content-Type": "application/json",
+    }
+
+
+def post_deal(client: FlaskClient, hook: Hook, payload: Any, msg_id: str | None = None
+              ) -> TestResponse:
+    body = json.dumps(payload).encode()
+    return client.post(hook.path, data=body, headers=signed(hook.secret, body, msg_id))
