@@ -68,16 +68,22 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-_compiled: dict[int, CompiledFlow] = {}
+_compiled: dict[int, tuple[Registry, dict[str, Any], CompiledFlow]] = {}
 
 
 def _flow(version_id: int, document: dict[str, Any], registry: Registry) -> CompiledFlow:
-    # Flow versions never change, so a compiled one is good for the life of the process.
-    flow = _compiled.get(version_id)
-    if flow is None:
-        if len(_compiled) > 500:
-            _compiled.clear()
-        flow = _compiled[version_id] = compile_flow(document, registry)
+    """Compile a flow version once per process (versions are immutable).
+
+    The hit is checked against the document and registry too, so a process that talks to
+    several databases (tests) never runs another database's version 1.
+    """
+    hit = _compiled.get(version_id)
+    if hit is not None and hit[0] is registry and hit[1] == document:
+        return hit[2]
+    if len(_compiled) > 500:
+        _compiled.clear()
+    flow = compile_flow(document, registry)
+    _compiled[version_id] = (registry, document, flow)
     return flow
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,15 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
 
 
 _current: Runtime | None = None
+
+
+def _after_fork_in_child() -> None:
+    # A forked job must not reuse the parent's pooled database connections.
+    if _current is not None:
+        _current.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def install(runtime: Runtime | None) -> None:

@@ -14,6 +14,7 @@ from werkzeug.test import TestResponse
 
 from connector import admin
 from connector.models import Flow
+from connector.registry import Registry
 from connector.runtime import Runtime
 from connector.schemas import load_schema
 from connector.standard_webhooks import headers_for
@@ -32,11 +33,12 @@ class Hook:
         return f"/hooks/{self.token}"
 
 
-def make_hook(rt: Runtime, flow: dict[str, Any] | None = None, enabled: bool = True) -> Hook:
+def make_hook(rt: Runtime, flow: dict[str, Any] | None = None, enabled: bool = True,
+              registry: Registry | None = None) -> Hook:
     """A webhook subscription with one flow attached (the demo flow by default)."""
     with rt.sessions.begin() as s:
         created = admin.create_subscription(s, rt.secrets, "test hook", "webhook.deal_won")
-        saved: Flow = admin.save_flow(s, rt.registry, flow or demo.DEMO_FLOW,
+        saved: Flow = admin.save_flow(s, registry or rt.registry, flow or demo.DEMO_FLOW,
                                       subscription_id=created.subscription.id, enabled=enabled)
         return Hook(created.subscription.token, created.secret, created.subscription.id, saved.id)
 

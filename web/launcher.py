@@ -99,7 +99,7 @@ def main() -> int:
              "--access-logfile", "-", "--graceful-timeout", "5"],
             *[
                 [str(bin_dir / "rq"), "worker", "--url", settings.redis_url or "",
-                 "--with-scheduler", "--name", f"puente-{os.getpid()}-{i}", settings.queue_name]
+                 "--worker-class", "connector.worker.Worker", "--with-scheduler", "--name", f"puente-{os.getpid()}-{i}", settings.queue_name]
                 for i in range(int(os.environ.get("PUENTE_WORKERS", "1")))
             ],
             [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],

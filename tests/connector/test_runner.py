@@ -1,0 +1,201 @@
+"""The runner resumes instead of repeating, classifies failures, and keeps effects atomic."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import func, select
+
+import actions
+import triggers
+from actions.invoicing import CREATE_DRAFT_INVOICE, create_draft_invoice
+from connector import jobs, runner, runtime
+from connector.errors import TransientError
+from connector.models import Run, RunStatus, RunStep
+from connector.registry import Registry
+from connector.runtime import build_runtime
+from invoicing.models import Invoice
+from tests.conftest import drain
+from tests.factories import deal, make_hook, post_deal
+from web import create_app, demo
+
+
+class Flaky:
+    """Fails with a transient error `failures` times, then creates the draft for real."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        self.failures, self.calls = failures, 0
+        self.error = error or TransientError("503 from the invoicing API", retry_after=None)
+
+    def __call__(self, ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return create_draft_invoice(ctx, data)
+
+
+def registry_with(**performs: Any) -> Registry:
+    """The real registry plus test actions: `test.<name>` performing the given function."""
+    extra = [
+        dataclasses.replace(CREATE_DRAFT_INVOICE, key=f"test.{name}", perform=perform)
+        for name, perform in performs.items()
+    ]
+    return Registry.build(triggers.ALL, [*actions.ALL, *extra])
+
+
+def two_step_flow(second_action: str) -> dict[str, Any]:
+    """Step 1 makes the draft; step 2 (under test) makes a second draft for another deal ref."""
+    first = demo.DEMO_FLOW["steps"][0]
+    second = {
+        "id": "second",
+        "action": second_action,
+        "input": {**first["input"], "external_ref": {"$expr": "join('-', [trigger.deal_id, 'b'])"}},
+    }
+    return {**demo.DEMO_FLOW, "steps": [first, second]}
+
+
+def invoices(rt) -> int:
+    with rt.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Invoice)) or 0
+
+
+def execute(rt, registry: Registry, run_id: int) -> runner.Outcome:
+    return runner.execute_run(rt.sessions, registry, run_id)
+
+
+def queue_run(rt, client, flow: dict[str, Any], payload: dict[str, Any] | None = None,
+              registry: Registry | None = None) -> int:
+    hook = make_hook(rt, flow, registry=registry)
+    [run_id] = post_deal(client, hook, payload or deal()).json["run_ids"]
+    return run_id
+
+
+def test_a_retry_resumes_at_the_failed_step_and_never_repeats_a_finished_one(rt, client):
+    flaky = Flaky(failures=1)
+    registry = registry_with(flaky=flaky)
+    run_id = queue_run(rt, client, two_step_flow("test.flaky"), registry=registry)
+
+    first = execute(rt, registry, run_id)
+
+    assert first.status == "retry" and first.retry_in is not None
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.QUEUED
+        assert run.error["class"] == "transient"
+        steps = {st.step_id: st for st in run.steps}
+        assert steps["invoice"].status == "succeeded"
+        assert steps["second"].status == "failed"
+    assert invoices(rt) == 1
+
+    second = execute(rt, registry, run_id)
+
+    assert second.status == "succeeded"
+    with rt.sessions() as s:
+        steps = {st.step_id: st for st in s.scalars(select(RunStep))}
+        assert steps["invoice"].attempts == 1  # not performed again
+        assert steps["second"].attempts == 2
+        assert s.get_one(Run, run_id).attempts == 2
+    assert flaky.calls == 2
+    assert invoices(rt) == 2
+
+
+def test_transient_failures_stop_after_the_attempt_limit(rt, client):
+    registry = registry_with(flaky=Flaky(failures=100))
+    run_id = queue_run(rt, client, two_step_flow("test.flaky"), registry=registry)
+
+    outcomes = [execute(rt, registry, run_id).status for _ in range(runner.MAX_ATTEMPTS)]
+
+    assert outcomes == ["retry"] * (runner.MAX_ATTEMPTS - 1) + ["failed"]
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.FAILED and run.attempts == runner.MAX_ATTEMPTS
+
+
+def test_a_validation_error_fails_at_once_with_every_field_named(rt, client):
+    payload = deal()
+    payload["lines"][0]["quantity"] = "0"
+    payload["lines"][1]["tax_rate"] = "21"
+    run_id = queue_run(rt, client, demo.DEMO_FLOW, payload)
+    registry = registry_with()
+
+    outcome = execute(rt, registry, run_id)
+
+    assert outcome.status == "failed"
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.error["class"] == "validation"
+        assert [e["path"] for e in run.error["errors"]] == ["lines[0].quantity"]
+        assert "must not be zero" in run.error["message"]
+    assert execute(rt, registry, run_id).status == "skipped"  # failed runs are not retried
+
+
+def test_a_mapping_that_misses_a_required_field_fails_naming_it(rt, client):
+    flow = {**demo.DEMO_FLOW, "steps": [{
+        **demo.DEMO_FLOW["steps"][0],
+        "input": {**demo.DEMO_FLOW["steps"][0]["input"],
+                  "customer": {"$expr": "trigger.cliente"}},  # misspelt path
+    }]}
+    run_id = queue_run(rt, client, flow)
+
+    assert execute(rt, registry_with(), run_id).status == "failed"
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.error["class"] == "validation"
+        assert run.error["errors"][0]["path"] == "customer"
+        assert run.error["errors"][0]["message"] == "is required but missing"
+
+
+def test_an_action_output_that_breaks_its_schema_rolls_its_effect_back(rt, client):
+    def bad_output(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        create_draft_invoice(ctx, data)
+        return {"invoice": "oops"}
+
+    flow = {**demo.DEMO_FLOW, "steps": [{**demo.DEMO_FLOW["steps"][0], "action": "test.bad"}]}
+    registry = registry_with(bad=bad_output)
+    run_id = queue_run(rt, client, flow, registry=registry)
+
+    assert execute(rt, registry, run_id).status == "failed"
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.error["class"] == "internal"
+        assert "breaks its schema" in run.error["message"]
+    assert invoices(rt) == 0
+
+
+def test_a_crash_in_an_action_is_recorded_as_an_internal_error(rt, client):
+    def crash(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("missing_thing")
+
+    flow = {**demo.DEMO_FLOW, "steps": [{**demo.DEMO_FLOW["steps"][0], "action": "test.crash"}]}
+    registry = registry_with(crash=crash)
+    run_id = queue_run(rt, client, flow, registry=registry)
+
+    assert execute(rt, registry, run_id).status == "failed"
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.error["class"] == "internal"
+        assert "missing_thing" in run.error["message"]
+        assert run.steps[0].status == "failed"
+
+
+def test_the_worker_job_schedules_a_transient_retry_on_the_rq_scheduler(settings, client, rt):
+    flaky_rt = build_runtime(settings, registry=registry_with(flaky=Flaky(failures=1)))
+    runtime.install(flaky_rt)
+    try:
+        hook = make_hook(flaky_rt, two_step_flow("test.flaky"))
+        app_client = create_app(runtime=flaky_rt).test_client()
+        [run_id] = post_deal(app_client, hook, deal()).json["run_ids"]
+
+        drain(flaky_rt)
+
+        with flaky_rt.sessions() as s:
+            run = s.get_one(Run, run_id)
+            assert run.status == RunStatus.QUEUED
+            assert run.job_id == jobs.job_id(run_id, 1)
+        scheduled = ScheduledJobRegistry(queue=flaky_rt.queue)
+        assert scheduled.get_job_ids() == [f"run-{run_id}-a1"]
+    finally:
+        runtime.install(rt)
+        flaky_rt.close()

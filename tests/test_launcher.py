@@ -1,0 +1,116 @@
+"""`make run` on embedded defaults: it serves, processes a deal, and Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from connector.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, command name) for every process, read from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            found[int(entry.name)] = (ppid, name)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.timeout(90)
+def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "PUENTE_SECRET_KEY", "PUENTE_PUBLIC_URL")}
+    env.update(PUENTE_INSTANCE_DIR=str(tmp_path), PUENTE_BIND=f"127.0.0.1:{port}",
+               PUENTE_LOG_LEVEL="WARNING")
+    redis_before = {pid for pid, (_, name) in processes().items() if name == "redis-server"}
+    log = (tmp_path / "launcher.log").open("w")
+    launcher = subprocess.Popen([sys.executable, "-m", "web.launcher"], cwd=PROJECT_ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def healthy():
+            try:
+                return requests.get(f"{base}/healthz", timeout=2).json()
+            except requests.RequestException:
+                return None
+
+        health = wait_for(healthy, 45, "the web server")
+        assert health["database"]["dialect"] == "sqlite"
+        assert health["redis"]["ok"] is True
+
+        sent = subprocess.run(
+            [sys.executable, "-m", "web.cli", "send-sample", "--deal-id", "D-launcher"],
+            cwd=PROJECT_ROOT, env={**env, "PUENTE_PUBLIC_URL": base},
+            capture_output=True, text=True, timeout=30,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "→ 202" in sent.stdout
+
+        key = (tmp_path / "dev_api_key").read_text().strip()
+        auth = {"Authorization": f"Bearer {key}"}
+
+        def invoiced():
+            items = requests.get(f"{base}/api/v1/invoices", headers=auth, timeout=5).json()
+            return items["items"] if items["total"] else None
+
+        [invoice] = wait_for(invoiced, 20, "the draft invoice")
+        assert invoice["external_ref"] == "D-launcher"
+        assert invoice["totals"]["total"] == "3001.41"
+        runs = requests.get(f"{base}/api/v1/runs", headers=auth, timeout=5).json()["items"]
+        assert [r["status"] for r in runs] == ["succeeded"]
+
+        children = [pid for pid, (ppid, _) in processes().items() if ppid == launcher.pid]
+        embedded = {pid for pid, (_, name) in processes().items()
+                    if name == "redis-server"} - redis_before
+        assert len(children) >= 3  # web, worker, sweeper
+        assert len(embedded) == 1
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        code = launcher.wait(timeout=30)
+        log.close()
+
+    output = (tmp_path / "launcher.log").read_text()
+    assert code == 0, output
+    assert "Webhook URL:" in output and "whsec_" in output
+    wait_for(lambda: not any(alive(p) for p in [*children, *embedded]), 10,
+             "every started process to exit")
