@@ -63,24 +63,36 @@ class NewSubscription:
     secret: str  # shown once; stored encrypted
 
 
-def create_subscription(s: Session, box: SecretBox, name: str, trigger_key: str,
-                        secret: str | None = None) -> NewSubscription:
+def create_subscription(
+    s: Session, box: SecretBox, name: str, trigger_key: str, secret: str | None = None
+) -> NewSubscription:
     secret = secret or new_webhook_secret()
-    sub = Subscription(name=name, trigger_key=trigger_key, token=new_token(),
-                       secret_encrypted=box.encrypt(secret))
+    sub = Subscription(
+        name=name, trigger_key=trigger_key, token=new_token(), secret_encrypted=box.encrypt(secret)
+    )
     s.add(sub)
     s.flush()
     return NewSubscription(sub, secret)
 
 
-def save_flow(s: Session, registry: Registry, document: dict[str, Any], *,
-              flow: Flow | None = None, subscription_id: int | None = None,
-              enabled: bool | None = None) -> Flow:
+def save_flow(
+    s: Session,
+    registry: Registry,
+    document: dict[str, Any],
+    *,
+    flow: Flow | None = None,
+    subscription_id: int | None = None,
+    enabled: bool | None = None,
+) -> Flow:
     """Validate and compile `document`, then store it as the flow's next version."""
     compiled = compile_flow(document, registry)  # raises ConfigurationError listing every problem
     if flow is None:
-        flow = Flow(name=compiled.name, trigger_key=compiled.trigger.key,
-                    subscription_id=subscription_id, enabled=False)
+        flow = Flow(
+            name=compiled.name,
+            trigger_key=compiled.trigger.key,
+            subscription_id=subscription_id,
+            enabled=False,
+        )
         s.add(flow)
         s.flush()
     latest = s.scalar(select(func.max(FlowVersion.version)).where(FlowVersion.flow_id == flow.id))
@@ -88,7 +100,9 @@ def save_flow(s: Session, registry: Registry, document: dict[str, Any], *,
     s.add(version)
     s.flush()
     s.execute(
-        update(Flow).where(Flow.id == flow.id).values(
+        update(Flow)
+        .where(Flow.id == flow.id)
+        .values(
             name=compiled.name,
             trigger_key=compiled.trigger.key,
             current_version_id=version.id,

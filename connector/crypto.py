@@ -1,4 +1,4 @@
-"""Encrypt stored secrets (webhook secrets, CRM credentials) with a key derived from the app secret."""
+"""Encrypt stored secrets (webhook secrets, CRM credentials) with a key from the app secret."""
 
 from __future__ import annotations
 

@@ -26,7 +26,12 @@ class FieldError:
     params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "message": self.message, "code": self.code, "params": self.params}
+        return {
+            "path": self.path,
+            "message": self.message,
+            "code": self.code,
+            "params": self.params,
+        }
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

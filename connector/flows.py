@@ -34,20 +34,27 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
     if document["trigger"]["key"] in registry.triggers:
         trigger = registry.triggers[document["trigger"]["key"]]
     else:
-        errors.append(FieldError("trigger.key", f"unknown trigger {document['trigger']['key']!r}",
-                                 "unknown_trigger"))
+        errors.append(
+            FieldError(
+                "trigger.key", f"unknown trigger {document['trigger']['key']!r}", "unknown_trigger"
+            )
+        )
     steps: list[CompiledStep] = []
     seen: set[str] = set()
     for i, step in enumerate(document["steps"]):
         where = f"steps[{i}]"
         if step["id"] in seen:
-            errors.append(FieldError(f"{where}.id", f"step id {step['id']!r} is used twice",
-                                     "duplicate_step"))
+            errors.append(
+                FieldError(f"{where}.id", f"step id {step['id']!r} is used twice", "duplicate_step")
+            )
         seen.add(step["id"])
         action = registry.actions.get(step["action"])
         if action is None:
-            errors.append(FieldError(f"{where}.action", f"unknown action {step['action']!r}",
-                                     "unknown_action"))
+            errors.append(
+                FieldError(
+                    f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
+                )
+            )
         try:
             compiled = mapping.compile_mapping(step["input"], f"{where}.input")
         except ConfigurationError as exc:

@@ -29,8 +29,9 @@ class Accepted:
     errors: list[dict[str, Any]] | None = None  # set when the delivery was rejected as invalid
 
 
-def accept(rt: Runtime, subscription_id: int, trigger_key: str,
-           items: list[ParsedItem]) -> Accepted:
+def accept(
+    rt: Runtime, subscription_id: int, trigger_key: str, items: list[ParsedItem]
+) -> Accepted:
     """Store the items and their runs, commit, then enqueue the run ids."""
     now = utcnow()
     try:
@@ -43,16 +44,27 @@ def accept(rt: Runtime, subscription_id: int, trigger_key: str,
                 )
             ).all()
             events = [
-                Event(subscription_id=subscription_id, trigger_key=trigger_key,
-                      dedup_key=item.dedup_key, payload=item.data, received_at=now)
+                Event(
+                    subscription_id=subscription_id,
+                    trigger_key=trigger_key,
+                    dedup_key=item.dedup_key,
+                    payload=item.data,
+                    received_at=now,
+                )
                 for item in items
             ]
             s.add_all(events)
             s.flush()
             runs = [
-                Run(event_id=event.id, flow_id=flow_id, flow_version_id=version_id,
-                    status=RunStatus.QUEUED, created_at=now, deadline_at=now + QUEUED_GRACE,
-                    deal_ref=_deal_ref(item.data))
+                Run(
+                    event_id=event.id,
+                    flow_id=flow_id,
+                    flow_version_id=version_id,
+                    status=RunStatus.QUEUED,
+                    created_at=now,
+                    deadline_at=now + QUEUED_GRACE,
+                    deal_ref=_deal_ref(item.data),
+                )
                 for event, item in zip(events, items, strict=True)
                 for flow_id, version_id in flows
             ]
@@ -72,14 +84,25 @@ def accept(rt: Runtime, subscription_id: int, trigger_key: str,
     return accepted
 
 
-def reject(rt: Runtime, subscription_id: int, trigger_key: str, dedup_key: str,
-           payload: Any, errors: list[FieldError]) -> Accepted:
+def reject(
+    rt: Runtime,
+    subscription_id: int,
+    trigger_key: str,
+    dedup_key: str,
+    payload: Any,
+    errors: list[FieldError],
+) -> Accepted:
     """Keep an invalid delivery (nothing is lost) without starting any run."""
     try:
         with rt.sessions.begin() as s:
-            event = Event(subscription_id=subscription_id, trigger_key=trigger_key,
-                          dedup_key=dedup_key, payload=payload, status=EventStatus.REJECTED,
-                          errors=[e.as_dict() for e in errors])
+            event = Event(
+                subscription_id=subscription_id,
+                trigger_key=trigger_key,
+                dedup_key=dedup_key,
+                payload=payload,
+                status=EventStatus.REJECTED,
+                errors=[e.as_dict() for e in errors],
+            )
             s.add(event)
             s.flush()
             return Accepted([event.id], [], False, event.errors)
@@ -92,16 +115,19 @@ def reject(rt: Runtime, subscription_id: int, trigger_key: str, dedup_key: str,
 
 def _previous(rt: Runtime, subscription_id: int, dedup_keys: list[str]) -> Accepted | None:
     with rt.sessions() as s:
-        events = list(s.scalars(
-            select(Event)
-            .where(Event.subscription_id == subscription_id, Event.dedup_key.in_(dedup_keys))
-            .order_by(Event.id)
-        ))
+        events = list(
+            s.scalars(
+                select(Event)
+                .where(Event.subscription_id == subscription_id, Event.dedup_key.in_(dedup_keys))
+                .order_by(Event.id)
+            )
+        )
         if not events:
             return None
         event_ids = [e.id for e in events]
-        run_ids = list(s.scalars(select(Run.id).where(Run.event_id.in_(event_ids))
-                                 .order_by(Run.id)))
+        run_ids = list(
+            s.scalars(select(Run.id).where(Run.event_id.in_(event_ids)).order_by(Run.id))
+        )
     errors = next((e.errors for e in events if e.status == EventStatus.REJECTED), None)
     return Accepted(event_ids, run_ids, True, errors)
 

@@ -100,15 +100,15 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
             lost.append(run_id)
     if waiting:
         with rt.sessions.begin() as s:
-            s.execute(update(Run).where(Run.id.in_(waiting))
-                      .values(deadline_at=now + runner.QUEUED_GRACE))
+            s.execute(
+                update(Run).where(Run.id.in_(waiting)).values(deadline_at=now + runner.QUEUED_GRACE)
+            )
     if lost:
         with rt.sessions.begin() as s:
             s.execute(
                 update(Run)
                 .where(Run.id.in_(lost), Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                .values(status=RunStatus.QUEUED, job_id=None,
-                        deadline_at=now + runner.QUEUED_GRACE)
+                .values(status=RunStatus.QUEUED, job_id=None, deadline_at=now + runner.QUEUED_GRACE)
             )
         enqueue_runs(rt, lost)
         log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)

@@ -1,4 +1,4 @@
-"""Mappings: literals stay literal, {"$expr": "<JMESPath>"} is compiled once and evaluated per run."""
+"""Mappings: a literal is a literal; {"$expr": "<JMESPath>"} is compiled once, evaluated per run."""
 
 from __future__ import annotations
 
@@ -48,11 +48,13 @@ def _compile(node: Any, path: list[Any], errors: list[FieldError]) -> Compiled:
     if isinstance(node, dict):
         if EXPR in node:
             if len(node) != 1 or not isinstance(node[EXPR], str) or not node[EXPR].strip():
-                errors.append(FieldError(
-                    format_path(path),
-                    'an expression must be written as {"$expr": "<JMESPath>"} with nothing else',
-                    "expression_shape",
-                ))
+                errors.append(
+                    FieldError(
+                        format_path(path),
+                        'write an expression as {"$expr": "<JMESPath>"} with nothing else',
+                        "expression_shape",
+                    )
+                )
                 return None
             return _compile_expr(node[EXPR], path, errors)
         return {k: _compile(v, [*path, k], errors) for k, v in node.items()}
@@ -72,12 +74,14 @@ def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Exp
             reason = f"{exc.token_value!r} is not allowed there"
         else:
             reason = f"unexpected {exc.token_value!r}"
-        errors.append(FieldError(
-            format_path(path),
-            f"expression {source!r} has a syntax error at position {pos}: {reason}",
-            "expression_syntax",
-            {"position": pos, "expression": source},
-        ))
+        errors.append(
+            FieldError(
+                format_path(path),
+                f"expression {source!r} has a syntax error at position {pos}: {reason}",
+                "expression_syntax",
+                {"position": pos, "expression": source},
+            )
+        )
         return None
 
 
@@ -90,15 +94,20 @@ def evaluate(compiled: Compiled, data: dict[str, Any]) -> Any:
     return result
 
 
-def _evaluate(node: Compiled, data: dict[str, Any], path: list[Any],
-              errors: list[FieldError]) -> Any:
+def _evaluate(
+    node: Compiled, data: dict[str, Any], path: list[Any], errors: list[FieldError]
+) -> Any:
     if isinstance(node, Expr):
         try:
             return node.compiled.search(data)
         except jmespath.exceptions.JMESPathError as exc:
-            errors.append(FieldError(
-                format_path(path), f"expression {node.source!r} failed: {exc}", "expression_runtime"
-            ))
+            errors.append(
+                FieldError(
+                    format_path(path),
+                    f"expression {node.source!r} failed: {exc}",
+                    "expression_runtime",
+                )
+            )
             return None
     if isinstance(node, dict):
         out = {}

@@ -90,7 +90,7 @@ class FlowVersion(Base):
 
 
 class Event(Base):
-    """One trigger item as received; unique per subscription and delivery so redelivery is a no-op."""
+    """One trigger item as received; unique per subscription and delivery: redelivery is a no-op."""
 
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("subscription_id", "dedup_key"),)

@@ -162,18 +162,22 @@ def _run_step(
         inputs = mapping.evaluate(step.input, data)
         errors = schemas.validate(step.action.input_schema, inputs)
         if errors:
-            raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid", errors)
+            raise ValidationError.from_field_errors(
+                f"step '{step.id}': the input is not valid", errors
+            )
         with sessions.begin() as s:
-            ctx = StepContext(key, Invoicing(s), logging.getLogger(f"puente.{step.action.key}"),
-                              public_url)
+            ctx = StepContext(
+                key, Invoicing(s), logging.getLogger(f"puente.{step.action.key}"), public_url
+            )
             output = step.action.perform(ctx, inputs)
             errors = schemas.validate(step.action.output_schema, output)
             if errors:
                 raise PuenteError.from_field_errors(
                     f"action {step.action.key} returned output that breaks its schema", errors
                 )
-            _record_step(s, run_id, step, StepStatus.SUCCEEDED, inputs, output, None,
-                         started, now(), clock)
+            _record_step(
+                s, run_id, step, StepStatus.SUCCEEDED, inputs, output, None, started, now(), clock
+            )
         return output
     except PuenteError as exc:
         error = exc
@@ -185,8 +189,9 @@ def _run_step(
         log.exception("step %s of run %s crashed", step.id, run_id)
         error = PuenteError(f"unexpected error in {step.action.key}: {exc!r}")
     with sessions.begin() as s:
-        _record_step(s, run_id, step, StepStatus.FAILED, inputs, None, error.as_dict(),
-                     started, now(), clock)
+        _record_step(
+            s, run_id, step, StepStatus.FAILED, inputs, None, error.as_dict(), started, now(), clock
+        )
     raise _StepFailed(error)
 
 

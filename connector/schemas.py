@@ -18,7 +18,7 @@ BASE_URI = "https://schemas.puente.app/"
 
 
 @cache
-def _registry() -> Registry:  # type: ignore[type-arg]
+def _registry() -> Registry[Any]:
     resources = []
     for path in sorted(SCHEMAS_DIR.rglob("*.json")):
         contents = json.loads(path.read_text(encoding="utf-8"))
@@ -141,7 +141,7 @@ def _type_words(value: Any) -> str:
         "null": "empty (null)",
     }
     types = value if isinstance(value, list) else [value]
-    return " or ".join(names.get(t, t) for t in types)
+    return " or ".join(names.get(str(t), str(t)) for t in types)
 
 
 def _describe(instance: Any) -> str:

@@ -146,8 +146,13 @@ class Invoicing:
         totals = document_totals((line.base, line.tax_rate) for line in prepared)
         if totals.total < 0:
             raise InvalidDocumentError(
-                [("lines", f"the invoice total would be negative ({totals.total}); "
-                           "a refund needs a rectifying invoice")]
+                [
+                    (
+                        "lines",
+                        f"the invoice total would be negative ({totals.total}); "
+                        "a refund needs a rectifying invoice",
+                    )
+                ]
             )
         invoice = Invoice(
             kind="invoice",
@@ -227,24 +232,28 @@ def _prepare_lines(lines: Sequence[LineData]) -> list[InvoiceLine]:
         if not Decimal(0) <= discount <= Decimal(100):
             errors.append((f"{where}.discount_percent", "must be between 0 and 100"))
         if rate not in IVA_RATES:
-            errors.append((f"{where}.tax_rate", f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)"))
+            errors.append(
+                (f"{where}.tax_rate", f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)")
+            )
         if not line.description.strip():
             errors.append((f"{where}.description", "must not be empty"))
         if errors:
             continue
         amounts = line_amounts(quantity, price, discount)
-        prepared.append(InvoiceLine(
-            position=i + 1,
-            sku=line.sku,
-            description=line.description.strip(),
-            quantity=quantity,
-            unit_price=price,
-            discount_percent=discount,
-            tax_rate=rate,
-            gross=amounts.gross,
-            discount=amounts.discount,
-            base=amounts.base,
-        ))
+        prepared.append(
+            InvoiceLine(
+                position=i + 1,
+                sku=line.sku,
+                description=line.description.strip(),
+                quantity=quantity,
+                unit_price=price,
+                discount_percent=discount,
+                tax_rate=rate,
+                gross=amounts.gross,
+                discount=amounts.discount,
+                base=amounts.base,
+            )
+        )
     if errors:
         raise InvalidDocumentError(errors)
     return prepared

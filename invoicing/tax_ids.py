@@ -9,7 +9,37 @@ from stdnum.es import cif, dni, nie, nif
 from stdnum.eu import vat
 
 EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE EL ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "EL",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+        "XI",
+    ]
 )
 
 
@@ -44,9 +74,7 @@ def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
         try:
             return TaxId(vat.validate(number), country, "VAT")
         except stdnum_errors.ValidationError as exc:
-            raise TaxIdError(
-                f"{raw!r} is not a valid {country} VAT number ({_why(exc)})"
-            ) from None
+            raise TaxIdError(f"{raw!r} is not a valid {country} VAT number ({_why(exc)})") from None
     if len(compact) > 30:
         raise TaxIdError(f"{raw!r} is too long for a tax id (30 characters at most)")
     return TaxId(compact, country, "OTHER")

@@ -26,8 +26,11 @@ POSTGRES_URL = os.environ.get(
 )
 # A Redis database of its own, flushed before each test.
 REDIS_URL = os.environ.get("PUENTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-BACKENDS = [b.strip() for b in os.environ.get("PUENTE_TEST_DATABASES", "sqlite,postgresql")
-            .split(",") if b.strip()]
+BACKENDS = [
+    b.strip()
+    for b in os.environ.get("PUENTE_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if b.strip()
+]
 
 
 def _with_search_path(url: str, schema: str) -> str:

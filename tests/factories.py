@@ -33,13 +33,22 @@ class Hook:
         return f"/hooks/{self.token}"
 
 
-def make_hook(rt: Runtime, flow: dict[str, Any] | None = None, enabled: bool = True,
-              registry: Registry | None = None) -> Hook:
+def make_hook(
+    rt: Runtime,
+    flow: dict[str, Any] | None = None,
+    enabled: bool = True,
+    registry: Registry | None = None,
+) -> Hook:
     """A webhook subscription with one flow attached (the demo flow by default)."""
     with rt.sessions.begin() as s:
         created = admin.create_subscription(s, rt.secrets, "test hook", "webhook.deal_won")
-        saved: Flow = admin.save_flow(s, registry or rt.registry, flow or demo.DEMO_FLOW,
-                                      subscription_id=created.subscription.id, enabled=enabled)
+        saved: Flow = admin.save_flow(
+            s,
+            registry or rt.registry,
+            flow or demo.DEMO_FLOW,
+            subscription_id=created.subscription.id,
+            enabled=enabled,
+        )
         return Hook(created.subscription.token, created.secret, created.subscription.id, saved.id)
 
 
@@ -56,16 +65,22 @@ def deal(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def signed(secret: str, body: bytes, msg_id: str | None = None,
-           timestamp: int | None = None) -> dict[str, str]:
+def signed(
+    secret: str, body: bytes, msg_id: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
     return {
-        **headers_for(secret, msg_id or f"msg_{uuid.uuid4().hex}",
-                      int(time.time()) if timestamp is None else timestamp, body),
+        **headers_for(
+            secret,
+            msg_id or f"msg_{uuid.uuid4().hex}",
+            int(time.time()) if timestamp is None else timestamp,
+            body,
+        ),
         "Content-Type": "application/json",
     }
 
 
-def post_deal(client: FlaskClient, hook: Hook, payload: Any, msg_id: str | None = None
-              ) -> TestResponse:
+def post_deal(
+    client: FlaskClient, hook: Hook, payload: Any, msg_id: str | None = None
+) -> TestResponse:
     body = json.dumps(payload).encode()
     return client.post(hook.path, data=body, headers=signed(hook.secret, body, msg_id))

@@ -52,7 +52,10 @@ def test_a_signed_deal_won_becomes_a_draft_invoice_and_a_succeeded_run(rt, clien
         # 20 h × 95.00 − 10 % = 1,710.00; + 770.50 → base 2,480.50; IVA 21 % = 520.905 → 520.91
         assert [line.base for line in invoice.lines] == [Decimal("1710.00"), Decimal("770.50")]
         assert (invoice.base_total, invoice.tax_total, invoice.total) == (
-            Decimal("2480.50"), Decimal("520.91"), Decimal("3001.41"))
+            Decimal("2480.50"),
+            Decimal("520.91"),
+            Decimal("3001.41"),
+        )
 
 
 def test_the_same_delivery_ten_times_makes_one_event_one_run_and_one_invoice(rt, client):
@@ -81,8 +84,11 @@ def test_concurrent_deliveries_of_one_event_make_one_invoice(rt, app):
     headers = signed(hook.secret, body, msg_id="msg_concurrent")
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:
-            answers = list(pool.map(
-                lambda _: requests.post(url, data=body, headers=headers, timeout=30), range(10)))
+            answers = list(
+                pool.map(
+                    lambda _: requests.post(url, data=body, headers=headers, timeout=30), range(10)
+                )
+            )
     finally:
         server.shutdown()
         thread.join(timeout=5)

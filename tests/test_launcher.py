@@ -58,16 +58,28 @@ def wait_for(check, timeout: float, what: str):
 @pytest.mark.timeout(90)
 def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "PUENTE_SECRET_KEY", "PUENTE_PUBLIC_URL")}
-    env.update(PUENTE_INSTANCE_DIR=str(tmp_path), PUENTE_BIND=f"127.0.0.1:{port}",
-               PUENTE_LOG_LEVEL="WARNING")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "PUENTE_SECRET_KEY", "PUENTE_PUBLIC_URL")
+    }
+    env.update(
+        PUENTE_INSTANCE_DIR=str(tmp_path),
+        PUENTE_BIND=f"127.0.0.1:{port}",
+        PUENTE_LOG_LEVEL="WARNING",
+    )
     redis_before = {pid for pid, (_, name) in processes().items() if name == "redis-server"}
     log = (tmp_path / "launcher.log").open("w")
-    launcher = subprocess.Popen([sys.executable, "-m", "web.launcher"], cwd=PROJECT_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "web.launcher"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def healthy():
             try:
                 return requests.get(f"{base}/healthz", timeout=2).json()
@@ -80,8 +92,11 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
 
         sent = subprocess.run(
             [sys.executable, "-m", "web.cli", "send-sample", "--deal-id", "D-launcher"],
-            cwd=PROJECT_ROOT, env={**env, "PUENTE_PUBLIC_URL": base},
-            capture_output=True, text=True, timeout=30,
+            cwd=PROJECT_ROOT,
+            env={**env, "PUENTE_PUBLIC_URL": base},
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "→ 202" in sent.stdout
@@ -100,8 +115,9 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
         assert [r["status"] for r in runs] == ["succeeded"]
 
         children = [pid for pid, (ppid, _) in processes().items() if ppid == launcher.pid]
-        embedded = {pid for pid, (_, name) in processes().items()
-                    if name == "redis-server"} - redis_before
+        embedded = {
+            pid for pid, (_, name) in processes().items() if name == "redis-server"
+        } - redis_before
         assert len(children) >= 3  # web, worker, sweeper
         assert len(embedded) == 1
     finally:
@@ -112,5 +128,8 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
     output = (tmp_path / "launcher.log").read_text()
     assert code == 0, output
     assert "Webhook URL:" in output and "whsec_" in output
-    wait_for(lambda: not any(alive(p) for p in [*children, *embedded]), 10,
-             "every started process to exit")
+    wait_for(
+        lambda: not any(alive(p) for p in [*children, *embedded]),
+        10,
+        "every started process to exit",
+    )

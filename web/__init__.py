@@ -19,8 +19,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if runtime is None:
         runtime = build_runtime(settings or Settings.from_env())
     settings = runtime.settings
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     app = Flask(__name__)
     app.config.update(
@@ -55,8 +56,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if request.blueprint == "ui":
             return exc
         code = exc.code or 500
-        body = {"error": (exc.name or "error").lower().replace(" ", "_"),
-                "message": exc.description}
+        body = {
+            "error": (exc.name or "error").lower().replace(" ", "_"),
+            "message": exc.description,
+        }
         if code == 413:
             body["message"] = (
                 f"the body is larger than {settings.max_body_bytes} bytes; "

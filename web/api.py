@@ -101,9 +101,13 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
     if with_lines:
         data["customer"].update(
             email=customer.email,
-            address={"street": customer.street, "postal_code": customer.postal_code,
-                     "city": customer.city, "province": customer.province,
-                     "country": customer.country},
+            address={
+                "street": customer.street,
+                "postal_code": customer.postal_code,
+                "city": customer.city,
+                "province": customer.province,
+                "country": customer.country,
+            },
         )
         data["lines"] = [
             {
@@ -154,8 +158,9 @@ def list_runs() -> Any:
     with current_app.extensions["puente"].sessions() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery()))
         runs = s.scalars(query.order_by(Run.id.desc()).limit(limit).offset(offset)).all()
-        return jsonify({"items": [run_json(r) for r in runs], "total": total,
-                        "limit": limit, "offset": offset})
+        return jsonify(
+            {"items": [run_json(r) for r in runs], "total": total, "limit": limit, "offset": offset}
+        )
 
 
 @bp.get("/runs/<int:run_id>")
@@ -179,8 +184,14 @@ def list_invoices() -> Any:
     with current_app.extensions["puente"].sessions() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery()))
         invoices = s.scalars(query.order_by(Invoice.id.desc()).limit(limit).offset(offset)).all()
-        return jsonify({"items": [invoice_json(i) for i in invoices], "total": total,
-                        "limit": limit, "offset": offset})
+        return jsonify(
+            {
+                "items": [invoice_json(i) for i in invoices],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
 
 
 @bp.get("/invoices/<int:invoice_id>")

@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 
-
 import requests
 
 from connector import admin, jobs, migrate
@@ -46,8 +45,9 @@ def send_sample(settings: Settings, url: str | None, deal_id: str | None) -> int
     body = json.dumps(demo.sample_deal(deal_id), ensure_ascii=False).encode()
     headers = headers_for(secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
     target = url or f"{settings.public_url}/hooks/{token}"
-    response = requests.post(target, data=body, timeout=10,
-                             headers={**headers, "Content-Type": "application/json"})
+    response = requests.post(
+        target, data=body, timeout=10, headers={**headers, "Content-Type": "application/json"}
+    )
     print(f"POST {target} → {response.status_code} {response.text.strip()}")
     if response.status_code == 202:
         for run_id in response.json()["run_ids"]:
@@ -107,5 +107,3 @@ def _sweep_loop(rt: Runtime, every: float) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

@@ -19,7 +19,7 @@ DEMO_HOOK_NAME = "Demo: deal won webhook"
 
 DEMO_FLOW: dict[str, Any] = {
     "name": "Oportunidad ganada → factura en borrador",
-    "description": "Creates (or finds by NIF) the customer and a draft invoice with the deal's lines.",
+    "description": "Finds or creates the customer by NIF; drafts an invoice with the deal's lines.",
     "trigger": {"key": "webhook.deal_won"},
     "steps": [
         {

@@ -27,16 +27,21 @@ def _error(status: int, error: str, message: str, **extra: Any) -> Any:
 def receive(token: str) -> Any:
     rt = current_app.extensions["puente"]
     with rt.sessions() as s:
-        sub = s.scalar(select(Subscription).where(Subscription.token == token,
-                                                  Subscription.active.is_(True)))
+        sub = s.scalar(
+            select(Subscription).where(Subscription.token == token, Subscription.active.is_(True))
+        )
     if sub is None:
         return _error(404, "unknown_hook", "no active webhook at this address; check the URL")
     trigger = rt.registry.trigger(sub.trigger_key)
     body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH answers 413 before we read more
     delivery = Delivery(headers={k.lower(): v for k, v in request.headers.items()}, body=body)
     try:
-        delivery_id = trigger.verify(delivery, rt.secrets.decrypt(sub.secret_encrypted),
-                                     int(time.time()), rt.settings.signature_tolerance_seconds)
+        delivery_id = trigger.verify(
+            delivery,
+            rt.secrets.decrypt(sub.secret_encrypted),
+            int(time.time()),
+            rt.settings.signature_tolerance_seconds,
+        )
     except SignatureError as exc:
         log.warning("hook %s: rejected delivery from %s: %s", sub.id, request.remote_addr, exc)
         return _error(401, "invalid_signature", str(exc))
@@ -59,10 +64,17 @@ def receive(token: str) -> Any:
     else:
         result = intake.accept(rt, sub.id, sub.trigger_key, items)
     if result.errors is not None:
-        return _error(422, "invalid_deal",
-                      "the deal does not match the expected format; fix the fields listed and "
-                      "send it again with a new webhook-id",
-                      errors=result.errors, event_ids=result.event_ids)
-    body_out = {"run_ids": result.run_ids, "event_ids": result.event_ids,
-                "duplicate": result.duplicate}
+        return _error(
+            422,
+            "invalid_deal",
+            "the deal does not match the expected format; fix the fields listed and "
+            "send it again with a new webhook-id",
+            errors=result.errors,
+            event_ids=result.event_ids,
+        )
+    body_out = {
+        "run_ids": result.run_ids,
+        "event_ids": result.event_ids,
+        "duplicate": result.duplicate,
+    }
     return jsonify(body_out), 200 if result.duplicate else 202

@@ -19,7 +19,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sign_out": "Salir",
         "api_key": "Clave de API",
         "api_key_help": "Pega la clave de API que te dio tu administrador "
-                        "(make run la muestra al arrancar).",
+        "(make run la muestra al arrancar).",
         "bad_key": "La clave no es válida o está revocada.",
         "name": "Nombre",
         "trigger": "Disparador",
@@ -97,7 +97,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sign_out": "Sign out",
         "api_key": "API key",
         "api_key_help": "Paste the API key your administrator gave you "
-                        "(make run prints it at start-up).",
+        "(make run prints it at start-up).",
         "bad_key": "That key is unknown or revoked.",
         "name": "Name",
         "trigger": "Trigger",
@@ -171,7 +171,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def translate(key: str, lang: str | None = None) -> str:
-    lang = lang or getattr(g, "lang", "es")
+    lang = lang or str(getattr(g, "lang", "es"))
     return MESSAGES.get(lang, MESSAGES["es"]).get(key) or MESSAGES["es"].get(key, key)
 
 
@@ -193,8 +193,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def remember_language(response: Response) -> Response:
         if request.args.get("lang") in LANGUAGES:
-            response.set_cookie(COOKIE, request.args["lang"], max_age=365 * 86400,
-                                samesite="Lax", httponly=True)
+            response.set_cookie(
+                COOKIE, request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True
+            )
         return response
 
     @app.context_processor

@@ -94,19 +94,39 @@ def main() -> int:
 
         bin_dir = Path(sys.executable).parent
         commands = [
-            [str(bin_dir / "gunicorn"), "web.wsgi:app", "--bind", bind,
-             "--workers", os.environ.get("PUENTE_WEB_WORKERS", "2"),
-             "--access-logfile", "-", "--graceful-timeout", "5"],
+            [
+                str(bin_dir / "gunicorn"),
+                "web.wsgi:app",
+                "--bind",
+                bind,
+                "--workers",
+                os.environ.get("PUENTE_WEB_WORKERS", "2"),
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "5",
+            ],
             *[
-                [str(bin_dir / "rq"), "worker", "--url", settings.redis_url or "",
-                 "--worker-class", "connector.worker.Worker", "--with-scheduler", "--name", f"puente-{os.getpid()}-{i}", settings.queue_name]
+                [
+                    str(bin_dir / "rq"),
+                    "worker",
+                    "--url",
+                    settings.redis_url or "",
+                    "--worker-class",
+                    "connector.worker.Worker",
+                    "--with-scheduler",
+                    "--name",
+                    f"puente-{os.getpid()}-{i}",
+                    settings.queue_name,
+                ]
                 for i in range(int(os.environ.get("PUENTE_WORKERS", "1")))
             ],
             [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],
         ]
         for command in commands:
-            children.append(subprocess.Popen(command, env=env, cwd=PROJECT_ROOT,
-                                             start_new_session=True))
+            children.append(
+                subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+            )
         _banner(settings, token, secret, key, redis is not None)
         return _wait(children)
     except KeyboardInterrupt:
@@ -144,8 +164,10 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> int:
     while not stop["now"]:
         for child in children:
             if child.poll() is not None:
-                print(f"process {child.args[0]} exited with {child.returncode}; stopping",
-                      file=sys.stderr)
+                print(
+                    f"process {child.args!r} exited with {child.returncode}; stopping",
+                    file=sys.stderr,
+                )
                 return child.returncode or 1
         time.sleep(0.2)
     return 0

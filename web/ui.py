@@ -9,8 +9,17 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session
-from flask import url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -83,8 +92,8 @@ def logout() -> Any:
 def flows() -> Any:
     with _sessions()() as s:
         rows = s.scalars(
-            select(Flow).options(selectinload(Flow.subscription),
-                                 selectinload(Flow.current_version))
+            select(Flow)
+            .options(selectinload(Flow.subscription), selectinload(Flow.current_version))
             .order_by(Flow.id)
         ).all()
         public = current_app.extensions["puente"].settings.public_url
@@ -104,8 +113,15 @@ def runs() -> Any:
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(query.order_by(Run.id.desc()).limit(PAGE).offset((page - 1) * PAGE)).all()
-        return render_template("ui/runs.html", runs=rows, status=status, statuses=list(RunStatus),
-                               page=page, has_next=page * PAGE < total, total=total)
+        return render_template(
+            "ui/runs.html",
+            runs=rows,
+            status=status,
+            statuses=list(RunStatus),
+            page=page,
+            has_next=page * PAGE < total,
+            total=total,
+        )
 
 
 @bp.get("/runs/<int:run_id>")
@@ -125,11 +141,15 @@ def invoices() -> Any:
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(Invoice)) or 0
         rows = s.scalars(
-            select(Invoice).options(selectinload(Invoice.customer))
-            .order_by(Invoice.id.desc()).limit(PAGE).offset((page - 1) * PAGE)
+            select(Invoice)
+            .options(selectinload(Invoice.customer))
+            .order_by(Invoice.id.desc())
+            .limit(PAGE)
+            .offset((page - 1) * PAGE)
         ).all()
-        return render_template("ui/invoices.html", invoices=rows, page=page,
-                               has_next=page * PAGE < total)
+        return render_template(
+            "ui/invoices.html", invoices=rows, page=page, has_next=page * PAGE < total
+        )
 
 
 @bp.get("/invoices/<int:invoice_id>")

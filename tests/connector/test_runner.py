@@ -65,8 +65,13 @@ def execute(rt, registry: Registry, run_id: int) -> runner.Outcome:
     return runner.execute_run(rt.sessions, registry, run_id)
 
 
-def queue_run(rt, client, flow: dict[str, Any], payload: dict[str, Any] | None = None,
-              registry: Registry | None = None) -> int:
+def queue_run(
+    rt,
+    client,
+    flow: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> int:
     hook = make_hook(rt, flow, registry=registry)
     [run_id] = post_deal(client, hook, payload or deal()).json["run_ids"]
     return run_id
@@ -132,11 +137,18 @@ def test_a_validation_error_fails_at_once_with_every_field_named(rt, client):
 
 
 def test_a_mapping_that_misses_a_required_field_fails_naming_it(rt, client):
-    flow = {**demo.DEMO_FLOW, "steps": [{
-        **demo.DEMO_FLOW["steps"][0],
-        "input": {**demo.DEMO_FLOW["steps"][0]["input"],
-                  "customer": {"$expr": "trigger.cliente"}},  # misspelt path
-    }]}
+    flow = {
+        **demo.DEMO_FLOW,
+        "steps": [
+            {
+                **demo.DEMO_FLOW["steps"][0],
+                "input": {
+                    **demo.DEMO_FLOW["steps"][0]["input"],
+                    "customer": {"$expr": "trigger.cliente"},
+                },  # misspelt path
+            }
+        ],
+    }
     run_id = queue_run(rt, client, flow)
 
     assert execute(rt, registry_with(), run_id).status == "failed"

@@ -18,8 +18,11 @@ from web import create_app
 
 def overdue(rt, *run_ids: int) -> None:
     with rt.sessions.begin() as s:
-        s.execute(update(Run).where(Run.id.in_(run_ids))
-                  .values(deadline_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(Run)
+            .where(Run.id.in_(run_ids))
+            .values(deadline_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def statuses(rt) -> list[str]:
@@ -64,8 +67,13 @@ def test_a_run_left_running_by_a_dead_worker_is_run_again_without_a_second_invoi
     [run_id] = post_deal(client, hook, deal()).json["run_ids"]
     rt.redis.flushdb()
     with rt.sessions.begin() as s:  # what a worker killed mid-step leaves behind
-        s.execute(update(Run).where(Run.id == run_id).values(
-            status=RunStatus.RUNNING, attempts=1, deadline_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(
+                status=RunStatus.RUNNING, attempts=1, deadline_at=utcnow() - timedelta(seconds=1)
+            )
+        )
 
     assert jobs.sweep(rt) == [run_id]
     drain(rt)
