@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from connector.runtime import Runtime
 from connector.spec import ParsedItem
 
 log = logging.getLogger(__name__)
+
+MAX_DEDUP_KEY = 200  # Event.dedup_key's length
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def accept(
                 Event(
                     subscription_id=subscription_id,
                     trigger_key=trigger_key,
-                    dedup_key=item.dedup_key,
+                    dedup_key=dedup_key(item.dedup_key),
                     payload=item.data,
                     received_at=now,
                 )
@@ -88,7 +91,7 @@ def reject(
     rt: Runtime,
     subscription_id: int,
     trigger_key: str,
-    dedup_key: str,
+    delivery_key: str,
     payload: Any,
     errors: list[FieldError],
 ) -> Accepted:
@@ -98,7 +101,7 @@ def reject(
             event = Event(
                 subscription_id=subscription_id,
                 trigger_key=trigger_key,
-                dedup_key=dedup_key,
+                dedup_key=dedup_key(delivery_key),
                 payload=payload,
                 status=EventStatus.REJECTED,
                 errors=[e.as_dict() for e in errors],
@@ -107,18 +110,21 @@ def reject(
             s.flush()
             return Accepted([event.id], [], False, event.errors)
     except IntegrityError:
-        previous = _previous(rt, subscription_id, [dedup_key])
+        previous = _previous(rt, subscription_id, [delivery_key])
         if previous is None:
             raise
         return previous
 
 
-def _previous(rt: Runtime, subscription_id: int, dedup_keys: list[str]) -> Accepted | None:
+def _previous(rt: Runtime, subscription_id: int, keys: list[str]) -> Accepted | None:
     with rt.sessions() as s:
         events = list(
             s.scalars(
                 select(Event)
-                .where(Event.subscription_id == subscription_id, Event.dedup_key.in_(dedup_keys))
+                .where(
+                    Event.subscription_id == subscription_id,
+                    Event.dedup_key.in_([dedup_key(k) for k in keys]),
+                )
                 .order_by(Event.id)
             )
         )
@@ -130,6 +136,13 @@ def _previous(rt: Runtime, subscription_id: int, dedup_keys: list[str]) -> Accep
         )
     errors = next((e.errors for e in events if e.status == EventStatus.REJECTED), None)
     return Accepted(event_ids, run_ids, True, errors)
+
+
+def dedup_key(key: str) -> str:
+    """Fit any delivery id in the column: the spec sets no length, so long ones are hashed."""
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _deal_ref(data: dict[str, Any]) -> str | None:

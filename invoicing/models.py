@@ -68,8 +68,9 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )
+    # Written from the highest rate down; id order keeps that on SQLite, where rates are text.
     taxes: Mapped[list[InvoiceTax]] = relationship(
-        order_by="InvoiceTax.rate.desc()", cascade="all, delete-orphan"
+        order_by="InvoiceTax.id", cascade="all, delete-orphan"
     )
 
 

@@ -16,7 +16,8 @@ from invoicing.money import AmountError, document_totals, line_amounts, to_decim
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
 IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
-MAX_DECIMALS = 8
+# Decimals each line value may have (Facturae allows 8 on quantities and prices).
+DECIMALS = {"quantity": 8, "unit_price": 8, "discount_percent": 4, "tax_rate": 4}
 
 
 class InvalidDocumentError(ValueError):
@@ -140,9 +141,9 @@ class Invoicing:
         """Create a draft invoice, or return the one already made for this key or deal."""
         prepared = _prepare_lines(lines)
         found = self._existing_draft(idempotency_key, source, external_ref)
-        party = self.find_or_create_customer(customer)
         if found is not None:
-            return DraftResult(found, False, party)
+            return self._already_made(found, customer)
+        party = self.find_or_create_customer(customer)
         totals = document_totals((line.base, line.tax_rate) for line in prepared)
         if totals.total < 0:
             raise InvalidDocumentError(
@@ -176,8 +177,15 @@ class Invoicing:
             found = self._existing_draft(idempotency_key, source, external_ref)
             if found is None:
                 raise
-            return DraftResult(found, False, party)
+            return self._already_made(found, customer)
         return DraftResult(invoice, True, party)
+
+    def _already_made(self, invoice: Invoice, customer: CustomerData) -> DraftResult:
+        # The first draft stands; nothing else (not even a customer) is created for a repeat.
+        stored = invoice.customer
+        return DraftResult(
+            invoice, False, CustomerResult(stored, False, _differs(stored.name, customer.name))
+        )
 
     def _customer_by_tax_id(self, tax_id: str) -> Customer | None:
         return self.session.scalar(select(Customer).where(Customer.tax_id == tax_id))
@@ -223,10 +231,10 @@ def _prepare_lines(lines: Sequence[LineData]) -> list[InvoiceLine]:
             continue
         quantity, price = values["quantity"], values["unit_price"]
         discount, rate = values["discount_percent"], values["tax_rate"]
-        for name in ("quantity", "unit_price"):
-            exponent = values[name].as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
-                errors.append((f"{where}.{name}", f"at most {MAX_DECIMALS} decimals are allowed"))
+        for name, most in DECIMALS.items():
+            exponent = values[name].normalize().as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > most:
+                errors.append((f"{where}.{name}", f"at most {most} decimals are allowed"))
         if quantity == 0:
             errors.append((f"{where}.quantity", "must not be zero"))
         if not Decimal(0) <= discount <= Decimal(100):

@@ -133,3 +133,47 @@ def client(app: Flask) -> FlaskClient:
 def drain(rt: Runtime) -> None:
     """Run every queued job with a real RQ worker (SimpleWorker, burst mode, real Redis)."""
     SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, logging_level="WARNING")
+
+
+# Browser tests: Debian's chromium driven by Playwright; never a downloaded browser.
+CHROMIUM = os.environ.get("PUENTE_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    if not Path(CHROMIUM).exists():
+        pytest.exit(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does)", 3)
+    home = tmp_path_factory.mktemp("chromium-home")
+    return {
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+        "env": {**os.environ, "HOME": str(home)},
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args() -> dict[str, object]:
+    return {"locale": "es-ES", "timezone_id": "Europe/Madrid"}
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app on a real HTTP port of 127.0.0.1, for browsers and concurrent clients."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

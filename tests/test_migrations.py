@@ -62,10 +62,12 @@ def test_the_migrated_database_is_at_the_single_head_revision(engine, database_u
 
 def test_upgrading_an_already_migrated_database_is_a_no_op(engine, database_url):
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO api_keys (name, role, prefix, key_hash, created_at) "
-            "VALUES ('kept', 'admin', 'pk_', 'hash-kept', CURRENT_TIMESTAMP)"
-        ))
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (name, role, prefix, key_hash, created_at) "
+                "VALUES ('kept', 'admin', 'pk_', 'hash-kept', CURRENT_TIMESTAMP)"
+            )
+        )
     before = snapshot(engine)
     writes: list[str] = []
 
@@ -83,5 +85,6 @@ def test_upgrading_an_already_migrated_database_is_a_no_op(engine, database_url)
     assert snapshot(engine) == before
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_heads() == (
-            head_revision(database_url),)
+            head_revision(database_url),
+        )
         assert conn.scalar(sa.text("SELECT name FROM api_keys")) == "kept"

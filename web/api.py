@@ -18,14 +18,21 @@ MAX_LIMIT = 200
 
 
 def _page() -> tuple[int, int]:
+    limit = _whole("limit", 50, minimum=1)
+    return min(limit, MAX_LIMIT), _whole("offset", 0, minimum=0)
+
+
+def _whole(name: str, default: int, minimum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
     try:
-        limit = min(int(request.args.get("limit", 50)), MAX_LIMIT)
-        offset = int(request.args.get("offset", 0))
+        value = int(raw)
     except ValueError:
-        raise _BadRequest("limit and offset must be whole numbers", "limit") from None
-    if limit < 1 or offset < 0:
-        raise _BadRequest("limit must be at least 1 and offset at least 0", "limit")
-    return limit, offset
+        raise _BadRequest(f"{name} must be a whole number, got {raw!r}", name) from None
+    if value < minimum:
+        raise _BadRequest(f"{name} must be at least {minimum}", name)
+    return value
 
 
 class _BadRequest(Exception):

@@ -18,6 +18,7 @@ def _check(key: str) -> ApiKey | None:
     with current_app.extensions["puente"].sessions.begin() as s:
         row = find_api_key(s, key)
         if row is not None:
+            s.flush()  # keep last_used_at
             s.expunge(row)
         return row
 
@@ -50,11 +51,18 @@ def require_login(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "api_key_id" not in session:
+        if "api_key_id" not in session or not _live(session["api_key_id"]):
+            session.clear()  # a revoked key signs its people out
             return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _live(api_key_id: int) -> bool:
+    with current_app.extensions["puente"].sessions() as s:
+        row = s.get(ApiKey, api_key_id)
+        return row is not None and row.revoked_at is None
 
 
 def sign_in(key: str) -> bool:

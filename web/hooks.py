@@ -23,6 +23,11 @@ def _error(status: int, error: str, message: str, **extra: Any) -> Any:
     return jsonify({"error": error, "message": message, **extra}), status
 
 
+def _reject_constant(name: str) -> None:
+    # Python reads NaN and Infinity, but they are not JSON and no amount can be one.
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
 @bp.post("/<token>")
 def receive(token: str) -> Any:
     rt = current_app.extensions["puente"]
@@ -46,9 +51,11 @@ def receive(token: str) -> Any:
         log.warning("hook %s: rejected delivery from %s: %s", sub.id, request.remote_addr, exc)
         return _error(401, "invalid_signature", str(exc))
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         return _error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+    except RecursionError:
+        return _error(400, "invalid_json", "the body is nested too deeply to be a deal")
     try:
         items = trigger.parse(payload, delivery_id)
     except ValueError as exc:

@@ -88,6 +88,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_found": "No encontrado",
         "view_invoice": "Ver factura",
         "invoice_of_run": "Factura creada",
+        "total_base": "Total base imponible",
+        "total_tax": "Total IVA",
+        "total_invoice": "Total factura",
     },
     "en": {
         "flows": "Flows",
@@ -166,6 +169,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_found": "Not found",
         "view_invoice": "View invoice",
         "invoice_of_run": "Invoice created",
+        "total_base": "Total taxable base",
+        "total_tax": "Total VAT",
+        "total_invoice": "Invoice total",
     },
 }
 

@@ -54,8 +54,17 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
 def number(value: Decimal | None) -> str:
     if value is None:
         return ""
-    text = format(value.normalize(), "f")
+    text = format(value if value.as_tuple().exponent == -2 else value.normalize(), "f")
     return text.replace(".", ",") if getattr(g, "lang", "es") == "es" else text
+
+
+@bp.app_template_filter("price")
+def price(value: Decimal) -> str:
+    """A unit price with at least two decimals, and more only when it has them."""
+    exact = value.normalize()
+    exponent = exact.as_tuple().exponent
+    many = isinstance(exponent, int) and exponent < -2
+    return number(exact if many else exact.quantize(Decimal("0.01")))
 
 
 @bp.app_template_filter("pretty_json")
@@ -67,16 +76,19 @@ def _sessions() -> Any:
     return current_app.extensions["puente"].sessions
 
 
+def _local(target: str | None) -> str | None:
+    """Only a path on this site: never bounce a signed-in user to another one."""
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return None
+    return None if urlsplit(target).netloc else target
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     error = None
     if request.method == "POST":
         if sign_in(request.form.get("api_key", "")):
-            target = request.args.get("next") or url_for("ui.runs")
-            # Only same-site paths: never bounce a signed-in user to another site.
-            if urlsplit(target).netloc or not target.startswith("/"):
-                target = url_for("ui.runs")
-            return redirect(target)
+            return redirect(_local(request.args.get("next")) or url_for("ui.runs"))
         error = "bad_key"
     return render_template("ui/login.html", error=error), 401 if error else 200
 

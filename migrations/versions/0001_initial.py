@@ -122,6 +122,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_versions')),
     sa.UniqueConstraint('flow_id', 'version', name=op.f('uq_flow_versions_flow_id_version'))
     )
+    # flows and flow_versions point at each other: SQLite declares this key inside CREATE
+    # TABLE flows (use_alter is inlined there); other databases add it now both tables exist.
+    if op.get_bind().dialect.name != 'sqlite':
+        op.create_foreign_key(op.f('fk_flows_current_version_id_flow_versions'), 'flows',
+                              'flow_versions', ['current_version_id'], ['id'])
     op.create_table('invoice_lines',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
@@ -207,6 +212,9 @@ def downgrade() -> None:
     op.drop_table('runs')
     op.drop_table('invoice_taxes')
     op.drop_table('invoice_lines')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(op.f('fk_flows_current_version_id_flow_versions'), 'flows',
+                           type_='foreignkey')
     op.drop_table('flow_versions')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_status'))

@@ -124,16 +124,27 @@ def test_a_draft_has_exact_line_amounts_and_totals_that_read_back_unchanged(rt):
         first, second = invoice.lines
         assert (first.position, first.sku, first.description) == (1, "H", "Consultoría (horas)")
         assert (first.quantity, first.unit_price, first.discount_percent, first.tax_rate) == (
-            D("1234.5"), D("12.34567891"), D("12.3456"), D("21"))
+            D("1234.5"),
+            D("12.34567891"),
+            D("12.3456"),
+            D("21"),
+        )
         assert (first.gross, first.discount, first.base) == (
-            D("15240.74"), D("1881.56"), D("13359.18"))
+            D("15240.74"),
+            D("1881.56"),
+            D("13359.18"),
+        )
         assert (second.position, second.quantity, second.unit_price) == (2, D(3), D("0.33333333"))
         assert (second.gross, second.discount, second.base) == (D("1.00"), D("0.00"), D("1.00"))
         # base 13360.18; IVA 21 % = 2805.6378 → 2805.64
         assert (invoice.base_total, invoice.tax_total, invoice.total) == (
-            D("13360.18"), D("2805.64"), D("16165.82"))
+            D("13360.18"),
+            D("2805.64"),
+            D("16165.82"),
+        )
         assert [(t.rate, t.base, t.amount) for t in invoice.taxes] == [
-            (D("21"), D("13360.18"), D("2805.64"))]
+            (D("21"), D("13360.18"), D("2805.64"))
+        ]
         assert all(isinstance(v, Decimal) for v in (invoice.total, first.unit_price, first.base))
         # What the database holds is the exact literal, not a float approximation of it.
         raw = s.execute(
@@ -171,18 +182,24 @@ def test_several_iva_rates_give_one_tax_row_per_rate_and_totals_that_are_their_s
 
 
 def test_the_iva_breakdown_reads_back_from_the_highest_rate_to_the_lowest(rt):
-    invoice_id, _ = draft(rt, lines=[
-        line(description=f"Tipo {rate}", tax_rate=rate) for rate in (0, 4, 10, 21)])
+    invoice_id, _ = draft(
+        rt, lines=[line(description=f"Tipo {rate}", tax_rate=rate) for rate in (0, 4, 10, 21)]
+    )
 
     with rt.sessions() as s:
         assert [t.rate for t in s.get_one(Invoice, invoice_id).taxes] == [
-            D("21"), D("10"), D("4"), D("0")]
+            D("21"),
+            D("10"),
+            D("4"),
+            D("0"),
+        ]
 
 
 def test_a_negative_total_is_refused_and_nothing_is_stored(rt):
     with pytest.raises(InvalidDocumentError) as refused, rt.sessions.begin() as s:
         Invoicing(s).create_draft_invoice(
-            customer=ACME, lines=[line(quantity=-2, unit_price="100.00")])
+            customer=ACME, lines=[line(quantity=-2, unit_price="100.00")]
+        )
 
     [(path, message)] = refused.value.errors
     assert path == "lines"
@@ -191,17 +208,23 @@ def test_a_negative_total_is_refused_and_nothing_is_stored(rt):
 
 
 def test_a_negative_line_is_accepted_when_the_total_stays_positive(rt):
-    invoice_id, created = draft(rt, lines=[
-        line(quantity=1, unit_price="100.00"),
-        line(description="Abono anticipo", quantity=-1, unit_price="40.00"),
-    ])
+    invoice_id, created = draft(
+        rt,
+        lines=[
+            line(quantity=1, unit_price="100.00"),
+            line(description="Abono anticipo", quantity=-1, unit_price="40.00"),
+        ],
+    )
 
     assert created is True
     with rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice_id)
         assert [ln.base for ln in invoice.lines] == [D("100.00"), D("-40.00")]
         assert (invoice.base_total, invoice.tax_total, invoice.total) == (
-            D("60.00"), D("12.60"), D("72.60"))
+            D("60.00"),
+            D("12.60"),
+            D("72.60"),
+        )
 
 
 def test_the_currency_is_kept_and_defaults_to_euros(rt):
@@ -261,8 +284,7 @@ def test_a_discount_with_more_than_four_decimals_is_reported_as_a_line_error(rt)
     # The column keeps 4 decimals; a JSON number escapes the schema's pattern (patterns only
     # apply to strings), so the core has to refuse it itself instead of failing at flush.
     with pytest.raises(InvalidDocumentError) as refused, rt.sessions.begin() as s:
-        Invoicing(s).create_draft_invoice(
-            customer=ACME, lines=[line(discount_percent=12.34567)])
+        Invoicing(s).create_draft_invoice(customer=ACME, lines=[line(discount_percent=12.34567)])
 
     assert [path for path, _ in refused.value.errors] == ["lines[0].discount_percent"]
     assert count(rt, Invoice) == 0
@@ -309,11 +331,19 @@ def test_concurrent_drafts_of_one_deal_and_customers_of_one_tax_id_make_one_of_e
         barrier.wait()
         with rt.sessions.begin() as s:
             result = Invoicing(s).create_draft_invoice(
-                customer=newcomer, lines=[line()], source="hubspot", external_ref="D-RACE",
+                customer=newcomer,
+                lines=[line()],
+                source="hubspot",
+                external_ref="D-RACE",
                 idempotency_key=f"race-{i}",
             )
-            return ("draft", result.invoice.id, result.created, result.customer.customer.id,
-                    result.customer.created)
+            return (
+                "draft",
+                result.invoice.id,
+                result.created,
+                result.customer.customer.id,
+                result.customer.created,
+            )
 
     def create_customer(_: int) -> tuple[str, int, bool, int, bool]:
         barrier.wait()

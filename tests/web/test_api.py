@@ -59,16 +59,16 @@ def test_without_authorization_the_api_answers_401_saying_what_header_to_send(rt
 def test_a_non_bearer_scheme_is_refused_with_401(rt, client, path):
     key = make_api_key(rt)
 
-    assert_unauthorized(client.get(path, headers={"Authorization": f"Basic {key}"}),
-                        "Authorization: Bearer")
+    assert_unauthorized(
+        client.get(path, headers={"Authorization": f"Basic {key}"}), "Authorization: Bearer"
+    )
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_an_unknown_key_is_refused_with_401(rt, client, path):
     make_api_key(rt)
 
-    assert_unauthorized(client.get(path, headers=bearer("pk_not-a-real-key")),
-                        "unknown or revoked")
+    assert_unauthorized(client.get(path, headers=bearer("pk_not-a-real-key")), "unknown or revoked")
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -76,8 +76,9 @@ def test_a_revoked_key_is_refused_with_401(rt, client, path):
     key = make_api_key(rt)
     assert client.get("/api/v1/runs", headers=bearer(key)).status_code == 200
     with rt.sessions.begin() as s:
-        s.execute(update(ApiKey).where(ApiKey.key_hash == hash_api_key(key))
-                  .values(revoked_at=utcnow()))
+        s.execute(
+            update(ApiKey).where(ApiKey.key_hash == hash_api_key(key)).values(revoked_at=utcnow())
+        )
 
     assert_unauthorized(client.get(path, headers=bearer(key)), "unknown or revoked")
 
@@ -149,8 +150,9 @@ def test_runs_can_be_filtered_by_status(rt, client):
 
 def test_runs_can_be_filtered_by_deal_ref(rt, client):
     key = make_api_key(rt)
-    _, wanted, _ = process(rt, client, deal(deal_id="D-1"), deal(deal_id="D-2"),
-                           deal(deal_id="D-3"))
+    _, wanted, _ = process(
+        rt, client, deal(deal_id="D-1"), deal(deal_id="D-2"), deal(deal_id="D-3")
+    )
 
     body = client.get("/api/v1/runs?deal_ref=D-2", headers=bearer(key)).json
 
@@ -210,11 +212,18 @@ def test_a_run_shows_its_steps_with_input_and_output_and_the_trigger_payload(rt,
     assert response.status_code == 200
     run = response.json
     assert (run["id"], run["status"], run["deal_ref"], run["error"]) == (
-        run_id, "succeeded", "D-77", None)
+        run_id,
+        "succeeded",
+        "D-77",
+        None,
+    )
     assert run["trigger"] == payload
     [step] = run["steps"]
     assert (step["step_id"], step["action"], step["status"]) == (
-        "invoice", "invoicing.create_draft_invoice", "succeeded")
+        "invoice",
+        "invoicing.create_draft_invoice",
+        "succeeded",
+    )
     assert step["input"]["customer"]["tax_id"] == "B12345674"
     assert step["input"]["external_ref"] == "D-77"
     assert isinstance(step["output"]["invoice_id"], int)
@@ -283,12 +292,26 @@ def test_an_invoice_shows_its_customer_lines_taxes_and_totals_with_two_decimals(
     assert response.status_code == 200
     invoice = response.json
     assert (invoice["id"], invoice["status"], invoice["number"], invoice["external_ref"]) == (
-        invoice_id, "draft", None, "D-42")
+        invoice_id,
+        "draft",
+        None,
+        "D-42",
+    )
     assert invoice["customer"]["name"] == "Acme Soluciones SL"
     assert invoice["customer"]["tax_id"] == "B12345674"
     assert invoice["customer"]["address"]["city"] == "Madrid"
-    assert [(line["sku"], line["quantity"], line["unit_price"], line["discount_percent"],
-             line["gross"], line["discount"], line["base"]) for line in invoice["lines"]] == [
+    assert [
+        (
+            line["sku"],
+            line["quantity"],
+            line["unit_price"],
+            line["discount_percent"],
+            line["gross"],
+            line["discount"],
+            line["base"],
+        )
+        for line in invoice["lines"]
+    ] == [
         ("CONS-H", "20", "95", "10", "1900.00", "190.00", "1710.00"),
         ("LIC-ERP", "1", "770.5", "0", "770.50", "0.00", "770.50"),
     ]

@@ -1,0 +1,366 @@
+"""Server-rendered pages: signing in and out, runs, invoices and flows, in Spanish and English."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from connector.runtime import Runtime
+from tests.conftest import drain
+from tests.factories import Hook, deal, make_api_key, make_hook, post_deal
+from web.demo import DEMO_FLOW
+
+
+def location(response) -> str:
+    """The redirect target as path?query, whether Location is absolute or not."""
+    parts = urlsplit(response.headers["Location"])
+    assert parts.netloc in ("", "localhost"), response.headers["Location"]
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def page(response) -> str:
+    """The page text with HTML entities decoded (JSON in <pre> is escaped: &#34; for ")."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+def sign_in(rt: Runtime, client) -> str:
+    key = make_api_key(rt)
+    response = client.post("/ui/login", data={"api_key": key})
+    assert response.status_code == 302, response.status_code
+    return key
+
+
+def process(rt: Runtime, client, payload: dict) -> tuple[Hook, int]:
+    hook = make_hook(rt)
+    response = post_deal(client, hook, payload)
+    assert response.status_code == 202, response.json
+    drain(rt)
+    [run_id] = response.json["run_ids"]
+    return hook, run_id
+
+
+def invoice_id_of(client, run_id: int) -> int:
+    match = re.search(r'href="/ui/invoices/(\d+)"', client.get(f"/ui/runs/{run_id}").text)
+    assert match, "the run page links to its invoice"
+    return int(match.group(1))
+
+
+def badge(status: str, label: str) -> str:
+    return f'<span class="badge {status}">{label}</span>'
+
+
+# --- signing in and out --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/runs", "/ui/runs/1", "/ui/invoices", "/ui/invoices/1", "/ui/flows"]
+)
+def test_pages_redirect_to_the_sign_in_page_when_not_signed_in(rt, client, path):
+    response = client.get(path)
+
+    assert response.status_code == 302
+    target = urlsplit(location(response))
+    assert target.path == "/ui/login"
+    assert parse_qs(target.query)["next"] == [path]
+
+
+def test_the_sign_in_redirect_keeps_the_query_string_in_next(rt, client):
+    response = client.get("/ui/runs?status=failed")
+
+    assert parse_qs(urlsplit(location(response)).query)["next"] == ["/ui/runs?status=failed"]
+
+
+def test_the_sign_in_page_is_in_spanish_by_default(rt, client):
+    response = client.get("/ui/login")
+
+    assert response.status_code == 200
+    assert "Pega la clave de API" in page(response)
+
+
+def test_a_wrong_key_shows_the_sign_in_page_again_with_401_and_the_spanish_error(rt, client):
+    make_api_key(rt)
+
+    response = client.post("/ui/login?next=/ui/invoices", data={"api_key": "pk_wrong"})
+
+    assert response.status_code == 401
+    assert "La clave no es válida o está revocada." in page(response)
+    assert client.get("/ui/runs").status_code == 302  # still not signed in
+
+
+def test_a_good_key_signs_in_and_goes_to_next(rt, client):
+    key = make_api_key(rt)
+
+    response = client.post("/ui/login?next=/ui/invoices", data={"api_key": key})
+
+    assert response.status_code == 302
+    assert location(response) == "/ui/invoices"
+    assert client.get("/ui/invoices").status_code == 200
+
+
+def test_a_good_key_without_next_goes_to_the_runs(rt, client):
+    key = make_api_key(rt)
+
+    response = client.post("/ui/login", data={"api_key": key})
+
+    assert location(response) == "/ui/runs"
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "//evil.example/x",
+        "http://evil.example",
+        "https://evil.example/ui/runs",
+        "javascript:alert(1)",
+        "/\t/evil.example/x",  # browsers drop tabs: "//evil.example/x"
+    ],
+)
+def test_signing_in_never_follows_a_next_that_leaves_the_site(rt, client, next_url):
+    key = make_api_key(rt)
+
+    response = client.post("/ui/login", query_string={"next": next_url}, data={"api_key": key})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/runs"
+
+
+def test_a_next_starting_with_slash_backslash_does_not_lead_to_another_site(rt, client):
+    key = make_api_key(rt)
+
+    response = client.post(
+        "/ui/login", query_string={"next": "/\\evil.example/x"}, data={"api_key": key}
+    )
+
+    # Browsers read a leading slash-backslash like "//": the Location must stay on this site.
+    target = response.headers["Location"]
+    assert response.status_code == 302
+    assert urlsplit(target.replace("\\", "/")).netloc == ""
+
+
+def test_signing_out_with_post_ends_the_session(rt, client):
+    sign_in(rt, client)
+    assert client.get("/ui/runs").status_code == 200
+
+    response = client.post("/ui/logout")
+
+    assert response.status_code == 302
+    assert location(response) == "/ui/login"
+    after = client.get("/ui/runs")
+    assert after.status_code == 302
+    assert urlsplit(location(after)).path == "/ui/login"
+
+
+def test_signing_out_is_not_possible_with_get(rt, client):
+    sign_in(rt, client)
+
+    assert client.get("/ui/logout").status_code == 405
+    assert client.get("/ui/runs").status_code == 200
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def test_the_runs_page_shows_a_processed_run_as_correcta(rt, client):
+    sign_in(rt, client)
+    _, run_id = process(rt, client, deal(deal_id="D-42"))
+
+    response = client.get("/ui/runs")
+
+    assert response.status_code == 200
+    text = page(response)
+    assert f'href="/ui/runs/{run_id}"' in text
+    assert "D-42" in text
+    assert DEMO_FLOW["name"] in text
+    assert badge("succeeded", "Correcta") in text
+
+
+def test_lang_en_shows_english_and_a_cookie_keeps_it_on_the_next_request(rt, client):
+    sign_in(rt, client)
+    process(rt, client, deal())
+
+    english = client.get("/ui/runs?lang=en")
+
+    assert badge("succeeded", "Succeeded") in page(english)
+    assert '<html lang="en">' in page(english)
+    assert "puente_lang=en" in english.headers["Set-Cookie"]
+    later = page(client.get("/ui/runs"))
+    assert badge("succeeded", "Succeeded") in later
+    assert "Correcta" not in later
+
+
+def test_lang_es_switches_back_to_spanish(rt, client):
+    sign_in(rt, client)
+    process(rt, client, deal())
+    client.get("/ui/runs?lang=en")
+
+    client.get("/ui/runs?lang=es")
+
+    assert badge("succeeded", "Correcta") in page(client.get("/ui/runs"))
+
+
+def test_an_unknown_lang_is_ignored(rt, client):
+    sign_in(rt, client)
+    process(rt, client, deal())
+
+    response = client.get("/ui/runs?lang=fr")
+
+    assert badge("succeeded", "Correcta") in page(response)
+    assert "puente_lang" not in response.headers.get("Set-Cookie", "")
+
+
+def test_a_browser_asking_for_english_gets_english(rt, client):
+    sign_in(rt, client)
+    process(rt, client, deal())
+
+    response = client.get("/ui/runs", headers={"Accept-Language": "en-GB,en;q=0.9"})
+
+    assert badge("succeeded", "Succeeded") in page(response)
+
+
+def test_a_run_page_shows_the_step_input_and_output_and_links_to_the_invoice(rt, client):
+    sign_in(rt, client)
+    _, run_id = process(rt, client, deal(deal_id="D-42"))
+
+    response = client.get(f"/ui/runs/{run_id}")
+
+    assert response.status_code == 200
+    text = page(response)
+    assert badge("succeeded", "Correcta") in text
+    assert '"tax_id": "B12345674"' in text  # the step input
+    assert '"external_ref": "D-42"' in text
+    invoice_id = invoice_id_of(client, run_id)
+    assert f'"invoice_id": {invoice_id}' in text  # the step output
+    assert "Ver factura" in text
+
+
+def test_a_failed_run_page_shows_the_field_path_and_the_message(rt, client):
+    sign_in(rt, client)
+    payload = deal()
+    payload["customer"]["tax_id"] = "12345678A"  # wrong control letter
+    _, run_id = process(rt, client, payload)
+
+    response = client.get(f"/ui/runs/{run_id}")
+
+    text = page(response)
+    assert badge("failed", "Fallida") in text
+    assert "Datos no válidos" in text
+    assert "<code>customer.tax_id</code>" in text
+    assert "not a valid Spanish NIF/CIF/NIE" in text
+    assert 'href="/ui/invoices/' not in text
+
+
+def test_the_runs_page_can_show_only_failed_runs(rt, client):
+    sign_in(rt, client)
+    _, good = process(rt, client, deal())
+    bad_payload = deal()
+    bad_payload["customer"]["tax_id"] = "12345678A"
+    _, bad = process(rt, client, bad_payload)
+
+    text = page(client.get("/ui/runs?status=failed"))
+
+    assert f'href="/ui/runs/{bad}"' in text
+    assert f'href="/ui/runs/{good}"' not in text
+
+
+def test_an_unknown_run_answers_404(rt, client):
+    sign_in(rt, client)
+
+    assert client.get("/ui/runs/4242").status_code == 404
+
+
+# --- invoices ------------------------------------------------------------------------------
+
+
+def test_the_invoices_page_shows_the_customer_and_the_total_in_spanish_format(rt, client):
+    sign_in(rt, client)
+    _, run_id = process(rt, client, deal(deal_id="D-42"))
+    invoice_id = invoice_id_of(client, run_id)
+
+    response = client.get("/ui/invoices")
+
+    assert response.status_code == 200
+    text = page(response)
+    assert f'href="/ui/invoices/{invoice_id}"' in text
+    assert "Acme Soluciones SL" in text
+    assert "B12345674" in text
+    assert "D-42" in text
+    assert "3.001,41 €" in text
+    assert badge("draft", "Borrador") in text
+
+
+def test_the_invoices_page_in_english_formats_the_total_english_style(rt, client):
+    sign_in(rt, client)
+    process(rt, client, deal())
+
+    text = page(client.get("/ui/invoices?lang=en"))
+
+    assert "€3,001.41" in text
+    assert "3.001,41" not in text
+    assert badge("draft", "Draft") in text
+
+
+def test_an_invoice_page_shows_customer_lines_and_total_in_spanish_format(rt, client):
+    sign_in(rt, client)
+    _, run_id = process(rt, client, deal(deal_id="D-42"))
+    invoice_id = invoice_id_of(client, run_id)
+
+    response = client.get(f"/ui/invoices/{invoice_id}")
+
+    assert response.status_code == 200
+    text = page(response)
+    assert "Factura en borrador" in text
+    assert "Acme Soluciones SL" in text
+    assert "Calle Mayor 1, 28013, Madrid, Madrid, ES" in text
+    assert "Consultoría (horas)" in text
+    assert "Licencia ERP anual" in text
+    assert "1.710,00 €" in text  # first line: 20 × 95 − 10 %
+    assert "770,50 €" in text
+    assert "520,91 €" in text  # IVA 21 %
+    assert '<th class="num" data-testid="invoice-total">3.001,41 €</th>' in text
+
+
+def test_an_invoice_page_in_english_formats_money_english_style(rt, client):
+    sign_in(rt, client)
+    _, run_id = process(rt, client, deal())
+    invoice_id = invoice_id_of(client, run_id)
+
+    text = page(client.get(f"/ui/invoices/{invoice_id}?lang=en"))
+
+    assert "Draft invoice" in text
+    assert "€1,710.00" in text
+    assert '<th class="num" data-testid="invoice-total">€3,001.41</th>' in text
+
+
+def test_an_unknown_invoice_answers_404(rt, client):
+    sign_in(rt, client)
+
+    assert client.get("/ui/invoices/4242").status_code == 404
+
+
+# --- flows ---------------------------------------------------------------------------------
+
+
+def test_the_flows_page_shows_the_demo_flow_and_its_webhook_url(rt, client, settings):
+    sign_in(rt, client)
+    hook = make_hook(rt)
+
+    response = client.get("/ui/flows")
+
+    assert response.status_code == 200
+    text = page(response)
+    assert DEMO_FLOW["name"] in text
+    assert f"{settings.public_url}/hooks/{hook.token}" in text
+    assert "invoicing.create_draft_invoice" in text
+    assert badge("enabled", "Activo") in text
+
+
+def test_the_flows_page_marks_a_disabled_flow(rt, client):
+    sign_in(rt, client)
+    make_hook(rt, enabled=False)
+
+    text = page(client.get("/ui/flows"))
+
+    assert badge("", "Inactivo") in text
