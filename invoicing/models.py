@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from connector.db import Base, DecimalType, UTCDateTime, utcnow
+from connector.db import Base, DecimalType, JSONType, UTCDateTime, utcnow
 
 Amount = DecimalType(18, 2)
 Precise = DecimalType(20, 8)  # quantities and unit prices: Facturae allows up to 8 decimals
@@ -21,6 +22,70 @@ class InvoiceStatus(StrEnum):
     ISSUED = "issued"
     PAID = "paid"
     CANCELLED = "cancelled"
+
+
+class InvoiceType(StrEnum):
+    """VERI*FACTU TipoFactura."""
+
+    COMPLETE = "F1"  # factura completa
+    SIMPLIFIED = "F2"  # factura simplificada (ticket)
+    R1 = "R1"  # rectificativa: error fundado en derecho y art. 80 Uno, Dos y Seis LIVA
+    R2 = "R2"  # rectificativa: art. 80.3 (concurso)
+    R3 = "R3"  # rectificativa: art. 80.4 (créditos incobrables)
+    R4 = "R4"  # rectificativa: resto de causas
+    R5 = "R5"  # rectificativa de facturas simplificadas
+
+
+class Issuer(Base):
+    """Our company: who issues the invoices, and owner of one VERI*FACTU chain."""
+
+    __tablename__ = "issuers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tax_id: Mapped[str] = mapped_column(String(30), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    street: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(20))
+    city: Mapped[str] = mapped_column(String(100))
+    province: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2), default="ES")
+    email: Mapped[str | None] = mapped_column(String(254))
+    iban: Mapped[str | None] = mapped_column(String(34))
+    # Who produced the invoicing system (SistemaInformatico in VERI*FACTU records): the issuer
+    # itself unless set, as for a system it develops or commissions for its own use.
+    sif_producer_tax_id: Mapped[str | None] = mapped_column(String(30))
+    sif_producer_name: Mapped[str | None] = mapped_column(String(120))
+    sif_installation: Mapped[str] = mapped_column(String(100), default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    series: Mapped[list[Series]] = relationship(order_by="Series.id", back_populates="issuer")
+
+
+class Series(Base):
+    """A numbering series: ordinary, rectifying and simplified invoices number apart."""
+
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("issuer_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"))
+    code: Mapped[str] = mapped_column(String(10))
+    purpose: Mapped[str] = mapped_column(String(20))  # "ordinary", "rectifying", "simplified"
+    description: Mapped[str | None] = mapped_column(String(200))
+
+    issuer: Mapped[Issuer] = relationship(back_populates="series")
+
+
+class SeriesCounter(Base):
+    """The last number used in a series and year; incremented in the issuing transaction."""
+
+    __tablename__ = "series_counters"
+    __table_args__ = (UniqueConstraint("series_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"))
+    year: Mapped[int]
+    last_number: Mapped[int] = mapped_column(default=0)
 
 
 class Customer(Base):
@@ -46,6 +111,8 @@ class Invoice(Base):
     __table_args__ = (
         # One document per CRM deal and kind: the "never billed twice" rule lives here.
         UniqueConstraint("kind", "source", "external_ref"),
+        # A number is used once per series, whatever happens.
+        UniqueConstraint("series_id", "number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -56,8 +123,19 @@ class Invoice(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     source: Mapped[str | None] = mapped_column(String(40))
     external_ref: Mapped[str | None] = mapped_column(String(100))
-    number: Mapped[str | None] = mapped_column(String(40))
+    invoice_type: Mapped[str] = mapped_column(String(2), default=InvoiceType.COMPLETE)
+    issuer_id: Mapped[int | None] = mapped_column(ForeignKey("issuers.id"))
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"))
+    number: Mapped[str | None] = mapped_column(String(40))  # full, e.g. "F2026-00042"
+    serial: Mapped[int | None]  # 42: its place in the series and year
     issue_date: Mapped[date | None] = mapped_column(Date)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))
+    # A rectifying invoice points at the one it corrects.
+    rectifies_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    rectification_method: Mapped[str | None] = mapped_column(String(1))  # S (substitution) / I
+    rectification_reason: Mapped[str | None] = mapped_column(String(500))
     base_total: Mapped[Decimal] = mapped_column(Amount)
     tax_total: Mapped[Decimal] = mapped_column(Amount)
     total: Mapped[Decimal] = mapped_column(Amount)
@@ -65,6 +143,10 @@ class Invoice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     customer: Mapped[Customer] = relationship()
+    issuer: Mapped[Issuer | None] = relationship()
+    series: Mapped[Series | None] = relationship()
+    rectifies: Mapped[Invoice | None] = relationship(remote_side="Invoice.id")
+    payments: Mapped[list[Payment]] = relationship(order_by="Payment.id")
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )
@@ -103,3 +185,61 @@ class InvoiceTax(Base):
     rate: Mapped[Decimal] = mapped_column(Percent)
     base: Mapped[Decimal] = mapped_column(Amount)
     amount: Mapped[Decimal] = mapped_column(Amount)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    paid_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str | None] = mapped_column(String(40))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VerifactuRecord(Base):
+    """One link of an issuer's VERI*FACTU chain: an alta on issue, an anulación on cancel."""
+
+    __tablename__ = "verifactu_records"
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "sequence"),  # the chain never forks
+        UniqueConstraint("invoice_id", "kind"),
+        Index("ix_verifactu_records_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    sequence: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(10))  # "alta" / "anulacion"
+    num_serie: Mapped[str] = mapped_column(String(60))
+    fecha_expedicion: Mapped[date] = mapped_column(Date)
+    tipo_factura: Mapped[str | None] = mapped_column(String(2))
+    cuota_total: Mapped[Decimal | None] = mapped_column(Amount)
+    importe_total: Mapped[Decimal | None] = mapped_column(Amount)
+    previous_huella: Mapped[str | None] = mapped_column(String(64))
+    huella: Mapped[str] = mapped_column(String(64))
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    xml: Mapped[str] = mapped_column(Text)
+    # Submission queue: pending → sent → accepted / rejected (sending is behind an interface).
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxEvent(Base):
+    """Domain events written in the same transaction as the change; they feed triggers."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_unpublished", "published_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(String(60))  # e.g. "invoice.issued"
+    subject_id: Mapped[int]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

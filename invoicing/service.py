@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from invoicing import outbox
+from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
 from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
@@ -18,14 +20,6 @@ from invoicing.tax_ids import TaxIdError, parse_tax_id
 IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
 # Decimals each line value may have (Facturae allows 8 on quantities and prices).
 DECIMALS = {"quantity": 8, "unit_price": 8, "discount_percent": 4, "tax_rate": 4}
-
-
-class InvalidDocumentError(ValueError):
-    """Data the invoicing core refuses; `errors` holds (field path, message) pairs."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -125,6 +119,16 @@ class Invoicing:
             if existing is None:
                 raise
             return CustomerResult(existing, False, _differs(existing.name, data.name))
+        outbox.emit(
+            self.session,
+            "customer.created",
+            customer.id,
+            {
+                "customer_id": customer.id,
+                "tax_id": customer.tax_id,
+                "name": customer.name,
+            },
+        )
         return CustomerResult(customer, True, False)
 
     def create_draft_invoice(
@@ -178,6 +182,18 @@ class Invoicing:
             if found is None:
                 raise
             return self._already_made(found, customer)
+        outbox.emit(
+            self.session,
+            "invoice.drafted",
+            invoice.id,
+            {
+                "invoice_id": invoice.id,
+                "customer_id": party.customer.id,
+                "total": str(totals.total),
+                "external_ref": external_ref,
+                "source": source,
+            },
+        )
         return DraftResult(invoice, True, party)
 
     def _already_made(self, invoice: Invoice, customer: CustomerData) -> DraftResult:

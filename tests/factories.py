@@ -84,3 +84,35 @@ def post_deal(
 ) -> TestResponse:
     body = json.dumps(payload).encode()
     return client.post(hook.path, data=body, headers=signed(hook.secret, body, msg_id))
+
+
+ISSUER = {
+    "tax_id": "A58818501",
+    "name": "Puente Demo SL",
+    "street": "Gran Vía 1",
+    "postal_code": "28013",
+    "city": "Madrid",
+    "province": "Madrid",
+}
+
+
+def make_issuer(rt: Runtime) -> int:
+    from invoicing.issuing import IssuerData, configure_issuer
+
+    with rt.sessions.begin() as s:
+        return configure_issuer(s, IssuerData(**ISSUER)).id
+
+
+def make_draft(rt: Runtime, **changes: Any) -> int:
+    """A draft invoice for the sample deal (fresh deal id unless given), made by the core."""
+    from invoicing.service import CustomerData, Invoicing, LineData
+
+    data = deal(**changes)
+    with rt.sessions.begin() as s:
+        result = Invoicing(s).create_draft_invoice(
+            customer=CustomerData.from_json(data["customer"]),
+            lines=[LineData.from_json(line) for line in data["lines"]],
+            source="test",
+            external_ref=data["deal_id"],
+        )
+        return result.invoice.id

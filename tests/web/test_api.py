@@ -264,7 +264,13 @@ def test_invoices_are_listed_newest_first_with_totals_as_strings(rt, client):
     assert [i["external_ref"] for i in body["items"]] == ["D-2", "D-1"]
     assert body["items"][0]["id"] > body["items"][1]["id"]
     assert (body["total"], body["limit"], body["offset"]) == (2, 50, 0)
-    assert body["items"][0]["totals"] == {"base": "2480.50", "tax": "520.91", "total": "3001.41"}
+    assert body["items"][0]["totals"] == {
+        "base": "2480.50",
+        "tax": "520.91",
+        "total": "3001.41",
+        "paid": "0.00",
+        "outstanding": "3001.41",
+    }
     assert body["items"][0]["status"] == "draft"
     assert "lines" not in body["items"][0]
 
@@ -316,7 +322,14 @@ def test_an_invoice_shows_its_customer_lines_taxes_and_totals_with_two_decimals(
         ("LIC-ERP", "1", "770.5", "0", "770.50", "0.00", "770.50"),
     ]
     assert invoice["taxes"] == [{"rate": "21", "base": "2480.50", "amount": "520.91"}]
-    assert invoice["totals"] == {"base": "2480.50", "tax": "520.91", "total": "3001.41"}
+    assert invoice["totals"] == {
+        "base": "2480.50",
+        "tax": "520.91",
+        "total": "3001.41",
+        "paid": "0.00",
+        "outstanding": "3001.41",
+    }
+    assert invoice["payments"] == []
 
 
 def test_an_unknown_invoice_answers_404_with_a_message(rt, client):

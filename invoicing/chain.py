@@ -1,0 +1,163 @@
+"""The issuer's VERI*FACTU chain: one record per issue or cancellation, each hashing the last."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from invoicing import verifactu as vf
+from invoicing.errors import DocumentStateError
+from invoicing.models import Customer, Invoice, InvoiceType, Issuer, VerifactuRecord
+
+SYSTEM_NAME = "Puente"
+SYSTEM_ID = "PU"
+SYSTEM_VERSION = "0.1.0"
+
+
+def system_for(issuer: Issuer) -> vf.SystemInfo:
+    """Our SistemaInformatico; its producer is the issuer unless configured otherwise."""
+    return vf.SystemInfo(
+        producer_name=issuer.sif_producer_name or issuer.name,
+        producer_nif=issuer.sif_producer_tax_id or issuer.tax_id,
+        system_name=SYSTEM_NAME,
+        system_id=SYSTEM_ID,
+        version=SYSTEM_VERSION,
+        installation_number=issuer.sif_installation or "1",
+        solo_verifactu=True,
+        multi_ot=False,
+        multiples_ot=False,
+    )
+
+
+def _head(session: Session, issuer: Issuer) -> VerifactuRecord | None:
+    return session.scalar(
+        select(VerifactuRecord)
+        .where(VerifactuRecord.issuer_id == issuer.id)
+        .order_by(VerifactuRecord.sequence.desc())
+        .limit(1)
+    )
+
+
+def append_alta(
+    session: Session, issuer: Issuer, invoice: Invoice, now: datetime
+) -> VerifactuRecord:
+    """Chain the alta record of a just-numbered invoice (the issuer row is locked by the caller)."""
+    head = _head(session, issuer)
+    previous = None
+    if head is not None:
+        previous = vf.ChainLink(
+            nif=issuer.tax_id,
+            num_serie=head.num_serie,
+            fecha_expedicion=head.fecha_expedicion,
+            huella=head.huella,
+        )
+    assert invoice.number is not None and invoice.issue_date is not None
+    record = vf.AltaRecord(
+        issuer=vf.Issuer(nif=issuer.tax_id, name=issuer.name),
+        num_serie=invoice.number,
+        fecha_expedicion=invoice.issue_date,
+        tipo_factura=invoice.invoice_type,  # type: ignore[arg-type]
+        descripcion_operacion=_description(invoice),
+        tax_lines=tuple(
+            vf.TaxLine(rate=t.rate, base=t.base, amount=t.amount, calificacion="S1")
+            for t in invoice.taxes
+        ),
+        cuota_total=invoice.tax_total,
+        importe_total=invoice.total,
+        generated_at=now,
+        destinatario=_recipient(invoice.customer, invoice.invoice_type),
+        previous=previous,
+    )
+    row = VerifactuRecord(
+        issuer_id=issuer.id,
+        invoice_id=invoice.id,
+        sequence=(head.sequence + 1) if head is not None else 1,
+        kind="alta",
+        num_serie=record.num_serie,
+        fecha_expedicion=record.fecha_expedicion,
+        tipo_factura=record.tipo_factura,
+        cuota_total=record.cuota_total,
+        importe_total=record.importe_total,
+        previous_huella=previous.huella if previous else None,
+        huella=vf.huella_alta(record),
+        generated_at=now,
+        xml=etree.tostring(vf.registro_alta_xml(record, system_for(issuer)), encoding="unicode"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _description(invoice: Invoice) -> str:
+    text = (invoice.notes or "").strip() or "; ".join(line.description for line in invoice.lines)
+    return text[:500]
+
+
+def _recipient(customer: Customer, invoice_type: str) -> vf.Recipient | None:
+    if invoice_type in (InvoiceType.SIMPLIFIED, InvoiceType.R5):
+        return None
+    if customer.country != "ES":
+        raise DocumentStateError(
+            f"customer {customer.tax_id} is not Spanish: VERI*FACTU records for foreign "
+            "recipients (IDOtro) are not supported yet"
+        )
+    return vf.Recipient(name=customer.name, nif=customer.tax_id)
+
+
+def alta_of(invoice: Invoice) -> VerifactuRecord:
+    session = object_session(invoice)
+    assert session is not None
+    row = session.scalar(
+        select(VerifactuRecord).where(
+            VerifactuRecord.invoice_id == invoice.id, VerifactuRecord.kind == "alta"
+        )
+    )
+    if row is None:
+        raise DocumentStateError(f"invoice {invoice.id} has no VERI*FACTU record: it is not issued")
+    return row
+
+
+def qr_url_of(invoice: Invoice, production: bool = True) -> str:
+    """The AEAT cotejo URL printed as QR on the invoice."""
+    record = alta_of(invoice)
+    assert record.importe_total is not None
+    return vf.qr_url(
+        invoice.issuer.tax_id if invoice.issuer else "",
+        record.num_serie,
+        record.fecha_expedicion,
+        record.importe_total,
+        production,
+    )
+
+
+def document_for(session: Session, invoice: Invoice, kind: str = "alta") -> bytes:
+    """The invoice's record wrapped as a RegFactuSistemaFacturacion document."""
+    row = session.scalar(
+        select(VerifactuRecord).where(
+            VerifactuRecord.invoice_id == invoice.id, VerifactuRecord.kind == kind
+        )
+    )
+    if row is None or invoice.issuer is None:
+        raise DocumentStateError(f"invoice {invoice.id} has no VERI*FACTU {kind} record")
+    return wrap(invoice.issuer, [row.xml])
+
+
+def wrap(issuer: Issuer, records_xml: list[str]) -> bytes:
+    """Wrap stored RegistroAlta/RegistroAnulacion elements as a SuministroLR document.
+
+    The stored XML is what was hashed and chained at issue time; it is never rebuilt.
+    """
+    sum_, sum1 = f"{{{vf.NS_SUM}}}", f"{{{vf.NS_SUM1}}}"
+    root = etree.Element(sum_ + "RegFactuSistemaFacturacion", nsmap=vf.NSMAP)
+    cabecera = etree.SubElement(root, sum_ + "Cabecera")
+    obligado = etree.SubElement(cabecera, sum1 + "ObligadoEmision")
+    etree.SubElement(obligado, sum1 + "NombreRazon").text = issuer.name
+    etree.SubElement(obligado, sum1 + "NIF").text = issuer.tax_id
+    for xml in records_xml:
+        etree.SubElement(root, sum_ + "RegistroFactura").append(etree.fromstring(xml))
+    etree.cleanup_namespaces(root, top_nsmap=vf.NSMAP)
+    result: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return result

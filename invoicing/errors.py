@@ -1,0 +1,23 @@
+"""Errors of the invoicing core; the API and the actions turn them into clear answers."""
+
+from __future__ import annotations
+
+
+class InvoicingError(Exception):
+    """Base class."""
+
+
+class InvalidDocumentError(InvoicingError, ValueError):
+    """Data the invoicing core refuses; `errors` holds (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
+        self.errors = errors
+
+
+class DocumentStateError(InvoicingError):
+    """The operation does not apply to the document as it is (e.g. issuing a paid invoice)."""
+
+
+class NotFoundError(InvoicingError, LookupError):
+    """No such document, customer or product."""

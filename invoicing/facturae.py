@@ -1,0 +1,986 @@
+"""Facturae 3.2.2: write an issued invoice as XML, validate it offline, sign it with XAdES-EPES.
+
+Pure: no database, no Flask. The caller maps its invoice onto the frozen dataclasses below, then
+`facturae_xml` → `validate` → `sign` (optional) → `verify` (optional, e.g. before sending).
+
+Facts come from the official XSD (`Facturaev3_2_2.xsd`, the truth for names, order and types)
+and the Facturae signature policy v3.1. Facturae itself does no arithmetic checks, so
+`facturae_xml` checks the totals before writing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from base64 import b64decode, b64encode
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from lxml import etree
+from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
+from signxml.exceptions import SignXMLException
+from signxml.xades import (
+    XAdESDataObjectFormat,
+    XAdESSignatureConfiguration,
+    XAdESSignaturePolicy,
+    XAdESSigner,
+    XAdESVerifier,
+)
+
+from invoicing.errors import InvoicingError
+from invoicing.money import cents
+
+FACTURAE_NS = "http://www.facturae.gob.es/formato/Versiones/Facturaev3_2_2.xml"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
+SCHEMA_VERSION = "3.2.2"
+XMLDSIG_SCHEMA_URL = "http://www.w3.org/TR/xmldsig-core/xmldsig-core-schema.xsd"
+C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+
+# Facturae signature policy v3.1: identifier and the SHA-1 digest of the policy PDF, as
+# published by facturae.gob.es and used by every Facturae signer (AutoFirma, Facturae-PHP, gobl).
+FACTURAE_POLICY = XAdESSignaturePolicy(
+    Identifier=(
+        "http://www.facturae.es/politica_de_firma_formato_facturae/"
+        "politica_de_firma_formato_facturae_v3_1.pdf"
+    ),
+    Description="Política de Firma FacturaE v3.1",
+    DigestMethod=DigestAlgorithm.SHA1,
+    DigestValue="Ohixl6upD6av8N7pEvDABhEL6hM=",
+)
+# The object identifier other Facturae signers put in DataObjectFormat for "an invoice".
+_INVOICE_OID = "urn:oid:1.2.840.10003.5.109.10"
+
+IVA = "01"  # TaxTypeCode: Impuesto sobre el Valor Añadido
+UNITS = "01"  # UnitOfMeasure: Unidades
+TRANSFER = "04"  # PaymentMeans: Transferencia
+
+# ReasonCode → ReasonDescription, spelled exactly as the XSD enumerates them.
+REASONS: dict[str, str] = {
+    "01": "Número de la factura",
+    "02": "Serie de la factura",
+    "03": "Fecha expedición",
+    "04": "Nombre y apellidos/Razón Social-Emisor",
+    "05": "Nombre y apellidos/Razón Social-Receptor",
+    "06": "Identificación fiscal Emisor/obligado",
+    "07": "Identificación fiscal Receptor",
+    "08": "Domicilio Emisor/Obligado",
+    "09": "Domicilio Receptor",
+    "10": "Detalle Operación",
+    "11": "Porcentaje impositivo a aplicar",
+    "12": "Cuota tributaria a aplicar",
+    "13": "Fecha/Periodo a aplicar",
+    "14": "Clase de factura",
+    "15": "Literales legales",
+    "16": "Base imponible",
+    "80": "Cálculo de cuotas repercutidas",
+    "81": "Cálculo de cuotas retenidas",
+    "82": "Base imponible modificada por devolución de envases / embalajes",
+    "83": "Base imponible modificada por descuentos y bonificaciones",
+    "84": "Base imponible modificada por resolución firme, judicial o administrativa",
+    "85": (
+        "Base imponible modificada cuotas repercutidas no satisfechas. "
+        "Auto de declaración de concurso"
+    ),
+}
+# CorrectionMethod → CorrectionMethodDescription, as the XSD enumerates them.
+CORRECTION_METHODS: dict[str, str] = {
+    "01": "Rectificación íntegra",
+    "02": "Rectificación por diferencias",
+    "03": "Rectificación por descuento por volumen de operaciones durante un periodo",
+    "04": "Autorizadas por la Agencia Tributaria",
+}
+
+# ISO 3166 alpha-2 → alpha-3 (Facturae's CountryType): the EU and the usual trading partners.
+# "EL" is Greece's prefix in EU VAT numbers.
+ALPHA3: dict[str, str] = {
+    "AT": "AUT", "BE": "BEL", "BG": "BGR", "CY": "CYP", "CZ": "CZE", "DE": "DEU", "DK": "DNK",
+    "EE": "EST", "EL": "GRC", "ES": "ESP", "FI": "FIN", "FR": "FRA", "GR": "GRC", "HR": "HRV",
+    "HU": "HUN", "IE": "IRL", "IT": "ITA", "LT": "LTU", "LU": "LUX", "LV": "LVA", "MT": "MLT",
+    "NL": "NLD", "PL": "POL", "PT": "PRT", "RO": "ROU", "SE": "SWE", "SI": "SVN", "SK": "SVK",
+    "AD": "AND", "CH": "CHE", "GB": "GBR", "GI": "GIB", "IS": "ISL", "LI": "LIE", "MC": "MCO",
+    "NO": "NOR", "SM": "SMR", "VA": "VAT", "UA": "UKR", "TR": "TUR", "RS": "SRB", "AL": "ALB",
+    "MA": "MAR", "DZ": "DZA", "TN": "TUN", "EG": "EGY", "ZA": "ZAF", "IL": "ISR", "AE": "ARE",
+    "SA": "SAU", "QA": "QAT", "US": "USA", "CA": "CAN", "MX": "MEX", "AR": "ARG", "BR": "BRA",
+    "CL": "CHL", "CO": "COL", "PE": "PER", "UY": "URY", "EC": "ECU", "VE": "VEN", "CR": "CRI",
+    "PA": "PAN", "DO": "DOM", "CU": "CUB", "CN": "CHN", "HK": "HKG", "JP": "JPN", "KR": "KOR",
+    "IN": "IND", "SG": "SGP", "AU": "AUS", "NZ": "NZL",
+}  # fmt: skip
+# fmt: off
+EU_MEMBERS = frozenset([
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+])
+# fmt: on
+_EU_ALPHA3 = frozenset(ALPHA3[code] for code in EU_MEMBERS)
+# Province is TextMax20; the only Spanish province whose name is longer gets its usual short form.
+_SHORT_PROVINCES = {"santa cruz de tenerife": "S.C. de Tenerife"}
+# Lower-case particles that belong to the surname that follows them ("de la Fuente").
+# fmt: off
+_NAME_PARTICLES = frozenset([
+    "de", "del", "la", "las", "los", "y", "i", "da", "das", "do", "dos", "van", "von", "der", "di",
+])
+# fmt: on
+
+_TWO = Decimal("0.01")
+_EIGHT = Decimal("1E-8")
+_ZERO = Decimal("0.00")
+_HUNDRED = Decimal(100)
+
+PersonType = Literal["J", "F"]
+ResidenceType = Literal["R", "U", "E"]
+
+
+class FacturaeError(InvoicingError, ValueError):
+    """An invoice that cannot be written as Facturae; the message says what to fix."""
+
+
+class FacturaeTotalsError(FacturaeError):
+    """The invoice's amounts do not add up; `problems` lists every mismatch found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the invoice totals are inconsistent: " + "; ".join(problems))
+        self.problems = problems
+
+
+class FacturaeSchemaError(FacturaeError):
+    """The XML is not valid Facturae 3.2.2; `errors` lists each schema error with its line."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(
+            f"the XML is not valid Facturae {SCHEMA_VERSION} "
+            f"({len(errors)} error{'s' if len(errors) != 1 else ''}): " + "; ".join(errors)
+        )
+        self.errors = errors
+
+
+class FacturaeSignatureError(FacturaeError):
+    """Signing failed, or a signature does not verify."""
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Party:
+    """A seller or buyer. Codes left as None are derived from the tax id and the country."""
+
+    tax_id: str
+    name: str  # corporate name (J); for an individual (F) the full name, unless surnames given
+    address: str  # street and number
+    postal_code: str
+    town: str
+    province: str
+    country: str = "ES"  # ISO 3166 alpha-2 (alpha-3 accepted)
+    person_type: PersonType | None = None  # "J" legal entity / "F" individual
+    residence_type: ResidenceType | None = None  # "R" Spain / "U" other EU / "E" elsewhere
+    first_surname: str | None = None  # given → `name` is the first name only
+    second_surname: str | None = None
+    email: str | None = None
+
+    @property
+    def country_alpha3(self) -> str:
+        return country_alpha3(self.country)
+
+    @property
+    def in_spain(self) -> bool:
+        return self.country_alpha3 == "ESP"
+
+    @property
+    def person_type_code(self) -> PersonType:
+        if self.person_type is not None:
+            return self.person_type
+        return person_type_from_nif(self.tax_id) if self.in_spain else "J"
+
+    @property
+    def residence_type_code(self) -> ResidenceType:
+        if self.residence_type is not None:
+            return self.residence_type
+        if self.in_spain:
+            return "R"
+        return "U" if self.country_alpha3 in _EU_ALPHA3 else "E"
+
+    @property
+    def tax_identification_number(self) -> str:
+        """The tax id as Facturae wants it: compact; an EU VAT number with its country prefix."""
+        compact = "".join(ch for ch in self.tax_id if ch.isalnum()).upper()
+        if self.residence_type_code == "R" and len(compact) == 11 and compact.startswith("ES"):
+            return compact[2:]
+        if self.residence_type_code == "U":
+            prefix = _vat_prefix(self.country_alpha3)
+            if prefix and not compact.startswith(prefix):
+                return prefix + compact
+        return compact
+
+
+@dataclass(frozen=True)
+class Line:
+    """One invoice line, with amounts already computed (see `invoicing.money.line_amounts`)."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # without tax, up to 8 decimals
+    gross_amount: Decimal  # Facturae GrossAmount: the line's taxable base, after its discount
+    tax_rate: Decimal  # IVA percent, e.g. 21
+    tax_amount: Decimal  # IVA of this line
+    discount_percent: Decimal = Decimal(0)
+    discount_amount: Decimal = Decimal(0)
+    tax_base: Decimal | None = None  # defaults to gross_amount; must equal it when given
+    sku: str | None = None  # written as ArticleCode
+    discount_reason: str = "Descuento"
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Facturae TotalCost: quantity × unit price, before the discount."""
+        return self.gross_amount + self.discount_amount
+
+    @property
+    def taxable_base(self) -> Decimal:
+        return self.gross_amount if self.tax_base is None else self.tax_base
+
+
+@dataclass(frozen=True)
+class TaxTotal:
+    """IVA of one rate over the whole invoice."""
+
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Corrective:
+    """What a rectifying invoice (class "OR") corrects, and how."""
+
+    tax_period_start: date  # the period in which the rectified invoice was taxed
+    tax_period_end: date
+    number: str | None = None  # of the rectified invoice; required by methods "01" and "02"
+    series_code: str | None = None
+    issue_date: date | None = None  # of the rectified invoice
+    reason_code: str = "01"  # see REASONS
+    correction_method: str = "01"  # see CORRECTION_METHODS: 01 full, 02 by differences
+    additional_reason: str | None = None  # free text
+
+    @property
+    def reason_description(self) -> str:
+        return REASONS[self.reason_code]
+
+    @property
+    def correction_method_description(self) -> str:
+        return CORRECTION_METHODS[self.correction_method]
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An issued invoice, ready to be written as Facturae."""
+
+    number: str
+    issue_date: date
+    seller: Party
+    buyer: Party
+    lines: Sequence[Line]
+    taxes: Sequence[TaxTotal]
+    gross_amount_before_taxes: Decimal  # sum of the line bases (no general discounts)
+    total_tax_outputs: Decimal  # sum of the IVA amounts
+    invoice_total: Decimal  # base + IVA
+    series_code: str | None = None
+    currency: str = "EUR"
+    invoice_class: Literal["OO", "OR"] = "OO"  # original / original rectificativa
+    document_type: Literal["FC", "FA"] = "FC"  # complete / simplified (abreviada)
+    corrective: Corrective | None = None  # required when invoice_class is "OR"
+    total_outstanding: Decimal | None = None  # defaults to the invoice total
+    total_executable: Decimal | None = None  # defaults to the outstanding amount
+    payment_due_date: date | None = None
+    iban: str | None = None  # account to be credited
+    payment_means: str = TRANSFER
+    operation_date: date | None = None  # only when it differs from the issue date
+    language: str = "es"
+
+    def __post_init__(self) -> None:
+        # Keep the instance immutable even when lists were passed in.
+        object.__setattr__(self, "lines", tuple(self.lines))
+        object.__setattr__(self, "taxes", tuple(self.taxes))
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.invoice_total if self.total_outstanding is None else self.total_outstanding
+
+    @property
+    def executable(self) -> Decimal:
+        return self.outstanding if self.total_executable is None else self.total_executable
+
+
+# --------------------------------------------------------------------------------------------
+# Codes derived from the data
+# --------------------------------------------------------------------------------------------
+
+
+def country_alpha3(country: str) -> str:
+    """Map an ISO 3166 alpha-2 code (or an alpha-3 one, kept) to Facturae's alpha-3."""
+    code = country.strip().upper()
+    if len(code) == 3 and code.isalpha():
+        return code
+    try:
+        return ALPHA3[code]
+    except KeyError:
+        raise FacturaeError(
+            f"country {country!r} has no Facturae (ISO 3166 alpha-3) code here; "
+            "pass the alpha-3 code (e.g. 'FRA') or add it to facturae.ALPHA3"
+        ) from None
+
+
+def person_type_from_nif(tax_id: str) -> PersonType:
+    """Tell a Spanish individual ("F": DNI, NIE, K/L/M NIFs) from a legal entity ("J": CIF)."""
+    compact = "".join(ch for ch in tax_id if ch.isalnum()).upper()
+    if len(compact) == 11 and compact.startswith("ES"):
+        compact = compact[2:]
+    first = compact[:1]
+    return "F" if first.isdigit() or first in {"X", "Y", "Z", "K", "L", "M"} else "J"
+
+
+def split_name(full_name: str, spanish: bool) -> tuple[str, str, str | None] | None:
+    """Split an individual's full name into (name, first surname, second surname), if possible.
+
+    Spanish names carry two surnames, so with three or more words the last two are surnames;
+    elsewhere only the last word is. Particles stay with their surname ("María de la Fuente").
+    Returns None for a single word: the caller then writes it corporate-style.
+    """
+    words: list[str] = []
+    pending: list[str] = []
+    for word in full_name.split():
+        if word.lower() in _NAME_PARTICLES and words:
+            pending.append(word)
+            continue
+        words.append(" ".join([*pending, word]))
+        pending = []
+    if pending:  # trailing particles: attach them to the last word rather than lose them
+        words[-1] = " ".join([words[-1], *pending])
+    if len(words) < 2:
+        return None
+    if spanish and len(words) >= 3:
+        return " ".join(words[:-2]), words[-2], words[-1]
+    return " ".join(words[:-1]), words[-1], None
+
+
+def _vat_prefix(alpha3: str) -> str | None:
+    for alpha2, code in ALPHA3.items():
+        if code == alpha3 and alpha2 in EU_MEMBERS:
+            return "EL" if alpha3 == "GRC" else alpha2
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Amounts
+# --------------------------------------------------------------------------------------------
+
+
+def _two(value: Decimal, what: str) -> str:
+    """Format an amount with exactly two decimals, refusing fractions of a cent."""
+    if not value.is_finite() or value != value.quantize(_TWO):
+        raise FacturaeError(f"{what} = {value} must be an amount in cents (two decimals)")
+    return f"{value.quantize(_TWO):f}"
+
+
+def _up_to_eight(value: Decimal, what: str) -> str:
+    """Format a price or rate: two decimals when enough, else up to eight (DoubleUpToEight)."""
+    if not value.is_finite() or value != value.quantize(_EIGHT):
+        raise FacturaeError(f"{what} = {value} has more than the 8 decimals Facturae allows")
+    if value == value.quantize(_TWO):
+        return f"{value.quantize(_TWO):f}"
+    return f"{value.normalize():f}"
+
+
+def _quantity(value: Decimal, what: str) -> str:
+    if not value.is_finite():
+        raise FacturaeError(f"{what} = {value} is not a number")
+    return f"{value.normalize():f}"
+
+
+def _total(values: Iterable[Decimal]) -> Decimal:
+    return sum(values, _ZERO)
+
+
+def check_totals(invoice: Invoice) -> None:
+    """Raise FacturaeTotalsError listing every amount that does not add up."""
+    problems: list[str] = []
+    if not invoice.lines:
+        problems.append("the invoice has no lines")
+    if not invoice.taxes:
+        problems.append("the invoice has no IVA breakdown (taxes)")
+    for position, line in enumerate(invoice.lines, start=1):
+        problems.extend(_line_problems(position, line))
+    problems.extend(_tax_problems(invoice))
+
+    lines_base = _total(line.gross_amount for line in invoice.lines)
+    if lines_base != invoice.gross_amount_before_taxes:
+        problems.append(
+            f"the line gross amounts add up to {lines_base}, "
+            f"not to the total gross amount {invoice.gross_amount_before_taxes}"
+        )
+    taxes_base = _total(tax.base for tax in invoice.taxes)
+    if taxes_base != invoice.gross_amount_before_taxes:
+        problems.append(
+            f"the IVA bases add up to {taxes_base}, "
+            f"not to the total before taxes {invoice.gross_amount_before_taxes}"
+        )
+    taxes_amount = _total(tax.amount for tax in invoice.taxes)
+    if taxes_amount != invoice.total_tax_outputs:
+        problems.append(
+            f"the IVA amounts add up to {taxes_amount}, "
+            f"not to the total tax outputs {invoice.total_tax_outputs}"
+        )
+    expected_total = invoice.gross_amount_before_taxes + invoice.total_tax_outputs
+    if expected_total != invoice.invoice_total:
+        problems.append(
+            f"base {invoice.gross_amount_before_taxes} + IVA {invoice.total_tax_outputs} "
+            f"= {expected_total}, not the invoice total {invoice.invoice_total}"
+        )
+    # Without subsidies, payments on account or withholdings (not written here) the amounts to
+    # pay and to execute are the invoice total.
+    if invoice.outstanding != invoice.invoice_total:
+        problems.append(
+            f"the outstanding amount {invoice.outstanding} differs from the invoice total "
+            f"{invoice.invoice_total} (payments on account are not supported)"
+        )
+    if invoice.executable != invoice.outstanding:
+        problems.append(
+            f"the executable amount {invoice.executable} differs from the outstanding amount "
+            f"{invoice.outstanding} (withholdings are not supported)"
+        )
+    if problems:
+        raise FacturaeTotalsError(problems)
+
+
+def _line_problems(position: int, line: Line) -> list[str]:
+    where = f"line {position}"
+    problems: list[str] = []
+    cost = cents(line.quantity * line.unit_price)
+    if line.total_cost != cost:
+        problems.append(
+            f"{where}: gross amount {line.gross_amount} + discount {line.discount_amount} = "
+            f"{line.total_cost}, but quantity × unit price = {cost}"
+        )
+    if line.discount_percent:
+        discount = cents(cost * line.discount_percent / _HUNDRED)
+        if discount != line.discount_amount:
+            problems.append(
+                f"{where}: a {line.discount_percent}% discount on {cost} is {discount}, "
+                f"not {line.discount_amount}"
+            )
+    if line.taxable_base != line.gross_amount:
+        problems.append(
+            f"{where}: the IVA base {line.taxable_base} differs from the gross amount "
+            f"{line.gross_amount}"
+        )
+    tax = cents(line.taxable_base * line.tax_rate / _HUNDRED)
+    if tax != line.tax_amount:
+        problems.append(
+            f"{where}: {line.tax_rate}% IVA on {line.taxable_base} is {tax}, not {line.tax_amount}"
+        )
+    return problems
+
+
+def _tax_problems(invoice: Invoice) -> list[str]:
+    problems: list[str] = []
+    rates = [tax.rate for tax in invoice.taxes]
+    for rate in sorted({r for r in rates if rates.count(r) > 1}):
+        problems.append(f"IVA {rate}% appears more than once in the breakdown")
+    line_rates = {line.tax_rate for line in invoice.lines}
+    for rate in sorted(line_rates - set(rates)):
+        problems.append(f"lines at IVA {rate}% have no entry in the IVA breakdown")
+    for tax in invoice.taxes:
+        lines = [line for line in invoice.lines if line.tax_rate == tax.rate]
+        if not lines:
+            problems.append(f"IVA {tax.rate}% is in the breakdown but no line uses it")
+            continue
+        base = _total(line.gross_amount for line in lines)
+        if base != tax.base:
+            problems.append(f"the lines at IVA {tax.rate}% add up to {base}, not {tax.base}")
+        # Either rounding is lawful: IVA on the summed base, or the sum of each line's IVA.
+        on_base = cents(tax.base * tax.rate / _HUNDRED)
+        by_line = _total(line.tax_amount for line in lines)
+        if tax.amount not in (on_base, by_line):
+            problems.append(
+                f"IVA {tax.rate}% on {tax.base} is {on_base} (or {by_line} line by line), "
+                f"not {tax.amount}"
+            )
+    return problems
+
+
+def _check_header(invoice: Invoice) -> None:
+    if invoice.currency != "EUR":
+        raise FacturaeError(
+            f"currency {invoice.currency!r} is not supported: only EUR invoices are written "
+            "(other currencies need EquivalentInEuros and exchange-rate details)"
+        )
+    if invoice.invoice_class not in ("OO", "OR"):
+        raise FacturaeError(f"invoice class {invoice.invoice_class!r} must be 'OO' or 'OR'")
+    if invoice.document_type not in ("FC", "FA"):
+        raise FacturaeError(f"document type {invoice.document_type!r} must be 'FC' or 'FA'")
+    corrective = invoice.corrective
+    if invoice.invoice_class == "OR" and corrective is None:
+        raise FacturaeError("a rectifying invoice (class 'OR') needs its corrective details")
+    if invoice.invoice_class == "OO" and corrective is not None:
+        raise FacturaeError("corrective details are only allowed on a rectifying invoice ('OR')")
+    if corrective is not None:
+        if corrective.reason_code not in REASONS:
+            raise FacturaeError(f"unknown rectification reason code {corrective.reason_code!r}")
+        if corrective.correction_method not in CORRECTION_METHODS:
+            raise FacturaeError(f"unknown correction method {corrective.correction_method!r}")
+        if corrective.correction_method in ("01", "02") and not corrective.number:
+            raise FacturaeError(
+                "the number of the rectified invoice is required with correction method "
+                f"{corrective.correction_method!r}"
+            )
+        if corrective.tax_period_end < corrective.tax_period_start:
+            raise FacturaeError("the rectified tax period ends before it starts")
+
+
+# --------------------------------------------------------------------------------------------
+# XML
+# --------------------------------------------------------------------------------------------
+
+
+def _el(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    # Facturae's local elements are unqualified: only the root is in the fe namespace.
+    child = etree.SubElement(parent, tag)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _amount_el(parent: etree._Element, tag: str, value: Decimal, what: str) -> None:
+    _el(_el(parent, tag), "TotalAmount", _two(value, what))
+
+
+def facturae_xml(invoice: Invoice) -> bytes:
+    """Write the invoice as a Facturae 3.2.2 document (UTF-8), after checking its arithmetic."""
+    _check_header(invoice)
+    check_totals(invoice)
+    root = etree.Element(f"{{{FACTURAE_NS}}}Facturae", nsmap={"fe": FACTURAE_NS})
+    _file_header(root, invoice)
+    parties = _el(root, "Parties")
+    _party(_el(parties, "SellerParty"), invoice.seller)
+    _party(_el(parties, "BuyerParty"), invoice.buyer)
+    _invoice(_el(_el(root, "Invoices"), "Invoice"), invoice)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _file_header(root: etree._Element, invoice: Invoice) -> None:
+    header = _el(root, "FileHeader")
+    _el(header, "SchemaVersion", SCHEMA_VERSION)
+    _el(header, "Modality", "I")  # one invoice per file
+    _el(header, "InvoiceIssuerType", "EM")  # issued by the seller
+    batch = _el(header, "Batch")
+    # Issuer's tax id + first invoice number + series, as the schema documents it.
+    identifier = invoice.seller.tax_identification_number + invoice.number
+    _el(batch, "BatchIdentifier", identifier + (invoice.series_code or ""))
+    _el(batch, "InvoicesCount", "1")
+    _amount_el(batch, "TotalInvoicesAmount", invoice.invoice_total, "invoice total")
+    _amount_el(batch, "TotalOutstandingAmount", invoice.outstanding, "outstanding amount")
+    _amount_el(batch, "TotalExecutableAmount", invoice.executable, "executable amount")
+    _el(batch, "InvoiceCurrencyCode", invoice.currency)
+
+
+def _party(element: etree._Element, party: Party) -> None:
+    tax = _el(element, "TaxIdentification")
+    _el(tax, "PersonTypeCode", party.person_type_code)
+    _el(tax, "ResidenceTypeCode", party.residence_type_code)
+    _el(tax, "TaxIdentificationNumber", party.tax_identification_number)
+    names = _individual_names(party)
+    if names is None:
+        entity = _el(element, "LegalEntity")
+        _el(entity, "CorporateName", party.name.strip())
+    else:
+        entity = _el(element, "Individual")
+        name, first_surname, second_surname = names
+        _el(entity, "Name", name)
+        _el(entity, "FirstSurname", first_surname)
+        if second_surname:
+            _el(entity, "SecondSurname", second_surname)
+    _address(entity, party)
+    if party.email:
+        _el(_el(entity, "ContactDetails"), "ElectronicMail", party.email.strip())
+
+
+def _individual_names(party: Party) -> tuple[str, str, str | None] | None:
+    if party.person_type_code != "F":
+        return None
+    if party.first_surname:
+        return party.name.strip(), party.first_surname.strip(), party.second_surname
+    return split_name(party.name, spanish=party.residence_type_code == "R")
+
+
+def _address(entity: etree._Element, party: Party) -> None:
+    province = party.province.strip()
+    province = _SHORT_PROVINCES.get(province.lower(), province)
+    if party.in_spain:
+        address = _el(entity, "AddressInSpain")
+        _el(address, "Address", party.address.strip())
+        _el(address, "PostCode", party.postal_code.strip())
+        _el(address, "Town", party.town.strip())
+        _el(address, "Province", province)
+    else:
+        address = _el(entity, "OverseasAddress")
+        _el(address, "Address", party.address.strip())
+        post_code_and_town = f"{party.postal_code.strip()} {party.town.strip()}".strip()
+        _el(address, "PostCodeAndTown", post_code_and_town)
+        _el(address, "Province", province or party.town.strip())  # required abroad too
+    _el(address, "CountryCode", party.country_alpha3)
+
+
+def _invoice(element: etree._Element, invoice: Invoice) -> None:
+    header = _el(element, "InvoiceHeader")
+    _el(header, "InvoiceNumber", invoice.number)
+    if invoice.series_code:
+        _el(header, "InvoiceSeriesCode", invoice.series_code)
+    _el(header, "InvoiceDocumentType", invoice.document_type)
+    _el(header, "InvoiceClass", invoice.invoice_class)
+    if invoice.corrective is not None:
+        _corrective(_el(header, "Corrective"), invoice.corrective)
+
+    issue = _el(element, "InvoiceIssueData")
+    _el(issue, "IssueDate", invoice.issue_date.isoformat())
+    if invoice.operation_date is not None and invoice.operation_date != invoice.issue_date:
+        _el(issue, "OperationDate", invoice.operation_date.isoformat())
+    _el(issue, "InvoiceCurrencyCode", invoice.currency)
+    _el(issue, "TaxCurrencyCode", invoice.currency)
+    _el(issue, "LanguageName", invoice.language)
+
+    outputs = _el(element, "TaxesOutputs")
+    for tax in invoice.taxes:
+        _tax(_el(outputs, "Tax"), tax.rate, tax.base, tax.amount, f"IVA {tax.rate}%")
+
+    _totals(_el(element, "InvoiceTotals"), invoice)
+    items = _el(element, "Items")
+    for position, line in enumerate(invoice.lines, start=1):
+        _line(_el(items, "InvoiceLine"), line, f"line {position}")
+    if invoice.payment_due_date is not None or invoice.iban:
+        _payment(_el(element, "PaymentDetails"), invoice)
+
+
+def _corrective(element: etree._Element, corrective: Corrective) -> None:
+    if corrective.number:
+        _el(element, "InvoiceNumber", corrective.number)
+    if corrective.series_code:
+        _el(element, "InvoiceSeriesCode", corrective.series_code)
+    _el(element, "ReasonCode", corrective.reason_code)
+    _el(element, "ReasonDescription", corrective.reason_description)
+    period = _el(element, "TaxPeriod")
+    _el(period, "StartDate", corrective.tax_period_start.isoformat())
+    _el(period, "EndDate", corrective.tax_period_end.isoformat())
+    _el(element, "CorrectionMethod", corrective.correction_method)
+    _el(element, "CorrectionMethodDescription", corrective.correction_method_description)
+    if corrective.additional_reason:
+        _el(element, "AdditionalReasonDescription", corrective.additional_reason)
+    if corrective.issue_date is not None:
+        _el(element, "InvoiceIssueDate", corrective.issue_date.isoformat())
+
+
+def _tax(element: etree._Element, rate: Decimal, base: Decimal, amount: Decimal, what: str) -> None:
+    _el(element, "TaxTypeCode", IVA)
+    _el(element, "TaxRate", _up_to_eight(rate, f"{what} rate"))
+    _amount_el(element, "TaxableBase", base, f"{what} base")
+    _amount_el(element, "TaxAmount", amount, f"{what} amount")
+
+
+def _totals(element: etree._Element, invoice: Invoice) -> None:
+    before_taxes = _two(invoice.gross_amount_before_taxes, "total before taxes")
+    _el(element, "TotalGrossAmount", before_taxes)  # no general discounts or surcharges
+    _el(element, "TotalGrossAmountBeforeTaxes", before_taxes)
+    _el(element, "TotalTaxOutputs", _two(invoice.total_tax_outputs, "total tax outputs"))
+    _el(element, "TotalTaxesWithheld", _two(_ZERO, "total taxes withheld"))
+    _el(element, "InvoiceTotal", _two(invoice.invoice_total, "invoice total"))
+    _el(element, "TotalOutstandingAmount", _two(invoice.outstanding, "outstanding amount"))
+    _el(element, "TotalExecutableAmount", _two(invoice.executable, "executable amount"))
+
+
+def _line(element: etree._Element, line: Line, where: str) -> None:
+    _el(element, "ItemDescription", line.description)
+    _el(element, "Quantity", _quantity(line.quantity, f"{where} quantity"))
+    _el(element, "UnitOfMeasure", UNITS)
+    _el(element, "UnitPriceWithoutTax", _up_to_eight(line.unit_price, f"{where} unit price"))
+    _el(element, "TotalCost", _two(line.total_cost, f"{where} total cost"))
+    if line.discount_amount:
+        discount = _el(_el(element, "DiscountsAndRebates"), "Discount")
+        _el(discount, "DiscountReason", line.discount_reason)
+        if line.discount_percent:
+            rate = _up_to_eight(line.discount_percent, f"{where} discount percent")
+            _el(discount, "DiscountRate", rate)
+        _el(discount, "DiscountAmount", _two(line.discount_amount, f"{where} discount"))
+    _el(element, "GrossAmount", _two(line.gross_amount, f"{where} gross amount"))
+    outputs = _el(element, "TaxesOutputs")
+    _tax(_el(outputs, "Tax"), line.tax_rate, line.taxable_base, line.tax_amount, f"{where} IVA")
+    if line.sku:
+        _el(element, "ArticleCode", line.sku)
+
+
+def _payment(element: etree._Element, invoice: Invoice) -> None:
+    installment = _el(element, "Installment")
+    due = invoice.payment_due_date or invoice.issue_date
+    _el(installment, "InstallmentDueDate", due.isoformat())
+    _el(installment, "InstallmentAmount", _two(invoice.executable, "installment amount"))
+    _el(installment, "PaymentMeans", invoice.payment_means)
+    if invoice.iban:
+        iban = "".join(invoice.iban.split()).upper()
+        _el(_el(installment, "AccountToBeCredited"), "IBAN", iban)
+
+
+# --------------------------------------------------------------------------------------------
+# Offline validation
+# --------------------------------------------------------------------------------------------
+
+_DEFAULT_STANDARDS = Path(__file__).resolve().parents[2] / "shared" / "standards"
+_validation_lock = threading.Lock()
+
+
+def schema_dir() -> Path:
+    """The folder holding Facturaev3_2_2.xsd; PUENTE_STANDARDS_DIR names the `standards` one."""
+    standards = os.environ.get("PUENTE_STANDARDS_DIR")
+    return (Path(standards) if standards else _DEFAULT_STANDARDS) / "facturae"
+
+
+class _LocalSchemas(etree.Resolver):
+    """Serve the xmldsig schema from disk and refuse anything else from the network."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+        if system_url == XMLDSIG_SCHEMA_URL:
+            return self.resolve_filename(str(self.folder / "xmldsig-core-schema.xsd"), context)
+        if system_url and "://" in system_url and not system_url.startswith("file:"):
+            raise FacturaeError(f"refusing to fetch {system_url} while loading the schema")
+        return None  # a local file: let libxml2 read it
+
+
+def _safe_parser() -> etree.XMLParser:
+    # No network, no external DTD, no entity expansion: schemas and invoices are data only.
+    return etree.XMLParser(no_network=True, load_dtd=False, resolve_entities=False)
+
+
+@lru_cache(maxsize=4)
+def _schema(folder: Path) -> etree.XMLSchema:
+    path = folder / "Facturaev3_2_2.xsd"
+    if not path.is_file() or not (folder / "xmldsig-core-schema.xsd").is_file():
+        raise FacturaeError(
+            f"the Facturae schemas are not in {folder}; set PUENTE_STANDARDS_DIR to the folder "
+            "that holds facturae/Facturaev3_2_2.xsd and facturae/xmldsig-core-schema.xsd"
+        )
+    parser = _safe_parser()
+    parser.resolvers.add(_LocalSchemas(folder))
+    # The file starts with a UTF-8 BOM and uses CRLF line ends: both fine for libxml2.
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def _parse(xml_bytes: bytes) -> etree._ElementTree:
+    try:
+        tree = etree.ElementTree(etree.fromstring(xml_bytes, _safe_parser()))
+    except etree.XMLSyntaxError as exc:
+        raise FacturaeSchemaError([f"not well-formed XML: {exc}"]) from None
+    if tree.docinfo.doctype:
+        raise FacturaeSchemaError(["a Facturae document must not carry a DOCTYPE"])
+    return tree
+
+
+def validate(xml_bytes: bytes) -> None:
+    """Validate against the Facturae 3.2.2 XSD, offline; raise FacturaeSchemaError if invalid."""
+    schema = _schema(schema_dir())
+    tree = _parse(xml_bytes)
+    with _validation_lock:  # one XMLSchema object, shared: validate one document at a time
+        valid = schema.validate(tree)
+        log = schema.error_log
+    if not valid:
+        raise FacturaeSchemaError([f"line {error.line}: {error.message}" for error in log])
+
+
+# --------------------------------------------------------------------------------------------
+# XAdES-EPES signature
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningCredentials:
+    """A private key with its certificate and the chain up to the root; load once, reuse."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = field(default=())  # intermediates (and root), if any
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+
+def load_pkcs12(data: bytes, password: bytes | str | None) -> SigningCredentials:
+    """Read a .p12/.pfx file (the way FNMT and other CAs deliver certificates)."""
+    secret = password.encode() if isinstance(password, str) else password
+    try:
+        key, certificate, chain = pkcs12.load_key_and_certificates(data, secret)
+    except ValueError as exc:
+        raise FacturaeSignatureError(
+            f"cannot open the PKCS#12 file (wrong password or damaged file): {exc}"
+        ) from None
+    if key is None or certificate is None:
+        raise FacturaeSignatureError("the PKCS#12 file holds no private key and certificate")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise FacturaeSignatureError(
+            f"the certificate's key is {type(key).__name__}; Facturae signatures need RSA"
+        )
+    if _spki(key.public_key()) != _spki(certificate.public_key()):
+        raise FacturaeSignatureError("the private key does not belong to the certificate")
+    return SigningCredentials(key, certificate, tuple(chain))
+
+
+def _spki(public_key: Any) -> bytes:
+    return bytes(
+        public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+class _FacturaeSigner(XAdESSigner):
+    """signxml's XAdES signer with the layout Facturae validators expect.
+
+    - `SigningCertificate` with `IssuerSerial` (XAdES 1.3.2) instead of `SigningCertificateV2`,
+      as AutoFirma and the other Facturae signers write it.
+    - `DataObjectFormat` naming the invoice with its object identifier.
+    """
+
+    def add_signing_certificate(
+        self,
+        signed_signature_properties: etree._Element,
+        sig_root: etree._Element,
+        signing_settings: Any,
+    ) -> None:
+        certificate = signing_settings.cert_chain[0]
+        assert isinstance(certificate, x509.Certificate)
+        signing = etree.SubElement(signed_signature_properties, f"{{{XADES_NS}}}SigningCertificate")
+        cert = etree.SubElement(signing, f"{{{XADES_NS}}}Cert")
+        digest = etree.SubElement(cert, f"{{{XADES_NS}}}CertDigest")
+        etree.SubElement(digest, f"{{{DS_NS}}}DigestMethod", Algorithm=DigestAlgorithm.SHA256.value)
+        value = etree.SubElement(digest, f"{{{DS_NS}}}DigestValue")
+        value.text = b64encode(certificate.fingerprint(hashes.SHA256())).decode()
+        issuer_serial = etree.SubElement(cert, f"{{{XADES_NS}}}IssuerSerial")
+        issuer = etree.SubElement(issuer_serial, f"{{{DS_NS}}}X509IssuerName")
+        issuer.text = certificate.issuer.rfc4514_string()
+        serial = etree.SubElement(issuer_serial, f"{{{DS_NS}}}X509SerialNumber")
+        serial.text = str(certificate.serial_number)
+
+    def add_data_object_format(
+        self,
+        signed_data_object_properties: etree._Element,
+        sig_root: etree._Element,
+        signing_settings: Any,
+    ) -> None:
+        super().add_data_object_format(
+            signed_data_object_properties, sig_root=sig_root, signing_settings=signing_settings
+        )
+        data_object_format = signed_data_object_properties[-1]
+        object_identifier = etree.Element(f"{{{XADES_NS}}}ObjectIdentifier")
+        identifier = etree.SubElement(
+            object_identifier, f"{{{XADES_NS}}}Identifier", Qualifier="OIDAsURN"
+        )
+        identifier.text = _INVOICE_OID
+        data_object_format.insert(1, object_identifier)  # XAdES order: Description, then this
+
+
+def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
+    """Add an enveloped XAdES-EPES signature (Facturae policy v3.1) at the end of the document.
+
+    The result must not be reformatted: any change, even whitespace, breaks the signature.
+    """
+    now = datetime.now(UTC)
+    certificate = credentials.certificate
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        raise FacturaeSignatureError(
+            f"the certificate of {credentials.subject} is valid from "
+            f"{certificate.not_valid_before_utc:%Y-%m-%d} to "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d}, not now"
+        )
+    root = _parse(xml_bytes).getroot()
+    if root.tag != f"{{{FACTURAE_NS}}}Facturae":
+        raise FacturaeSignatureError(f"not a Facturae {SCHEMA_VERSION} document: {root.tag}")
+    if root.find(f"{{{DS_NS}}}Signature") is not None:
+        raise FacturaeSignatureError("the document is already signed")
+    signer = _FacturaeSigner(
+        signature_policy=FACTURAE_POLICY,
+        claimed_roles=["emisor"],
+        data_object_format=XAdESDataObjectFormat(
+            Description="Factura electrónica", MimeType="text/xml"
+        ),
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_0,  # exclusive C14N breaks XAdES
+    )
+    try:
+        signed = signer.sign(
+            root,
+            key=credentials.key,
+            cert=[certificate, *credentials.chain],  # X509Data with the whole chain
+            always_add_key_value=True,  # KeyValue as well, as the policy's examples show
+        )
+    except (SignXMLException, ValueError) as exc:
+        raise FacturaeSignatureError(f"signing failed: {exc}") from exc
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def verify(
+    xml_bytes: bytes,
+    *,
+    trusted_certificate: x509.Certificate | None = None,
+    ca_pem_file: str | Path | None = None,
+) -> str:
+    """Check the XAdES-EPES signature and return the signer certificate's subject.
+
+    Trust comes from `trusted_certificate` (the expected signer, pinned), else from the CAs in
+    `ca_pem_file`, else from the system's CA bundle. Raise FacturaeSignatureError if the
+    document was changed after signing, the policy is not Facturae's, or the signer is not
+    trusted.
+    """
+    root = _parse(xml_bytes).getroot()
+    signatures = root.findall(f".//{{{DS_NS}}}Signature")
+    if len(signatures) != 1 or signatures[0].getparent() is not root:
+        raise FacturaeSignatureError("expected exactly one ds:Signature, as the root's last child")
+    references = signatures[0].findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
+    if not any(reference.get("URI") == "" for reference in references):
+        raise FacturaeSignatureError("the signature does not cover the whole document (URI='')")
+    try:
+        results = XAdESVerifier().verify(
+            xml_bytes,
+            x509_cert=trusted_certificate,
+            ca_pem_file=str(ca_pem_file) if ca_pem_file is not None else None,
+            expect_signature_policy=FACTURAE_POLICY,
+            expect_config=XAdESSignatureConfiguration(expect_references=True),
+        )
+    except (SignXMLException, ValueError) as exc:
+        raise FacturaeSignatureError(f"the signature does not verify: {exc}") from exc
+    if trusted_certificate is not None:
+        return trusted_certificate.subject.rfc4514_string()
+    return _signer_subject(results[0].signature_xml, results[0].signature_key)
+
+
+def _signer_subject(signature: etree._Element, signature_key: bytes) -> str:
+    for element in signature.iterfind(f".//{{{DS_NS}}}X509Certificate"):
+        der = b64decode("".join((element.text or "").split()))
+        certificate = x509.load_der_x509_certificate(der)
+        public = certificate.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if public == signature_key:
+            return certificate.subject.rfc4514_string()
+    raise FacturaeSignatureError("the signing certificate is not in the signature")

@@ -1,0 +1,207 @@
+"""Issue a draft: number, date and VERI*FACTU record, atomically; issued invoices never change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.db import utcnow
+from invoicing import chain, outbox
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.models import Invoice, InvoiceStatus, InvoiceType, Issuer, Series
+from invoicing.numbering import format_number, next_serial
+from invoicing.tax_ids import TaxIdError, parse_tax_id
+
+MADRID = ZoneInfo("Europe/Madrid")
+PURPOSE = {
+    InvoiceType.COMPLETE: "ordinary",
+    InvoiceType.SIMPLIFIED: "simplified",
+    **{t: "rectifying" for t in ("R1", "R2", "R3", "R4", "R5")},
+}
+
+
+@dataclass(frozen=True)
+class Issued:
+    invoice: Invoice
+    issued_now: bool  # False when it was already issued (a repeated call changes nothing)
+
+
+def default_issuer(session: Session, lock: bool = False) -> Issuer:
+    query = select(Issuer).order_by(Issuer.id).limit(1)
+    issuer = session.scalar(query.with_for_update() if lock else query)
+    if issuer is None:
+        raise DocumentStateError(
+            "no issuer is configured: set our company's NIF, name and address first "
+            "(PUT /api/v1/issuer)"
+        )
+    return issuer
+
+
+def issue(
+    session: Session,
+    invoice_id: int,
+    *,
+    series_code: str | None = None,
+    issue_date: date | None = None,
+    now: datetime | None = None,
+) -> Issued:
+    """Give the draft its number and date and chain its VERI*FACTU record, in one transaction."""
+    now = now or utcnow()
+    # Lock the issuer first: its VERI*FACTU chain admits one new link at a time.
+    issuer = default_issuer(session, lock=True)
+    invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
+    if invoice is None:
+        raise NotFoundError(f"invoice {invoice_id} does not exist")
+    if invoice.status != InvoiceStatus.DRAFT:
+        if invoice.number is not None:
+            return Issued(invoice, False)
+        raise DocumentStateError(
+            f"invoice {invoice_id} is {invoice.status}; only drafts are issued"
+        )
+    series = _series(session, issuer, invoice.invoice_type, series_code)
+    today = now.astimezone(MADRID).date()
+    when = issue_date or today
+    if when > today:
+        raise InvalidDocumentError([("issue_date", f"{when} is in the future")])
+    last = session.scalar(
+        select(func.max(Invoice.issue_date)).where(Invoice.series_id == series.id)
+    )
+    if last is not None and when < last:
+        raise InvalidDocumentError(
+            [
+                (
+                    "issue_date",
+                    f"{when} is before {last}, the last invoice date in series {series.code}: "
+                    "numbers must follow dates",
+                )
+            ]
+        )
+    serial = next_serial(session, series, when.year)
+    invoice.issuer = issuer
+    invoice.series = series
+    invoice.serial = serial
+    invoice.number = format_number(series, when.year, serial)
+    invoice.issue_date = when
+    invoice.issued_at = now
+    invoice.status = InvoiceStatus.ISSUED
+    session.flush()
+    record = chain.append_alta(session, issuer, invoice, now)
+    outbox.emit(
+        session,
+        "invoice.issued",
+        invoice.id,
+        {
+            "invoice_id": invoice.id,
+            "number": invoice.number,
+            "issue_date": when.isoformat(),
+            "total": str(invoice.total),
+            "external_ref": invoice.external_ref,
+            "source": invoice.source,
+            "huella": record.huella,
+        },
+    )
+    return Issued(invoice, True)
+
+
+def _series(session: Session, issuer: Issuer, invoice_type: str, code: str | None) -> Series:
+    purpose = PURPOSE[InvoiceType(invoice_type)]
+    query = select(Series).where(Series.issuer_id == issuer.id)
+    if code is not None:
+        series = session.scalar(query.where(Series.code == code))
+        if series is None:
+            raise InvalidDocumentError([("series", f"there is no series {code!r}")])
+        if series.purpose != purpose:
+            raise InvalidDocumentError(
+                [
+                    (
+                        "series",
+                        f"series {code!r} is for {series.purpose} invoices, not {purpose} ones",
+                    )
+                ]
+            )
+        return series
+    series = session.scalar(query.where(Series.purpose == purpose).order_by(Series.id).limit(1))
+    if series is None:
+        raise DocumentStateError(f"no {purpose} series is configured for {issuer.tax_id}")
+    return series
+
+
+@dataclass(frozen=True)
+class IssuerData:
+    tax_id: str
+    name: str
+    street: str
+    postal_code: str
+    city: str
+    province: str
+    country: str = "ES"
+    email: str | None = None
+    iban: str | None = None
+    sif_producer_tax_id: str | None = None
+    sif_producer_name: str | None = None
+    sif_installation: str = "1"
+
+
+DEFAULT_SERIES = (
+    ("F", "ordinary", "Facturas"),
+    ("R", "rectifying", "Facturas rectificativas"),
+    ("S", "simplified", "Facturas simplificadas"),
+)
+
+
+def configure_issuer(session: Session, data: IssuerData) -> Issuer:
+    """Set our company's fiscal data; the first time, also its three default series."""
+    try:
+        tax_id = parse_tax_id(data.tax_id, "ES")
+    except TaxIdError as exc:
+        raise InvalidDocumentError([("tax_id", str(exc))]) from None
+    errors = [
+        (name, "must not be empty")
+        for name in ("name", "street", "postal_code", "city", "province")
+        if not str(getattr(data, name) or "").strip()
+    ]
+    if errors:
+        raise InvalidDocumentError(errors)
+    issuer = session.scalar(select(Issuer).order_by(Issuer.id).limit(1))
+    if issuer is not None and issuer.tax_id != tax_id.value:
+        issued = session.scalar(
+            select(func.count()).select_from(Invoice).where(Invoice.issuer_id == issuer.id)
+        )
+        if issued:
+            raise DocumentStateError(
+                f"{issuer.tax_id} has issued invoices and a VERI*FACTU chain: its NIF cannot change"
+            )
+    if issuer is None:
+        issuer = Issuer(tax_id=tax_id.value)
+        session.add(issuer)
+    issuer.tax_id = tax_id.value
+    for name in (
+        "name",
+        "street",
+        "postal_code",
+        "city",
+        "province",
+        "country",
+        "email",
+        "iban",
+        "sif_producer_tax_id",
+        "sif_producer_name",
+        "sif_installation",
+    ):
+        value = getattr(data, name)
+        setattr(issuer, name, value.strip() if isinstance(value, str) else value)
+    session.flush()
+    existing = {
+        s.code for s in session.scalars(select(Series).where(Series.issuer_id == issuer.id))
+    }
+    for code, purpose, description in DEFAULT_SERIES:
+        if code not in existing:
+            session.add(
+                Series(issuer_id=issuer.id, code=code, purpose=purpose, description=description)
+            )
+    session.flush()
+    return issuer

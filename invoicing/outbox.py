@@ -1,0 +1,19 @@
+"""Write domain events in the caller's transaction: they exist exactly when the change does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from invoicing.models import OutboxEvent
+
+TOPICS = frozenset(
+    {"customer.created", "invoice.drafted", "invoice.issued", "invoice.paid", "invoice.cancelled"}
+)
+
+
+def emit(session: Session, topic: str, subject_id: int, payload: dict[str, Any]) -> None:
+    if topic not in TOPICS:
+        raise ValueError(f"unknown event topic {topic!r}")
+    session.add(OutboxEvent(topic=topic, subject_id=subject_id, payload=payload))

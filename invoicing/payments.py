@@ -1,0 +1,102 @@
+"""Payments: partial or full; the invoice is paid when nothing is left; never more than owed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from invoicing import outbox
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.models import Invoice, InvoiceStatus, Payment
+from invoicing.money import AmountError, to_decimal
+
+
+@dataclass(frozen=True)
+class Recorded:
+    payment: Payment
+    invoice: Invoice
+    created: bool  # False when this idempotency key was used before
+
+
+def record_payment(
+    session: Session,
+    invoice_id: int,
+    amount: object,
+    paid_on: date,
+    *,
+    method: str | None = None,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+) -> Recorded:
+    """Record money received for an issued invoice."""
+    if idempotency_key is not None:
+        found = _by_key(session, idempotency_key)
+        if found is not None:
+            return found
+    invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
+    if invoice is None:
+        raise NotFoundError(f"invoice {invoice_id} does not exist")
+    if invoice.status != InvoiceStatus.ISSUED:
+        raise DocumentStateError(
+            f"invoice {invoice_id} is {invoice.status}: payments are recorded on issued invoices"
+        )
+    try:
+        value = to_decimal(amount, "amount")
+    except AmountError as exc:
+        raise InvalidDocumentError([("amount", str(exc))]) from None
+    if value <= 0 or value != value.quantize(value.__class__("0.01")):
+        raise InvalidDocumentError([("amount", "must be a positive amount in euros and cents")])
+    outstanding = invoice.total - invoice.paid_total
+    if value > outstanding:
+        raise InvalidDocumentError(
+            [
+                (
+                    "amount",
+                    f"{value} is more than the {outstanding} still owed on {invoice.number}",
+                )
+            ]
+        )
+    payment = Payment(
+        invoice_id=invoice.id,
+        amount=value,
+        paid_on=paid_on,
+        method=method,
+        reference=reference,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        with session.begin_nested():
+            session.add(payment)
+    except IntegrityError:
+        found = _by_key(session, idempotency_key) if idempotency_key else None
+        if found is None:
+            raise
+        return found
+    invoice.paid_total = invoice.paid_total + value
+    if invoice.paid_total == invoice.total:
+        invoice.status = InvoiceStatus.PAID
+        outbox.emit(
+            session,
+            "invoice.paid",
+            invoice.id,
+            {
+                "invoice_id": invoice.id,
+                "number": invoice.number,
+                "total": str(invoice.total),
+                "paid_on": paid_on.isoformat(),
+                "external_ref": invoice.external_ref,
+                "source": invoice.source,
+            },
+        )
+    return Recorded(payment, invoice, True)
+
+
+def _by_key(session: Session, key: str) -> Recorded | None:
+    payment = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+    if payment is None:
+        return None
+    return Recorded(payment, session.get_one(Invoice, payment.invoice_id), False)

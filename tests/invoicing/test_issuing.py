@@ -1,0 +1,181 @@
+"""Issuing: correlative numbers without gaps and one unbroken VERI*FACTU chain, even in a race."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from lxml import etree
+from sqlalchemy import func, select
+
+from invoicing import chain, issuing, verifactu
+from invoicing.errors import DocumentStateError, InvalidDocumentError
+from invoicing.issuing import IssuerData, configure_issuer
+from invoicing.models import Invoice, OutboxEvent, Series, VerifactuRecord
+from tests.factories import ISSUER, make_draft, make_issuer
+
+SUMMER = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
+
+
+def issue(rt, invoice_id: int, **kwargs) -> Invoice:
+    with rt.sessions.begin() as s:
+        return issuing.issue(s, invoice_id, **kwargs).invoice
+
+
+def records(rt) -> list[VerifactuRecord]:
+    with rt.sessions() as s:
+        return list(s.scalars(select(VerifactuRecord).order_by(VerifactuRecord.sequence)))
+
+
+def test_issuing_needs_the_issuer_configured_first(rt):
+    draft = make_draft(rt)
+    with pytest.raises(DocumentStateError, match="no issuer is configured"):
+        issue(rt, draft)
+
+
+def test_the_issuer_needs_a_valid_nif_and_gets_three_default_series(rt):
+    with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as exc:
+        configure_issuer(s, IssuerData(**{**ISSUER, "tax_id": "A58818502"}))
+    assert exc.value.errors[0][0] == "tax_id"
+    make_issuer(rt)
+    with rt.sessions() as s:
+        assert sorted(s.scalars(select(Series.code))) == ["F", "R", "S"]
+
+
+def test_issuing_numbers_dates_and_chains_the_invoice(rt):
+    make_issuer(rt)
+    first, second = make_draft(rt), make_draft(rt)
+
+    one = issue(rt, first, now=SUMMER)
+    two = issue(rt, second, now=SUMMER)
+
+    assert (one.number, one.serial, one.issue_date) == ("F2026-00001", 1, date(2026, 7, 1))
+    assert two.number == "F2026-00002"
+    assert one.status == "issued" and one.issued_at == SUMMER
+    a, b = records(rt)
+    assert (a.sequence, a.previous_huella, a.num_serie) == (1, None, "F2026-00001")
+    assert (b.sequence, b.previous_huella) == (2, a.huella)
+    assert len(a.huella) == 64 and a.huella == a.huella.upper()
+    assert "<sum1:PrimerRegistro>S</sum1:PrimerRegistro>" in a.xml
+    assert f"<sum1:Huella>{a.huella}</sum1:Huella>" in b.xml  # RegistroAnterior
+    assert "2026-07-01T12:00:00+02:00" in a.xml  # generation time in Madrid, summer offset
+
+
+def test_an_issued_invoice_s_record_validates_against_the_aeat_schema(rt):
+    make_issuer(rt)
+    issue(rt, make_draft(rt))
+    invoice_id = issue(rt, make_draft(rt)).id
+
+    with rt.sessions() as s:
+        document = chain.document_for(s, s.get_one(Invoice, invoice_id))
+
+    verifactu.validate(document)
+    root = etree.fromstring(document)
+    assert root.tag.endswith("RegFactuSistemaFacturacion")
+
+
+def test_the_huella_stored_is_the_one_the_aeat_rules_give(rt):
+    make_issuer(rt)
+    issue(rt, make_draft(rt), now=SUMMER)
+    [record] = records(rt)
+    # Recompute from the stored fields with the AEAT's rule, independently of the XML.
+    text = (
+        f"IDEmisorFactura={ISSUER['tax_id']}&NumSerieFactura=F2026-00001"
+        "&FechaExpedicionFactura=01-07-2026&TipoFactura=F1&CuotaTotal=520.91"
+        "&ImporteTotal=3001.41&Huella=&FechaHoraHusoGenRegistro=2026-07-01T12:00:00+02:00"
+    )
+    import hashlib
+
+    assert record.huella == hashlib.sha256(text.encode()).hexdigest().upper()
+
+
+def test_issuing_twice_changes_nothing(rt):
+    make_issuer(rt)
+    draft = make_draft(rt)
+    first = issue(rt, draft)
+    with rt.sessions.begin() as s:
+        again = issuing.issue(s, draft)
+        assert again.issued_now is False
+        assert again.invoice.number == first.number
+    assert len(records(rt)) == 1
+
+
+def test_numbers_follow_dates_within_a_series(rt):
+    make_issuer(rt)
+    issue(rt, make_draft(rt), now=SUMMER)
+    draft = make_draft(rt)
+    with pytest.raises(InvalidDocumentError, match="numbers must follow dates"):
+        issue(rt, draft, issue_date=date(2026, 6, 30), now=SUMMER)
+    with pytest.raises(InvalidDocumentError, match="in the future"):
+        issue(rt, draft, issue_date=date(2026, 7, 2), now=SUMMER)
+
+
+def test_each_year_starts_its_own_numbering(rt):
+    make_issuer(rt)
+    old = issue(rt, make_draft(rt), now=datetime(2025, 12, 31, 12, tzinfo=UTC))
+    new = issue(rt, make_draft(rt), now=datetime(2026, 1, 1, 12, tzinfo=UTC))
+    assert (old.number, new.number) == ("F2025-00001", "F2026-00001")
+
+
+def test_a_rolled_back_issue_gives_its_number_back(rt):
+    make_issuer(rt)
+    draft = make_draft(rt)
+    with rt.sessions() as s, s.begin():
+        assert issuing.issue(s, draft).invoice.number.endswith("00001")
+        s.rollback()
+    assert issue(rt, make_draft(rt)).number.endswith("00001")
+    assert len(records(rt)) == 1
+
+
+def test_issuing_writes_the_invoice_issued_event_in_the_same_transaction(rt):
+    make_issuer(rt)
+    invoice = issue(rt, make_draft(rt))
+    with rt.sessions() as s:
+        topics = list(s.scalars(select(OutboxEvent.topic).order_by(OutboxEvent.id)))
+        issued = s.scalar(select(OutboxEvent).where(OutboxEvent.topic == "invoice.issued"))
+    assert topics == ["customer.created", "invoice.drafted", "invoice.issued"]
+    assert issued.payload["number"] == invoice.number
+    assert issued.payload["total"] == "3001.41"
+
+
+def test_parallel_issues_get_every_number_once_and_one_unbroken_chain(rt):
+    make_issuer(rt)
+    drafts = [make_draft(rt) for _ in range(10)]
+    barrier = threading.Barrier(len(drafts), timeout=30)
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(invoice_id: int) -> None:
+        try:
+            barrier.wait()
+            numbers.append(issue(rt, invoice_id).number)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in drafts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert errors == []
+    year = datetime.now(UTC).year
+    assert sorted(numbers) == [f"F{year}-{n:05d}" for n in range(1, 11)]
+    chained = records(rt)
+    assert [r.sequence for r in chained] == list(range(1, 11))
+    assert [r.previous_huella for r in chained] == [None] + [r.huella for r in chained[:-1]]
+    with rt.sessions() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(Invoice).where(Invoice.status == "issued"))
+            == 10
+        )
+
+
+def test_totals_in_the_record_match_the_invoice(rt):
+    make_issuer(rt)
+    invoice = issue(rt, make_draft(rt))
+    [record] = records(rt)
+    assert (record.cuota_total, record.importe_total) == (invoice.tax_total, invoice.total)
+    assert record.importe_total == Decimal("3001.41")

@@ -1,0 +1,109 @@
+"""JSON API /api/v1, authenticated with bearer API keys; errors always say what and where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_LIMIT = 200
+
+
+class ApiError(Exception):
+    """An answer other than success, with the field at fault when there is one."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.field, self.errors = field, errors
+
+    def response(self) -> Any:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.errors:
+            body["errors"] = self.errors
+        return jsonify(body), self.status
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Any:
+    return exc.response()
+
+
+@bp.errorhandler(InvalidDocumentError)
+def _invalid(exc: InvalidDocumentError) -> Any:
+    errors = [{"field": path, "message": message} for path, message in exc.errors]
+    return ApiError(422, "invalid", str(exc), errors[0]["field"], errors).response()
+
+
+@bp.errorhandler(NotFoundError)
+def _missing(exc: NotFoundError) -> Any:
+    return ApiError(404, "not_found", str(exc)).response()
+
+
+@bp.errorhandler(DocumentStateError)
+def _conflict(exc: DocumentStateError) -> Any:
+    return ApiError(409, "conflict", str(exc)).response()
+
+
+def page() -> tuple[int, int]:
+    limit = whole("limit", 50, minimum=1)
+    return min(limit, MAX_LIMIT), whole("offset", 0, minimum=0)
+
+
+def whole(name: str, default: int, minimum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_request", f"{name} must be a whole number, got {raw!r}", name
+        ) from None
+    if value < minimum:
+        raise ApiError(400, "bad_request", f"{name} must be at least {minimum}", name)
+    return value
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(
+            400,
+            "invalid_json",
+            "send a JSON object with the header 'Content-Type: application/json'",
+        )
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident} does not exist")
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def sessions() -> Any:
+    from flask import current_app
+
+    return current_app.extensions["puente"].sessions
+
+
+from web.api import customers, invoices, issuer, runs  # noqa: E402,F401  (register routes)

@@ -1,0 +1,132 @@
+"""Customers: one per tax id; creating an existing one answers the existing one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from sqlalchemy import func, select
+
+from connector import schemas
+from invoicing.models import Customer
+from invoicing.service import CustomerData, Invoicing
+from invoicing.tax_ids import TaxIdError, parse_tax_id
+from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.auth import require_api_key
+
+ADDRESS = ("street", "postal_code", "city", "province", "country")
+
+
+def customer_json(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "tax_id": customer.tax_id,
+        "tax_id_kind": customer.tax_id_kind,
+        "name": customer.name,
+        "email": customer.email,
+        "address": {k: getattr(customer, k) for k in ADDRESS},
+        "created_at": iso(customer.created_at),
+    }
+
+
+def _invalid(errors: list[Any]) -> ApiError:
+    return ApiError(
+        422,
+        "invalid",
+        "; ".join(map(str, errors)),
+        errors[0].path,
+        [{"field": e.path, "message": e.message} for e in errors],
+    )
+
+
+@bp.post("/customers")
+@require_api_key
+def create_customer() -> Any:
+    data = json_body()
+    errors = schemas.validate("common/party.json", data)
+    if errors:
+        raise _invalid(errors)
+    with sessions().begin() as s:
+        result = Invoicing(s).find_or_create_customer(CustomerData.from_json(data))
+        body = {
+            **customer_json(result.customer),
+            "created": result.created,
+            "name_differs": result.name_differs,
+        }
+        return jsonify(body), 201 if result.created else 200
+
+
+@bp.get("/customers")
+@require_api_key
+def list_customers() -> Any:
+    limit, offset = page()
+    query = select(Customer)
+    if request.args.get("tax_id"):
+        try:
+            tax_id = parse_tax_id(request.args["tax_id"], request.args.get("country"))
+        except TaxIdError as exc:
+            raise ApiError(400, "bad_request", str(exc), "tax_id") from None
+        query = query.where(Customer.tax_id == tax_id.value)
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(Customer.id).limit(limit).offset(offset)).all()
+        return jsonify(
+            {
+                "items": [customer_json(c) for c in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+@bp.get("/customers/<int:customer_id>")
+@require_api_key
+def get_customer(customer_id: int) -> Any:
+    with sessions()() as s:
+        customer = s.get(Customer, customer_id)
+        if customer is None:
+            raise not_found("customer", customer_id)
+        return jsonify(customer_json(customer))
+
+
+@bp.patch("/customers/<int:customer_id>")
+@require_api_key
+def patch_customer(customer_id: int) -> Any:
+    """Edit name, email and address; the tax id identifies the customer and never changes."""
+    data = json_body()
+    if "tax_id" in data:
+        raise ApiError(
+            422,
+            "invalid",
+            "the tax id identifies the customer and cannot change; create a new customer instead",
+            "tax_id",
+        )
+    allowed = {"name", "email", "address"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
+    with sessions().begin() as s:
+        customer = s.get(Customer, customer_id)
+        if customer is None:
+            raise not_found("customer", customer_id)
+        merged = {
+            "name": customer.name,
+            "tax_id": customer.tax_id,
+            "email": customer.email,
+            "address": {k: getattr(customer, k) for k in ADDRESS if getattr(customer, k)},
+        }
+        merged.update({k: v for k, v in data.items() if k != "address"})
+        if "address" in data:
+            if not isinstance(data["address"], dict):
+                raise ApiError(422, "invalid", "address must be an object", "address")
+            merged["address"] = {**merged["address"], **data["address"]}
+        errors = schemas.validate("common/party.json", merged)
+        if errors:
+            raise _invalid(errors)
+        customer.name = merged["name"].strip()
+        customer.email = merged.get("email")
+        for key in ADDRESS:
+            if key in merged["address"]:
+                setattr(customer, key, merged["address"][key])
+        return jsonify(customer_json(customer))

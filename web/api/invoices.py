@@ -1,0 +1,231 @@
+"""Invoices: list, read, create drafts, issue, record payments."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import jsonify, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from connector import schemas
+from invoicing import issuing, payments
+from invoicing.models import Customer, Invoice, InvoiceStatus
+from invoicing.service import CustomerData, Invoicing, LineData
+from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.api.idempotency import idempotent, request_key
+from web.auth import require_api_key
+
+CREATE_SCHEMA = "actions/invoicing.create_draft_invoice.input.json"
+
+
+def plain(value: Any) -> str:
+    """A decimal without trailing zeros: 20.00000000 → '20', 95.5 → '95.5'."""
+    return format(value.normalize(), "f")
+
+
+def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
+    customer = invoice.customer
+    data: dict[str, Any] = {
+        "id": invoice.id,
+        "status": invoice.status,
+        "invoice_type": invoice.invoice_type,
+        "number": invoice.number,
+        "issue_date": iso(invoice.issue_date),
+        "currency": invoice.currency,
+        "customer": {"id": customer.id, "name": customer.name, "tax_id": customer.tax_id},
+        "source": invoice.source,
+        "external_ref": invoice.external_ref,
+        "totals": {
+            "base": str(invoice.base_total),
+            "tax": str(invoice.tax_total),
+            "total": str(invoice.total),
+            "paid": str(invoice.paid_total),
+            "outstanding": str(invoice.total - invoice.paid_total),
+        },
+        "created_at": iso(invoice.created_at),
+        "issued_at": iso(invoice.issued_at),
+    }
+    if with_lines:
+        data["customer"].update(
+            email=customer.email,
+            address={
+                "street": customer.street,
+                "postal_code": customer.postal_code,
+                "city": customer.city,
+                "province": customer.province,
+                "country": customer.country,
+            },
+        )
+        data["lines"] = [
+            {
+                "position": line.position,
+                "sku": line.sku,
+                "description": line.description,
+                "quantity": plain(line.quantity),
+                "unit_price": plain(line.unit_price),
+                "discount_percent": plain(line.discount_percent),
+                "tax_rate": plain(line.tax_rate),
+                "gross": str(line.gross),
+                "discount": str(line.discount),
+                "base": str(line.base),
+            }
+            for line in invoice.lines
+        ]
+        data["taxes"] = [
+            {"rate": plain(t.rate), "base": str(t.base), "amount": str(t.amount)}
+            for t in invoice.taxes
+        ]
+        data["payments"] = [
+            {
+                "id": p.id,
+                "amount": str(p.amount),
+                "paid_on": iso(p.paid_on),
+                "method": p.method,
+                "reference": p.reference,
+            }
+            for p in invoice.payments
+        ]
+        data["notes"] = invoice.notes
+    return data
+
+
+def _load(s: Session, invoice_id: int) -> Invoice:
+    invoice = s.get(Invoice, invoice_id)
+    if invoice is None:
+        raise not_found("invoice", invoice_id)
+    return invoice
+
+
+@bp.get("/invoices")
+@require_api_key
+def list_invoices() -> Any:
+    limit, offset = page()
+    query = select(Invoice).options(selectinload(Invoice.customer))
+    status = request.args.get("status")
+    if status and status not in set(InvoiceStatus):
+        raise ApiError(
+            400, "bad_request", f"status must be one of: {', '.join(InvoiceStatus)}", "status"
+        )
+    for field in ("status", "external_ref", "source", "number"):
+        if request.args.get(field):
+            query = query.where(getattr(Invoice, field) == request.args[field])
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        invoices = s.scalars(query.order_by(Invoice.id.desc()).limit(limit).offset(offset)).all()
+        return jsonify(
+            {
+                "items": [invoice_json(i) for i in invoices],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@require_api_key
+def get_invoice(invoice_id: int) -> Any:
+    with sessions()() as s:
+        return jsonify(invoice_json(_load(s, invoice_id), with_lines=True))
+
+
+@bp.post("/invoices")
+@require_api_key
+@idempotent
+def create_invoice() -> Any:
+    """Create a draft from an inline customer or a customer_id, and lines."""
+    data = json_body()
+    with sessions().begin() as s:
+        if "customer_id" in data:
+            data = {**data, "customer": _customer_json(s, data.pop("customer_id"))}
+        errors = schemas.validate(CREATE_SCHEMA, data)
+        if errors:
+            raise ApiError(
+                422,
+                "invalid",
+                "the invoice is not valid: " + "; ".join(map(str, errors)),
+                errors[0].path,
+                [{"field": e.path, "message": e.message} for e in errors],
+            )
+        result = Invoicing(s).create_draft_invoice(
+            customer=CustomerData.from_json(data["customer"]),
+            lines=[LineData.from_json(line) for line in data["lines"]],
+            currency=data.get("currency", "EUR"),
+            source=data.get("source"),
+            external_ref=data.get("external_ref"),
+            idempotency_key=request_key(),
+            notes=data.get("notes"),
+        )
+        body = invoice_json(result.invoice, with_lines=True)
+        body["created"] = result.created
+        return jsonify(body), 201 if result.created else 200
+
+
+def _customer_json(s: Session, customer_id: Any) -> dict[str, Any]:
+    customer = s.get(Customer, customer_id) if isinstance(customer_id, int) else None
+    if customer is None:
+        raise ApiError(422, "invalid", f"customer {customer_id!r} does not exist", "customer_id")
+    address = {
+        k: getattr(customer, k)
+        for k in ("street", "postal_code", "city", "province")
+        if getattr(customer, k)
+    }
+    return {
+        "name": customer.name,
+        "tax_id": customer.tax_id,
+        "email": customer.email,
+        "address": {**address, "country": customer.country},
+    }
+
+
+@bp.post("/invoices/<int:invoice_id>/issue")
+@require_api_key
+def issue_invoice(invoice_id: int) -> Any:
+    data = request.get_json(silent=True) or {}
+    issue_date = _date(data.get("issue_date"), "issue_date") if data.get("issue_date") else None
+    with sessions().begin() as s:
+        _load(s, invoice_id)
+        issued = issuing.issue(s, invoice_id, series_code=data.get("series"), issue_date=issue_date)
+        return jsonify(issued_json(issued.invoice)), 200
+
+
+def issued_json(invoice: Invoice) -> dict[str, Any]:
+    from invoicing import chain
+
+    body = invoice_json(invoice, with_lines=True)
+    record = chain.alta_of(invoice)
+    body["verifactu"] = {"huella": record.huella, "qr_url": chain.qr_url_of(invoice)}
+    return body
+
+
+@bp.post("/invoices/<int:invoice_id>/payments")
+@require_api_key
+@idempotent
+def pay_invoice(invoice_id: int) -> Any:
+    data = json_body()
+    if "amount" not in data:
+        raise ApiError(422, "invalid", "amount is required", "amount")
+    paid_on = _date(data["paid_on"], "paid_on") if data.get("paid_on") else date.today()
+    with sessions().begin() as s:
+        _load(s, invoice_id)
+        recorded = payments.record_payment(
+            s,
+            invoice_id,
+            data["amount"],
+            paid_on,
+            method=data.get("method"),
+            reference=data.get("reference"),
+            idempotency_key=request_key(),
+        )
+        body = invoice_json(recorded.invoice, with_lines=True)
+        body["payment_id"] = recorded.payment.id
+        return jsonify(body), 201 if recorded.created else 200
+
+
+def _date(value: Any, field: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(422, "invalid", f"{field} must be a date like 2026-11-28", field) from None
