@@ -2,4 +2,9 @@
 
 from actions import invoicing
 
-ALL = (invoicing.CREATE_DRAFT_INVOICE,)
+ALL = (
+    invoicing.FIND_OR_CREATE_CUSTOMER,
+    invoicing.CREATE_DRAFT_INVOICE,
+    invoicing.ISSUE_INVOICE,
+    invoicing.RECORD_PAYMENT,
+)

@@ -1,17 +1,96 @@
-"""Actions on the invoicing core: the won deal becomes a draft invoice."""
+"""Actions on the invoicing core: customers, draft invoices, issuing and payments."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
-from connector.errors import FieldError, ValidationError
+from connector.errors import ConfigurationError, FieldError, ValidationError
 from connector.spec import ActionContext, ActionSpec
-from invoicing.service import CustomerData, DraftResult, InvalidDocumentError, LineData
+from invoicing import chain
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.service import CustomerData, DraftResult, LineData
+
+
+@contextmanager
+def _explained(what: str) -> Iterator[None]:
+    """Turn the invoicing core's refusals into errors the run log explains (no retry)."""
+    try:
+        yield
+    except InvalidDocumentError as exc:
+        raise ValidationError.from_field_errors(
+            what, [FieldError(p, m) for p, m in exc.errors]
+        ) from None
+    except NotFoundError as exc:
+        raise ValidationError(f"{what}: {exc}") from None
+    except DocumentStateError as exc:
+        raise ConfigurationError(f"{what}: {exc}") from None
+
+
+def find_or_create_customer(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer with this tax id, created when there is none."""
+    with _explained("the customer cannot be found or created"):
+        result = ctx.invoicing.find_or_create_customer(CustomerData.from_json(data))
+    customer = result.customer
+    return {
+        "customer_id": customer.id,
+        "tax_id": customer.tax_id,
+        "tax_id_kind": customer.tax_id_kind,
+        "name": customer.name,
+        "email": customer.email,
+        "created": result.created,
+        "name_differs": result.name_differs,
+    }
+
+
+def issue_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Number, date and register the draft; repeating it changes nothing."""
+    with _explained("the invoice cannot be issued"):
+        issued = ctx.invoicing.issue(data["invoice_id"], data.get("series"))
+    invoice = issued.invoice
+    return {
+        "invoice_id": invoice.id,
+        "number": invoice.number,
+        "issue_date": invoice.issue_date.isoformat() if invoice.issue_date else None,
+        "status": invoice.status,
+        "total": str(invoice.total),
+        "huella": chain.alta_of(invoice).huella,
+        "qr_url": chain.qr_url_of(invoice),
+        "external_ref": invoice.external_ref,
+        "created": issued.issued_now,
+    }
+
+
+def record_payment(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Record money received, once per idempotency key."""
+    paid_on = date.fromisoformat(data["paid_on"]) if data.get("paid_on") else date.today()
+    with _explained("the payment cannot be recorded"):
+        recorded = ctx.invoicing.record_payment(
+            data["invoice_id"],
+            data["amount"],
+            paid_on,
+            method=data.get("method"),
+            reference=data.get("reference"),
+            idempotency_key=ctx.idempotency_key,
+        )
+    invoice = recorded.invoice
+    return {
+        "invoice_id": invoice.id,
+        "payment_id": recorded.payment.id,
+        "number": invoice.number,
+        "status": invoice.status,
+        "paid": str(invoice.paid_total),
+        "outstanding": str(invoice.total - invoice.paid_total),
+        "external_ref": invoice.external_ref,
+        "created": recorded.created,
+    }
 
 
 def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Find or create the customer by tax id and create the draft, once per key and deal."""
-    try:
+    with _explained("the invoice cannot be created"):
         result = ctx.invoicing.create_draft_invoice(
             customer=CustomerData.from_json(data["customer"]),
             lines=[LineData.from_json(line) for line in data["lines"]],
@@ -21,10 +100,6 @@ def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
             idempotency_key=ctx.idempotency_key,
             notes=data.get("notes"),
         )
-    except InvalidDocumentError as exc:
-        raise ValidationError.from_field_errors(
-            "the invoice cannot be created", [FieldError(p, m) for p, m in exc.errors]
-        ) from None
     if result.customer.name_differs:
         ctx.log.warning(
             "customer %s is stored as %r; the deal says %r (the stored name is kept)",
@@ -66,13 +141,38 @@ def _rate(rate: Any) -> str:
     return format(rate.normalize(), "f")
 
 
-CREATE_DRAFT_INVOICE = ActionSpec(
-    key="invoicing.create_draft_invoice",
-    title="Create draft invoice",
-    title_es="Crear factura en borrador",
-    description="Find or create the customer by tax id; create a draft invoice with these lines.",
-    input_schema="actions/invoicing.create_draft_invoice.input.json",
-    output_schema="actions/invoicing.create_draft_invoice.output.json",
-    perform=create_draft_invoice,
-    business_keys=("invoice_id", "customer.tax_id"),
+def _spec(
+    perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
+    title: str,
+    title_es: str,
+    keys: tuple[str, ...],
+) -> ActionSpec:
+    name = perform.__name__
+    return ActionSpec(
+        key=f"invoicing.{name}",
+        title=title,
+        title_es=title_es,
+        description=(perform.__doc__ or "").strip(),
+        input_schema=f"actions/invoicing.{name}.input.json",
+        output_schema=f"actions/invoicing.{name}.output.json",
+        perform=perform,
+        business_keys=keys,
+    )
+
+
+CREATE_DRAFT_INVOICE = _spec(
+    create_draft_invoice,
+    "Create draft invoice",
+    "Crear factura en borrador",
+    ("invoice_id", "customer.tax_id"),
+)
+FIND_OR_CREATE_CUSTOMER = _spec(
+    find_or_create_customer,
+    "Find or create customer",
+    "Buscar o crear cliente",
+    ("customer_id", "tax_id"),
+)
+ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", ("invoice_id", "number"))
+RECORD_PAYMENT = _spec(
+    record_payment, "Record payment", "Registrar cobro", ("invoice_id", "payment_id")
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from rq import Queue
@@ -16,6 +17,9 @@ from connector.db import make_engine, make_sessionmaker
 from connector.registry import Registry, default_registry
 from connector.settings import Settings
 
+if TYPE_CHECKING:
+    from invoicing.facturae import SigningCredentials
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -26,6 +30,16 @@ class Runtime:
     queue: Queue
     registry: Registry
     secrets: SecretBox
+
+    @cached_property
+    def facturae_credentials(self) -> SigningCredentials | None:
+        """The signing certificate, loaded once (reading a PKCS#12 costs ~40 ms)."""
+        path = self.settings.facturae_p12
+        if path is None:
+            return None
+        from invoicing.facturae import load_pkcs12
+
+        return load_pkcs12(path.read_bytes(), self.settings.facturae_p12_password)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -26,6 +26,9 @@ class Settings:
     run_timeout_seconds: int = 300
     bootstrap_api_key: str | None = None
     log_level: str = "INFO"
+    # A PKCS#12 certificate to sign Facturae files with (XAdES-EPES); unsigned without one.
+    facturae_p12: Path | None = None
+    facturae_p12_password: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +48,10 @@ class Settings:
             run_timeout_seconds=int(env.get("PUENTE_RUN_TIMEOUT", 300)),
             bootstrap_api_key=env.get("PUENTE_BOOTSTRAP_API_KEY") or None,
             log_level=env.get("PUENTE_LOG_LEVEL", "INFO").upper(),
+            facturae_p12=Path(env["PUENTE_FACTURAE_P12"])
+            if env.get("PUENTE_FACTURAE_P12")
+            else None,
+            facturae_p12_password=env.get("PUENTE_FACTURAE_P12_PASSWORD") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

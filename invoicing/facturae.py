@@ -782,7 +782,10 @@ def _schema(folder: Path) -> etree.XMLSchema:
     parser = _safe_parser()
     parser.resolvers.add(_LocalSchemas(folder))
     # The file starts with a UTF-8 BOM and uses CRLF line ends: both fine for libxml2.
-    return etree.XMLSchema(etree.parse(str(path), parser))
+    try:
+        return etree.XMLSchema(etree.parse(str(path), parser))
+    except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise FacturaeError(f"cannot load the Facturae schema from {folder}: {exc}") from exc
 
 
 def _parse(xml_bytes: bytes) -> etree._ElementTree:
@@ -815,7 +818,7 @@ def validate(xml_bytes: bytes) -> None:
 class SigningCredentials:
     """A private key with its certificate and the chain up to the root; load once, reuse."""
 
-    key: rsa.RSAPrivateKey
+    key: rsa.RSAPrivateKey = field(repr=False)
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = field(default=())  # intermediates (and root), if any
 
@@ -954,7 +957,7 @@ def verify(
     """
     root = _parse(xml_bytes).getroot()
     signatures = root.findall(f".//{{{DS_NS}}}Signature")
-    if len(signatures) != 1 or signatures[0].getparent() is not root:
+    if len(signatures) != 1 or root[-1] is not signatures[0]:
         raise FacturaeSignatureError("expected exactly one ds:Signature, as the root's last child")
     references = signatures[0].findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
     if not any(reference.get("URI") == "" for reference in references):

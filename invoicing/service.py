@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from invoicing import outbox
+from invoicing import issuing, outbox, payments
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
 from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
@@ -201,6 +202,31 @@ class Invoicing:
         stored = invoice.customer
         return DraftResult(
             invoice, False, CustomerResult(stored, False, _differs(stored.name, customer.name))
+        )
+
+    def issue(self, invoice_id: int, series_code: str | None = None) -> issuing.Issued:
+        """Number, date and chain a draft (see invoicing.issuing.issue)."""
+        return issuing.issue(self.session, invoice_id, series_code=series_code)
+
+    def record_payment(
+        self,
+        invoice_id: int,
+        amount: object,
+        paid_on: date,
+        *,
+        method: str | None = None,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> payments.Recorded:
+        """Record money received (see invoicing.payments.record_payment)."""
+        return payments.record_payment(
+            self.session,
+            invoice_id,
+            amount,
+            paid_on,
+            method=method,
+            reference=reference,
+            idempotency_key=idempotency_key,
         )
 
     def _customer_by_tax_id(self, tax_id: str) -> Customer | None:

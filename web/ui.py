@@ -1,19 +1,17 @@
-"""Server-rendered pages for people: flows, runs, run detail, invoices, draft invoice."""
+"""Server-rendered pages for people: flows, runs, invoices (review, issue, pay), settings."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from decimal import Decimal
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
-    g,
+    flash,
     redirect,
     render_template,
     request,
@@ -24,52 +22,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from connector.models import Flow, Run, RunStatus
-from invoicing.models import Invoice
+from invoicing import chain, issuing, payments, verifactu
+from invoicing.errors import InvoicingError
+from invoicing.models import Invoice, Issuer
+from web import csrf
 from web.auth import require_login, sign_in
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates")
+csrf.protect(bp)
 
-MADRID = ZoneInfo("Europe/Madrid")
 PAGE = 50
-
-
-@bp.app_template_filter("local_time")
-def local_time(value: datetime | None) -> str:
-    """Show times in Madrid, where the users are."""
-    return value.astimezone(MADRID).strftime("%d/%m/%Y %H:%M:%S") if value else "—"
-
-
-@bp.app_template_filter("money")
-def money(value: Decimal | None, currency: str = "EUR") -> str:
-    if value is None:
-        return "—"
-    text = f"{value:,.2f}"
-    if getattr(g, "lang", "es") == "es":
-        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
-        return f"{text} €" if currency == "EUR" else f"{text} {currency}"
-    return f"€{text}" if currency == "EUR" else f"{text} {currency}"
-
-
-@bp.app_template_filter("number")
-def number(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    text = format(value if value.as_tuple().exponent == -2 else value.normalize(), "f")
-    return text.replace(".", ",") if getattr(g, "lang", "es") == "es" else text
-
-
-@bp.app_template_filter("price")
-def price(value: Decimal) -> str:
-    """A unit price with at least two decimals, and more only when it has them."""
-    exact = value.normalize()
-    exponent = exact.as_tuple().exponent
-    many = isinstance(exponent, int) and exponent < -2
-    return number(exact if many else exact.quantize(Decimal("0.01")))
-
-
-@bp.app_template_filter("pretty_json")
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _sessions() -> Any:
@@ -171,4 +133,105 @@ def invoice_detail(invoice_id: int) -> Any:
         invoice = s.get(Invoice, invoice_id)
         if invoice is None:
             abort(404)
-        return render_template("ui/invoice.html", invoice=invoice)
+        record = chain.alta_of(invoice) if invoice.number else None
+        issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
+        return render_template(
+            "ui/invoice.html",
+            invoice=invoice,
+            record=record,
+            issuer=issuer,
+            today=date.today().isoformat(),
+        )
+
+
+@bp.get("/invoices/<int:invoice_id>/qr.svg")
+@require_login
+def invoice_qr(invoice_id: int) -> Any:
+    with _sessions()() as s:
+        invoice = s.get(Invoice, invoice_id)
+        if invoice is None or invoice.number is None:
+            abort(404)
+        url = chain.qr_url_of(invoice)
+    return Response(verifactu.qr_svg(url), mimetype="image/svg+xml")
+
+
+def _attempt(invoice_id: int, action: Any, done: str) -> Any:
+    """Run an invoicing operation for a form; show its refusal in plain words."""
+    try:
+        with _sessions().begin() as s:
+            action(s)
+        flash(done, "ok")
+    except InvoicingError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("ui.invoice_detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/issue")
+@require_login
+def invoice_issue(invoice_id: int) -> Any:
+    return _attempt(invoice_id, lambda s: issuing.issue(s, invoice_id), "issued_ok")
+
+
+@bp.post("/invoices/<int:invoice_id>/payments")
+@require_login
+def invoice_pay(invoice_id: int) -> Any:
+    form = request.form
+    try:
+        paid_on = date.fromisoformat(form.get("paid_on") or date.today().isoformat())
+    except ValueError:
+        flash("paid_on_invalid", "error")
+        return redirect(url_for("ui.invoice_detail", invoice_id=invoice_id))
+    amount = (form.get("amount") or "").replace(",", ".").strip()
+    return _attempt(
+        invoice_id,
+        lambda s: payments.record_payment(
+            s,
+            invoice_id,
+            amount,
+            paid_on,
+            method=form.get("method") or None,
+            reference=form.get("reference") or None,
+        ),
+        "payment_ok",
+    )
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@require_login
+def settings() -> Any:
+    """Our company's fiscal data: needed before the first invoice is issued."""
+    errors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = {
+            k: (request.form.get(k) or "").strip() for k in issuing.IssuerData.__annotations__
+        }
+        data = {k: v for k, v in values.items() if v}
+        try:
+            with _sessions().begin() as s:
+                issuing.configure_issuer(
+                    s,
+                    issuing.IssuerData(
+                        **{
+                            "tax_id": "",
+                            "name": "",
+                            "street": "",
+                            "postal_code": "",
+                            "city": "",
+                            "province": "",
+                            **data,
+                        }
+                    ),
+                )
+            flash("settings_ok", "ok")
+            return redirect(url_for("ui.settings"))
+        except InvoicingError as exc:
+            errors = dict(getattr(exc, "errors", [])) or {"": str(exc)}
+    with _sessions()() as s:
+        issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
+        if not values and issuer is not None:
+            values = {k: getattr(issuer, k) or "" for k in issuing.IssuerData.__annotations__}
+        series = list(issuer.series) if issuer else []
+        return render_template(
+            "ui/settings.html", values=values, errors=errors, series=series
+        ), 422 if errors else 200

@@ -26,9 +26,15 @@ def page(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
+def csrf(client) -> str:
+    """The session's form token, as the page would have put it in the form."""
+    with client.session_transaction() as session:
+        return session.setdefault("csrf_token", "test-form-token")
+
+
 def sign_in(rt: Runtime, client) -> str:
     key = make_api_key(rt)
-    response = client.post("/ui/login", data={"api_key": key})
+    response = client.post("/ui/login", data={"api_key": key, "csrf_token": csrf(client)})
     assert response.status_code == 302, response.status_code
     return key
 
@@ -83,7 +89,9 @@ def test_the_sign_in_page_is_in_spanish_by_default(rt, client):
 def test_a_wrong_key_shows_the_sign_in_page_again_with_401_and_the_spanish_error(rt, client):
     make_api_key(rt)
 
-    response = client.post("/ui/login?next=/ui/invoices", data={"api_key": "pk_wrong"})
+    response = client.post(
+        "/ui/login?next=/ui/invoices", data={"api_key": "pk_wrong", "csrf_token": csrf(client)}
+    )
 
     assert response.status_code == 401
     assert "La clave no es válida o está revocada." in page(response)
@@ -93,7 +101,9 @@ def test_a_wrong_key_shows_the_sign_in_page_again_with_401_and_the_spanish_error
 def test_a_good_key_signs_in_and_goes_to_next(rt, client):
     key = make_api_key(rt)
 
-    response = client.post("/ui/login?next=/ui/invoices", data={"api_key": key})
+    response = client.post(
+        "/ui/login?next=/ui/invoices", data={"api_key": key, "csrf_token": csrf(client)}
+    )
 
     assert response.status_code == 302
     assert location(response) == "/ui/invoices"
@@ -103,7 +113,7 @@ def test_a_good_key_signs_in_and_goes_to_next(rt, client):
 def test_a_good_key_without_next_goes_to_the_runs(rt, client):
     key = make_api_key(rt)
 
-    response = client.post("/ui/login", data={"api_key": key})
+    response = client.post("/ui/login", data={"api_key": key, "csrf_token": csrf(client)})
 
     assert location(response) == "/ui/runs"
 
@@ -121,7 +131,11 @@ def test_a_good_key_without_next_goes_to_the_runs(rt, client):
 def test_signing_in_never_follows_a_next_that_leaves_the_site(rt, client, next_url):
     key = make_api_key(rt)
 
-    response = client.post("/ui/login", query_string={"next": next_url}, data={"api_key": key})
+    response = client.post(
+        "/ui/login",
+        query_string={"next": next_url},
+        data={"api_key": key, "csrf_token": csrf(client)},
+    )
 
     assert response.status_code == 302
     assert response.headers["Location"] == "/ui/runs"
@@ -131,7 +145,9 @@ def test_a_next_starting_with_slash_backslash_does_not_lead_to_another_site(rt, 
     key = make_api_key(rt)
 
     response = client.post(
-        "/ui/login", query_string={"next": "/\\evil.example/x"}, data={"api_key": key}
+        "/ui/login",
+        query_string={"next": "/\\evil.example/x"},
+        data={"api_key": key, "csrf_token": csrf(client)},
     )
 
     # Browsers read a leading slash-backslash like "//": the Location must stay on this site.
@@ -144,7 +160,7 @@ def test_signing_out_with_post_ends_the_session(rt, client):
     sign_in(rt, client)
     assert client.get("/ui/runs").status_code == 200
 
-    response = client.post("/ui/logout")
+    response = client.post("/ui/logout", data={"csrf_token": csrf(client)})
 
     assert response.status_code == 302
     assert location(response) == "/ui/login"

@@ -6,7 +6,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.errors import (
+    DocumentStateError,
+    InvalidDocumentError,
+    InvoicingError,
+    NotFoundError,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -56,6 +61,12 @@ def _missing(exc: NotFoundError) -> Any:
 @bp.errorhandler(DocumentStateError)
 def _conflict(exc: DocumentStateError) -> Any:
     return ApiError(409, "conflict", str(exc)).response()
+
+
+@bp.errorhandler(InvoicingError)
+def _refused(exc: InvoicingError) -> Any:
+    # Anything else the core refuses (e.g. data Facturae cannot carry) is the data's fault.
+    return ApiError(422, "invalid", str(exc)).response()
 
 
 def page() -> tuple[int, int]:

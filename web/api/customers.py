@@ -8,6 +8,7 @@ from flask import jsonify, request
 from sqlalchemy import func, select
 
 from connector import schemas
+from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer
 from invoicing.service import CustomerData, Invoicing
 from invoicing.tax_ids import TaxIdError, parse_tax_id
@@ -47,7 +48,11 @@ def create_customer() -> Any:
     if errors:
         raise _invalid(errors)
     with sessions().begin() as s:
-        result = Invoicing(s).find_or_create_customer(CustomerData.from_json(data))
+        try:
+            result = Invoicing(s).find_or_create_customer(CustomerData.from_json(data))
+        except InvalidDocumentError as exc:  # paths relative to this body, not to an invoice
+            exc.errors = [(p.removeprefix("customer."), m) for p, m in exc.errors]
+            raise
         body = {
             **customer_json(result.customer),
             "created": result.created,
@@ -120,6 +125,15 @@ def patch_customer(customer_id: int) -> Any:
         if "address" in data:
             if not isinstance(data["address"], dict):
                 raise ApiError(422, "invalid", "address must be an object", "address")
+            country = data["address"].get("country")
+            if country is not None and country != customer.country:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    f"the country comes from the tax id "
+                    f"{customer.tax_id} ({customer.country}) and cannot change",
+                    "address.country",
+                )
             merged["address"] = {**merged["address"], **data["address"]}
         errors = schemas.validate("common/party.json", merged)
         if errors:

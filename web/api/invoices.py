@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import jsonify, request
+from flask import Response, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from connector import schemas
-from invoicing import issuing, payments
-from invoicing.models import Customer, Invoice, InvoiceStatus
+from invoicing import chain, exports, issuing, payments, verifactu
+from invoicing.models import Customer, Invoice, InvoiceStatus, Issuer, VerifactuRecord
 from invoicing.service import CustomerData, Invoicing, LineData
 from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
@@ -139,7 +139,8 @@ def create_invoice() -> Any:
     data = json_body()
     with sessions().begin() as s:
         if "customer_id" in data:
-            data = {**data, "customer": _customer_json(s, data.pop("customer_id"))}
+            customer_id = data.pop("customer_id")
+            data["customer"] = _customer_json(s, customer_id)
         errors = schemas.validate(CREATE_SCHEMA, data)
         if errors:
             raise ApiError(
@@ -183,7 +184,7 @@ def _customer_json(s: Session, customer_id: Any) -> dict[str, Any]:
 @bp.post("/invoices/<int:invoice_id>/issue")
 @require_api_key
 def issue_invoice(invoice_id: int) -> Any:
-    data = request.get_json(silent=True) or {}
+    data = json_body() if request.get_data() else {}
     issue_date = _date(data.get("issue_date"), "issue_date") if data.get("issue_date") else None
     with sessions().begin() as s:
         _load(s, invoice_id)
@@ -192,8 +193,6 @@ def issue_invoice(invoice_id: int) -> Any:
 
 
 def issued_json(invoice: Invoice) -> dict[str, Any]:
-    from invoicing import chain
-
     body = invoice_json(invoice, with_lines=True)
     record = chain.alta_of(invoice)
     body["verifactu"] = {"huella": record.huella, "qr_url": chain.qr_url_of(invoice)}
@@ -229,3 +228,77 @@ def _date(value: Any, field: str) -> date:
         return date.fromisoformat(str(value))
     except ValueError:
         raise ApiError(422, "invalid", f"{field} must be a date like 2026-11-28", field) from None
+
+
+def _issued(s: Session, invoice_id: int) -> Invoice:
+    invoice = _load(s, invoice_id)
+    if invoice.number is None:
+        raise ApiError(409, "conflict", f"invoice {invoice_id} is a draft: issue it first")
+    return invoice
+
+
+@bp.get("/invoices/<int:invoice_id>/facturae.xml")
+@require_api_key
+def facturae_xml(invoice_id: int) -> Any:
+    """Facturae 3.2.2, signed (XAdES-EPES) when PUENTE_FACTURAE_P12 is configured."""
+    credentials = current_app.extensions["puente"].facturae_credentials
+    with sessions()() as s:
+        document = exports.facturae_xml(_issued(s, invoice_id), credentials)
+    response = Response(document, mimetype="application/xml")
+    response.headers["Content-Disposition"] = f'attachment; filename="facturae-{invoice_id}.xml"'
+    return response
+
+
+@bp.get("/invoices/<int:invoice_id>/verifactu.xml")
+@require_api_key
+def verifactu_xml(invoice_id: int) -> Any:
+    with sessions()() as s:
+        document = chain.document_for(s, _issued(s, invoice_id))
+    return Response(document, mimetype="application/xml")
+
+
+@bp.get("/invoices/<int:invoice_id>/qr.<fmt>")
+@require_api_key
+def qr(invoice_id: int, fmt: str) -> Any:
+    if fmt not in ("png", "svg"):
+        raise ApiError(404, "not_found", "the QR comes as qr.png or qr.svg")
+    with sessions()() as s:
+        url = chain.qr_url_of(_issued(s, invoice_id))
+    if fmt == "png":
+        return Response(verifactu.qr_png(url), mimetype="image/png")
+    return Response(verifactu.qr_svg(url), mimetype="image/svg+xml")
+
+
+@bp.get("/verifactu/records")
+@require_api_key
+def verifactu_records() -> Any:
+    """The chain of an issuer in order, with each record's hashed fields and huella."""
+    nif = request.args.get("issuer")
+    if not nif:
+        raise ApiError(400, "bad_request", "say whose chain: ?issuer=<NIF>", "issuer")
+    limit, offset = page()
+    with sessions()() as s:
+        issuer = s.scalar(select(Issuer).where(Issuer.tax_id == nif.strip().upper()))
+        if issuer is None:
+            raise not_found("issuer", nif)
+        query = select(VerifactuRecord).where(VerifactuRecord.issuer_id == issuer.id)
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(VerifactuRecord.sequence).limit(limit).offset(offset))
+        items = [
+            {
+                "sequence": r.sequence,
+                "kind": r.kind,
+                "invoice_id": r.invoice_id,
+                "num_serie": r.num_serie,
+                "fecha_expedicion": iso(r.fecha_expedicion),
+                "tipo_factura": r.tipo_factura,
+                "cuota_total": None if r.cuota_total is None else str(r.cuota_total),
+                "importe_total": None if r.importe_total is None else str(r.importe_total),
+                "previous_huella": r.previous_huella,
+                "huella": r.huella,
+                "generated_at": iso(r.generated_at),
+                "status": r.status,
+            }
+            for r in rows
+        ]
+        return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})

@@ -1,0 +1,100 @@
+"""Issued invoices as documents: Facturae 3.2.2 XML (optionally signed) from the stored invoice."""
+
+from __future__ import annotations
+
+from invoicing import facturae as fe
+from invoicing.errors import DocumentStateError, InvalidDocumentError
+from invoicing.models import Customer, Invoice, InvoiceType, Issuer
+from invoicing.money import HUNDRED, cents
+
+
+def facturae_invoice(invoice: Invoice) -> fe.Invoice:
+    """The Facturae view of an issued invoice, with the amounts exactly as stored."""
+    if invoice.number is None or invoice.issue_date is None or invoice.issuer is None:
+        raise DocumentStateError(f"invoice {invoice.id} is a draft: issue it first")
+    if invoice.invoice_type not in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
+        raise DocumentStateError(
+            f"Facturae for {invoice.invoice_type} (rectifying) invoices is not supported yet"
+        )
+    return fe.Invoice(
+        number=invoice.number,
+        issue_date=invoice.issue_date,
+        seller=_seller(invoice.issuer),
+        buyer=_buyer(invoice.customer),
+        lines=[
+            fe.Line(
+                description=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                gross_amount=line.base,
+                tax_rate=line.tax_rate,
+                tax_amount=cents(line.base * line.tax_rate / HUNDRED),
+                discount_percent=line.discount_percent,
+                discount_amount=line.discount,
+                sku=line.sku,
+            )
+            for line in invoice.lines
+        ],
+        taxes=[fe.TaxTotal(rate=t.rate, base=t.base, amount=t.amount) for t in invoice.taxes],
+        gross_amount_before_taxes=invoice.base_total,
+        total_tax_outputs=invoice.tax_total,
+        invoice_total=invoice.total,
+        currency=invoice.currency,
+        document_type="FA" if invoice.invoice_type == InvoiceType.SIMPLIFIED else "FC",
+        total_outstanding=invoice.total - invoice.paid_total,
+        iban=invoice.issuer.iban,
+    )
+
+
+def facturae_xml(invoice: Invoice, credentials: fe.SigningCredentials | None = None) -> bytes:
+    """The invoice's Facturae XML, checked against the XSD, signed when credentials are given."""
+    xml = fe.facturae_xml(facturae_invoice(invoice))
+    fe.validate(xml)
+    return fe.sign(xml, credentials) if credentials is not None else xml
+
+
+def _seller(issuer: Issuer) -> fe.Party:
+    return fe.Party(
+        tax_id=issuer.tax_id,
+        name=issuer.name,
+        address=issuer.street,
+        postal_code=issuer.postal_code,
+        town=issuer.city,
+        province=issuer.province,
+        country=issuer.country,
+        email=issuer.email,
+    )
+
+
+def _buyer(customer: Customer) -> fe.Party:
+    missing = [
+        label
+        for label, value in (
+            ("street", customer.street),
+            ("postal code", customer.postal_code),
+            ("city", customer.city),
+            ("province", customer.province),
+        )
+        if not value
+    ]
+    if missing:
+        raise InvalidDocumentError(
+            [
+                (
+                    "customer.address",
+                    f"customer {customer.tax_id} has no {', '.join(missing)}: Facturae needs the "
+                    f"buyer's full address (PATCH /api/v1/customers/{customer.id})",
+                )
+            ]
+        )
+    assert customer.street and customer.postal_code and customer.city and customer.province
+    return fe.Party(
+        tax_id=customer.tax_id,
+        name=customer.name,
+        address=customer.street,
+        postal_code=customer.postal_code,
+        town=customer.city,
+        province=customer.province,
+        country=customer.country,
+        email=customer.email,
+    )

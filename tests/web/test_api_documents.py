@@ -1,0 +1,107 @@
+"""Documents of an issued invoice: Facturae (plain and signed), VERI*FACTU XML, QR."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from lxml import etree
+
+from connector.runtime import build_runtime
+from invoicing import facturae
+from invoicing.issuing import issue
+from tests.factories import make_api_key, make_draft, make_issuer
+from web import create_app
+
+FE = "{http://www.facturae.gob.es/formato/Versiones/Facturaev3_2_2.xml}"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def issued_invoice(rt) -> int:
+    make_issuer(rt)
+    draft = make_draft(rt)
+    with rt.sessions.begin() as s:
+        issue(s, draft)
+    return draft
+
+
+def test_the_facturae_of_an_issued_invoice_validates_and_carries_its_totals(rt, client):
+    key = make_api_key(rt)
+    invoice_id = issued_invoice(rt)
+
+    response = client.get(f"/api/v1/invoices/{invoice_id}/facturae.xml", headers=bearer(key))
+
+    assert response.status_code == 200 and response.mimetype == "application/xml"
+    facturae.validate(response.data)
+    root = etree.fromstring(response.data)
+    assert root.tag == f"{FE}Facturae"
+    assert root.findtext(".//InvoiceTotals/InvoiceTotal") == "3001.41"
+    assert root.findtext(".//InvoiceTotals/TotalTaxOutputs") == "520.91"
+    assert root.findtext(".//SellerParty/TaxIdentification/TaxIdentificationNumber") == "A58818501"
+    assert root.findtext(".//BuyerParty/TaxIdentification/TaxIdentificationNumber") == "B12345674"
+    assert [e.text for e in root.iter("GrossAmount")] == ["1710.00", "770.50"]
+
+
+def test_a_draft_has_no_facturae_yet(rt, client):
+    key = make_api_key(rt)
+    draft = make_draft(rt)
+    response = client.get(f"/api/v1/invoices/{draft}/facturae.xml", headers=bearer(key))
+    assert response.status_code == 409
+    assert "issue it first" in response.json["message"]
+
+
+def test_a_customer_without_address_gets_a_clear_422_instead_of_an_invalid_facturae(rt, client):
+    key = make_api_key(rt)
+    make_issuer(rt)
+    draft = make_draft(rt, customer={"name": "Sin Dirección SL", "tax_id": "A58818501"})
+    with rt.sessions.begin() as s:
+        issue(s, draft)
+
+    response = client.get(f"/api/v1/invoices/{draft}/facturae.xml", headers=bearer(key))
+
+    assert response.status_code == 422
+    assert "has no street, postal code, city, province" in response.json["message"]
+
+
+def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(settings, tmp_path):
+    key_pair = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Puente Demo SL")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key_pair.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key_pair, hashes.SHA256())
+    )
+    p12 = tmp_path / "firma.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"demo", key_pair, certificate, None, serialization.BestAvailableEncryption(b"clave")
+        )
+    )
+    signing = build_runtime(settings.with_(facturae_p12=p12, facturae_p12_password="clave"))
+    try:
+        api_key = make_api_key(signing)
+        invoice_id = issued_invoice(signing)
+        response = (
+            create_app(runtime=signing)
+            .test_client()
+            .get(f"/api/v1/invoices/{invoice_id}/facturae.xml", headers=bearer(api_key))
+        )
+    finally:
+        signing.close()
+
+    assert response.status_code == 200
+    facturae.validate(response.data)
+    assert "Puente Demo SL" in facturae.verify(response.data, trusted_certificate=certificate)

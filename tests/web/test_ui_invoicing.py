@@ -1,0 +1,106 @@
+"""From the invoice page, people set up the issuer, issue drafts and record payments."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from invoicing.models import Invoice, Issuer, Payment
+from tests.factories import ISSUER, make_api_key, make_draft, make_issuer
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as session:
+        return session.setdefault("csrf_token", "test-form-token")
+
+
+def signed_in(rt, client):
+    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
+    return client
+
+
+def test_a_form_posted_without_its_token_is_refused(rt, client):
+    signed_in(rt, client)
+    draft = make_draft(rt)
+
+    response = client.post(f"/ui/invoices/{draft}/issue", data={"csrf_token": "forged"})
+
+    assert response.status_code == 400
+    with rt.sessions() as s:
+        assert s.get_one(Invoice, draft).status == "draft"
+
+
+def test_a_draft_cannot_be_issued_before_the_company_is_set_up(rt, client):
+    signed_in(rt, client)
+    draft = make_draft(rt)
+
+    page = client.get(f"/ui/invoices/{draft}").get_data(as_text=True)
+    assert "Configura antes los datos de tu empresa" in page
+    assert f"/ui/invoices/{draft}/issue" not in page
+
+
+def test_settings_save_the_issuer_and_explain_a_bad_nif_next_to_the_field(rt, client):
+    signed_in(rt, client)
+    bad = client.post(
+        "/ui/settings", data={**ISSUER, "tax_id": "A58818502", "csrf_token": csrf(client)}
+    )
+    assert bad.status_code == 422
+    assert "not a valid Spanish NIF" in bad.get_data(as_text=True)
+
+    good = client.post(
+        "/ui/settings", data={**ISSUER, "csrf_token": csrf(client)}, follow_redirects=True
+    )
+    page = good.get_data(as_text=True)
+    assert "Datos guardados." in page
+    assert "Rectificativas" in page  # the default series are listed
+    with rt.sessions() as s:
+        assert s.scalar(select(Issuer.tax_id)) == ISSUER["tax_id"]
+
+
+def test_issuing_from_the_page_shows_the_number_qr_and_verifactu_legend(rt, client):
+    signed_in(rt, client)
+    make_issuer(rt)
+    draft = make_draft(rt)
+
+    page = client.post(
+        f"/ui/invoices/{draft}/issue", data={"csrf_token": csrf(client)}, follow_redirects=True
+    ).get_data(as_text=True)
+
+    assert "Factura emitida." in page
+    assert re.search(r"F\d{4}-00001", page)
+    assert "Factura verificable en la sede electrónica de la AEAT" in page
+    assert f"/ui/invoices/{draft}/qr.svg" in page
+    qr = client.get(f"/ui/invoices/{draft}/qr.svg")
+    assert qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
+
+
+def test_payments_recorded_from_the_page_settle_the_invoice_and_refuse_too_much(rt, client):
+    signed_in(rt, client)
+    make_issuer(rt)
+    draft = make_draft(rt)
+    client.post(f"/ui/invoices/{draft}/issue", data={"csrf_token": csrf(client)})
+
+    too_much = client.post(
+        f"/ui/invoices/{draft}/payments",
+        data={"amount": "5000,00", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "is more than the 3001.41 still owed" in too_much
+
+    client.post(
+        f"/ui/invoices/{draft}/payments",
+        data={"amount": "1000,00", "method": "transferencia", "csrf_token": csrf(client)},
+    )
+    page = client.post(
+        f"/ui/invoices/{draft}/payments",
+        data={"amount": "2001,41", "paid_on": "2026-11-27", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+
+    assert "Cobro registrado." in page
+    assert "Cobrada" in page
+    with rt.sessions() as s:
+        amounts = [str(p.amount) for p in s.scalars(select(Payment).order_by(Payment.id))]
+        assert amounts == ["1000.00", "2001.41"]
+        assert s.get_one(Invoice, draft).status == "paid"

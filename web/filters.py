@@ -1,0 +1,62 @@
+"""Template filters: Spanish (or English) numbers, money and Madrid times."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g
+
+MADRID = ZoneInfo("Europe/Madrid")
+
+
+def init_app(app: Flask) -> None:
+    for name, function in FILTERS.items():
+        app.add_template_filter(function, name)
+
+
+def local_time(value: datetime | None) -> str:
+    """Show times in Madrid, where the users are."""
+    return value.astimezone(MADRID).strftime("%d/%m/%Y %H:%M:%S") if value else "—"
+
+
+def money(value: Decimal | None, currency: str = "EUR") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.2f}"
+    if getattr(g, "lang", "es") == "es":
+        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
+        return f"{text} €" if currency == "EUR" else f"{text} {currency}"
+    return f"€{text}" if currency == "EUR" else f"{text} {currency}"
+
+
+def number(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    text = format(value if value.as_tuple().exponent == -2 else value.normalize(), "f")
+    return text.replace(".", ",") if getattr(g, "lang", "es") == "es" else text
+
+
+def price(value: Decimal) -> str:
+    """A unit price with at least two decimals, and more only when it has them."""
+    exact = value.normalize()
+    exponent = exact.as_tuple().exponent
+    many = isinstance(exponent, int) and exponent < -2
+    return number(exact if many else exact.quantize(Decimal("0.01")))
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "local_time": local_time,
+    "money": money,
+    "number": number,
+    "price": price,
+    "pretty_json": pretty_json,
+}
