@@ -3,6 +3,7 @@
 from actions import invoicing
 
 ALL = (
+    invoicing.RECORD_WON_DEAL,
     invoicing.FIND_OR_CREATE_CUSTOMER,
     invoicing.CREATE_DRAFT_INVOICE,
     invoicing.ISSUE_INVOICE,

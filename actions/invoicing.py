@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.errors import ConfigurationError, FieldError, ValidationError
 from connector.spec import ActionContext, ActionSpec
 from invoicing import chain
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.deals import DealData
+from invoicing.money import cents, to_decimal
 from invoicing.service import CustomerData, DraftResult, LineData
 
 
@@ -27,6 +29,35 @@ def _explained(what: str) -> Iterator[None]:
         raise ValidationError(f"{what}: {exc}") from None
     except DocumentStateError as exc:
         raise ConfigurationError(f"{what}: {exc}") from None
+
+
+def record_won_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Keep the won deal for reports, once per source and deal id."""
+    owner = data.get("owner") or {}
+    amount = data.get("amount")
+    with _explained("the deal cannot be recorded"):
+        deal, created = ctx.invoicing.record_deal(
+            DealData(
+                source=data.get("source") or "webhook",
+                external_ref=str(data["deal_id"]),
+                won_at=datetime.fromisoformat(data["won_at"]),
+                title=data.get("title"),
+                owner_name=owner.get("name"),
+                owner_email=owner.get("email"),
+                campaign=data.get("campaign"),
+                amount=cents(to_decimal(amount)) if amount is not None else None,
+                currency=data.get("currency", "EUR"),
+                customer_name=data["customer"]["name"],
+                customer_tax_id=data["customer"]["tax_id"],
+            )
+        )
+    return {
+        "deal_record_id": deal.id,
+        "source": deal.source,
+        "external_ref": deal.external_ref,
+        "won_at": deal.won_at.astimezone(UTC).isoformat(),
+        "created": created,
+    }
 
 
 def find_or_create_customer(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +191,12 @@ def _spec(
     )
 
 
+RECORD_WON_DEAL = _spec(
+    record_won_deal,
+    "Record won deal",
+    "Registrar oportunidad ganada",
+    ("deal_record_id", "external_ref"),
+)
 CREATE_DRAFT_INVOICE = _spec(
     create_draft_invoice,
     "Create draft invoice",

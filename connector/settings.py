@@ -29,6 +29,13 @@ class Settings:
     # A PKCS#12 certificate to sign Facturae files with (XAdES-EPES); unsigned without one.
     facturae_p12: Path | None = None
     facturae_p12_password: str | None = None
+    # Outgoing mail for sending invoices; no host means sending is refused with a clear error.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +59,13 @@ class Settings:
             if env.get("PUENTE_FACTURAE_P12")
             else None,
             facturae_p12_password=env.get("PUENTE_FACTURAE_P12_PASSWORD") or None,
+            smtp_host=env.get("PUENTE_SMTP_HOST") or None,
+            smtp_port=int(env.get("PUENTE_SMTP_PORT", 587)),
+            smtp_user=env.get("PUENTE_SMTP_USER") or None,
+            smtp_password=env.get("PUENTE_SMTP_PASSWORD") or None,
+            smtp_starttls=env.get("PUENTE_SMTP_STARTTLS", "true").lower()
+            not in ("0", "false", "no"),
+            mail_from=env.get("PUENTE_MAIL_FROM") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -106,6 +106,58 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Product(Base):
+    """A catalog item: what a SKU costs and how it is taxed."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price: Mapped[Decimal] = mapped_column(Precise)
+    tax_rate: Mapped[Decimal] = mapped_column(Percent)
+    # Exempt operations carry 0 % and their cause (E1–E6, art. 20–25 LIVA...).
+    exemption_cause: Mapped[str | None] = mapped_column(String(2))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SkuMapping(Base):
+    """A CRM's own product code for one of our products ("hubspot", "PRD-77" → SKU-001)."""
+
+    __tablename__ = "sku_mappings"
+    __table_args__ = (UniqueConstraint("source", "external_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    external_code: Mapped[str] = mapped_column(String(100))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+
+    product: Mapped[Product] = relationship()
+
+
+class Deal(Base):
+    """A won deal as the CRM reported it: what reports measure (won → invoiced → paid)."""
+
+    __tablename__ = "deals"
+    __table_args__ = (UniqueConstraint("source", "external_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    external_ref: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(200))
+    owner_name: Mapped[str | None] = mapped_column(String(120))
+    owner_email: Mapped[str | None] = mapped_column(String(254))
+    campaign: Mapped[str | None] = mapped_column(String(120), index=True)
+    amount: Mapped[Decimal | None] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    customer_name: Mapped[str | None] = mapped_column(String(120))
+    customer_tax_id: Mapped[str | None] = mapped_column(String(30))
+    won_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
@@ -132,6 +184,9 @@ class Invoice(Base):
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Quote → order → delivery note → invoice: each document remembers where it came from.
+    converted_from_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     # A rectifying invoice points at the one it corrects.
     rectifies_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     rectification_method: Mapped[str | None] = mapped_column(String(1))  # S (substitution) / I
@@ -145,7 +200,12 @@ class Invoice(Base):
     customer: Mapped[Customer] = relationship()
     issuer: Mapped[Issuer | None] = relationship()
     series: Mapped[Series | None] = relationship()
-    rectifies: Mapped[Invoice | None] = relationship(remote_side="Invoice.id")
+    rectifies: Mapped[Invoice | None] = relationship(
+        remote_side="Invoice.id", foreign_keys=[rectifies_id]
+    )
+    converted_from: Mapped[Invoice | None] = relationship(
+        remote_side="Invoice.id", foreign_keys=[converted_from_id]
+    )
     payments: Mapped[list[Payment]] = relationship(order_by="Payment.id")
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", cascade="all, delete-orphan"
@@ -169,6 +229,10 @@ class InvoiceLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(Precise)
     discount_percent: Mapped[Decimal] = mapped_column(Percent)
     tax_rate: Mapped[Decimal] = mapped_column(Percent)
+    exemption_cause: Mapped[str | None] = mapped_column(String(2))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    # The line of the document this one was converted from (partial deliveries add up).
+    source_line_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_lines.id"))
     gross: Mapped[Decimal] = mapped_column(Amount)
     discount: Mapped[Decimal] = mapped_column(Amount)
     base: Mapped[Decimal] = mapped_column(Amount)
@@ -178,11 +242,12 @@ class InvoiceTax(Base):
     """IVA per rate: the base and the tax amount, as the invoice and VERI*FACTU state them."""
 
     __tablename__ = "invoice_taxes"
-    __table_args__ = (UniqueConstraint("invoice_id", "rate"),)
+    __table_args__ = (UniqueConstraint("invoice_id", "rate", "exemption_cause"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
     rate: Mapped[Decimal] = mapped_column(Percent)
+    exemption_cause: Mapped[str | None] = mapped_column(String(2))
     base: Mapped[Decimal] = mapped_column(Amount)
     amount: Mapped[Decimal] = mapped_column(Amount)
 
@@ -243,3 +308,18 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InvoiceEmail(Base):
+    """One attempt to send an issued invoice to its customer."""
+
+    __tablename__ = "invoice_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    to: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20))  # "sent" / "failed"
+    error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.db import utcnow
 from invoicing import outbox
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import Invoice, InvoiceStatus, Payment
@@ -79,6 +80,7 @@ def record_payment(
     invoice.paid_total = invoice.paid_total + value
     if invoice.paid_total == invoice.total:
         invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = utcnow()
         outbox.emit(
             session,
             "invoice.paid",

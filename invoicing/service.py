@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from invoicing import issuing, outbox, payments
+from invoicing import deals, issuing, outbox, payments
 from invoicing.errors import InvalidDocumentError
-from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
+from invoicing.models import Customer, Deal, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
 from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
@@ -203,6 +203,10 @@ class Invoicing:
         return DraftResult(
             invoice, False, CustomerResult(stored, False, _differs(stored.name, customer.name))
         )
+
+    def record_deal(self, data: deals.DealData) -> tuple[Deal, bool]:
+        """Keep a won deal for the reports (see invoicing.deals.record_deal)."""
+        return deals.record_deal(self.session, data)
 
     def issue(self, invoice_id: int, series_code: str | None = None) -> issuing.Issued:
         """Number, date and chain a draft (see invoicing.issuing.issue)."""

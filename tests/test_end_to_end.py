@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from connector.models import Event, Run, RunStatus
 from connector.runtime import Runtime
-from invoicing.models import Invoice
+from invoicing.models import Deal, Invoice
 from tests.conftest import drain
 from tests.factories import deal, make_hook, post_deal, signed
 
@@ -41,7 +41,9 @@ def test_a_signed_deal_won_becomes_a_draft_invoice_and_a_succeeded_run(rt, clien
         run = s.get_one(Run, run_id)
         assert run.status == RunStatus.SUCCEEDED, run.error
         assert run.deal_ref == "D-42"
-        [step] = run.steps
+        deal_step, step = run.steps
+        assert (deal_step.step_id, deal_step.status) == ("deal", "succeeded")
+        assert deal_step.output["external_ref"] == "D-42"
         assert step.status == "succeeded"
         assert step.input["customer"]["tax_id"] == "B12345674"
         invoice = s.get_one(Invoice, step.output["invoice_id"])
@@ -110,7 +112,7 @@ def test_the_same_deal_in_two_different_deliveries_is_billed_once(rt, client):
     assert count(rt, Run) == 2
     assert count(rt, Invoice) == 1
     with rt.sessions() as s:
-        outputs = [r.steps[0].output for r in s.scalars(select(Run).order_by(Run.id))]
+        outputs = [r.steps[1].output for r in s.scalars(select(Run).order_by(Run.id))]
     assert [o["created"] for o in outputs] == [True, False]
     assert outputs[0]["invoice_id"] == outputs[1]["invoice_id"]
 
@@ -129,5 +131,10 @@ def test_a_bad_tax_id_fails_the_run_with_a_clear_message_and_no_invoice(rt, clie
         assert run.error["class"] == "validation"
         assert run.error["errors"][0]["path"] == "customer.tax_id"
         assert "not a valid Spanish NIF/CIF/NIE" in run.error["errors"][0]["message"]
-        assert run.steps[0].status == "failed"
+        # The won deal is still recorded, so the reports list it as never billed.
+        assert [(st.step_id, st.status) for st in run.steps] == [
+            ("deal", "succeeded"),
+            ("invoice", "failed"),
+        ]
     assert count(rt, Invoice) == 0
+    assert count(rt, Deal) == 1

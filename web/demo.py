@@ -23,6 +23,12 @@ DEMO_FLOW: dict[str, Any] = {
     "trigger": {"key": "webhook.deal_won"},
     "steps": [
         {
+            "id": "deal",
+            "name": "Registrar la oportunidad ganada",
+            "action": "invoicing.record_won_deal",
+            "input": {"$expr": "trigger"},
+        },
+        {
             "id": "invoice",
             "name": "Crear factura en borrador",
             "action": "invoicing.create_draft_invoice",
@@ -34,7 +40,7 @@ DEMO_FLOW: dict[str, Any] = {
                 "source": {"$expr": "trigger.source"},
                 "notes": {"$expr": "trigger.title"},
             },
-        }
+        },
     ],
 }
 

@@ -247,6 +247,17 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+def _merge() -> None:
+    from web import i18n_mail, i18n_print, i18n_reports
+
+    for catalog in (i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_mail.MESSAGES):
+        for lang, messages in catalog.items():
+            for key in messages:
+                if key in MESSAGES[lang]:
+                    raise RuntimeError(f"interface text {key!r} ({lang}) is defined twice")
+            MESSAGES[lang].update(messages)
+
+
 def translate(key: str, lang: str | None = None) -> str:
     lang = lang or str(getattr(g, "lang", "es"))
     return MESSAGES.get(lang, MESSAGES["es"]).get(key) or MESSAGES["es"].get(key, key)
@@ -263,6 +274,10 @@ def _choose() -> str:
 
 
 def init_app(app: Flask) -> None:
+    if not getattr(init_app, "merged", False):
+        _merge()
+        init_app.merged = True  # type: ignore[attr-defined]
+
     @app.before_request
     def pick_language() -> None:
         g.lang = _choose()

@@ -235,3 +235,6 @@ def settings() -> Any:
         return render_template(
             "ui/settings.html", values=values, errors=errors, series=series
         ), 422 if errors else 200
+
+
+from web import ui_print, ui_reports  # noqa: E402,F401  (more pages on this blueprint)

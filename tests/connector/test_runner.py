@@ -22,6 +22,9 @@ from tests.factories import deal, make_hook, post_deal
 from web import create_app, demo
 
 
+INVOICE_STEP = next(s for s in demo.DEMO_FLOW["steps"] if s["id"] == "invoice")
+
+
 class Flaky:
     """Fails with a transient error `failures` times, then creates the draft for real."""
 
@@ -47,7 +50,7 @@ def registry_with(**performs: Any) -> Registry:
 
 def two_step_flow(second_action: str) -> dict[str, Any]:
     """Step 1 makes the draft; step 2 (under test) makes a second draft for another deal ref."""
-    first = demo.DEMO_FLOW["steps"][0]
+    first = INVOICE_STEP
     second = {
         "id": "second",
         "action": second_action,
@@ -141,9 +144,9 @@ def test_a_mapping_that_misses_a_required_field_fails_naming_it(rt, client):
         **demo.DEMO_FLOW,
         "steps": [
             {
-                **demo.DEMO_FLOW["steps"][0],
+                **INVOICE_STEP,
                 "input": {
-                    **demo.DEMO_FLOW["steps"][0]["input"],
+                    **INVOICE_STEP["input"],
                     "customer": {"$expr": "trigger.cliente"},
                 },  # misspelt path
             }
@@ -164,7 +167,7 @@ def test_an_action_output_that_breaks_its_schema_rolls_its_effect_back(rt, clien
         create_draft_invoice(ctx, data)
         return {"invoice": "oops"}
 
-    flow = {**demo.DEMO_FLOW, "steps": [{**demo.DEMO_FLOW["steps"][0], "action": "test.bad"}]}
+    flow = {**demo.DEMO_FLOW, "steps": [{**INVOICE_STEP, "action": "test.bad"}]}
     registry = registry_with(bad=bad_output)
     run_id = queue_run(rt, client, flow, registry=registry)
 
@@ -180,7 +183,7 @@ def test_a_crash_in_an_action_is_recorded_as_an_internal_error(rt, client):
     def crash(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
         raise KeyError("missing_thing")
 
-    flow = {**demo.DEMO_FLOW, "steps": [{**demo.DEMO_FLOW["steps"][0], "action": "test.crash"}]}
+    flow = {**demo.DEMO_FLOW, "steps": [{**INVOICE_STEP, "action": "test.crash"}]}
     registry = registry_with(crash=crash)
     run_id = queue_run(rt, client, flow, registry=registry)
 

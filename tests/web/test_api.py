@@ -218,7 +218,8 @@ def test_a_run_shows_its_steps_with_input_and_output_and_the_trigger_payload(rt,
         None,
     )
     assert run["trigger"] == payload
-    [step] = run["steps"]
+    assert [st["step_id"] for st in run["steps"]] == ["deal", "invoice"]
+    step = run["steps"][1]
     assert (step["step_id"], step["action"], step["status"]) == (
         "invoice",
         "invoicing.create_draft_invoice",
@@ -239,8 +240,8 @@ def test_a_failed_run_shows_the_field_that_failed(rt, client):
 
     assert run["status"] == "failed"
     assert run["error"]["errors"][0]["path"] == "customer.tax_id"
-    assert run["steps"][0]["status"] == "failed"
-    assert run["steps"][0]["output"] is None
+    assert run["steps"][1]["status"] == "failed"
+    assert run["steps"][1]["output"] is None
 
 
 def test_an_unknown_run_answers_404_with_a_message(rt, client):
@@ -291,7 +292,7 @@ def test_an_invoice_shows_its_customer_lines_taxes_and_totals_with_two_decimals(
     key = make_api_key(rt)
     [run_id] = process(rt, client, deal(deal_id="D-42"))
     run = client.get(f"/api/v1/runs/{run_id}", headers=bearer(key)).json
-    invoice_id = run["steps"][0]["output"]["invoice_id"]
+    invoice_id = run["steps"][1]["output"]["invoice_id"]
 
     response = client.get(f"/api/v1/invoices/{invoice_id}", headers=bearer(key))
 

@@ -117,4 +117,4 @@ def sessions() -> Any:
     return current_app.extensions["puente"].sessions
 
 
-from web.api import customers, invoices, issuer, runs  # noqa: E402,F401  (register routes)
+from web.api import customers, invoices, issuer, mail, pdf, reports, runs  # noqa: E402,F401

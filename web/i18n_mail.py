@@ -1,0 +1,3 @@
+"""Interface text for mail pages (merged into web.i18n)."""
+
+MESSAGES: dict[str, dict[str, str]] = {"es": {}, "en": {}}

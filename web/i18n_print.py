@@ -1,0 +1,3 @@
+"""Interface text for print pages (merged into web.i18n)."""
+
+MESSAGES: dict[str, dict[str, str]] = {"es": {}, "en": {}}
