@@ -10,8 +10,8 @@ from typing import Any
 from connector.errors import ConfigurationError, FieldError, ValidationError
 from connector.spec import ActionContext, ActionSpec
 from invoicing import chain
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.deals import DealData
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.money import cents, to_decimal
 from invoicing.service import CustomerData, DraftResult, LineData
 

@@ -21,7 +21,6 @@ from tests.conftest import drain
 from tests.factories import deal, make_hook, post_deal
 from web import create_app, demo
 
-
 INVOICE_STEP = next(s for s in demo.DEMO_FLOW["steps"] if s["id"] == "invoice")
 
 
