@@ -74,6 +74,9 @@ def _best(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
 
 
 def _field_error(error: jsonschema.ValidationError) -> FieldError:
+    # A schema may explain its own alternatives better than any one failed branch can.
+    if error.validator in ("anyOf", "oneOf") and "x-message" in error.schema:
+        return FieldError(format_path(error.absolute_path), error.schema["x-message"], "choice")
     error = _best(error)
     path = list(error.absolute_path)
     kind = str(error.validator)

@@ -62,7 +62,9 @@ def append_alta(
         tipo_factura=invoice.invoice_type,  # type: ignore[arg-type]
         descripcion_operacion=_description(invoice),
         tax_lines=tuple(
-            vf.TaxLine(rate=t.rate, base=t.base, amount=t.amount, calificacion="S1")
+            vf.TaxLine.exempt(t.exemption_cause, t.base)  # type: ignore[arg-type]
+            if t.exemption_cause
+            else vf.TaxLine(rate=t.rate, base=t.base, amount=t.amount, calificacion="S1")
             for t in invoice.taxes
         ),
         cuota_total=invoice.tax_total,

@@ -53,6 +53,7 @@ class TaxAmount:
     rate: Decimal
     base: Decimal
     amount: Decimal
+    exemption: str | None = None  # E1–E6: exempt operations (rate 0, no tax)
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,22 @@ def line_amounts(quantity: Decimal, unit_price: Decimal, discount_percent: Decim
     return LineAmounts(gross, discount, gross - discount)
 
 
-def document_totals(lines: Iterable[tuple[Decimal, Decimal]]) -> Totals:
-    """Total (line base, IVA rate) pairs: IVA is computed once per rate on the summed bases."""
-    by_rate: dict[Decimal, Decimal] = {}
-    for base, rate in lines:
-        by_rate[rate] = by_rate.get(rate, Decimal(0)) + base
+def document_totals(
+    lines: Iterable[tuple[Decimal, Decimal] | tuple[Decimal, Decimal, str | None]],
+) -> Totals:
+    """Total (line base, IVA rate[, exemption]) tuples: IVA once per rate on the summed bases.
+
+    Exempt lines form their own group per cause, apart from taxed lines at 0 %.
+    """
+    groups: dict[tuple[Decimal, str], Decimal] = {}
+    for line in lines:
+        base, rate = line[0], line[1]
+        exemption = line[2] if len(line) > 2 else None
+        key = (rate, exemption or "")
+        groups[key] = groups.get(key, Decimal(0)) + base
     taxes = tuple(
-        TaxAmount(rate, base, cents(base * rate / HUNDRED))
-        for rate, base in sorted(by_rate.items(), reverse=True)
+        TaxAmount(rate, base, cents(base * rate / HUNDRED), exemption or None)
+        for (rate, exemption), base in sorted(groups.items(), key=lambda g: (-g[0][0], g[0][1]))
     )
     base_total = sum((t.base for t in taxes), Decimal("0.00"))
     tax_total = sum((t.amount for t in taxes), Decimal("0.00"))

@@ -12,13 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from invoicing import deals, issuing, outbox, payments
+from invoicing import catalog, deals, issuing, outbox, payments
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer, Deal, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
 from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
-IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
 # Decimals each line value may have (Facturae allows 8 on quantities and prices).
 DECIMALS = {"quantity": 8, "unit_price": 8, "discount_percent": 4, "tax_rate": 4}
 
@@ -51,22 +50,26 @@ class CustomerData:
 
 @dataclass(frozen=True)
 class LineData:
-    description: str
+    """A line as sent; with a catalog SKU, description, price and IVA may be left out."""
+
+    description: str | None
     quantity: object
-    unit_price: object
-    tax_rate: object
+    unit_price: object | None
+    tax_rate: object | None
     discount_percent: object = 0
     sku: str | None = None
+    exemption_cause: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LineData:
         return cls(
-            description=data["description"],
+            description=data.get("description"),
             quantity=data["quantity"],
-            unit_price=data["unit_price"],
-            tax_rate=data["tax_rate"],
+            unit_price=data.get("unit_price"),
+            tax_rate=data.get("tax_rate"),
             discount_percent=data.get("discount_percent") or 0,
-            sku=data.get("sku"),
+            sku=data.get("sku") or None,
+            exemption_cause=data.get("exemption_cause"),
         )
 
 
@@ -144,12 +147,14 @@ class Invoicing:
         notes: str | None = None,
     ) -> DraftResult:
         """Create a draft invoice, or return the one already made for this key or deal."""
-        prepared = _prepare_lines(lines)
+        prepared = _prepare_lines(self.session, lines, source)
         found = self._existing_draft(idempotency_key, source, external_ref)
         if found is not None:
             return self._already_made(found, customer)
         party = self.find_or_create_customer(customer)
-        totals = document_totals((line.base, line.tax_rate) for line in prepared)
+        totals = document_totals(
+            (line.base, line.tax_rate, line.exemption_cause) for line in prepared
+        )
         if totals.total < 0:
             raise InvalidDocumentError(
                 [
@@ -173,7 +178,10 @@ class Invoicing:
             total=totals.total,
             notes=notes,
             lines=prepared,
-            taxes=[InvoiceTax(rate=t.rate, base=t.base, amount=t.amount) for t in totals.taxes],
+            taxes=[
+                InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
+                for t in totals.taxes
+            ],
         )
         try:
             with self.session.begin_nested():
@@ -260,17 +268,50 @@ def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
 
 
-def _prepare_lines(lines: Sequence[LineData]) -> list[InvoiceLine]:
+def _prepare_lines(
+    session: Session, lines: Sequence[LineData], source: str | None
+) -> list[InvoiceLine]:
+    """Exact line amounts; a known SKU (ours, or the source CRM's code) brings name, price, IVA.
+
+    The catalog's IVA and exemption always win: taxes are fiscal master data. The CRM's
+    negotiated price and description win over the catalog's when they are given.
+    """
     errors: list[tuple[str, str]] = []
     prepared: list[InvoiceLine] = []
     if not lines:
         errors.append(("lines", "an invoice needs at least one line"))
     for i, line in enumerate(lines):
         where = f"lines[{i}]"
+        product = catalog.resolve(session, line.sku, source) if line.sku else None
+        if product is None and line.sku and None in (line.unit_price, line.tax_rate):
+            known = f" nor mapped for {source}" if source else ""
+            errors.append(
+                (
+                    f"{where}.sku",
+                    f"{line.sku!r} is not in the catalog{known}: add it, "
+                    "or send description, unit_price and tax_rate",
+                )
+            )
+            continue
+        raw = {
+            "quantity": line.quantity,
+            "unit_price": line.unit_price
+            if line.unit_price is not None
+            else product.unit_price
+            if product
+            else None,
+            "discount_percent": line.discount_percent,
+            "tax_rate": product.tax_rate if product else line.tax_rate,
+        }
+        exemption = product.exemption_cause if product else line.exemption_cause
+        description = (line.description or (product.name if product else "")).strip()
         values: dict[str, Decimal] = {}
-        for name in ("quantity", "unit_price", "discount_percent", "tax_rate"):
+        for name, value in raw.items():
+            if value is None:
+                errors.append((f"{where}.{name}", "is required (or a catalog SKU that has it)"))
+                continue
             try:
-                values[name] = to_decimal(getattr(line, name), name)
+                values[name] = to_decimal(value, name)
             except AmountError as exc:
                 errors.append((f"{where}.{name}", str(exc)))
         if len(values) < 4:
@@ -285,11 +326,8 @@ def _prepare_lines(lines: Sequence[LineData]) -> list[InvoiceLine]:
             errors.append((f"{where}.quantity", "must not be zero"))
         if not Decimal(0) <= discount <= Decimal(100):
             errors.append((f"{where}.discount_percent", "must be between 0 and 100"))
-        if rate not in IVA_RATES:
-            errors.append(
-                (f"{where}.tax_rate", f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)")
-            )
-        if not line.description.strip():
+        errors.extend(catalog.check_tax(rate, exemption, f"{where}."))
+        if not description:
             errors.append((f"{where}.description", "must not be empty"))
         if errors:
             continue
@@ -297,12 +335,14 @@ def _prepare_lines(lines: Sequence[LineData]) -> list[InvoiceLine]:
         prepared.append(
             InvoiceLine(
                 position=i + 1,
-                sku=line.sku,
-                description=line.description.strip(),
+                sku=product.sku if product else line.sku,
+                product_id=product.id if product else None,
+                description=description,
                 quantity=quantity,
                 unit_price=price,
                 discount_percent=discount,
                 tax_rate=rate,
+                exemption_cause=exemption,
                 gross=amounts.gross,
                 discount=amounts.discount,
                 base=amounts.base,

@@ -117,4 +117,13 @@ def sessions() -> Any:
     return current_app.extensions["puente"].sessions
 
 
-from web.api import customers, invoices, issuer, mail, pdf, reports, runs  # noqa: E402,F401
+from web.api import (  # noqa: E402,F401  (register their routes)
+    customers,
+    invoices,
+    issuer,
+    mail,
+    pdf,
+    products,
+    reports,
+    runs,
+)

@@ -1,0 +1,125 @@
+"""The catalog: products by SKU with their price and IVA, and CRM product codes mapped to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invoicing.errors import DocumentStateError, InvalidDocumentError
+from invoicing.models import Product, SkuMapping
+from invoicing.money import AmountError, to_decimal
+
+IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
+# Causes of exemption as VERI*FACTU codes them (OperacionExenta), with the legal mention.
+EXEMPTIONS = {
+    "E1": "Operación exenta por el artículo 20 de la Ley 37/1992 del IVA",
+    "E2": "Operación exenta por el artículo 21 de la Ley 37/1992 del IVA (exportación)",
+    "E3": "Operación exenta por el artículo 22 de la Ley 37/1992 del IVA",
+    "E4": "Operación exenta por los artículos 23 y 24 de la Ley 37/1992 del IVA",
+    "E5": "Entrega intracomunitaria exenta por el artículo 25 de la Ley 37/1992 del IVA",
+    "E6": "Operación exenta por otra causa",
+}
+
+
+@dataclass(frozen=True)
+class ProductData:
+    sku: str
+    name: str
+    unit_price: object
+    tax_rate: object
+    exemption_cause: str | None = None
+
+
+def check_tax(rate: Decimal, exemption: str | None, where: str) -> list[tuple[str, str]]:
+    """Problems with an IVA rate and exemption cause, for any line or product."""
+    errors = []
+    if rate not in IVA_RATES:
+        errors.append((f"{where}tax_rate", f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)"))
+    if exemption is not None:
+        if exemption not in EXEMPTIONS:
+            errors.append(
+                (
+                    f"{where}exemption_cause",
+                    f"{exemption!r} is not an exemption cause ({', '.join(EXEMPTIONS)})",
+                )
+            )
+        elif rate != 0:
+            errors.append(
+                (
+                    f"{where}exemption_cause",
+                    "an exempt operation carries 0 % IVA; set tax_rate to 0",
+                )
+            )
+    return errors
+
+
+def create_product(session: Session, data: ProductData) -> Product:
+    sku = data.sku.strip()
+    errors: list[tuple[str, str]] = []
+    if not sku:
+        errors.append(("sku", "must not be empty"))
+    if not data.name.strip():
+        errors.append(("name", "must not be empty"))
+    values: dict[str, Decimal] = {}
+    for name in ("unit_price", "tax_rate"):
+        try:
+            values[name] = to_decimal(getattr(data, name), name)
+        except AmountError as exc:
+            errors.append((name, str(exc)))
+    if "unit_price" in values and values["unit_price"] < 0:
+        errors.append(("unit_price", "must not be negative"))
+    if "tax_rate" in values:
+        errors.extend(check_tax(values["tax_rate"], data.exemption_cause, ""))
+    if errors:
+        raise InvalidDocumentError(errors)
+    if product_by_sku(session, sku) is not None:
+        raise DocumentStateError(f"product {sku!r} exists already; change it instead")
+    product = Product(
+        sku=sku,
+        name=data.name.strip(),
+        unit_price=values["unit_price"],
+        tax_rate=values["tax_rate"],
+        exemption_cause=data.exemption_cause,
+    )
+    session.add(product)
+    session.flush()
+    return product
+
+
+def product_by_sku(session: Session, sku: str) -> Product | None:
+    return session.scalar(select(Product).where(Product.sku == sku))
+
+
+def map_code(session: Session, source: str, external_code: str, sku: str) -> SkuMapping:
+    """Make a CRM's product code mean one of our SKUs (replacing an earlier mapping)."""
+    product = product_by_sku(session, sku)
+    if product is None:
+        raise InvalidDocumentError([("sku", f"there is no product {sku!r} in the catalog")])
+    mapping = session.scalar(
+        select(SkuMapping).where(
+            SkuMapping.source == source, SkuMapping.external_code == external_code
+        )
+    )
+    if mapping is None:
+        mapping = SkuMapping(source=source, external_code=external_code)
+        session.add(mapping)
+    mapping.product_id = product.id
+    session.flush()
+    return mapping
+
+
+def resolve(session: Session, code: str, source: str | None) -> Product | None:
+    """The active product a line's code means: the source's mapping first, then our own SKU."""
+    if source:
+        product = session.scalar(
+            select(Product)
+            .join(SkuMapping, SkuMapping.product_id == Product.id)
+            .where(SkuMapping.source == source, SkuMapping.external_code == code)
+        )
+        if product is not None and product.active:
+            return product
+    product = product_by_sku(session, code)
+    return product if product is not None and product.active else None

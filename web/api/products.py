@@ -1,0 +1,128 @@
+"""Catalog: products by SKU, and CRM product codes mapped to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from sqlalchemy import func, select
+
+from invoicing import catalog
+from invoicing.models import Product, SkuMapping
+from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.auth import require_api_key
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "sku": product.sku,
+        "name": product.name,
+        "unit_price": format(product.unit_price.normalize(), "f"),
+        "tax_rate": format(product.tax_rate.normalize(), "f"),
+        "exemption_cause": product.exemption_cause,
+        "active": product.active,
+        "updated_at": iso(product.updated_at),
+    }
+
+
+def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid", f"{name} is required and must be text", name)
+    return value
+
+
+@bp.post("/products")
+@require_api_key
+def create_product() -> Any:
+    data = json_body()
+    unknown = sorted(set(data) - {"sku", "name", "unit_price", "tax_rate", "exemption_cause"})
+    if unknown:
+        raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
+    for name in ("unit_price", "tax_rate"):
+        if name not in data:
+            raise ApiError(422, "invalid", f"{name} is required", name)
+    with sessions().begin() as s:
+        product = catalog.create_product(
+            s,
+            catalog.ProductData(
+                sku=_text(data, "sku") or "",
+                name=_text(data, "name") or "",
+                unit_price=data["unit_price"],
+                tax_rate=data["tax_rate"],
+                exemption_cause=_text(data, "exemption_cause", required=False),
+            ),
+        )
+        return jsonify(product_json(product)), 201
+
+
+@bp.get("/products")
+@require_api_key
+def list_products() -> Any:
+    limit, offset = page()
+    query = select(Product)
+    if request.args.get("sku"):
+        query = query.where(Product.sku == request.args["sku"])
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(Product.sku).limit(limit).offset(offset)).all()
+        return jsonify(
+            {
+                "items": [product_json(p) for p in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+@bp.get("/products/<int:product_id>")
+@require_api_key
+def get_product(product_id: int) -> Any:
+    with sessions()() as s:
+        product = s.get(Product, product_id)
+        if product is None:
+            raise not_found("product", product_id)
+        return jsonify(product_json(product))
+
+
+@bp.post("/sku-mappings")
+@require_api_key
+def map_sku() -> Any:
+    """{"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"}: the CRM's code → ours."""
+    data = json_body()
+    values = {name: _text(data, name) or "" for name in ("source", "external_code", "sku")}
+    for name, value in values.items():
+        if not value.strip():
+            raise ApiError(422, "invalid", f"{name} must not be empty", name)
+    with sessions().begin() as s:
+        mapping = catalog.map_code(s, values["source"], values["external_code"], values["sku"])
+        return jsonify(
+            {"source": mapping.source, "external_code": mapping.external_code, "sku": values["sku"]}
+        ), 200
+
+
+@bp.get("/sku-mappings")
+@require_api_key
+def list_mappings() -> Any:
+    limit, offset = page()
+    with sessions()() as s:
+        query = select(SkuMapping, Product.sku).join(Product)
+        if request.args.get("source"):
+            query = query.where(SkuMapping.source == request.args["source"])
+        rows = s.execute(
+            query.order_by(SkuMapping.source, SkuMapping.external_code).limit(limit).offset(offset)
+        ).all()
+        return jsonify(
+            {
+                "items": [
+                    {"source": m.source, "external_code": m.external_code, "sku": sku}
+                    for m, sku in rows
+                ],
+                "limit": limit,
+                "offset": offset,
+            }
+        )
