@@ -8,4 +8,5 @@ ALL = (
     invoicing.CREATE_DRAFT_INVOICE,
     invoicing.ISSUE_INVOICE,
     invoicing.RECORD_PAYMENT,
+    invoicing.CANCEL_INVOICE,
 )

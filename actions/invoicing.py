@@ -94,6 +94,19 @@ def issue_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cancel_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Cancel an invoice issued in error (VERI*FACTU anulación); repeating changes nothing."""
+    with _explained("the invoice cannot be cancelled"):
+        invoice, cancelled_now = ctx.invoicing.cancel(data["invoice_id"], data["reason"])
+    return {
+        "invoice_id": invoice.id,
+        "number": invoice.number,
+        "status": invoice.status,
+        "external_ref": invoice.external_ref,
+        "created": cancelled_now,
+    }
+
+
 def record_payment(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Record money received, once per idempotency key."""
     paid_on = date.fromisoformat(data["paid_on"]) if data.get("paid_on") else date.today()
@@ -130,6 +143,7 @@ def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
             external_ref=data.get("external_ref"),
             idempotency_key=ctx.idempotency_key,
             notes=data.get("notes"),
+            invoice_type=data.get("invoice_type", "F1"),
         )
     if result.customer.name_differs:
         ctx.log.warning(
@@ -210,6 +224,7 @@ FIND_OR_CREATE_CUSTOMER = _spec(
     ("customer_id", "tax_id"),
 )
 ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", ("invoice_id", "number"))
+CANCEL_INVOICE = _spec(cancel_invoice, "Cancel invoice", "Anular factura", ("invoice_id", "number"))
 RECORD_PAYMENT = _spec(
     record_payment, "Record payment", "Registrar cobro", ("invoice_id", "payment_id")
 )

@@ -41,19 +41,25 @@ def _head(session: Session, issuer: Issuer) -> VerifactuRecord | None:
     )
 
 
+def _previous(session: Session, issuer: Issuer) -> tuple[vf.ChainLink | None, int]:
+    """The link to the chain's head and the next sequence number (issuer row locked)."""
+    head = _head(session, issuer)
+    if head is None:
+        return None, 1
+    link = vf.ChainLink(
+        nif=issuer.tax_id,
+        num_serie=head.num_serie,
+        fecha_expedicion=head.fecha_expedicion,
+        huella=head.huella,
+    )
+    return link, head.sequence + 1
+
+
 def append_alta(
     session: Session, issuer: Issuer, invoice: Invoice, now: datetime
 ) -> VerifactuRecord:
     """Chain the alta record of a just-numbered invoice (the issuer row is locked by the caller)."""
-    head = _head(session, issuer)
-    previous = None
-    if head is not None:
-        previous = vf.ChainLink(
-            nif=issuer.tax_id,
-            num_serie=head.num_serie,
-            fecha_expedicion=head.fecha_expedicion,
-            huella=head.huella,
-        )
+    previous, sequence = _previous(session, issuer)
     assert invoice.number is not None and invoice.issue_date is not None
     record = vf.AltaRecord(
         issuer=vf.Issuer(nif=issuer.tax_id, name=issuer.name),
@@ -72,25 +78,94 @@ def append_alta(
         generated_at=now,
         destinatario=_recipient(invoice.customer, invoice.invoice_type),
         previous=previous,
+        rectificacion=_rectification(invoice),
     )
+    return _store(
+        session,
+        issuer,
+        invoice,
+        sequence,
+        "alta",
+        record,
+        vf.huella_alta(record),
+        vf.registro_alta_xml(record, system_for(issuer)),
+    )
+
+
+def append_anulacion(
+    session: Session, issuer: Issuer, invoice: Invoice, now: datetime
+) -> VerifactuRecord:
+    """Chain the record that cancels an issued invoice (the issuer row is locked by the caller)."""
+    previous, sequence = _previous(session, issuer)
+    assert invoice.number is not None and invoice.issue_date is not None
+    record = vf.AnulacionRecord(
+        issuer=vf.Issuer(nif=issuer.tax_id, name=issuer.name),
+        num_serie=invoice.number,
+        fecha_expedicion=invoice.issue_date,
+        generated_at=now,
+        previous=previous,
+    )
+    return _store(
+        session,
+        issuer,
+        invoice,
+        sequence,
+        "anulacion",
+        record,
+        vf.huella_anulacion(record),
+        vf.registro_anulacion_xml(record, system_for(issuer)),
+    )
+
+
+def _store(
+    session: Session,
+    issuer: Issuer,
+    invoice: Invoice,
+    sequence: int,
+    kind: str,
+    record: vf.AltaRecord | vf.AnulacionRecord,
+    huella: str,
+    xml: etree._Element,
+) -> VerifactuRecord:
+    alta = record if isinstance(record, vf.AltaRecord) else None
     row = VerifactuRecord(
         issuer_id=issuer.id,
         invoice_id=invoice.id,
-        sequence=(head.sequence + 1) if head is not None else 1,
-        kind="alta",
+        sequence=sequence,
+        kind=kind,
         num_serie=record.num_serie,
         fecha_expedicion=record.fecha_expedicion,
-        tipo_factura=record.tipo_factura,
-        cuota_total=record.cuota_total,
-        importe_total=record.importe_total,
-        previous_huella=previous.huella if previous else None,
-        huella=vf.huella_alta(record),
-        generated_at=now,
-        xml=etree.tostring(vf.registro_alta_xml(record, system_for(issuer)), encoding="unicode"),
+        tipo_factura=alta.tipo_factura if alta else None,
+        cuota_total=alta.cuota_total if alta else None,
+        importe_total=alta.importe_total if alta else None,
+        previous_huella=record.previous.huella if record.previous else None,
+        huella=huella,
+        generated_at=record.generated_at,
+        xml=etree.tostring(xml, encoding="unicode"),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def _rectification(invoice: Invoice) -> vf.Rectification | None:
+    original = invoice.rectifies
+    if original is None:
+        return None
+    assert original.number is not None and original.issue_date is not None
+    ref = vf.InvoiceRef(
+        nif=invoice.issuer.tax_id if invoice.issuer else "",
+        num_serie=original.number,
+        fecha=original.issue_date,
+    )
+    if invoice.rectification_method == "S":
+        return vf.Rectification(
+            tipo="S",
+            facturas=(ref,),
+            base_rectificada=original.base_total,
+            cuota_rectificada=original.tax_total,
+        )
+    return vf.Rectification(tipo="I", facturas=(ref,))
 
 
 def _description(invoice: Invoice) -> str:

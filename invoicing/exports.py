@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from invoicing import facturae as fe
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import Customer, Invoice, InvoiceType, Issuer
@@ -12,10 +14,6 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
     """The Facturae view of an issued invoice, with the amounts exactly as stored."""
     if invoice.number is None or invoice.issue_date is None or invoice.issuer is None:
         raise DocumentStateError(f"invoice {invoice.id} is a draft: issue it first")
-    if invoice.invoice_type not in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
-        raise DocumentStateError(
-            f"Facturae for {invoice.invoice_type} (rectifying) invoices is not supported yet"
-        )
     return fe.Invoice(
         number=invoice.number,
         issue_date=invoice.issue_date,
@@ -40,9 +38,35 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         total_tax_outputs=invoice.tax_total,
         invoice_total=invoice.total,
         currency=invoice.currency,
-        document_type="FA" if invoice.invoice_type == InvoiceType.SIMPLIFIED else "FC",
+        document_type="FA"
+        if invoice.invoice_type in (InvoiceType.SIMPLIFIED, InvoiceType.R5)
+        else "FC",
+        invoice_class="OR" if invoice.rectifies is not None else "OO",
+        corrective=_corrective(invoice),
         total_outstanding=invoice.total - invoice.paid_total,
         iban=invoice.issuer.iban,
+    )
+
+
+# Facturae ReasonCode for each kind of rectification (the closest of the XSD's list).
+REASON_CODES = {"R1": "16", "R2": "85", "R3": "85", "R4": "16", "R5": "16"}
+
+
+def _corrective(invoice: Invoice) -> fe.Corrective | None:
+    original = invoice.rectifies
+    if original is None:
+        return None
+    assert original.issue_date is not None
+    start = original.issue_date.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return fe.Corrective(
+        tax_period_start=start,
+        tax_period_end=end,
+        number=original.number,
+        issue_date=original.issue_date,
+        reason_code=REASON_CODES[invoice.invoice_type],
+        correction_method="01" if invoice.rectification_method == "S" else "02",
+        additional_reason=invoice.rectification_reason,
     )
 
 

@@ -14,10 +14,19 @@ from sqlalchemy.orm import Session
 
 from invoicing import catalog, deals, issuing, outbox, payments
 from invoicing.errors import InvalidDocumentError
-from invoicing.models import Customer, Deal, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
+from invoicing.models import (
+    Customer,
+    Deal,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    InvoiceTax,
+    InvoiceType,
+)
 from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
+SIMPLIFIED_LIMIT = Decimal(3000)
 # Decimals each line value may have (Facturae allows 8 on quantities and prices).
 DECIMALS = {"quantity": 8, "unit_price": 8, "discount_percent": 4, "tax_rate": 4}
 
@@ -145,9 +154,20 @@ class Invoicing:
         external_ref: str | None = None,
         idempotency_key: str | None = None,
         notes: str | None = None,
+        invoice_type: str = InvoiceType.COMPLETE,
     ) -> DraftResult:
         """Create a draft invoice, or return the one already made for this key or deal."""
-        prepared = _prepare_lines(self.session, lines, source)
+        if invoice_type not in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
+            raise InvalidDocumentError(
+                [
+                    (
+                        "invoice_type",
+                        "must be F1 (complete) or F2 "
+                        "(simplified); rectifying invoices come from /rectify",
+                    )
+                ]
+            )
+        prepared = prepare_lines(self.session, lines, source)
         found = self._existing_draft(idempotency_key, source, external_ref)
         if found is not None:
             return self._already_made(found, customer)
@@ -155,6 +175,16 @@ class Invoicing:
         totals = document_totals(
             (line.base, line.tax_rate, line.exemption_cause) for line in prepared
         )
+        if invoice_type == InvoiceType.SIMPLIFIED and totals.total > SIMPLIFIED_LIMIT:
+            raise InvalidDocumentError(
+                [
+                    (
+                        "invoice_type",
+                        f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
+                        "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
+                    )
+                ]
+            )
         if totals.total < 0:
             raise InvalidDocumentError(
                 [
@@ -168,6 +198,7 @@ class Invoicing:
         invoice = Invoice(
             kind="invoice",
             status=InvoiceStatus.DRAFT,
+            invoice_type=invoice_type,
             customer=party.customer,
             currency=currency,
             idempotency_key=idempotency_key,
@@ -220,6 +251,14 @@ class Invoicing:
         """Number, date and chain a draft (see invoicing.issuing.issue)."""
         return issuing.issue(self.session, invoice_id, series_code=series_code)
 
+    def cancel(self, invoice_id: int, reason: str) -> tuple[Invoice, bool]:
+        """Cancel an issued invoice; True when this call cancelled it."""
+        from invoicing import corrections  # corrections builds on this module
+
+        before = self.session.get(Invoice, invoice_id)
+        already = before is not None and before.status == InvoiceStatus.CANCELLED
+        return corrections.cancel(self.session, invoice_id, reason), not already
+
     def record_payment(
         self,
         invoice_id: int,
@@ -268,7 +307,7 @@ def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
 
 
-def _prepare_lines(
+def prepare_lines(
     session: Session, lines: Sequence[LineData], source: str | None
 ) -> list[InvoiceLine]:
     """Exact line amounts; a known SKU (ours, or the source CRM's code) brings name, price, IVA.

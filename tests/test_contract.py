@@ -109,7 +109,11 @@ def without_created(output: dict[str, Any]) -> dict[str, Any]:
 
 
 # Actions that work on an existing invoice get one in the state they need.
-NEEDS_INVOICE = {"invoicing.issue_invoice": "draft", "invoicing.record_payment": "issued"}
+NEEDS_INVOICE = {
+    "invoicing.issue_invoice": "draft",
+    "invoicing.record_payment": "issued",
+    "invoicing.cancel_invoice": "issued",
+}
 
 
 def prepare(rt, action: ActionSpec, data: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from connector import schemas
-from invoicing import chain, exports, issuing, payments, verifactu
+from invoicing import chain, corrections, exports, issuing, payments, verifactu
 from invoicing.models import Customer, Invoice, InvoiceStatus, Issuer, VerifactuRecord
 from invoicing.service import CustomerData, Invoicing, LineData
 from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
@@ -46,6 +46,9 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
         },
         "created_at": iso(invoice.created_at),
         "issued_at": iso(invoice.issued_at),
+        "cancelled_at": iso(invoice.cancelled_at),
+        "rectifies": invoice.rectifies_id,
+        "rectification_method": invoice.rectification_method,
     }
     if with_lines:
         data["customer"].update(
@@ -158,6 +161,7 @@ def create_invoice() -> Any:
             external_ref=data.get("external_ref"),
             idempotency_key=request_key(),
             notes=data.get("notes"),
+            invoice_type=data.get("invoice_type", "F1"),
         )
         body = invoice_json(result.invoice, with_lines=True)
         body["created"] = result.created
@@ -302,3 +306,50 @@ def verifactu_records() -> Any:
             for r in rows
         ]
         return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.post("/invoices/<int:invoice_id>/cancel")
+@require_api_key
+def cancel_invoice(invoice_id: int) -> Any:
+    """Anulación: for an invoice issued in error; chains a RegistroAnulacion."""
+    data = json_body()
+    reason = data.get("reason")
+    if not isinstance(reason, str):
+        raise ApiError(422, "invalid", "reason is required: say why it is cancelled", "reason")
+    with sessions().begin() as s:
+        _load(s, invoice_id)
+        invoice = corrections.cancel(s, invoice_id, reason)
+        return jsonify(invoice_json(invoice, with_lines=True))
+
+
+@bp.post("/invoices/<int:invoice_id>/rectify")
+@require_api_key
+@idempotent
+def rectify_invoice(invoice_id: int) -> Any:
+    """Draft a rectifying invoice (R1–R5) by substitution (S) or by differences (I)."""
+    data = json_body()
+    for name in ("invoice_type", "method", "reason"):
+        if not isinstance(data.get(name), str):
+            raise ApiError(422, "invalid", f"{name} is required", name)
+    lines = None
+    if data.get("lines") is not None:
+        errors = schemas.validate(CREATE_SCHEMA, {"customer": {"name": "-", "tax_id": "-"},
+                                                  "lines": data["lines"]})
+        errors = [e for e in errors if e.path.startswith("lines")]
+        if errors:
+            raise ApiError(422, "invalid", "; ".join(map(str, errors)), errors[0].path,
+                           [{"field": e.path, "message": e.message} for e in errors])
+        lines = [LineData.from_json(line) for line in data["lines"]]
+    with sessions().begin() as s:
+        _load(s, invoice_id)
+        draft = corrections.rectify(s, invoice_id, invoice_type=data["invoice_type"],
+                                    method=data["method"], reason=data["reason"], lines=lines)
+        return jsonify(invoice_json(draft, with_lines=True)), 201
+
+
+@bp.get("/invoices/<int:invoice_id>/verifactu-anulacion.xml")
+@require_api_key
+def verifactu_anulacion_xml(invoice_id: int) -> Any:
+    with sessions()() as s:
+        document = chain.document_for(s, _issued(s, invoice_id), kind="anulacion")
+    return Response(document, mimetype="application/xml")

@@ -1,0 +1,147 @@
+"""Corrections of issued invoices: cancellation (anulación) and rectifying invoices (R1–R5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.db import utcnow
+from invoicing import chain, outbox
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.issuing import default_issuer
+from invoicing.models import Invoice, InvoiceStatus, InvoiceTax, InvoiceType
+from invoicing.money import document_totals
+from invoicing.service import LineData, prepare_lines
+
+RECTIFYING = ("R1", "R2", "R3", "R4", "R5")
+
+
+def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None = None) -> Invoice:
+    """Cancel an issued invoice with a chained RegistroAnulacion; repeating changes nothing.
+
+    For an invoice issued in error (never a real operation). Correcting a real operation
+    takes a rectifying invoice instead.
+    """
+    if not reason.strip():
+        raise InvalidDocumentError([("reason", "say why the invoice is cancelled")])
+    issuer = default_issuer(session, lock=True)
+    invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
+    if invoice is None:
+        raise NotFoundError(f"invoice {invoice_id} does not exist")
+    if invoice.status == InvoiceStatus.CANCELLED:
+        return invoice
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise DocumentStateError(f"invoice {invoice_id} is a draft: delete or edit it instead")
+    if invoice.paid_total > 0:
+        raise DocumentStateError(
+            f"invoice {invoice.number} has payments recorded: correct it with a rectifying "
+            "invoice instead of cancelling it"
+        )
+    now = now or utcnow()
+    chain.append_anulacion(session, issuer, invoice, now)
+    invoice.status = InvoiceStatus.CANCELLED
+    invoice.cancelled_at = now
+    invoice.notes = (invoice.notes + "\n" if invoice.notes else "") + f"Anulada: {reason.strip()}"
+    outbox.emit(
+        session,
+        "invoice.cancelled",
+        invoice.id,
+        {
+            "invoice_id": invoice.id,
+            "number": invoice.number,
+            "reason": reason.strip(),
+            "external_ref": invoice.external_ref,
+            "source": invoice.source,
+        },
+    )
+    return invoice
+
+
+def rectify(
+    session: Session,
+    invoice_id: int,
+    *,
+    invoice_type: str,
+    method: str,
+    reason: str,
+    lines: Sequence[LineData] | None = None,
+) -> Invoice:
+    """Draft a rectifying invoice for an issued one; it is issued like any draft (series R).
+
+    method "S" (substitution): the lines are the corrected invoice in full (default: the
+    original's lines). method "I" (differences): the lines are the differences, negative
+    where amounts go down.
+    """
+    original = session.get(Invoice, invoice_id)
+    if original is None:
+        raise NotFoundError(f"invoice {invoice_id} does not exist")
+    errors = []
+    if invoice_type not in RECTIFYING:
+        errors.append(("invoice_type", f"must be one of {', '.join(RECTIFYING)}"))
+    elif (invoice_type == "R5") != (original.invoice_type == InvoiceType.SIMPLIFIED):
+        errors.append(("invoice_type", "R5 rectifies simplified invoices, and only R5 does"))
+    if method not in ("S", "I"):
+        errors.append(("method", "must be S (substitution) or I (differences)"))
+    if not reason.strip():
+        errors.append(("reason", "say what is being corrected"))
+    if method == "I" and not lines:
+        errors.append(("lines", "a rectification by differences needs the lines that differ"))
+    if errors:
+        raise InvalidDocumentError(errors)
+    if original.number is None or original.status == InvoiceStatus.CANCELLED:
+        raise DocumentStateError(
+            f"invoice {invoice_id} is {original.status}: only issued invoices are rectified"
+        )
+    if lines is None:
+        lines = [
+            LineData(
+                description=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                tax_rate=line.tax_rate,
+                discount_percent=line.discount_percent,
+                sku=line.sku,
+                exemption_cause=line.exemption_cause,
+            )
+            for line in original.lines
+        ]
+    prepared = prepare_lines(session, lines, original.source)
+    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in prepared)
+    draft = Invoice(
+        kind="invoice",
+        status=InvoiceStatus.DRAFT,
+        invoice_type=invoice_type,
+        customer_id=original.customer_id,
+        currency=original.currency,
+        source=None,  # a correction is not the deal's invoice: no (source, deal) uniqueness
+        external_ref=None,
+        rectifies_id=original.id,
+        rectification_method=method,
+        rectification_reason=reason.strip(),
+        notes=f"Rectifica la factura {original.number}: {reason.strip()}",
+        base_total=totals.base,
+        tax_total=totals.tax,
+        total=totals.total,
+        lines=prepared,
+        taxes=[
+            InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
+            for t in totals.taxes
+        ],
+    )
+    session.add(draft)
+    session.flush()
+    outbox.emit(
+        session,
+        "invoice.drafted",
+        draft.id,
+        {
+            "invoice_id": draft.id,
+            "customer_id": draft.customer_id,
+            "total": str(draft.total),
+            "rectifies": original.number,
+        },
+    )
+    return draft
