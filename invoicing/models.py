@@ -24,6 +24,15 @@ class InvoiceStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class DocumentKind(StrEnum):
+    """The commercial documents, all kept in `invoices`: only invoices are fiscal."""
+
+    QUOTE = "quote"  # presupuesto
+    ORDER = "order"  # pedido
+    DELIVERY_NOTE = "delivery_note"  # albarán
+    INVOICE = "invoice"  # factura
+
+
 class InvoiceType(StrEnum):
     """VERI*FACTU TipoFactura."""
 

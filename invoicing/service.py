@@ -17,6 +17,7 @@ from invoicing.errors import InvalidDocumentError
 from invoicing.models import (
     Customer,
     Deal,
+    DocumentKind,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -155,8 +156,12 @@ class Invoicing:
         idempotency_key: str | None = None,
         notes: str | None = None,
         invoice_type: str = InvoiceType.COMPLETE,
+        kind: str = DocumentKind.INVOICE,
     ) -> DraftResult:
-        """Create a draft invoice, or return the one already made for this key or deal."""
+        """Create a draft (invoice, quote, order or delivery note), or return the one made
+        before for this key or deal."""
+        if kind not in set(DocumentKind):
+            raise InvalidDocumentError([("kind", f"must be one of {', '.join(DocumentKind)}")])
         if invoice_type not in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
             raise InvalidDocumentError(
                 [
@@ -168,7 +173,7 @@ class Invoicing:
                 ]
             )
         prepared = prepare_lines(self.session, lines, source)
-        found = self._existing_draft(idempotency_key, source, external_ref)
+        found = self._existing_draft(idempotency_key, source, external_ref, kind)
         if found is not None:
             return self._already_made(found, customer)
         party = self.find_or_create_customer(customer)
@@ -196,7 +201,7 @@ class Invoicing:
                 ]
             )
         invoice = Invoice(
-            kind="invoice",
+            kind=kind,
             status=InvoiceStatus.DRAFT,
             invoice_type=invoice_type,
             customer=party.customer,
@@ -218,10 +223,12 @@ class Invoicing:
             with self.session.begin_nested():
                 self.session.add(invoice)
         except IntegrityError:
-            found = self._existing_draft(idempotency_key, source, external_ref)
+            found = self._existing_draft(idempotency_key, source, external_ref, kind)
             if found is None:
                 raise
             return self._already_made(found, customer)
+        if kind != DocumentKind.INVOICE:
+            return DraftResult(invoice, True, party)
         outbox.emit(
             self.session,
             "invoice.drafted",
@@ -284,7 +291,11 @@ class Invoicing:
         return self.session.scalar(select(Customer).where(Customer.tax_id == tax_id))
 
     def _existing_draft(
-        self, idempotency_key: str | None, source: str | None, external_ref: str | None
+        self,
+        idempotency_key: str | None,
+        source: str | None,
+        external_ref: str | None,
+        kind: str = "invoice",
     ) -> Invoice | None:
         if idempotency_key is not None:
             found = self.session.scalar(
@@ -295,7 +306,7 @@ class Invoicing:
         if source is not None and external_ref is not None:
             return self.session.scalar(
                 select(Invoice).where(
-                    Invoice.kind == "invoice",
+                    Invoice.kind == kind,
                     Invoice.source == source,
                     Invoice.external_ref == external_ref,
                 )

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from connector import schemas
 from invoicing import chain, corrections, exports, issuing, payments, verifactu
-from invoicing.models import Customer, Invoice, InvoiceStatus, Issuer, VerifactuRecord
+from invoicing.models import (
+    Customer,
+    DocumentKind,
+    Invoice,
+    InvoiceStatus,
+    Issuer,
+    VerifactuRecord,
+)
 from invoicing.service import CustomerData, Invoicing, LineData
 from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
@@ -29,6 +36,7 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
     customer = invoice.customer
     data: dict[str, Any] = {
         "id": invoice.id,
+        "kind": invoice.kind,
         "status": invoice.status,
         "invoice_type": invoice.invoice_type,
         "number": invoice.number,
@@ -49,6 +57,7 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
         "cancelled_at": iso(invoice.cancelled_at),
         "rectifies": invoice.rectifies_id,
         "rectification_method": invoice.rectification_method,
+        "converted_from": invoice.converted_from_id,
     }
     if with_lines:
         data["customer"].update(
@@ -63,6 +72,7 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
         )
         data["lines"] = [
             {
+                "id": line.id,
                 "position": line.position,
                 "sku": line.sku,
                 "description": line.description,
@@ -94,10 +104,10 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
     return data
 
 
-def _load(s: Session, invoice_id: int) -> Invoice:
+def _load(s: Session, invoice_id: int, kind: str = "invoice") -> Invoice:
     invoice = s.get(Invoice, invoice_id)
-    if invoice is None:
-        raise not_found("invoice", invoice_id)
+    if invoice is None or invoice.kind != kind:
+        raise not_found(kind.replace("_", " "), invoice_id)
     return invoice
 
 
@@ -105,7 +115,11 @@ def _load(s: Session, invoice_id: int) -> Invoice:
 @require_api_key
 def list_invoices() -> Any:
     limit, offset = page()
-    query = select(Invoice).options(selectinload(Invoice.customer))
+    query = (
+        select(Invoice)
+        .options(selectinload(Invoice.customer))
+        .where(Invoice.kind == DocumentKind.INVOICE)
+    )
     status = request.args.get("status")
     if status and status not in set(InvoiceStatus):
         raise ApiError(
@@ -139,17 +153,25 @@ def get_invoice(invoice_id: int) -> Any:
 @idempotent
 def create_invoice() -> Any:
     """Create a draft from an inline customer or a customer_id, and lines."""
+    return create_draft(DocumentKind.INVOICE)
+
+
+def create_draft(kind: str) -> Any:
+    """Create a draft document of `kind` from the request body (shared by every kind)."""
     data = json_body()
+    what = kind.replace("_", " ")
     with sessions().begin() as s:
         if "customer_id" in data:
             customer_id = data.pop("customer_id")
             data["customer"] = _customer_json(s, customer_id)
+        if kind != DocumentKind.INVOICE and "invoice_type" in data:
+            raise ApiError(422, "invalid", f"a {what} has no invoice_type", "invoice_type")
         errors = schemas.validate(CREATE_SCHEMA, data)
         if errors:
             raise ApiError(
                 422,
                 "invalid",
-                "the invoice is not valid: " + "; ".join(map(str, errors)),
+                f"the {what} is not valid: " + "; ".join(map(str, errors)),
                 errors[0].path,
                 [{"field": e.path, "message": e.message} for e in errors],
             )
@@ -162,6 +184,7 @@ def create_invoice() -> Any:
             idempotency_key=request_key(),
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
+            kind=kind,
         )
         body = invoice_json(result.invoice, with_lines=True)
         body["created"] = result.created
@@ -333,17 +356,29 @@ def rectify_invoice(invoice_id: int) -> Any:
             raise ApiError(422, "invalid", f"{name} is required", name)
     lines = None
     if data.get("lines") is not None:
-        errors = schemas.validate(CREATE_SCHEMA, {"customer": {"name": "-", "tax_id": "-"},
-                                                  "lines": data["lines"]})
+        errors = schemas.validate(
+            CREATE_SCHEMA, {"customer": {"name": "-", "tax_id": "-"}, "lines": data["lines"]}
+        )
         errors = [e for e in errors if e.path.startswith("lines")]
         if errors:
-            raise ApiError(422, "invalid", "; ".join(map(str, errors)), errors[0].path,
-                           [{"field": e.path, "message": e.message} for e in errors])
+            raise ApiError(
+                422,
+                "invalid",
+                "; ".join(map(str, errors)),
+                errors[0].path,
+                [{"field": e.path, "message": e.message} for e in errors],
+            )
         lines = [LineData.from_json(line) for line in data["lines"]]
     with sessions().begin() as s:
         _load(s, invoice_id)
-        draft = corrections.rectify(s, invoice_id, invoice_type=data["invoice_type"],
-                                    method=data["method"], reason=data["reason"], lines=lines)
+        draft = corrections.rectify(
+            s,
+            invoice_id,
+            invoice_type=data["invoice_type"],
+            method=data["method"],
+            reason=data["reason"],
+            lines=lines,
+        )
         return jsonify(invoice_json(draft, with_lines=True)), 201
 
 

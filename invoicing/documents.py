@@ -1,0 +1,204 @@
+"""Quote → order → delivery note(s) → invoice: conversions that never bill a unit twice.
+
+Every converted line points at the line it came from. What is left to convert of a line
+into a kind of document is its quantity minus what its descendants of that kind already
+hold (at any depth: an order line invoiced through its delivery notes counts as invoiced).
+Cancelled documents hold nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invoicing import outbox
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
+from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
+
+# Which document may become which.
+NEXT = {
+    DocumentKind.QUOTE: (DocumentKind.ORDER, DocumentKind.INVOICE),
+    DocumentKind.ORDER: (DocumentKind.DELIVERY_NOTE, DocumentKind.INVOICE),
+    DocumentKind.DELIVERY_NOTE: (DocumentKind.INVOICE,),
+}
+MAX_DEPTH = 3  # quote → order → delivery note → invoice
+
+
+@dataclass(frozen=True)
+class Take:
+    """How much of one source line to carry over (all that is left when quantity is None)."""
+
+    line_id: int
+    quantity: object | None = None
+
+
+def remaining(session: Session, lines: Sequence[InvoiceLine], kind: str) -> dict[int, Decimal]:
+    """For each line, its quantity not yet carried into live documents of `kind`."""
+    held = {line.id: Decimal(0) for line in lines}
+    origin = {line.id: line.id for line in lines}  # descendant line → the line it descends from
+    frontier = list(held)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        rows = session.execute(
+            select(InvoiceLine.id, InvoiceLine.source_line_id, InvoiceLine.quantity, Invoice.kind)
+            .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+            .where(
+                InvoiceLine.source_line_id.in_(frontier), Invoice.status != InvoiceStatus.CANCELLED
+            )
+        ).all()
+        frontier = []
+        for line_id, source_id, quantity, doc_kind in rows:
+            assert source_id is not None  # selected by source_line_id
+            root = origin[source_id]
+            origin[line_id] = root
+            if doc_kind == kind:
+                held[root] += quantity
+            else:
+                frontier.append(line_id)
+    return {line.id: line.quantity - held[line.id] for line in lines}
+
+
+def convert(
+    session: Session,
+    source_ids: Sequence[int],
+    to: str,
+    takes: Sequence[Take] | None = None,
+    notes: str | None = None,
+) -> Invoice:
+    """Make a draft of kind `to` from one document, or from several delivery notes.
+
+    Without `takes`, everything still left of every line is carried over.
+    """
+    if not source_ids:
+        raise InvalidDocumentError([("from", "name the document(s) to convert")])
+    sources = [session.get(Invoice, i) for i in source_ids]
+    missing = [i for i, doc in zip(source_ids, sources, strict=True) if doc is None]
+    if missing:
+        raise NotFoundError(f"document(s) {', '.join(map(str, missing))} do not exist")
+    docs = [doc for doc in sources if doc is not None]
+    _check_sources(docs, to)
+    lines = [line for doc in docs for line in doc.lines]
+    left = remaining(session, lines, to)
+    by_id = {line.id: line for line in lines}
+    wanted = _wanted(takes, by_id, left)
+    carried: list[InvoiceLine] = []
+    for position, (line, quantity) in enumerate(wanted, start=1):
+        amounts = line_amounts(quantity, line.unit_price, line.discount_percent)
+        carried.append(
+            InvoiceLine(
+                position=position,
+                sku=line.sku,
+                product_id=line.product_id,
+                description=line.description,
+                quantity=quantity,
+                unit_price=line.unit_price,
+                discount_percent=line.discount_percent,
+                tax_rate=line.tax_rate,
+                exemption_cause=line.exemption_cause,
+                source_line_id=line.id,
+                gross=amounts.gross,
+                discount=amounts.discount,
+                base=amounts.base,
+            )
+        )
+    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in carried)
+    first = docs[0]
+    names = ", ".join(f"{doc.kind} {doc.number or doc.id}" for doc in docs)
+    draft = Invoice(
+        kind=to,
+        status=InvoiceStatus.DRAFT,
+        customer_id=first.customer_id,
+        currency=first.currency,
+        # Only the first document of a kind for a deal carries the deal reference.
+        source=None,
+        external_ref=None,
+        converted_from_id=first.id,
+        notes=notes or f"Procede de {names}",
+        base_total=totals.base,
+        tax_total=totals.tax,
+        total=totals.total,
+        lines=carried,
+        taxes=[
+            InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
+            for t in totals.taxes
+        ],
+    )
+    session.add(draft)
+    session.flush()
+    if to == DocumentKind.INVOICE:
+        outbox.emit(
+            session,
+            "invoice.drafted",
+            draft.id,
+            {
+                "invoice_id": draft.id,
+                "customer_id": draft.customer_id,
+                "total": str(draft.total),
+                "converted_from": [doc.id for doc in docs],
+            },
+        )
+    return draft
+
+
+def _check_sources(docs: list[Invoice], to: str) -> None:
+    kinds = {doc.kind for doc in docs}
+    if to not in set(DocumentKind):
+        raise InvalidDocumentError([("to", f"must be one of {', '.join(DocumentKind)}")])
+    for doc in docs:
+        allowed = NEXT.get(DocumentKind(doc.kind), ())
+        if to not in allowed:
+            what = doc.kind.replace("_", " ")
+            article = "an" if what[0] in "aeiou" else "a"
+            into = " or ".join(a.replace("_", " ") for a in allowed) or "nothing else"
+            raise InvalidDocumentError([("to", f"{article} {what} becomes {into}, not {to}")])
+        if doc.status == InvoiceStatus.CANCELLED:
+            raise DocumentStateError(f"{doc.kind} {doc.id} is cancelled")
+    if len(docs) > 1:
+        if kinds != {DocumentKind.DELIVERY_NOTE} or to != DocumentKind.INVOICE:
+            raise InvalidDocumentError([("from", "only delivery notes are invoiced together")])
+        if len({doc.customer_id for doc in docs}) > 1:
+            raise InvalidDocumentError([("from", "the delivery notes are for different customers")])
+
+
+def _wanted(
+    takes: Sequence[Take] | None, by_id: dict[int, InvoiceLine], left: dict[int, Decimal]
+) -> list[tuple[InvoiceLine, Decimal]]:
+    if takes is None:
+        wanted = [(by_id[i], q) for i, q in left.items() if q != 0]
+        if not wanted:
+            raise DocumentStateError("everything in it has been converted already")
+        return wanted
+    errors: list[tuple[str, str]] = []
+    wanted = []
+    for n, take in enumerate(takes):
+        where = f"lines[{n}]"
+        line = by_id.get(take.line_id)
+        if line is None:
+            errors.append((f"{where}.line_id", f"line {take.line_id} is not in these documents"))
+            continue
+        try:
+            quantity = left[line.id] if take.quantity is None else to_decimal(take.quantity)
+        except AmountError as exc:
+            errors.append((f"{where}.quantity", str(exc)))
+            continue
+        if quantity <= 0 or quantity > left[line.id]:
+            errors.append(
+                (
+                    f"{where}.quantity",
+                    f"must be more than 0 and at most the {left[line.id].normalize()} "
+                    f"left of line {line.position} ({line.description})",
+                )
+            )
+            continue
+        wanted.append((line, quantity))
+    if errors:
+        raise InvalidDocumentError(errors)
+    if not wanted:
+        raise InvalidDocumentError([("lines", "take at least one line")])
+    return wanted

@@ -1,0 +1,120 @@
+"""Quotes, orders and delivery notes: same shape as invoices, plus conversions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from invoicing import documents
+from invoicing.models import DocumentKind, Invoice
+from web.api import ApiError, bp, json_body, page, sessions
+from web.api.idempotency import idempotent
+from web.api.invoices import _load, create_draft, invoice_json
+from web.auth import require_api_key
+
+KINDS = {
+    "quotes": DocumentKind.QUOTE,
+    "orders": DocumentKind.ORDER,
+    "delivery-notes": DocumentKind.DELIVERY_NOTE,
+}
+PLURAL = "<any(quotes, orders, 'delivery-notes'):plural>"
+
+
+def document_json(s: Any, doc: Invoice) -> dict[str, Any]:
+    """The document, with what is left of each line to convert into each next kind."""
+    body = invoice_json(doc, with_lines=True)
+    body["remaining"] = {
+        to.value: {
+            str(k): format(v.normalize(), "f")
+            for k, v in documents.remaining(s, doc.lines, to).items()
+        }
+        for to in documents.NEXT.get(DocumentKind(doc.kind), ())
+    }
+    return body
+
+
+@bp.get(f"/{PLURAL}")
+@require_api_key
+def list_documents(plural: str) -> Any:
+    limit, offset = page()
+    query = (
+        select(Invoice).options(selectinload(Invoice.customer)).where(Invoice.kind == KINDS[plural])
+    )
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(Invoice.id.desc()).limit(limit).offset(offset)).all()
+        return jsonify(
+            {
+                "items": [invoice_json(d) for d in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+@bp.get(f"/{PLURAL}/<int:doc_id>")
+@require_api_key
+def get_document(plural: str, doc_id: int) -> Any:
+    with sessions()() as s:
+        return jsonify(document_json(s, _load(s, doc_id, KINDS[plural])))
+
+
+@bp.post(f"/{PLURAL}")
+@require_api_key
+@idempotent
+def create_document(plural: str) -> Any:
+    return create_draft(KINDS[plural])
+
+
+@bp.post(f"/{PLURAL}/<int:doc_id>/convert")
+@require_api_key
+@idempotent
+def convert_document(plural: str, doc_id: int) -> Any:
+    """{"to": "order" | "delivery_note" | "invoice", "lines": [{"line_id", "quantity"}]}."""
+    data = json_body()
+    with sessions().begin() as s:
+        _load(s, doc_id, KINDS[plural])
+        draft = documents.convert(s, [doc_id], _to(data), _takes(data), data.get("notes"))
+        return jsonify(document_json(s, draft)), 201
+
+
+@bp.post("/invoices/from-delivery-notes")
+@require_api_key
+@idempotent
+def invoice_delivery_notes() -> Any:
+    """One invoice for several delivery notes of a customer: {"delivery_note_ids": [...]}."""
+    data = json_body()
+    ids = data.get("delivery_note_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
+        raise ApiError(
+            422, "invalid", "delivery_note_ids must be a list of ids", "delivery_note_ids"
+        )
+    with sessions().begin() as s:
+        for i in ids:
+            _load(s, i, DocumentKind.DELIVERY_NOTE)
+        draft = documents.convert(s, ids, DocumentKind.INVOICE, _takes(data), data.get("notes"))
+        return jsonify(document_json(s, draft)), 201
+
+
+def _to(data: dict[str, Any]) -> str:
+    to = data.get("to")
+    if not isinstance(to, str):
+        raise ApiError(422, "invalid", "say what to convert it into: to", "to")
+    return to
+
+
+def _takes(data: dict[str, Any]) -> list[documents.Take] | None:
+    lines = data.get("lines")
+    if lines is None:
+        return None
+    if not isinstance(lines, list) or not all(
+        isinstance(line, dict) and isinstance(line.get("line_id"), int) for line in lines
+    ):
+        raise ApiError(
+            422, "invalid", 'lines must be [{"line_id": 1, "quantity": "2"}, ...]', "lines"
+        )
+    return [documents.Take(line["line_id"], line.get("quantity")) for line in lines]
