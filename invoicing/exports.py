@@ -43,7 +43,7 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         else "FC",
         invoice_class="OR" if invoice.rectifies is not None else "OO",
         corrective=_corrective(invoice),
-        total_outstanding=invoice.total - invoice.paid_total,
+        # The document as issued: payments received later do not change it.
         iban=invoice.issuer.iban,
     )
 

@@ -105,3 +105,21 @@ def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(setti
     assert response.status_code == 200
     facturae.validate(response.data)
     assert "Puente Demo SL" in facturae.verify(response.data, trusted_certificate=certificate)
+
+
+def test_a_partly_paid_invoice_still_has_its_facturae_as_issued(rt, client):
+    from datetime import date
+
+    from invoicing.payments import record_payment
+
+    key = make_api_key(rt)
+    invoice_id = issued_invoice(rt)
+    with rt.sessions.begin() as s:
+        record_payment(s, invoice_id, "1000.00", date.today())
+
+    response = client.get(f"/api/v1/invoices/{invoice_id}/facturae.xml", headers=bearer(key))
+
+    assert response.status_code == 200
+    facturae.validate(response.data)
+    root = etree.fromstring(response.data)
+    assert root.findtext(".//InvoiceTotals/TotalOutstandingAmount") == "3001.41"
