@@ -7,6 +7,7 @@ ALL = (
     invoicing.FIND_OR_CREATE_CUSTOMER,
     invoicing.CREATE_DRAFT_INVOICE,
     invoicing.ISSUE_INVOICE,
+    invoicing.SEND_INVOICE,
     invoicing.RECORD_PAYMENT,
     invoicing.CANCEL_INVOICE,
 )

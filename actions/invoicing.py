@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connector.errors import ConfigurationError, FieldError, ValidationError
+from connector.errors import ConfigurationError, FieldError, TransientError, ValidationError
 from connector.spec import ActionContext, ActionSpec
 from invoicing import chain
 from invoicing.deals import DealData
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.mailer import MailDeliveryError, MailSettings
 from invoicing.money import cents, to_decimal
 from invoicing.service import CustomerData, DraftResult, LineData
 
@@ -104,6 +105,35 @@ def cancel_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
         "status": invoice.status,
         "external_ref": invoice.external_ref,
         "created": cancelled_now,
+    }
+
+
+def send_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Email the issued invoice with its PDF and Facturae; once per idempotency key."""
+    if ctx.settings is None or not ctx.settings.smtp_host:
+        raise ConfigurationError(
+            "sending mail is not set up: set PUENTE_SMTP_HOST and PUENTE_MAIL_FROM on the workers"
+        )
+    try:
+        with _explained("the invoice cannot be sent"):
+            email, created = ctx.invoicing.send_invoice(
+                data["invoice_id"],
+                MailSettings.from_settings(ctx.settings),
+                to=data.get("to"),
+                credentials=ctx.signing,
+                idempotency_key=ctx.idempotency_key,
+            )
+    except MailDeliveryError as exc:
+        if exc.transient:
+            raise TransientError(f"the mail server did not take the invoice: {exc}") from None
+        raise ValidationError(f"the mail server refused the invoice: {exc}") from None
+    return {
+        "invoice_id": email.invoice_id,
+        "email_id": email.id,
+        "to": email.to,
+        "status": email.status,
+        "message_id": email.message_id,
+        "created": created,
     }
 
 
@@ -225,6 +255,9 @@ FIND_OR_CREATE_CUSTOMER = _spec(
 )
 ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", ("invoice_id", "number"))
 CANCEL_INVOICE = _spec(cancel_invoice, "Cancel invoice", "Anular factura", ("invoice_id", "number"))
+SEND_INVOICE = _spec(
+    send_invoice, "Send invoice by email", "Enviar factura por correo", ("invoice_id", "email_id")
+)
 RECORD_PAYMENT = _spec(
     record_payment, "Record payment", "Registrar cobro", ("invoice_id", "payment_id")
 )

@@ -56,6 +56,8 @@ def execute_run(run_id: int) -> str:
         run_id,
         public_url=rt.settings.public_url,
         run_timeout=rt.settings.run_timeout_seconds,
+        settings=rt.settings,
+        signing=rt.facturae_credentials,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, outcome.retry_in)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
@@ -31,6 +31,10 @@ from connector.models import Run, RunStatus, RunStep, StepStatus
 from connector.redaction import redact
 from connector.registry import Registry
 from invoicing.service import Invoicing
+
+if TYPE_CHECKING:
+    from connector.settings import Settings
+    from invoicing.facturae import SigningCredentials
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,17 @@ class StepContext:
     invoicing: Invoicing
     log: logging.Logger
     public_url: str
+    settings: Settings | None = None  # outgoing mail and the like
+    signing: SigningCredentials | None = None  # for Facturae files, when configured
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the process offers every action besides the database."""
+
+    public_url: str = ""
+    settings: Settings | None = None
+    signing: SigningCredentials | None = None
 
 
 def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
@@ -101,6 +116,8 @@ def execute_run(
     public_url: str = "",
     run_timeout: int = 300,
     now: Callable[[], datetime] = utcnow,
+    settings: Settings | None = None,
+    signing: SigningCredentials | None = None,
 ) -> Outcome:
     """Run a queued run to its end, or to its first failure."""
     started = now()
@@ -138,7 +155,8 @@ def execute_run(
                 data["steps"][step.id] = done[step.id]
                 continue
             key = idempotency_key(event_id, version_id, step.id)
-            data["steps"][step.id] = _run_step(sessions, run_id, step, data, key, public_url, now)
+            services = Services(public_url, settings, signing)
+            data["steps"][step.id] = _run_step(sessions, run_id, step, data, key, services, now)
     except (_StepFailed, ConfigurationError) as exc:
         error = exc.error if isinstance(exc, _StepFailed) else exc
         return _fail(sessions, run_id, error, attempts, now)
@@ -152,7 +170,7 @@ def _run_step(
     step: CompiledStep,
     data: dict[str, Any],
     key: str,
-    public_url: str,
+    services: Services,
     now: Callable[[], datetime],
 ) -> Any:
     """Perform one step; its effect and its success row commit together or not at all."""
@@ -167,7 +185,12 @@ def _run_step(
             )
         with sessions.begin() as s:
             ctx = StepContext(
-                key, Invoicing(s), logging.getLogger(f"puente.{step.action.key}"), public_url
+                key,
+                Invoicing(s),
+                logging.getLogger(f"puente.{step.action.key}"),
+                services.public_url,
+                services.settings,
+                services.signing,
             )
             output = step.action.perform(ctx, inputs)
             errors = schemas.validate(step.action.output_schema, output)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from connector.settings import Settings
+    from invoicing.facturae import SigningCredentials
     from invoicing.service import Invoicing
 
 
@@ -18,6 +20,8 @@ class ActionContext(Protocol):
     invoicing: Invoicing
     log: logging.Logger
     public_url: str
+    settings: Settings | None
+    signing: SigningCredentials | None
 
 
 @dataclass(frozen=True)

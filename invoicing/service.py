@@ -6,19 +6,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from invoicing import catalog, deals, issuing, outbox, payments
+if TYPE_CHECKING:
+    from invoicing.facturae import SigningCredentials
+
+from invoicing import catalog, deals, issuing, mailer, outbox, payments
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import (
     Customer,
     Deal,
     DocumentKind,
     Invoice,
+    InvoiceEmail,
     InvoiceLine,
     InvoiceStatus,
     InvoiceTax,
@@ -257,6 +261,32 @@ class Invoicing:
     def issue(self, invoice_id: int, series_code: str | None = None) -> issuing.Issued:
         """Number, date and chain a draft (see invoicing.issuing.issue)."""
         return issuing.issue(self.session, invoice_id, series_code=series_code)
+
+    def send_invoice(
+        self,
+        invoice_id: int,
+        settings: mailer.MailSettings,
+        *,
+        to: str | None = None,
+        credentials: SigningCredentials | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[InvoiceEmail, bool]:
+        """Email an issued invoice (see invoicing.mailer); True when this call sent it."""
+        if idempotency_key is not None:
+            sent = self.session.scalar(
+                select(InvoiceEmail).where(InvoiceEmail.idempotency_key == idempotency_key)
+            )
+            if sent is not None:
+                return sent, False
+        email = mailer.send_invoice(
+            self.session,
+            invoice_id,
+            settings,
+            to=to,
+            credentials=credentials,
+            idempotency_key=idempotency_key,
+        )
+        return email, True
 
     def cancel(self, invoice_id: int, reason: str) -> tuple[Invoice, bool]:
         """Cancel an issued invoice; True when this call cancelled it."""

@@ -12,10 +12,12 @@ from jsonschema import Draft202012Validator
 
 from connector.registry import default_registry
 from connector.runner import StepContext
+from connector.settings import Settings
 from connector.schemas import load_schema, validate
 from connector.spec import ActionSpec, TriggerSpec
 from invoicing.service import Invoicing
 from tests.factories import make_draft, make_issuer
+from tests.smtp import SENDER, smtp_server
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 KEY = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
@@ -88,13 +90,16 @@ def test_every_trigger_parses_its_schema_example_into_items_valid_against_its_sc
     assert len({item.dedup_key for item in items}) == len(items)
 
 
-def perform(rt, action: ActionSpec, data: dict[str, Any], key: str) -> dict[str, Any]:
+def perform(
+    rt, action: ActionSpec, data: dict[str, Any], key: str, settings: Settings | None = None
+) -> dict[str, Any]:
     with rt.sessions.begin() as s:
         ctx = StepContext(
             idempotency_key=key,
             invoicing=Invoicing(s),
             log=logging.getLogger(f"puente.{action.key}"),
             public_url=rt.settings.public_url,
+            settings=settings,
         )
         return action.perform(ctx, data)
 
@@ -113,6 +118,7 @@ NEEDS_INVOICE = {
     "invoicing.issue_invoice": "draft",
     "invoicing.record_payment": "issued",
     "invoicing.cancel_invoice": "issued",
+    "invoicing.send_invoice": "issued",
 }
 
 
@@ -134,8 +140,12 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
     prepare(rt, action, data)
     key = f"puente:contract:{action.key}"
 
-    first = perform(rt, action, copy.deepcopy(data), key)
-    again = perform(rt, action, copy.deepcopy(data), key)
+    with smtp_server() as smtp:  # a real mail server on 127.0.0.1, for actions that send mail
+        settings = rt.settings.with_(
+            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
+        )
+        first = perform(rt, action, copy.deepcopy(data), key, settings)
+        again = perform(rt, action, copy.deepcopy(data), key, settings)
 
     assert validate(action.output_schema, first) == []
     assert validate(action.output_schema, again) == []

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import email
 import ipaddress
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,72 +35,13 @@ from invoicing.mailer import (
 from invoicing.models import Invoice, InvoiceEmail, Issuer
 from invoicing.payments import record_payment
 from tests.factories import deal, make_draft, make_issuer
+from tests.smtp import SENDER, SmtpServer, free_port, smtp_server
 
-SENDER = "facturas@puente.example"
 CUSTOMER_EMAIL = "facturas@acme.example"  # the sample deal's customer
 USER, PASSWORD = "puente", "s3cret"
 
 
 # --- a real SMTP server ----------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    content: bytes
-    authenticated: bool
-
-    def parsed(self) -> EmailMessage:
-        message = email.message_from_bytes(self.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd handler: keeps what it accepts; refuses the addresses in `refuse`."""
-
-    messages: list[Received] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)  # address → SMTP answer
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(
-            Received(
-                envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session.authenticated
-            )
-        )
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class SmtpServer:
-    inbox: Inbox
-    port: int
-
-    def settings(self, **changes: Any) -> MailSettings:
-        values: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "starttls": False,
-            "sender": SENDER,
-            "timeout": 5.0,
-        }
-        values.update(changes)
-        return MailSettings(**values)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, read and closed: connecting to it is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check_login(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -114,19 +51,6 @@ def check_login(server, session, envelope, mechanism, auth_data) -> AuthResult:
         and auth_data.password == PASSWORD.encode()
     )
     return AuthResult(success=ok, handled=False)
-
-
-@contextmanager
-def smtp_server(**smtp_options: Any) -> Iterator[SmtpServer]:
-    """aiosmtpd on a free port of 127.0.0.1, stopped on exit; options go to its SMTP class."""
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5, **smtp_options)
-    controller.start()
-    try:
-        yield SmtpServer(inbox, port)
-    finally:
-        controller.stop()
 
 
 @contextmanager

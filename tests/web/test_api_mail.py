@@ -16,7 +16,7 @@ from invoicing import facturae
 from invoicing.issuing import issue
 from invoicing.models import InvoiceEmail
 from tests.factories import deal, make_api_key, make_draft, make_issuer
-from tests.invoicing.test_mailer import SmtpServer, free_port, smtp_server
+from tests.smtp import SmtpServer, free_port, smtp_server
 from web import create_app
 
 SENDER = "facturas@puente.example"
