@@ -121,7 +121,6 @@ def rectify(
         rectifies_id=original.id,
         rectification_method=method,
         rectification_reason=reason.strip(),
-        notes=f"Rectifica la factura {original.number}: {reason.strip()}",
         base_total=totals.base,
         tax_total=totals.tax,
         total=totals.total,

@@ -327,11 +327,9 @@ def _meta_rows(invoice: Invoice) -> list[tuple[str, str]]:
 
 def _meta_block(invoice: Invoice, st: _Styles) -> list[Any]:
     title = TITLES.get(invoice.invoice_type, "FACTURA")
-    rows = [
-        [_p(label, st.small), Paragraph(f"<b>{escape(value)}</b>", st.body)]
-        for label, value in _meta_rows(invoice)
-    ]
-    table = Table(rows, colWidths=[30 * mm, 40 * mm], hAlign="RIGHT")
+    value_style = _style("meta_value", parent=st.body, fontName=BOLD, alignment=TA_RIGHT)
+    rows = [[_p(label, st.small), _p(value, value_style)] for label, value in _meta_rows(invoice)]
+    table = Table(rows, colWidths=[34 * mm, 46 * mm], hAlign="RIGHT")
     table.setStyle(
         TableStyle(
             [
@@ -746,7 +744,7 @@ def invoice_pdf(invoice: Invoice, qr_url: str | None, *, issuer: Issuer | None =
     ``issuer`` shows on a draft, which gets its own issuer only when it is issued; an issued
     invoice always shows the issuer it was issued by.
     """
-    if invoice.kind != DocumentKind.INVOICE:
+    if (invoice.kind or DocumentKind.INVOICE) != DocumentKind.INVOICE:  # None: not saved yet
         raise ValueError(f"document {invoice.id} is a {invoice.kind}, not an invoice")
     draft = is_draft(invoice)
     if not draft and not qr_url:

@@ -1,1 +1,59 @@
-"""(being written)"""
+"""The invoice to print (A4 HTML with its VERI*FACTU QR) and to download as PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, render_template
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from invoicing import chain, pdf, verifactu
+from invoicing.models import DocumentKind, Invoice
+from web.auth import require_login
+from web.ui import _sessions, bp
+
+
+def _invoice(s: Session, invoice_id: int) -> Invoice:
+    invoice = s.get(Invoice, invoice_id)
+    if invoice is None or invoice.kind != DocumentKind.INVOICE:
+        abort(404)  # quotes, orders and delivery notes are not invoices
+    return invoice
+
+
+def _inline_svg(url: str) -> Markup:
+    """segno's SVG (generated here, from our own URL) without its XML declaration."""
+    svg = verifactu.qr_svg(url).decode("utf-8")
+    return Markup(svg[svg.index("<svg") :])
+
+
+@bp.get("/invoices/<int:invoice_id>/print")
+@require_login
+def invoice_print(invoice_id: int) -> Any:
+    with _sessions()() as s:
+        invoice = _invoice(s, invoice_id)
+        draft = pdf.is_draft(invoice)
+        return render_template(
+            "ui/print.html",
+            invoice=invoice,
+            issuer=pdf.shown_issuer(invoice),
+            draft=draft,
+            qr_svg=None if draft else _inline_svg(chain.qr_url_of(invoice)),
+            legal=pdf,
+        )
+
+
+@bp.get("/invoices/<int:invoice_id>/pdf")
+@require_login
+def invoice_pdf(invoice_id: int) -> Any:
+    with _sessions()() as s:
+        invoice = _invoice(s, invoice_id)
+        return pdf_response(pdf.pdf_of(invoice), pdf.filename(invoice))
+
+
+def pdf_response(document: bytes, name: str) -> Response:
+    """A PDF to save: `name` is made of safe characters (see invoicing.pdf.filename)."""
+    response = Response(document, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
