@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 
 from connector.registry import default_registry
 from connector.runner import StepContext
-from connector.settings import Settings
 from connector.schemas import load_schema, validate
+from connector.settings import Settings
 from connector.spec import ActionSpec, TriggerSpec
 from invoicing.service import Invoicing
 from tests.factories import make_draft, make_issuer
