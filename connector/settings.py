@@ -36,6 +36,10 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = True
     mail_from: str | None = None
+    # VERI*FACTU submission: the AEAT endpoint and the client certificate (PEM) to present.
+    verifactu_url: str | None = None
+    verifactu_cert: Path | None = None
+    verifactu_key: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,11 +70,18 @@ class Settings:
             smtp_starttls=env.get("PUENTE_SMTP_STARTTLS", "true").lower()
             not in ("0", "false", "no"),
             mail_from=env.get("PUENTE_MAIL_FROM") or None,
+            verifactu_url=env.get("PUENTE_VERIFACTU_URL") or None,
+            verifactu_cert=_path(env.get("PUENTE_VERIFACTU_CERT")),
+            verifactu_key=_path(env.get("PUENTE_VERIFACTU_KEY")),
         )
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests, launcher)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def normalize_database_url(url: str) -> str:

@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     key.add_argument("--name", required=True)
     sweep = sub.add_parser("sweep", help="re-enqueue runs whose job was lost")
     sweep.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    submit = sub.add_parser(
+        "verifactu-submit", help="send queued VERI*FACTU records to PUENTE_VERIFACTU_URL"
+    )
+    submit.add_argument(
+        "--every", type=float, default=0, help="keep going, at least this many seconds apart"
+    )
     sample = sub.add_parser("send-sample", help="send a signed sample 'deal won'")
     sample.add_argument("--url", help="webhook URL (default: the demo webhook on this server)")
     sample.add_argument("--deal-id", help="deal id (default: a new one each time)")
@@ -88,7 +94,32 @@ def main(argv: list[str] | None = None) -> int:
             print(admin.create_api_key(s, args.name))
     elif args.command == "sweep":
         return _sweep_loop(rt, args.every)
+    elif args.command == "verifactu-submit":
+        return _submit_loop(rt, args.every)
     return 0
+
+
+def _submit_loop(rt: Runtime, every: float) -> int:
+    """Submit queued records, waiting as long as the AEAT asks between submissions."""
+    from invoicing import aeat
+
+    settings = rt.settings
+    if not settings.verifactu_url:
+        print("PUENTE_VERIFACTU_URL is not set: records stay queued", file=sys.stderr)
+        return 2
+    cert = None
+    if settings.verifactu_cert and settings.verifactu_key:
+        cert = (str(settings.verifactu_cert), str(settings.verifactu_key))
+    sender = aeat.SoapSender(settings.verifactu_url, cert)
+    log = logging.getLogger("puente.verifactu")
+    while True:
+        with rt.sessions.begin() as s:
+            report = aeat.submit_pending(s, sender)
+        for error in report.errors:
+            log.warning("VERI*FACTU submission: %s", error)
+        if not every:
+            return 1 if report.errors else 0
+        time.sleep(max(every, report.wait_seconds))
 
 
 def _sweep_loop(rt: Runtime, every: float) -> int:

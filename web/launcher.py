@@ -123,6 +123,8 @@ def main() -> int:
             ],
             [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],
         ]
+        if settings.verifactu_url:
+            commands.append([sys.executable, "-m", "web.cli", "verifactu-submit", "--every", "60"])
         for command in commands:
             children.append(
                 subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)

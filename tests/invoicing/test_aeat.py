@@ -769,3 +769,26 @@ def test_the_fake_endpoint_really_checks_both_schemas(
 
     with pytest.raises(AssertionError):
         assert_valid_answer(respuesta([CABECERA], [], estado_envio="Aceptado"))
+
+
+def test_the_submit_command_sends_the_queue_to_the_configured_endpoint(
+    rt: Runtime, fake_aeat: FakeAeat, settings: Any
+) -> None:
+    from connector.runtime import build_runtime
+    from web.cli import _submit_loop
+
+    make_issuer(rt)
+    issue_invoices(rt, 2)
+    configured = build_runtime(settings.with_(verifactu_url=fake_aeat.url))
+    try:
+        assert _submit_loop(configured, every=0) == 0
+    finally:
+        configured.close()
+
+    assert [r.status for r in records(rt)] == ["accepted", "accepted"]
+    assert len(fake_aeat.received) == 1
+    unconfigured = build_runtime(settings)
+    try:
+        assert _submit_loop(unconfigured, every=0) == 2  # says so, sends nothing
+    finally:
+        unconfigured.close()
