@@ -216,6 +216,7 @@ class Invoice(Base):
         remote_side="Invoice.id", foreign_keys=[converted_from_id]
     )
     payments: Mapped[list[Payment]] = relationship(order_by="Payment.id")
+    emails: Mapped[list[InvoiceEmail]] = relationship(order_by="InvoiceEmail.id")
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )

@@ -127,6 +127,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "outstanding": "Pendiente",
         "payment_ok": "Cobro registrado.",
         "issue_date": "Fecha de expedición",
+        "send": "Enviar por correo",
+        "send_help": "Se envía con el PDF y el XML Facturae adjuntos.",
+        "send_to": "Para (por defecto, el correo del cliente)",
+        "sent_ok": "Factura enviada.",
+        "emails": "Envíos",
+        "cancel_invoice": "Anular factura",
+        "cancel_help": "Solo para una factura emitida por error y sin cobros: se registra "
+        "su anulación en VERI*FACTU. Para corregir una venta real, rectifícala.",
+        "cancelled_ok": "Factura anulada.",
+        "rectify": "Rectificar (sustitución)",
+        "rectify_help": "Crea un borrador de factura rectificativa con las mismas líneas, "
+        "para corregirlo y emitirlo.",
+        "rectify_ok": "Borrador de rectificativa creado: revísalo y emítelo.",
+        "rectifies": "Rectifica la factura",
+        "reason": "Motivo",
+        "rectify_type": "Tipo",
     },
     "en": {
         "flows": "Flows",
@@ -243,14 +259,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "outstanding": "Outstanding",
         "payment_ok": "Payment recorded.",
         "issue_date": "Issue date",
+        "send": "Send by email",
+        "send_help": "Sent with the PDF and the Facturae XML attached.",
+        "send_to": "To (default: the customer's email)",
+        "sent_ok": "Invoice sent.",
+        "emails": "Emails",
+        "cancel_invoice": "Cancel invoice",
+        "cancel_help": "Only for an invoice issued in error with no payments: its cancellation "
+        "is recorded in VERI*FACTU. To correct a real sale, rectify it.",
+        "cancelled_ok": "Invoice cancelled.",
+        "rectify": "Rectify (substitution)",
+        "rectify_help": "Creates a draft rectifying invoice with the same lines, to correct "
+        "and issue.",
+        "rectify_ok": "Rectifying draft created: review and issue it.",
+        "rectifies": "Rectifies invoice",
+        "reason": "Reason",
+        "rectify_type": "Type",
     },
 }
 
 
 def _merge() -> None:
-    from web import i18n_mail, i18n_print, i18n_reports
+    from web import i18n_catalog, i18n_mail, i18n_print, i18n_reports
 
-    for catalog in (i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_mail.MESSAGES):
+    catalogs = (i18n_print, i18n_reports, i18n_mail, i18n_catalog)
+    for catalog in (c.MESSAGES for c in catalogs):
         for lang, messages in catalog.items():
             for key in messages:
                 if key in MESSAGES[lang]:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from connector.models import Flow, Run, RunStatus
-from invoicing import chain, issuing, payments, verifactu
+from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
 from invoicing.models import Invoice, Issuer
 from web import csrf
@@ -196,6 +196,59 @@ def invoice_pay(invoice_id: int) -> Any:
     )
 
 
+@bp.post("/invoices/<int:invoice_id>/send")
+@require_login
+def invoice_send(invoice_id: int) -> Any:
+    """E-mail the invoice; a failed attempt is kept in the history, with its reason."""
+    runtime = current_app.extensions["puente"]
+    to = (request.form.get("to") or "").strip() or None
+    try:
+        with _sessions().begin() as s:
+            try:
+                mailer.send_invoice(
+                    s,
+                    invoice_id,
+                    mailer.MailSettings.from_settings(runtime.settings),
+                    to=to,
+                    credentials=runtime.facturae_credentials,
+                )
+                flash("sent_ok", "ok")
+            except mailer.MailDeliveryError as exc:  # committed: the attempt is recorded
+                flash(str(exc), "error")
+    except InvoicingError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("ui.invoice_detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/cancel")
+@require_login
+def invoice_cancel(invoice_id: int) -> Any:
+    reason = request.form.get("reason") or ""
+    return _attempt(invoice_id, lambda s: corrections.cancel(s, invoice_id, reason), "cancelled_ok")
+
+
+@bp.post("/invoices/<int:invoice_id>/rectify")
+@require_login
+def invoice_rectify(invoice_id: int) -> Any:
+    """Draft a rectifying invoice by substitution, to be reviewed and issued like any draft."""
+    form = request.form
+    try:
+        with _sessions().begin() as s:
+            draft = corrections.rectify(
+                s,
+                invoice_id,
+                invoice_type=form.get("invoice_type", ""),
+                method="S",
+                reason=form.get("reason") or "",
+            )
+            draft_id = draft.id
+    except InvoicingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("ui.invoice_detail", invoice_id=invoice_id))
+    flash("rectify_ok", "ok")
+    return redirect(url_for("ui.invoice_detail", invoice_id=draft_id))
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 @require_login
 def settings() -> Any:
@@ -237,4 +290,4 @@ def settings() -> Any:
         ), 422 if errors else 200
 
 
-from web import ui_print, ui_reports  # noqa: E402,F401  (more pages on this blueprint)
+from web import ui_catalog, ui_documents, ui_print, ui_reports  # noqa: E402,F401  (more pages)

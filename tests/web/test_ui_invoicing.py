@@ -104,3 +104,68 @@ def test_payments_recorded_from_the_page_settle_the_invoice_and_refuse_too_much(
         amounts = [str(p.amount) for p in s.scalars(select(Payment).order_by(Payment.id))]
         assert amounts == ["1000.00", "2001.41"]
         assert s.get_one(Invoice, draft).status == "paid"
+
+
+def issued(rt, client) -> int:
+    signed_in(rt, client)
+    make_issuer(rt)
+    draft = make_draft(rt)
+    client.post(f"/ui/invoices/{draft}/issue", data={"csrf_token": csrf(client)})
+    return draft
+
+
+def test_an_invoice_issued_in_error_is_cancelled_from_its_page(rt, client):
+    invoice_id = issued(rt, client)
+    page = client.post(
+        f"/ui/invoices/{invoice_id}/cancel",
+        data={"reason": "emitida por error", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "Factura anulada." in page and "Anulada" in page
+    with rt.sessions() as s:
+        assert s.get_one(Invoice, invoice_id).status == "cancelled"
+
+
+def test_rectifying_from_the_page_opens_the_new_draft_that_points_at_the_original(rt, client):
+    invoice_id = issued(rt, client)
+    response = client.post(
+        f"/ui/invoices/{invoice_id}/rectify",
+        data={"invoice_type": "R4", "reason": "razón social", "csrf_token": csrf(client)},
+    )
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Borrador de rectificativa creado" in page
+    assert "Rectifica la factura" in page and "razón social" in page
+    no_reason = client.post(
+        f"/ui/invoices/{invoice_id}/rectify",
+        data={"invoice_type": "R4", "reason": " ", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    )
+    assert "say what is being corrected" in no_reason.get_data(as_text=True)
+
+
+def test_sending_from_the_page_mails_the_customer_and_lists_the_attempt(settings):
+    from connector.runtime import build_runtime
+    from tests.smtp import SENDER, smtp_server
+    from web import create_app
+
+    with smtp_server() as smtp:
+        mailing = build_runtime(
+            settings.with_(
+                smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
+            )
+        )
+        try:
+            client = create_app(runtime=mailing).test_client()
+            invoice_id = issued(mailing, client)
+            page = client.post(
+                f"/ui/invoices/{invoice_id}/send",
+                data={"csrf_token": csrf(client)},
+                follow_redirects=True,
+            ).get_data(as_text=True)
+        finally:
+            mailing.close()
+        assert "Factura enviada." in page
+        assert "facturas@acme.example" in page  # the attempt is listed
+        [message] = smtp.inbox.messages
+        assert message.rcpt_tos == ["facturas@acme.example"]
