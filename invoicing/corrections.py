@@ -13,8 +13,7 @@ from invoicing import chain, outbox
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.issuing import default_issuer
 from invoicing.models import Invoice, InvoiceStatus, InvoiceTax, InvoiceType
-from invoicing.money import document_totals
-from invoicing.service import LineData, prepare_lines
+from invoicing.service import LineData, checked_totals, prepare_lines
 
 RECTIFYING = ("R1", "R2", "R3", "R4", "R5")
 
@@ -109,7 +108,7 @@ def rectify(
             for line in original.lines
         ]
     prepared = prepare_lines(session, lines, original.source)
-    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in prepared)
+    totals = checked_totals(prepared, invoice_type)
     draft = Invoice(
         kind="invoice",
         status=InvoiceStatus.DRAFT,

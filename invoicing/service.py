@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
 from invoicing import catalog, deals, issuing, mailer, outbox, payments
-from invoicing.errors import InvalidDocumentError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (
     Customer,
     Deal,
@@ -28,7 +28,7 @@ from invoicing.models import (
     InvoiceTax,
     InvoiceType,
 )
-from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
+from invoicing.money import AmountError, Totals, document_totals, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
 SIMPLIFIED_LIMIT = Decimal(3000)
@@ -181,29 +181,7 @@ class Invoicing:
         if found is not None:
             return self._already_made(found, customer)
         party = self.find_or_create_customer(customer)
-        totals = document_totals(
-            (line.base, line.tax_rate, line.exemption_cause) for line in prepared
-        )
-        if invoice_type == InvoiceType.SIMPLIFIED and totals.total > SIMPLIFIED_LIMIT:
-            raise InvalidDocumentError(
-                [
-                    (
-                        "invoice_type",
-                        f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
-                        "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
-                    )
-                ]
-            )
-        if totals.total < 0:
-            raise InvalidDocumentError(
-                [
-                    (
-                        "lines",
-                        f"the invoice total would be negative ({totals.total}); "
-                        "a refund needs a rectifying invoice",
-                    )
-                ]
-            )
+        totals = checked_totals(prepared, invoice_type)
         invoice = Invoice(
             kind=kind,
             status=InvoiceStatus.DRAFT,
@@ -246,6 +224,54 @@ class Invoicing:
             },
         )
         return DraftResult(invoice, True, party)
+
+    def edit_draft(
+        self,
+        invoice_id: int,
+        *,
+        lines: Sequence[LineData] | None = None,
+        customer: CustomerData | None = None,
+        notes: str | None = None,
+    ) -> Invoice:
+        """Change a draft's lines, customer or notes; issued documents never change."""
+        invoice = self.session.scalar(
+            select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+        )
+        if invoice is None:
+            raise NotFoundError(f"document {invoice_id} does not exist")
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise DocumentStateError(
+                f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only drafts "
+                "change (correct an issued invoice with a rectifying one)"
+            )
+        if lines is not None:
+            if any(line.source_line_id for line in invoice.lines):
+                raise DocumentStateError(
+                    "this draft was converted from another document: convert again with the "
+                    "quantities you want instead of editing its lines"
+                )
+            if documents_made_from(self.session, invoice):
+                raise DocumentStateError(
+                    "documents were made from this one: edit those, or cancel them first"
+                )
+            prepared = prepare_lines(self.session, lines, invoice.source)
+            totals = checked_totals(prepared, invoice.invoice_type)
+            invoice.lines.clear()
+            invoice.taxes.clear()
+            self.session.flush()  # the old rows go before the new ones take their places
+            invoice.lines.extend(prepared)
+            invoice.taxes.extend(
+                InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
+                for t in totals.taxes
+            )
+            invoice.base_total, invoice.tax_total = totals.base, totals.tax
+            invoice.total = totals.total
+        if customer is not None:
+            invoice.customer = self.find_or_create_customer(customer).customer
+        if notes is not None:
+            invoice.notes = notes.strip() or None
+        self.session.flush()
+        return invoice
 
     def _already_made(self, invoice: Invoice, customer: CustomerData) -> DraftResult:
         # The first draft stands; nothing else (not even a customer) is created for a repeat.
@@ -346,6 +372,46 @@ class Invoicing:
 
 def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
+
+
+def checked_totals(prepared: Sequence[InvoiceLine], invoice_type: str) -> Totals:
+    """The document's totals, refusing what no complete or simplified invoice may total."""
+    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in prepared)
+    if invoice_type == InvoiceType.SIMPLIFIED and totals.total > SIMPLIFIED_LIMIT:
+        raise InvalidDocumentError(
+            [
+                (
+                    "invoice_type",
+                    f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
+                    "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
+                )
+            ]
+        )
+    if totals.total < 0 and invoice_type in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
+        raise InvalidDocumentError(
+            [
+                (
+                    "lines",
+                    f"the invoice total would be negative ({totals.total}); "
+                    "a refund needs a rectifying invoice",
+                )
+            ]
+        )
+    return totals
+
+
+def documents_made_from(session: Session, document: Invoice) -> bool:
+    """True when some live document carries lines converted from this one."""
+    line_ids = [line.id for line in document.lines]
+    if not line_ids:
+        return False
+    found = session.scalar(
+        select(InvoiceLine.id)
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(InvoiceLine.source_line_id.in_(line_ids), Invoice.status != InvoiceStatus.CANCELLED)
+        .limit(1)
+    )
+    return found is not None
 
 
 def prepare_lines(

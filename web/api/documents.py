@@ -12,7 +12,7 @@ from invoicing import documents
 from invoicing.models import DocumentKind, Invoice
 from web.api import ApiError, bp, json_body, page, sessions
 from web.api.idempotency import idempotent
-from web.api.invoices import _load, create_draft, invoice_json
+from web.api.invoices import _load, create_draft, invoice_json, patch_draft
 from web.auth import require_api_key
 
 KINDS = {
@@ -68,6 +68,12 @@ def get_document(plural: str, doc_id: int) -> Any:
 @idempotent
 def create_document(plural: str) -> Any:
     return create_draft(KINDS[plural])
+
+
+@bp.patch(f"/{PLURAL}/<int:doc_id>")
+@require_api_key
+def patch_document(plural: str, doc_id: int) -> Any:
+    return patch_draft(KINDS[plural], doc_id)
 
 
 @bp.post(f"/{PLURAL}/<int:doc_id>/convert")

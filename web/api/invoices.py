@@ -388,3 +388,52 @@ def verifactu_anulacion_xml(invoice_id: int) -> Any:
     with sessions()() as s:
         document = chain.document_for(s, _issued(s, invoice_id), kind="anulacion")
     return Response(document, mimetype="application/xml")
+
+
+@bp.patch("/invoices/<int:invoice_id>")
+@require_api_key
+def patch_invoice(invoice_id: int) -> Any:
+    """Edit a draft: lines, customer (inline or customer_id) and notes."""
+    return patch_draft(DocumentKind.INVOICE, invoice_id)
+
+
+def patch_draft(kind: str, doc_id: int) -> Any:
+    data = json_body()
+    unknown = sorted(set(data) - {"lines", "customer", "customer_id", "notes"})
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"unknown fields: {', '.join(unknown)}; a draft's lines, customer and notes change",
+            unknown[0],
+        )
+    with sessions().begin() as s:
+        _load(s, doc_id, kind)
+        if "customer_id" in data:
+            data["customer"] = _customer_json(s, data.pop("customer_id"))
+        probe = {
+            "customer": data.get("customer") or {"name": "-", "tax_id": "-"},
+            "lines": data.get("lines") or [{"sku": "-", "quantity": 1}],
+        }
+        errors = [
+            e
+            for e in schemas.validate(CREATE_SCHEMA, probe)
+            if e.path.split(".")[0].split("[")[0] in data
+        ]
+        if "notes" in data and not isinstance(data["notes"], str | None):
+            raise ApiError(422, "invalid", "notes must be text", "notes")
+        if errors:
+            raise ApiError(
+                422,
+                "invalid",
+                "; ".join(map(str, errors)),
+                errors[0].path,
+                [{"field": e.path, "message": e.message} for e in errors],
+            )
+        invoice = Invoicing(s).edit_draft(
+            doc_id,
+            lines=[LineData.from_json(line) for line in data["lines"]] if "lines" in data else None,
+            customer=CustomerData.from_json(data["customer"]) if "customer" in data else None,
+            notes=(data.get("notes") or "") if "notes" in data else None,
+        )
+        return jsonify(invoice_json(invoice, with_lines=True))
