@@ -176,12 +176,12 @@ def _description(invoice: Invoice) -> str:
 def _recipient(customer: Customer, invoice_type: str) -> vf.Recipient | None:
     if invoice_type in (InvoiceType.SIMPLIFIED, InvoiceType.R5):
         return None
-    if customer.country != "ES":
-        raise DocumentStateError(
-            f"customer {customer.tax_id} is not Spanish: VERI*FACTU records for foreign "
-            "recipients (IDOtro) are not supported yet"
-        )
-    return vf.Recipient(name=customer.name, nif=customer.tax_id)
+    if customer.country == "ES":
+        return vf.Recipient(name=customer.name, nif=customer.tax_id)
+    # EU VAT numbers are NIF-IVA (02); any other foreign id is one of its country (04).
+    return vf.Recipient(name=customer.name, country=customer.country,
+                        id_type="02" if customer.tax_id_kind == "VAT" else "04",
+                        other_id=customer.tax_id)
 
 
 def alta_of(invoice: Invoice) -> VerifactuRecord:

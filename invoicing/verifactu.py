@@ -208,16 +208,33 @@ class Issuer:
         _text(self.name, "issuer name", 120)
 
 
+# IDOtro/IDType: 02 NIF-IVA (EU VAT number), 03 passport, 04 ID in the country of residence,
+# 05 certificate of residence, 06 other supporting document, 07 not registered.
+ID_TYPES = frozenset({"02", "03", "04", "05", "06", "07"})
+
+
 @dataclass(frozen=True)
 class Recipient:
-    """A Spanish recipient (IDDestinatario with NIF)."""
+    """IDDestinatario: a Spanish NIF, or (IDOtro) a foreign id with its country and type."""
 
     name: str
-    nif: str
+    nif: str | None = None
+    country: str | None = None  # IDOtro/CodigoPais, ISO 3166-1 alpha-2
+    id_type: str | None = None  # IDOtro/IDType, see ID_TYPES
+    other_id: str | None = None  # IDOtro/ID, up to 20 characters
 
     def __post_init__(self) -> None:
         _text(self.name, "recipient name", 120)
-        _nif(self.nif, "recipient nif")
+        if (self.nif is None) == (self.other_id is None):
+            raise VerifactuError("a recipient has either a Spanish NIF or a foreign id (IDOtro)")
+        if self.nif is not None:
+            _nif(self.nif, "recipient nif")
+            return
+        _text(self.other_id or "", "recipient id", 20)
+        if self.id_type not in ID_TYPES:
+            raise VerifactuError(f"IDOtro IDType must be one of {sorted(ID_TYPES)}")
+        if self.country is not None and not re.fullmatch(r"[A-Z]{2}", self.country):
+            raise VerifactuError(f"IDOtro CodigoPais must be two capital letters: {self.country!r}")
 
 
 @dataclass(frozen=True)
@@ -574,8 +591,16 @@ def registro_alta_xml(record: AltaRecord, system: SystemInfo) -> Any:
     if record.destinatario is not None:
         destinatarios = _sub(root, "Destinatarios")
         destinatario = _sub(destinatarios, "IDDestinatario")
-        _sub(destinatario, "NombreRazon", _text(record.destinatario.name, "recipient", 120))
-        _sub(destinatario, "NIF", _nif(record.destinatario.nif, "recipient nif"))
+        recipient = record.destinatario
+        _sub(destinatario, "NombreRazon", _text(recipient.name, "recipient", 120))
+        if recipient.nif is not None:
+            _sub(destinatario, "NIF", _nif(recipient.nif, "recipient nif"))
+        else:
+            otro = _sub(destinatario, "IDOtro")
+            if recipient.country is not None:
+                _sub(otro, "CodigoPais", recipient.country)
+            _sub(otro, "IDType", recipient.id_type)
+            _sub(otro, "ID", recipient.other_id)
     desglose = _sub(root, "Desglose")
     for line in record.tax_lines:
         _detalle(desglose, line)
