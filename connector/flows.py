@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector import mapping, schemas
@@ -13,9 +13,17 @@ from connector.spec import ActionSpec, TriggerSpec
 
 @dataclass(frozen=True)
 class CompiledStep:
+    """An action step (action + input mapping) or a filter step (condition + explanation)."""
+
     id: str
-    action: ActionSpec
-    input: mapping.Compiled
+    action: ActionSpec | None
+    input: mapping.Compiled = None
+    condition: mapping.Compiled = None
+    explain: str = ""
+
+    @property
+    def is_filter(self) -> bool:
+        return self.action is None
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class CompiledFlow:
     name: str
     trigger: TriggerSpec
     steps: tuple[CompiledStep, ...]
+    lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
@@ -30,10 +39,8 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
     errors = schemas.validate("flow.json", document)
     if errors:
         raise ConfigurationError("the flow is not valid: " + "; ".join(map(str, errors)), errors)
-    trigger = None
-    if document["trigger"]["key"] in registry.triggers:
-        trigger = registry.triggers[document["trigger"]["key"]]
-    else:
+    trigger = registry.triggers.get(document["trigger"]["key"])
+    if trigger is None:
         errors.append(
             FieldError(
                 "trigger.key", f"unknown trigger {document['trigger']['key']!r}", "unknown_trigger"
@@ -48,14 +55,20 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
                 FieldError(f"{where}.id", f"step id {step['id']!r} is used twice", "duplicate_step")
             )
         seen.add(step["id"])
-        action = registry.actions.get(step["action"])
-        if action is None:
-            errors.append(
-                FieldError(
-                    f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
-                )
-            )
         try:
+            if "filter" in step:
+                condition = mapping.compile_mapping(step["filter"], f"{where}.filter")
+                steps.append(
+                    CompiledStep(step["id"], None, condition=condition, explain=step["explain"])
+                )
+                continue
+            action = registry.actions.get(step["action"])
+            if action is None:
+                errors.append(
+                    FieldError(
+                        f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
+                    )
+                )
             compiled = mapping.compile_mapping(step["input"], f"{where}.input")
         except ConfigurationError as exc:
             errors.extend(exc.errors)
@@ -64,4 +77,4 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
             steps.append(CompiledStep(step["id"], action, compiled))
     if errors or trigger is None:
         raise ConfigurationError("the flow is not valid: " + "; ".join(map(str, errors)), errors)
-    return CompiledFlow(document["name"], trigger, tuple(steps))
+    return CompiledFlow(document["name"], trigger, tuple(steps), document.get("lookups") or {})

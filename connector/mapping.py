@@ -10,6 +10,7 @@ import jmespath.exceptions
 from jmespath.parser import ParsedResult
 
 from connector.errors import ConfigurationError, FieldError
+from connector.functions import BusinessFunctions
 from connector.schemas import format_path
 
 EXPR = "$expr"
@@ -85,21 +86,31 @@ def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Exp
         return None
 
 
-def evaluate(compiled: Compiled, data: dict[str, Any]) -> Any:
-    """Evaluate a compiled mapping against `data` ({"trigger": ..., "steps": {...}})."""
+def evaluate(
+    compiled: Compiled, data: dict[str, Any], lookups: dict[str, dict[str, Any]] | None = None
+) -> Any:
+    """Evaluate a compiled mapping against `data` ({"trigger": ..., "steps": {...}}).
+
+    Expressions may use our business functions (connector.functions), `lookups` included.
+    """
     errors: list[FieldError] = []
-    result = _evaluate(compiled, data, [], errors)
+    options = jmespath.Options(custom_functions=BusinessFunctions(lookups))
+    result = _evaluate(compiled, data, [], errors, options)
     if errors:
         raise ConfigurationError("; ".join(str(e) for e in errors), errors)
     return result
 
 
 def _evaluate(
-    node: Compiled, data: dict[str, Any], path: list[Any], errors: list[FieldError]
+    node: Compiled,
+    data: dict[str, Any],
+    path: list[Any],
+    errors: list[FieldError],
+    options: jmespath.Options,
 ) -> Any:
     if isinstance(node, Expr):
         try:
-            return node.compiled.search(data)
+            return node.compiled.search(data, options=options)
         except jmespath.exceptions.JMESPathError as exc:
             errors.append(
                 FieldError(
@@ -112,12 +123,12 @@ def _evaluate(
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            result = _evaluate(value, data, [*path, key], errors)
+            result = _evaluate(value, data, [*path, key], errors, options)
             # A missing source value leaves the field out, so the schema reports it as
             # "required" (or applies its default) instead of seeing an explicit null.
             if not (isinstance(value, Expr) and result is None):
                 out[key] = result
         return out
     if isinstance(node, list):
-        return [_evaluate(v, data, [*path, i], errors) for i, v in enumerate(node)]
+        return [_evaluate(v, data, [*path, i], errors, options) for i, v in enumerate(node)]
     return node

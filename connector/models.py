@@ -17,11 +17,13 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    STOPPED = "stopped"  # a filter step ended it: nothing to do, on purpose
 
 
 class StepStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    STOPPED = "stopped"
 
 
 class EventStatus(StrEnum):

@@ -42,11 +42,12 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
+FILTER = "filter"  # what a filter step's row shows as its action
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "succeeded", "failed", "retry" or "skipped" (not ours to run)
+    status: str  # "succeeded", "failed", "stopped", "retry" or "skipped" (not ours to run)
     retry_in: float | None = None
 
 
@@ -147,6 +148,7 @@ def execute_run(
             if step.status == StepStatus.SUCCEEDED
         }
 
+    services = Services(public_url, settings, signing)
     try:
         flow = _flow(version_id, document, registry)
         data: dict[str, Any] = {"trigger": payload, "steps": {}}
@@ -154,14 +156,63 @@ def execute_run(
             if step.id in done:
                 data["steps"][step.id] = done[step.id]
                 continue
+            if step.is_filter:
+                if not _passes(sessions, run_id, step, data, flow.lookups, now):
+                    message = f"stopped at step '{step.id}': {step.explain}"
+                    _finish(
+                        sessions,
+                        run_id,
+                        RunStatus.STOPPED,
+                        {"class": "stopped", "message": message, "errors": []},
+                        now(),
+                    )
+                    return Outcome("stopped")
+                data["steps"][step.id] = {"passed": True}
+                continue
             key = idempotency_key(event_id, version_id, step.id)
-            services = Services(public_url, settings, signing)
-            data["steps"][step.id] = _run_step(sessions, run_id, step, data, key, services, now)
+            data["steps"][step.id] = _run_step(
+                sessions, run_id, step, data, key, services, flow.lookups, now
+            )
     except (_StepFailed, ConfigurationError) as exc:
         error = exc.error if isinstance(exc, _StepFailed) else exc
         return _fail(sessions, run_id, error, attempts, now)
     _finish(sessions, run_id, RunStatus.SUCCEEDED, None, now())
     return Outcome("succeeded")
+
+
+def _passes(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    step: CompiledStep,
+    data: dict[str, Any],
+    lookups: dict[str, dict[str, Any]],
+    now: Callable[[], datetime],
+) -> bool:
+    """Evaluate a filter step and log its outcome; JMESPath's falsy values stop the run."""
+    started, clock = now(), time.perf_counter()
+    try:
+        value = mapping.evaluate(step.condition, data, lookups)
+    except ConfigurationError as exc:
+        with sessions.begin() as s:
+            _record_step(
+                s, run_id, step, StepStatus.FAILED, None, None, exc.as_dict(), started, now(), clock
+            )
+        raise _StepFailed(exc) from None
+    passed = value not in (False, None, "", [], {})
+    with sessions.begin() as s:
+        _record_step(
+            s,
+            run_id,
+            step,
+            StepStatus.SUCCEEDED if passed else StepStatus.STOPPED,
+            {"condition": value},
+            {"passed": passed, "explain": step.explain},
+            None,
+            started,
+            now(),
+            clock,
+        )
+    return passed
 
 
 def _run_step(
@@ -171,13 +222,15 @@ def _run_step(
     data: dict[str, Any],
     key: str,
     services: Services,
+    lookups: dict[str, dict[str, Any]],
     now: Callable[[], datetime],
 ) -> Any:
     """Perform one step; its effect and its success row commit together or not at all."""
+    assert step.action is not None
     started, clock = now(), time.perf_counter()
     inputs: Any = None
     try:
-        inputs = mapping.evaluate(step.input, data)
+        inputs = mapping.evaluate(step.input, data, lookups)
         errors = schemas.validate(step.action.input_schema, inputs)
         if errors:
             raise ValidationError.from_field_errors(
@@ -237,13 +290,16 @@ def _record_step(
     clock: float,
 ) -> None:
     row = s.scalar(select(RunStep).where(RunStep.run_id == run_id, RunStep.step_id == step.id))
+    action = step.action
     if row is None:
-        row = RunStep(run_id=run_id, step_id=step.id, action_key=step.action.key, attempts=0)
+        row = RunStep(
+            run_id=run_id, step_id=step.id, attempts=0, action_key=action.key if action else FILTER
+        )
         s.add(row)
     row.status = status
     row.attempts += 1
-    row.input = redact(inputs, step.action.input_schema)
-    row.output = redact(output, step.action.output_schema)
+    row.input = redact(inputs, action.input_schema if action else None)
+    row.output = redact(output, action.output_schema if action else None)
     row.error = error
     row.started_at, row.finished_at = started, finished
     row.duration_ms = round((time.perf_counter() - clock) * 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 from rq.registry import ScheduledJobRegistry
@@ -213,3 +214,64 @@ def test_the_worker_job_schedules_a_transient_retry_on_the_rq_scheduler(settings
     finally:
         runtime.install(rt)
         flaky_rt.close()
+
+
+def filtered_flow() -> dict[str, Any]:
+    return {
+        **demo.DEMO_FLOW,
+        "steps": [
+            {
+                "id": "positive",
+                "filter": {"$expr": "to_number(trigger.amount) > `0`"},
+                "explain": "the amount is 0",
+            },
+            INVOICE_STEP,
+        ],
+    }
+
+
+def test_a_filter_stops_the_run_and_the_log_says_why(rt, client):
+    run_id = queue_run(rt, client, filtered_flow(), deal(amount="0"))
+
+    assert execute(rt, registry_with(), run_id).status == "stopped"
+
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.STOPPED
+        assert run.error["message"] == "stopped at step 'positive': the amount is 0"
+        [step] = run.steps
+        assert (step.step_id, step.action_key, step.status) == ("positive", "filter", "stopped")
+        assert step.output == {"passed": False, "explain": "the amount is 0"}
+    assert invoices(rt) == 0
+
+
+def test_a_filter_that_passes_lets_the_run_go_on(rt, client):
+    run_id = queue_run(rt, client, filtered_flow(), deal(amount="10"))
+    assert execute(rt, registry_with(), run_id).status == "succeeded"
+    assert invoices(rt) == 1
+
+
+def test_lookup_tables_translate_crm_codes_in_a_mapping(rt, client):
+    flow = {
+        **demo.DEMO_FLOW,
+        "lookups": {"tipo_iva": {"CONS-H": "21", "LIC-ERP": "10"}},
+        "steps": [
+            {
+                **INVOICE_STEP,
+                "input": {
+                    **INVOICE_STEP["input"],
+                    "lines": {
+                        "$expr": "trigger.lines[*].{description: description, "
+                        "quantity: quantity, unit_price: unit_price, "
+                        "tax_rate: lookup('tipo_iva', sku)}"
+                    },
+                },
+            }
+        ],
+    }
+    run_id = queue_run(rt, client, flow)
+
+    assert execute(rt, registry_with(), run_id).status == "succeeded"
+    with rt.sessions() as s:
+        invoice = s.scalars(select(Invoice)).one()
+        assert [line.tax_rate for line in invoice.lines] == [Decimal(21), Decimal(10)]
