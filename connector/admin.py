@@ -11,9 +11,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.checks import CheckReport, check_flow, enableable
 from connector.crypto import SecretBox, new_token, new_webhook_secret
 from connector.db import utcnow
-from connector.flows import compile_flow
+from connector.errors import ConfigurationError
 from connector.models import ApiKey, Flow, FlowVersion, Subscription
 from connector.registry import Registry
 
@@ -75,6 +76,12 @@ def create_subscription(
     return NewSubscription(sub, secret)
 
 
+@dataclass(frozen=True)
+class SavedFlow:
+    flow: Flow
+    report: CheckReport  # problems (a flow with any stays disabled) and the preview
+
+
 def save_flow(
     s: Session,
     registry: Registry,
@@ -83,16 +90,25 @@ def save_flow(
     flow: Flow | None = None,
     subscription_id: int | None = None,
     enabled: bool | None = None,
-) -> Flow:
-    """Validate and compile `document`, then store it as the flow's next version."""
-    compiled = compile_flow(document, registry)  # raises ConfigurationError listing every problem
-    if flow is None:
-        flow = Flow(
-            name=compiled.name,
-            trigger_key=compiled.trigger.key,
-            subscription_id=subscription_id,
-            enabled=False,
+) -> SavedFlow:
+    """Store `document` as the flow's next version, checked at design time.
+
+    A flow with problems is saved as a draft (disabled); enabling it, or saving problems into
+    an enabled flow, is refused with every problem listed and nothing saved.
+    """
+    report = check_flow(document, registry)
+    will_be_enabled = enabled if enabled is not None else bool(flow and flow.enabled)
+    if report.errors and will_be_enabled:
+        raise ConfigurationError(
+            "the flow has problems, so it cannot be enabled: "
+            + "; ".join(map(str, report.errors[:5])),
+            report.errors,
         )
+    name = str(document.get("name") or "").strip()[:120] or "(sin nombre)"
+    trigger_key = str((document.get("trigger") or {}).get("key") or "")[:80]
+    if flow is None:
+        flow = Flow(name=name, trigger_key=trigger_key, subscription_id=subscription_id,
+                    enabled=False)
         s.add(flow)
         s.flush()
     latest = s.scalar(select(func.max(FlowVersion.version)).where(FlowVersion.flow_id == flow.id))
@@ -103,12 +119,23 @@ def save_flow(
         update(Flow)
         .where(Flow.id == flow.id)
         .values(
-            name=compiled.name,
-            trigger_key=compiled.trigger.key,
+            name=name,
+            trigger_key=trigger_key,
             current_version_id=version.id,
             **({"enabled": enabled} if enabled is not None else {}),
             **({"subscription_id": subscription_id} if subscription_id is not None else {}),
         )
     )
     s.refresh(flow)
+    return SavedFlow(flow, report)
+
+
+def set_enabled(s: Session, registry: Registry, flow: Flow, enabled: bool) -> Flow:
+    """Enable (only a flow without problems) or disable a flow."""
+    if enabled:
+        if flow.current_version is None:
+            raise ConfigurationError("the flow has no saved version to enable")
+        enableable(flow.current_version.document, registry)
+    flow.enabled = enabled
+    s.flush()
     return flow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connector.schemas import load_schema
+from connector.schemas import load_schema, resolve_ref
 
 MASK = "••••••"
 # Whole words of a field name ("client_secret", "access-token"), not "passport_number".
@@ -23,12 +23,12 @@ def redact(value: Any, schema_name: str | None = None) -> Any:
 
 
 def _redact(value: Any, schema: dict[str, Any], base: str) -> Any:
-    schema, base = _resolve(schema, base)
+    schema, base = resolve_ref(schema, base)
     if isinstance(value, dict):
         props = schema.get("properties", {})
         out = {}
         for key, item in value.items():
-            sub, sub_base = _resolve(props.get(key, {}), base)
+            sub, sub_base = resolve_ref(props.get(key, {}), base)
             if sub.get("writeOnly") or SENSITIVE_NAME.search(str(key)):
                 out[key] = MASK if item not in (None, "") else item
             else:
@@ -37,21 +37,3 @@ def _redact(value: Any, schema: dict[str, Any], base: str) -> Any:
     if isinstance(value, list):
         return [_redact(v, schema.get("items", {}), base) for v in value]
     return value
-
-
-def _resolve(schema: Any, base: str) -> tuple[dict[str, Any], str]:
-    """Follow a relative $ref (as used under schemas/) to its file; return it and its name."""
-    if not isinstance(schema, dict):
-        return {}, base
-    ref = schema.get("$ref")
-    if not ref or ref.startswith("#"):
-        return schema, base
-    parts = base.split("/")[:-1]
-    for piece in ref.split("/"):
-        if piece == "..":
-            parts = parts[:-1]
-        elif piece != ".":
-            parts.append(piece)
-    name = "/".join(parts)
-    merged = {**load_schema(name), **{k: v for k, v in schema.items() if k != "$ref"}}
-    return _resolve(merged, name) if "$ref" in merged else (merged, name)

@@ -45,6 +45,27 @@ def validator(name: str) -> Draft202012Validator:
     )
 
 
+def resolve_ref(schema: Any, base: str) -> tuple[dict[str, Any], str]:
+    """Follow a relative $ref (as used under schemas/) to its file; return it and its name.
+
+    Sibling keywords of the $ref win over the referenced file's (titles, defaults).
+    """
+    if not isinstance(schema, dict):
+        return {}, base
+    ref = schema.get("$ref")
+    if not ref or ref.startswith("#"):
+        return schema, base
+    parts = base.split("/")[:-1]
+    for piece in ref.split("/"):
+        if piece == "..":
+            parts = parts[:-1]
+        elif piece != ".":
+            parts.append(piece)
+    name = "/".join(parts)
+    merged = {**load_schema(name), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return resolve_ref(merged, name) if "$ref" in merged else (merged, name)
+
+
 def all_schema_names() -> list[str]:
     return sorted(p.relative_to(SCHEMAS_DIR).as_posix() for p in SCHEMAS_DIR.rglob("*.json"))
 

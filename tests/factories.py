@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.test import TestResponse
 
 from connector import admin
@@ -38,8 +39,13 @@ def make_hook(
     flow: dict[str, Any] | None = None,
     enabled: bool = True,
     registry: Registry | None = None,
+    checked: bool = True,
 ) -> Hook:
-    """A webhook subscription with one flow attached (the demo flow by default)."""
+    """A webhook subscription with one flow attached (the demo flow by default).
+
+    `checked=False` enables the flow without its design-time checks, to test what the runner
+    does with mappings that fail only at run time.
+    """
     with rt.sessions.begin() as s:
         created = admin.create_subscription(s, rt.secrets, "test hook", "webhook.deal_won")
         saved: Flow = admin.save_flow(
@@ -47,8 +53,10 @@ def make_hook(
             registry or rt.registry,
             flow or demo.DEMO_FLOW,
             subscription_id=created.subscription.id,
-            enabled=enabled,
-        )
+            enabled=enabled and checked,
+        ).flow
+        if enabled and not checked:
+            s.execute(update(Flow).where(Flow.id == saved.id).values(enabled=True))
         return Hook(created.subscription.token, created.secret, created.subscription.id, saved.id)
 
 

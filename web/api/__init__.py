@@ -120,6 +120,7 @@ def sessions() -> Any:
 from web.api import (  # noqa: E402,F401  (register their routes)
     customers,
     documents,
+    flows,
     invoices,
     issuer,
     mail,

@@ -1,0 +1,254 @@
+"""Design-time checks of a flow: what would go wrong, found when it is saved, not when it runs.
+
+Every expression must compile and call known functions; every path it reads must exist in
+the trigger's output schema or in an earlier step's; each action's required inputs must be
+mapped; and the mapping, evaluated on the trigger's sample data, must satisfy the action's
+input schema. The same evaluation gives the preview people see while building the flow.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+
+from connector import mapping, schemas
+from connector.errors import ConfigurationError, FieldError
+from connector.functions import FUNCTION_NAMES
+from connector.redaction import redact
+from connector.registry import Registry
+from connector.spec import ActionSpec
+
+Schema = tuple[dict[str, Any], str]  # a (sub)schema and the file its relative $refs start from
+
+
+@dataclass
+class CheckReport:
+    errors: list[FieldError] = field(default_factory=list)
+    preview: dict[str, Any] = field(default_factory=dict)  # step id → mapped input on the sample
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_flow(document: Any, registry: Registry, sample: dict[str, Any] | None = None
+               ) -> CheckReport:
+    """Everything wrong with a flow document, each with the path of the field at fault."""
+    report = CheckReport(schemas.validate("flow.json", document))
+    if report.errors:
+        return report
+    trigger = registry.triggers.get(document["trigger"]["key"])
+    if trigger is None:
+        report.errors.append(FieldError("trigger.key", f"unknown trigger "
+                                        f"{document['trigger']['key']!r}", "unknown_trigger"))
+        return report
+    lookups = document.get("lookups") or {}
+    scope: dict[str, Schema | None] = {}  # earlier steps' outputs, by step id
+    data: dict[str, Any] = {
+        "trigger": copy.deepcopy(sample) if sample is not None else _example(trigger.output_schema),
+        "steps": {},
+    }
+    seen: set[str] = set()
+    for i, step in enumerate(document["steps"]):
+        where = f"steps[{i}]"
+        if step["id"] in seen:
+            report.errors.append(FieldError(f"{where}.id", f"step id {step['id']!r} is used "
+                                            "twice", "duplicate_step"))
+        seen.add(step["id"])
+        body, what = (step["filter"], "filter") if "filter" in step else (step["input"], "input")
+        try:
+            compiled = mapping.compile_mapping(body, f"{where}.{what}")
+        except ConfigurationError as exc:
+            report.errors.extend(exc.errors)
+            continue
+        report.errors.extend(_read_paths(body, f"{where}.{what}", trigger.output_schema, scope))
+        if "filter" in step:
+            scope[step["id"]] = ({"type": "object", "properties": {"passed": {"type": "boolean"}}},
+                                 "flow.json")
+            data["steps"][step["id"]] = {"passed": True}
+            continue
+        action = registry.actions.get(step["action"])
+        if action is None:
+            report.errors.append(FieldError(f"{where}.action", f"unknown action "
+                                            f"{step['action']!r}", "unknown_action"))
+            continue
+        report.errors.extend(_unmapped(body, action, f"{where}.input"))
+        report.errors.extend(_preview(report, compiled, data, lookups, action, step["id"], where))
+        scope[step["id"]] = (schemas.load_schema(action.output_schema), action.output_schema)
+        data["steps"][step["id"]] = _example(action.output_schema)
+    return report
+
+
+def enableable(document: Any, registry: Registry) -> None:
+    """Raise ConfigurationError listing every problem unless the flow may be enabled."""
+    report = check_flow(document, registry)
+    if report.errors:
+        raise ConfigurationError(
+            "the flow has problems and stays disabled until they are fixed: "
+            + "; ".join(map(str, report.errors[:5])),
+            report.errors,
+        )
+
+
+def _example(schema_name: str) -> Any:
+    examples = schemas.load_schema(schema_name).get("examples") or [{}]
+    return copy.deepcopy(examples[0])
+
+
+def _unmapped(body: Any, action: ActionSpec, where: str) -> list[FieldError]:
+    """Required inputs with no mapping at all (a whole-object expression may supply them)."""
+    if not isinstance(body, dict) or mapping.EXPR in body:
+        return []
+    schema, _ = schemas.resolve_ref(schemas.load_schema(action.input_schema),
+                                    action.input_schema)
+    return [
+        FieldError(f"{where}.{name}", f"{action.key} needs {name!r} but the step does not map it",
+                   "unmapped")
+        for name in schema.get("required", [])
+        if name not in body
+    ]
+
+
+def _preview(report: CheckReport, compiled: Any, data: dict[str, Any],
+             lookups: dict[str, Any], action: ActionSpec, step_id: str, where: str
+             ) -> list[FieldError]:
+    """Evaluate the mapping on the sample data; its result must satisfy the input schema."""
+    try:
+        inputs = mapping.evaluate(compiled, data, lookups)
+    except ConfigurationError as exc:
+        return [FieldError(f"{where}.input.{e.path}", f"on the sample data: {e.message}",
+                           e.code) for e in exc.errors]
+    report.preview[step_id] = redact(inputs, action.input_schema)
+    return [
+        FieldError(f"{where}.input.{e.path}" if e.path else f"{where}.input",
+                   f"on the sample data this {e.message}", e.code, e.params)
+        for e in schemas.validate(action.input_schema, inputs)
+    ]
+
+
+# --- paths ---------------------------------------------------------------------------------
+
+
+def _read_paths(body: Any, where: str, trigger_schema: str, scope: dict[str, Schema | None]
+                ) -> list[FieldError]:
+    errors: list[FieldError] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict) and mapping.EXPR in node:
+            _check_expression(node[mapping.EXPR], path, trigger_schema, scope, errors)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(body, where)
+    return errors
+
+
+ROOT = ({"x-root": True}, "")
+
+
+def _check_expression(source: str, where: str, trigger_schema: str,
+                      scope: dict[str, Schema | None], errors: list[FieldError]) -> None:
+    try:
+        tree: dict[str, Any] = dict(jmespath.compile(source).parsed)
+    except jmespath.exceptions.ParseError:
+        return  # reported by compile_mapping
+    walker = _Walker(source, where, trigger_schema, scope, errors)
+    walker.visit(tree, ROOT)
+
+
+class _Walker:
+    """Follows an expression's AST with the schema of the value at each point."""
+
+    def __init__(self, source: str, where: str, trigger_schema: str,
+                 scope: dict[str, Schema | None], errors: list[FieldError]) -> None:
+        self.source, self.where = source, where
+        self.trigger_schema, self.scope, self.errors = trigger_schema, scope, errors
+
+    def visit(self, node: dict[str, Any], current: Schema | None) -> Schema | None:
+        kind = node["type"]
+        children = node.get("children", [])
+        if kind == "field":
+            return self.field(current, node["value"])
+        if kind == "subexpression":  # a.b.c may come as one node with three children
+            for child in children:
+                current = self.visit(child, current)
+            return current
+        if kind == "pipe":
+            self.visit(children[1], None)  # after a pipe the shape is the left side's result
+            self.visit(children[0], current)
+            return None
+        if kind == "index_expression":
+            left = self.visit(children[0], current)
+            return self.items(left)
+        if kind in ("projection", "value_projection"):
+            left = self.visit(children[0], current)
+            self.visit(children[1], self.items(left) if kind == "projection" else None)
+            return None
+        if kind == "filter_projection":
+            item = self.items(self.visit(children[0], current))
+            self.visit(children[2], item)
+            self.visit(children[1], item)
+            return None
+        if kind == "flatten":
+            return self.items(self.visit(children[0], current))
+        if kind == "function_expression":
+            if node["value"] not in FUNCTION_NAMES:
+                self.error(f"calls an unknown function {node['value']}(); known: "
+                           + ", ".join(FUNCTION_NAMES), "unknown_function")
+            for child in children:
+                self.visit(child, current)
+            return None
+        if kind == "identity" or kind == "current":
+            return current
+        for child in children:  # comparators, and/or/not, multi-selects, key/value pairs
+            self.visit(child, current)
+        return None
+
+    def field(self, current: Schema | None, name: str) -> Schema | None:
+        if current is None:
+            return None
+        if current is ROOT:
+            if name == "trigger":
+                return schemas.load_schema(self.trigger_schema), self.trigger_schema
+            if name == "steps":
+                return ({"x-steps": True}, "")
+            self.error(f"reads {name!r}, which is neither 'trigger' nor 'steps'", "unknown_root")
+            return None
+        schema, base = schemas.resolve_ref(*current)
+        if schema.get("x-steps"):
+            if name not in self.scope:
+                earlier = ", ".join(self.scope) or "none"
+                self.error(f"reads steps.{name}, which is not an earlier step (earlier: "
+                           f"{earlier})", "unknown_step")
+                return None
+            return self.scope[name]
+        properties = schema.get("properties", {})
+        if name in properties:
+            return schemas.resolve_ref(properties[name], base)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            return schemas.resolve_ref(extra, base)
+        if (properties and extra is False) or ("properties" in schema and extra is None
+                                             and schema.get("type") == "object"):
+            known = ", ".join(properties)
+            self.error(f"reads {name!r}, which does not exist there (fields: {known})",
+                       "unknown_field")
+        return None
+
+    def items(self, current: Schema | None) -> Schema | None:
+        if current is None or current is ROOT:
+            return None
+        schema, base = schemas.resolve_ref(*current)
+        items = schema.get("items")
+        return schemas.resolve_ref(items, base) if isinstance(items, dict) else None
+
+    def error(self, message: str, code: str) -> None:
+        self.errors.append(FieldError(self.where, f"expression {self.source!r} {message}", code))

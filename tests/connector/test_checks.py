@@ -1,0 +1,123 @@
+"""Design-time checks name the field of each bad mapping, and the preview shows the result."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from connector.checks import check_flow
+from connector.registry import default_registry
+from web.demo import DEMO_FLOW
+
+
+def flow_with(**invoice_input) -> dict:
+    flow = copy.deepcopy(DEMO_FLOW)
+    step = next(s for s in flow["steps"] if s["id"] == "invoice")
+    for key, value in invoice_input.items():
+        if value is None:
+            del step["input"][key]
+        else:
+            step["input"][key] = value
+    return flow
+
+
+def problems(flow, sample=None) -> list[str]:
+    return [str(e) for e in check_flow(flow, default_registry(), sample).errors]
+
+
+def test_the_demo_flow_passes_and_its_preview_shows_the_mapped_draft():
+    report = check_flow(DEMO_FLOW, default_registry())
+    assert report.errors == []
+    preview = report.preview["invoice"]
+    assert preview["customer"]["tax_id"] == "B12345674"
+    assert preview["external_ref"] == "D-1001"
+    assert len(preview["lines"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"customer": {"$expr": "trigger.cliente"}},
+            "steps[1].input.customer: expression 'trigger.cliente' reads 'cliente', which does not "
+            "exist there (fields: deal_id, source, title, won_at, owner, campaign, currency, "
+            "amount, customer, lines)",
+        ),
+        (
+            {"notes": {"$expr": "trigger.customer.nombre"}},
+            "steps[1].input.notes: expression 'trigger.customer.nombre' reads 'nombre', which does "
+            "not exist there (fields: name, tax_id, email, address)",
+        ),
+        (
+            {"external_ref": {"$expr": "steps.issue.number"}},
+            "steps[1].input.external_ref: expression 'steps.issue.number' reads steps.issue, which "
+            "is not an earlier step (earlier: deal)",
+        ),
+        (
+            {"notes": {"$expr": "mayusculas(trigger.title)"}},
+            "steps[1].input.notes: expression 'mayusculas(trigger.title)' calls an unknown function",
+        ),
+        (
+            {"lines": None},
+            "steps[1].input.lines: invoicing.create_draft_invoice needs 'lines' but the step does "
+            "not map it",
+        ),
+        (
+            {"currency": "USD"},
+            "steps[1].input.currency: on the sample data this must be one of: EUR",
+        ),
+        (
+            {"lines": {"$expr": "trigger.lines[0]"}},
+            "steps[1].input.lines: on the sample data this must be a list, got an object",
+        ),
+        (
+            {"customer": {"$expr": "trigger.customer.["}},
+            "steps[1].input.customer: expression 'trigger.customer.[' has a syntax error at "
+            "position 18",
+        ),
+    ],
+    ids=[
+        "unknown-trigger-field",
+        "unknown-nested-field",
+        "later-step",
+        "unknown-function",
+        "required-unmapped",
+        "wrong-enum",
+        "wrong-type",
+        "syntax",
+    ],
+)
+def test_each_kind_of_bad_mapping_is_refused_naming_the_field(change, expected):
+    found = problems(flow_with(**change))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_paths_into_earlier_steps_are_checked_against_their_output_schema():
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"].append(
+        {
+            "id": "issue",
+            "action": "invoicing.issue_invoice",
+            "input": {"invoice_id": {"$expr": "steps.invoice.invoice_idd"}},
+        }
+    )
+    found = problems(flow)
+    assert found[0].startswith(
+        "steps[2].input.invoice_id: expression 'steps.invoice.invoice_idd' reads 'invoice_idd'"
+    )
+    flow["steps"][2]["input"]["invoice_id"] = {"$expr": "steps.invoice.invoice_id"}
+    assert problems(flow) == []
+
+
+def test_projections_and_filters_look_inside_list_items():
+    found = problems(flow_with(notes={"$expr": "join(', ', trigger.lines[?price > `1`].skuu)"}))
+    assert any("reads 'price'" in p for p in found)
+    assert any("reads 'skuu'" in p for p in found)
+
+
+def test_the_preview_uses_the_sample_given_instead_of_the_example():
+    sample = copy.deepcopy(check_flow(DEMO_FLOW, default_registry()).preview["deal"])
+    sample["customer"]["tax_id"] = "X1234567L"
+    report = check_flow(DEMO_FLOW, default_registry(), sample)
+    assert report.preview["invoice"]["customer"]["tax_id"] == "X1234567L"

@@ -1,0 +1,104 @@
+"""Flows API: versions, design-time checks that keep broken flows disabled, export/import."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from sqlalchemy import select
+
+from connector.models import FlowVersion, Run
+from tests.conftest import drain
+from tests.factories import deal, make_api_key, signed
+from web.demo import DEMO_FLOW
+
+
+def auth(rt) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_api_key(rt)}"}
+
+
+def broken() -> dict:
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"][1]["input"]["customer"] = {"$expr": "trigger.cliente"}
+    return flow
+
+
+def test_a_new_flow_gets_a_webhook_and_runs_what_it_receives(rt, client):
+    headers = auth(rt)
+    created = client.post(
+        "/api/v1/flows", headers=headers, json={"document": DEMO_FLOW, "enabled": True}
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["enabled"] is True and created.json["check"]["ok"] is True
+    assert created.json["webhook_secret"].startswith("whsec_")
+
+    path = created.json["webhook_url"].split("5000", 1)[1]
+    body = json.dumps(deal()).encode()
+    answer = client.post(path, data=body, headers=signed(created.json["webhook_secret"], body))
+    assert answer.status_code == 202
+    drain(rt)
+    with rt.sessions() as s:
+        assert [r.status for r in s.scalars(select(Run))] == ["succeeded"]
+
+
+def test_a_flow_with_problems_is_saved_as_a_draft_but_not_enabled(rt, client):
+    headers = auth(rt)
+    refused = client.post(
+        "/api/v1/flows", headers=headers, json={"document": broken(), "enabled": True}
+    )
+    assert refused.status_code == 422
+    assert refused.json["field"] == "steps[1].input.customer"
+    assert "reads 'cliente'" in refused.json["message"]
+
+    draft = client.post("/api/v1/flows", headers=headers, json={"document": broken()})
+    assert draft.status_code == 201
+    assert draft.json["enabled"] is False and draft.json["check"]["ok"] is False
+    flow_id = draft.json["id"]
+    enable = client.post(f"/api/v1/flows/{flow_id}/enable", headers=headers)
+    assert enable.status_code == 422 and enable.json["field"] == "steps[1].input.customer"
+
+    fixed = client.put(f"/api/v1/flows/{flow_id}", headers=headers, json={"document": DEMO_FLOW})
+    assert fixed.json["version"] == 2 and fixed.json["check"]["ok"] is True
+    assert client.post(f"/api/v1/flows/{flow_id}/enable", headers=headers).json["enabled"]
+    # An enabled flow never takes a version with problems.
+    again = client.put(f"/api/v1/flows/{flow_id}", headers=headers, json={"document": broken()})
+    assert again.status_code == 422
+    with rt.sessions() as s:
+        assert s.scalar(select(FlowVersion.version).order_by(FlowVersion.id.desc())) == 2
+    versions = client.get(f"/api/v1/flows/{flow_id}/versions", headers=headers).json["items"]
+    assert [v["version"] for v in versions] == [2, 1]
+
+
+def test_checking_without_saving_returns_problems_and_the_preview(rt, client):
+    headers = auth(rt)
+    answer = client.post("/api/v1/flows/check", headers=headers, json={"document": DEMO_FLOW})
+    assert answer.json["ok"] is True
+    assert answer.json["preview"]["invoice"]["customer"]["name"] == "Acme Soluciones SL"
+    sample = {**deal(), "deal_id": "D-77"}
+    with_sample = client.post(
+        "/api/v1/flows/check", headers=headers, json={"document": DEMO_FLOW, "sample": sample}
+    )
+    assert with_sample.json["preview"]["invoice"]["external_ref"] == "D-77"
+    bad = client.post("/api/v1/flows/check", headers=headers, json={"document": broken()})
+    assert bad.json["errors"][0]["field"] == "steps[1].input.customer"
+
+
+def test_export_carries_no_secret_and_import_starts_disabled(rt, client):
+    headers = auth(rt)
+    flow_id = client.post(
+        "/api/v1/flows", headers=headers, json={"document": DEMO_FLOW, "enabled": True}
+    ).json["id"]
+    exported = client.get(f"/api/v1/flows/{flow_id}/export", headers=headers).json
+    assert exported["format"] == "puente.flow/1"
+    assert "whsec_" not in json.dumps(exported)
+
+    imported = client.post("/api/v1/flows/import", headers=headers, json=exported)
+    assert imported.status_code == 201
+    assert imported.json["enabled"] is False and imported.json["id"] != flow_id
+    assert imported.json["document"] == DEMO_FLOW
+    smuggled = client.post(
+        "/api/v1/flows/import", headers=headers, json={**exported, "webhook_secret": "whsec_x"}
+    )
+    assert (smuggled.status_code, smuggled.json["field"]) == (422, "webhook_secret")
+    wrong = client.post("/api/v1/flows/import", headers=headers, json={"document": DEMO_FLOW})
+    assert (wrong.status_code, wrong.json["field"]) == (422, "format")

@@ -1,0 +1,226 @@
+"""Flows: save (every change a new version), check with a preview, enable, export and import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify
+from sqlalchemy import select
+
+from connector import admin
+from connector.checks import CheckReport, check_flow
+from connector.errors import ConfigurationError
+from connector.models import Flow, FlowVersion
+from web.api import ApiError, bp, iso, json_body, not_found, sessions
+from web.auth import require_api_key
+
+EXPORT_FORMAT = "puente.flow/1"
+
+
+@bp.errorhandler(ConfigurationError)
+def _configuration(exc: ConfigurationError) -> Any:
+    errors = [{"field": e.path, "message": e.message} for e in exc.errors]
+    return ApiError(
+        422, "invalid_flow", exc.message, errors[0]["field"] if errors else None, errors
+    ).response()
+
+
+def _runtime() -> Any:
+    return current_app.extensions["puente"]
+
+
+def report_json(report: CheckReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "errors": [{"field": e.path, "message": e.message, "code": e.code} for e in report.errors],
+        "preview": report.preview,
+    }
+
+
+def flow_json(flow: Flow, report: CheckReport | None = None) -> dict[str, Any]:
+    version = flow.current_version
+    body: dict[str, Any] = {
+        "id": flow.id,
+        "name": flow.name,
+        "trigger": flow.trigger_key,
+        "enabled": flow.enabled,
+        "version": version.version if version else None,
+        "document": version.document if version else None,
+        "updated_at": iso(flow.updated_at),
+    }
+    if flow.subscription is not None:
+        body["webhook_url"] = f"{_runtime().settings.public_url}/hooks/{flow.subscription.token}"
+    if report is not None:
+        body["check"] = report_json(report)
+    return body
+
+
+def _load(s: Any, flow_id: int) -> Flow:
+    flow = s.get(Flow, flow_id)
+    if flow is None:
+        raise not_found("flow", flow_id)
+    return flow
+
+
+def _document(data: dict[str, Any]) -> dict[str, Any]:
+    document = data.get("document")
+    if not isinstance(document, dict):
+        raise ApiError(422, "invalid", 'send the flow as {"document": {...}}', "document")
+    return document
+
+
+@bp.get("/flows")
+@require_api_key
+def list_flows() -> Any:
+    with sessions()() as s:
+        flows = s.scalars(select(Flow).order_by(Flow.id)).all()
+        return jsonify({"items": [flow_json(f) for f in flows], "total": len(flows)})
+
+
+@bp.get("/flows/<int:flow_id>")
+@require_api_key
+def get_flow(flow_id: int) -> Any:
+    with sessions()() as s:
+        flow = _load(s, flow_id)
+        report = (
+            check_flow(flow.current_version.document, _runtime().registry)
+            if flow.current_version
+            else None
+        )
+        return jsonify(flow_json(flow, report))
+
+
+@bp.post("/flows")
+@require_api_key
+def create_flow() -> Any:
+    """A new flow (disabled unless "enabled": true and it has no problems).
+
+    A webhook trigger gets its own endpoint; its secret is shown in this answer only.
+    """
+    data = json_body()
+    return _create(_document(data), enabled=bool(data.get("enabled", False)))
+
+
+def _create(document: dict[str, Any], enabled: bool) -> Any:
+    rt = _runtime()
+    with sessions().begin() as s:
+        secret = None
+        subscription_id = None
+        trigger_key = str((document.get("trigger") or {}).get("key") or "")
+        if trigger_key in rt.registry.triggers:
+            hook = admin.create_subscription(
+                s, rt.secrets, str(document.get("name", ""))[:120], trigger_key
+            )
+            subscription_id, secret = hook.subscription.id, hook.secret
+        saved = admin.save_flow(
+            s, rt.registry, document, subscription_id=subscription_id, enabled=enabled
+        )
+        body = flow_json(saved.flow, saved.report)
+        if secret is not None:
+            body["webhook_secret"] = secret
+        return jsonify(body), 201
+
+
+@bp.put("/flows/<int:flow_id>")
+@require_api_key
+def update_flow(flow_id: int) -> Any:
+    """Save a new version; runs already started keep the version they started with."""
+    document = _document(json_body())
+    with sessions().begin() as s:
+        saved = admin.save_flow(s, _runtime().registry, document, flow=_load(s, flow_id))
+        return jsonify(flow_json(saved.flow, saved.report))
+
+
+@bp.post("/flows/<int:flow_id>/<any(enable, disable):change>")
+@require_api_key
+def switch_flow(flow_id: int, change: str) -> Any:
+    with sessions().begin() as s:
+        flow = admin.set_enabled(s, _runtime().registry, _load(s, flow_id), change == "enable")
+        return jsonify(flow_json(flow))
+
+
+@bp.post("/flows/check")
+@require_api_key
+def check_document() -> Any:
+    """Check a document without saving it; "sample" replaces the trigger's example data."""
+    data = json_body()
+    sample = data.get("sample")
+    if sample is not None and not isinstance(sample, dict):
+        raise ApiError(422, "invalid", "sample must be a trigger item (an object)", "sample")
+    return jsonify(report_json(check_flow(_document(data), _runtime().registry, sample)))
+
+
+@bp.get("/flows/<int:flow_id>/versions")
+@require_api_key
+def list_versions(flow_id: int) -> Any:
+    with sessions()() as s:
+        _load(s, flow_id)
+        versions = s.scalars(
+            select(FlowVersion)
+            .where(FlowVersion.flow_id == flow_id)
+            .order_by(FlowVersion.version.desc())
+        ).all()
+        return jsonify(
+            {
+                "items": [
+                    {"version": v.version, "created_at": iso(v.created_at), "document": v.document}
+                    for v in versions
+                ]
+            }
+        )
+
+
+@bp.get("/flows/<int:flow_id>/export")
+@require_api_key
+def export_flow(flow_id: int) -> Any:
+    """The flow as portable JSON: its document and the names of what it connects to, no
+    secrets (webhook secrets and credentials stay in this installation)."""
+    with sessions()() as s:
+        flow = _load(s, flow_id)
+        if flow.current_version is None:
+            raise ApiError(409, "conflict", "the flow has no saved version")
+        return jsonify(
+            {
+                "format": EXPORT_FORMAT,
+                "name": flow.name,
+                "document": flow.current_version.document,
+                "webhook": flow.subscription.name if flow.subscription else None,
+            }
+        )
+
+
+@bp.post("/flows/import")
+@require_api_key
+def import_flow() -> Any:
+    """Create a flow from an export; it starts disabled, with a new webhook of its own."""
+    data = json_body()
+    if data.get("format") != EXPORT_FORMAT:
+        raise ApiError(
+            422,
+            "invalid",
+            f'this is not a flow export ("format": "{EXPORT_FORMAT}" expected)',
+            "format",
+        )
+    forbidden = _secrets_in(data)
+    if forbidden:
+        raise ApiError(
+            422,
+            "invalid",
+            "an export never carries secrets; remove: " + ", ".join(forbidden),
+            forbidden[0],
+        )
+    return _create(_document(data), enabled=False)
+
+
+def _secrets_in(data: Any, path: str = "") -> list[str]:
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{path}.{key}" if path else key
+            if key in ("secret", "webhook_secret", "password", "api_key", "token"):
+                found.append(here)
+            found.extend(_secrets_in(value, here))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found.extend(_secrets_in(value, f"{path}[{i}]"))
+    return found
