@@ -221,6 +221,7 @@ def _spec(
     title: str,
     title_es: str,
     keys: tuple[str, ...],
+    effects: str = "database",
 ) -> ActionSpec:
     name = perform.__name__
     return ActionSpec(
@@ -232,6 +233,7 @@ def _spec(
         output_schema=f"actions/invoicing.{name}.output.json",
         perform=perform,
         business_keys=keys,
+        effects=effects,
     )
 
 
@@ -256,7 +258,11 @@ FIND_OR_CREATE_CUSTOMER = _spec(
 ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", ("invoice_id", "number"))
 CANCEL_INVOICE = _spec(cancel_invoice, "Cancel invoice", "Anular factura", ("invoice_id", "number"))
 SEND_INVOICE = _spec(
-    send_invoice, "Send invoice by email", "Enviar factura por correo", ("invoice_id", "email_id")
+    send_invoice,
+    "Send invoice by email",
+    "Enviar factura por correo",
+    ("invoice_id", "email_id"),
+    effects="external",
 )
 RECORD_PAYMENT = _spec(
     record_payment, "Record payment", "Registrar cobro", ("invoice_id", "payment_id")

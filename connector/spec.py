@@ -68,3 +68,6 @@ class ActionSpec:
     perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]]
     # Keys (dotted paths) of business values worth indexing from the output.
     business_keys: tuple[str, ...] = field(default=())
+    # "database": every effect is in our database, so a dry run performs it and rolls back;
+    # "external": it reaches the outside world (mail, HTTP), so a dry run does not perform it.
+    effects: str = "database"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from connector import admin
+from connector import admin, schemas
 from connector.checks import CheckReport, check_flow
-from connector.errors import ConfigurationError
+from connector.dryrun import dry_run
+from connector.errors import ConfigurationError, ValidationError
+from connector.flows import compile_flow
 from connector.models import Flow, FlowVersion
+from connector.runner import Services
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
 
@@ -18,7 +22,8 @@ EXPORT_FORMAT = "puente.flow/1"
 
 
 @bp.errorhandler(ConfigurationError)
-def _configuration(exc: ConfigurationError) -> Any:
+@bp.errorhandler(ValidationError)
+def _configuration(exc: ConfigurationError | ValidationError) -> Any:
     errors = [{"field": e.path, "message": e.message} for e in exc.errors]
     return ApiError(
         422, "invalid_flow", exc.message, errors[0]["field"] if errors else None, errors
@@ -224,3 +229,44 @@ def _secrets_in(data: Any, path: str = "") -> list[str]:
         for i, value in enumerate(data):
             found.extend(_secrets_in(value, f"{path}[{i}]"))
     return found
+
+
+@bp.post("/flows/dry-run")
+@require_api_key
+def dry_run_document() -> Any:
+    """Run a flow document on sample data without effects: {"document", "trigger"?, "until"?}."""
+    data = json_body()
+    return _dry_run(_document(data), data)
+
+
+@bp.post("/flows/<int:flow_id>/dry-run")
+@require_api_key
+def dry_run_flow(flow_id: int) -> Any:
+    """Test the saved flow (or its steps up to "until") on "trigger" or the sample data."""
+    data = json_body() if request.get_data() else {}
+    with sessions()() as s:
+        flow = _load(s, flow_id)
+        if flow.current_version is None:
+            raise ApiError(409, "conflict", "the flow has no saved version")
+        document = flow.current_version.document
+    return _dry_run(document, data)
+
+
+def _dry_run(document: dict[str, Any], data: dict[str, Any]) -> Any:
+    rt = _runtime()
+    compiled = compile_flow(document, rt.registry)
+    trigger = data.get("trigger")
+    if trigger is None:
+        trigger = (schemas.load_schema(compiled.trigger.output_schema).get("examples") or [{}])[0]
+    if not isinstance(trigger, dict):
+        raise ApiError(422, "invalid", "trigger must be a trigger item (an object)", "trigger")
+    until = data.get("until")
+    result = dry_run(
+        rt.sessions,
+        rt.registry,
+        document,
+        trigger,
+        Services(rt.settings.public_url, rt.settings, rt.facturae_credentials),
+        until=until if isinstance(until, str) else None,
+    )
+    return jsonify({"status": result.status, "steps": [asdict(step) for step in result.steps]})
