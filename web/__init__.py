@@ -34,9 +34,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["puente"] = runtime
 
-    from web import api, filters, hooks, i18n, ui
+    from web import api, filters, hooks, i18n, metrics, ui
 
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
     i18n.init_app(app)
