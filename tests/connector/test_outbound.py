@@ -95,7 +95,7 @@ def test_private_loopback_and_link_local_targets_are_refused_unless_allowed(url)
 
 
 def test_a_redirect_to_a_private_host_is_refused_even_from_an_allowed_one(server):
-    with pytest.raises(ConfigurationError, match="127.0.0.2"):
+    with pytest.raises(ConfigurationError, match=r"127\.0\.0\.2"):
         outbound.request("GET", f"{server}/private", allowed=LOCAL)
 
 
