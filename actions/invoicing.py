@@ -72,6 +72,8 @@ def find_or_create_customer(ctx: ActionContext, data: dict[str, Any]) -> dict[st
         "tax_id_kind": customer.tax_id_kind,
         "name": customer.name,
         "email": customer.email,
+        "equivalence_surcharge": customer.equivalence_surcharge,
+        "payment_days": customer.payment_days,
         "created": result.created,
         "name_differs": result.name_differs,
     }
@@ -88,6 +90,8 @@ def issue_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
         "issue_date": invoice.issue_date.isoformat() if invoice.issue_date else None,
         "status": invoice.status,
         "total": str(invoice.total),
+        "amount_due": str(invoice.amount_due),
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
         "huella": chain.alta_of(invoice).huella,
         "qr_url": chain.qr_url_of(invoice),
         "external_ref": invoice.external_ref,
@@ -156,7 +160,7 @@ def record_payment(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
         "number": invoice.number,
         "status": invoice.status,
         "paid": str(invoice.paid_total),
-        "outstanding": str(invoice.total - invoice.paid_total),
+        "outstanding": str(invoice.outstanding),
         "external_ref": invoice.external_ref,
         "created": recorded.created,
     }
@@ -174,6 +178,7 @@ def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
             idempotency_key=ctx.idempotency_key,
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
+            discount_percent=data.get("discount_percent") or 0,
         )
     if result.customer.name_differs:
         ctx.log.warning(
@@ -201,15 +206,24 @@ def draft_output(result: DraftResult) -> dict[str, Any]:
         "currency": invoice.currency,
         "external_ref": invoice.external_ref,
         "totals": {
+            "discount": str(invoice.discount_total),
             "base": str(invoice.base_total),
             "tax": str(invoice.tax_total),
+            "surcharge": str(invoice.surcharge_total),
             "total": str(invoice.total),
+            "withholding": str(invoice.withholding_total),
+            "due": str(invoice.amount_due),
         },
-        "taxes": [
-            {"rate": _rate(t.rate), "base": str(t.base), "amount": str(t.amount)}
-            for t in invoice.taxes
-        ],
+        "taxes": [_tax(t) for t in invoice.taxes],
     }
+
+
+def _tax(tax: Any) -> dict[str, Any]:
+    data = {"rate": _rate(tax.rate), "base": str(tax.base), "amount": str(tax.amount)}
+    if tax.surcharge_rate is not None:  # recargo de equivalencia
+        data["surcharge_rate"] = _rate(tax.surcharge_rate)
+        data["surcharge_amount"] = str(tax.surcharge_amount)
+    return data
 
 
 def _rate(rate: Any) -> str:

@@ -107,8 +107,9 @@ def save_flow(
     name = str(document.get("name") or "").strip()[:120] or "(sin nombre)"
     trigger_key = str((document.get("trigger") or {}).get("key") or "")[:80]
     if flow is None:
-        flow = Flow(name=name, trigger_key=trigger_key, subscription_id=subscription_id,
-                    enabled=False)
+        flow = Flow(
+            name=name, trigger_key=trigger_key, subscription_id=subscription_id, enabled=False
+        )
         s.add(flow)
         s.flush()
     latest = s.scalar(select(func.max(FlowVersion.version)).where(FlowVersion.flow_id == flow.id))

@@ -35,16 +35,20 @@ class CheckReport:
         return not self.errors
 
 
-def check_flow(document: Any, registry: Registry, sample: dict[str, Any] | None = None
-               ) -> CheckReport:
+def check_flow(
+    document: Any, registry: Registry, sample: dict[str, Any] | None = None
+) -> CheckReport:
     """Everything wrong with a flow document, each with the path of the field at fault."""
     report = CheckReport(schemas.validate("flow.json", document))
     if report.errors:
         return report
     trigger = registry.triggers.get(document["trigger"]["key"])
     if trigger is None:
-        report.errors.append(FieldError("trigger.key", f"unknown trigger "
-                                        f"{document['trigger']['key']!r}", "unknown_trigger"))
+        report.errors.append(
+            FieldError(
+                "trigger.key", f"unknown trigger {document['trigger']['key']!r}", "unknown_trigger"
+            )
+        )
         return report
     lookups = document.get("lookups") or {}
     scope: dict[str, Schema | None] = {}  # earlier steps' outputs, by step id
@@ -56,8 +60,9 @@ def check_flow(document: Any, registry: Registry, sample: dict[str, Any] | None 
     for i, step in enumerate(document["steps"]):
         where = f"steps[{i}]"
         if step["id"] in seen:
-            report.errors.append(FieldError(f"{where}.id", f"step id {step['id']!r} is used "
-                                            "twice", "duplicate_step"))
+            report.errors.append(
+                FieldError(f"{where}.id", f"step id {step['id']!r} is used twice", "duplicate_step")
+            )
         seen.add(step["id"])
         body, what = (step["filter"], "filter") if "filter" in step else (step["input"], "input")
         try:
@@ -67,14 +72,19 @@ def check_flow(document: Any, registry: Registry, sample: dict[str, Any] | None 
             continue
         report.errors.extend(_read_paths(body, f"{where}.{what}", trigger.output_schema, scope))
         if "filter" in step:
-            scope[step["id"]] = ({"type": "object", "properties": {"passed": {"type": "boolean"}}},
-                                 "flow.json")
+            scope[step["id"]] = (
+                {"type": "object", "properties": {"passed": {"type": "boolean"}}},
+                "flow.json",
+            )
             data["steps"][step["id"]] = {"passed": True}
             continue
         action = registry.actions.get(step["action"])
         if action is None:
-            report.errors.append(FieldError(f"{where}.action", f"unknown action "
-                                            f"{step['action']!r}", "unknown_action"))
+            report.errors.append(
+                FieldError(
+                    f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
+                )
+            )
             continue
         report.errors.extend(_unmapped(body, action, f"{where}.input"))
         report.errors.extend(_preview(report, compiled, data, lookups, action, step["id"], where))
@@ -103,29 +113,43 @@ def _unmapped(body: Any, action: ActionSpec, where: str) -> list[FieldError]:
     """Required inputs with no mapping at all (a whole-object expression may supply them)."""
     if not isinstance(body, dict) or mapping.EXPR in body:
         return []
-    schema, _ = schemas.resolve_ref(schemas.load_schema(action.input_schema),
-                                    action.input_schema)
+    schema, _ = schemas.resolve_ref(schemas.load_schema(action.input_schema), action.input_schema)
     return [
-        FieldError(f"{where}.{name}", f"{action.key} needs {name!r} but the step does not map it",
-                   "unmapped")
+        FieldError(
+            f"{where}.{name}",
+            f"{action.key} needs {name!r} but the step does not map it",
+            "unmapped",
+        )
         for name in schema.get("required", [])
         if name not in body
     ]
 
 
-def _preview(report: CheckReport, compiled: Any, data: dict[str, Any],
-             lookups: dict[str, Any], action: ActionSpec, step_id: str, where: str
-             ) -> list[FieldError]:
+def _preview(
+    report: CheckReport,
+    compiled: Any,
+    data: dict[str, Any],
+    lookups: dict[str, Any],
+    action: ActionSpec,
+    step_id: str,
+    where: str,
+) -> list[FieldError]:
     """Evaluate the mapping on the sample data; its result must satisfy the input schema."""
     try:
         inputs = mapping.evaluate(compiled, data, lookups)
     except ConfigurationError as exc:
-        return [FieldError(f"{where}.input.{e.path}", f"on the sample data: {e.message}",
-                           e.code) for e in exc.errors]
+        return [
+            FieldError(f"{where}.input.{e.path}", f"on the sample data: {e.message}", e.code)
+            for e in exc.errors
+        ]
     report.preview[step_id] = redact(inputs, action.input_schema)
     return [
-        FieldError(f"{where}.input.{e.path}" if e.path else f"{where}.input",
-                   f"on the sample data this {e.message}", e.code, e.params)
+        FieldError(
+            f"{where}.input.{e.path}" if e.path else f"{where}.input",
+            f"on the sample data this {e.message}",
+            e.code,
+            e.params,
+        )
         for e in schemas.validate(action.input_schema, inputs)
     ]
 
@@ -133,8 +157,9 @@ def _preview(report: CheckReport, compiled: Any, data: dict[str, Any],
 # --- paths ---------------------------------------------------------------------------------
 
 
-def _read_paths(body: Any, where: str, trigger_schema: str, scope: dict[str, Schema | None]
-                ) -> list[FieldError]:
+def _read_paths(
+    body: Any, where: str, trigger_schema: str, scope: dict[str, Schema | None]
+) -> list[FieldError]:
     errors: list[FieldError] = []
 
     def walk(node: Any, path: str) -> None:
@@ -154,8 +179,13 @@ def _read_paths(body: Any, where: str, trigger_schema: str, scope: dict[str, Sch
 ROOT = ({"x-root": True}, "")
 
 
-def _check_expression(source: str, where: str, trigger_schema: str,
-                      scope: dict[str, Schema | None], errors: list[FieldError]) -> None:
+def _check_expression(
+    source: str,
+    where: str,
+    trigger_schema: str,
+    scope: dict[str, Schema | None],
+    errors: list[FieldError],
+) -> None:
     try:
         tree: dict[str, Any] = dict(jmespath.compile(source).parsed)
     except jmespath.exceptions.ParseError:
@@ -167,8 +197,14 @@ def _check_expression(source: str, where: str, trigger_schema: str,
 class _Walker:
     """Follows an expression's AST with the schema of the value at each point."""
 
-    def __init__(self, source: str, where: str, trigger_schema: str,
-                 scope: dict[str, Schema | None], errors: list[FieldError]) -> None:
+    def __init__(
+        self,
+        source: str,
+        where: str,
+        trigger_schema: str,
+        scope: dict[str, Schema | None],
+        errors: list[FieldError],
+    ) -> None:
         self.source, self.where = source, where
         self.trigger_schema, self.scope, self.errors = trigger_schema, scope, errors
 
@@ -201,8 +237,11 @@ class _Walker:
             return self.items(self.visit(children[0], current))
         if kind == "function_expression":
             if node["value"] not in FUNCTION_NAMES:
-                self.error(f"calls an unknown function {node['value']}(); known: "
-                           + ", ".join(FUNCTION_NAMES), "unknown_function")
+                self.error(
+                    f"calls an unknown function {node['value']}(); known: "
+                    + ", ".join(FUNCTION_NAMES),
+                    "unknown_function",
+                )
             for child in children:
                 self.visit(child, current)
             return None
@@ -226,8 +265,10 @@ class _Walker:
         if schema.get("x-steps"):
             if name not in self.scope:
                 earlier = ", ".join(self.scope) or "none"
-                self.error(f"reads steps.{name}, which is not an earlier step (earlier: "
-                           f"{earlier})", "unknown_step")
+                self.error(
+                    f"reads steps.{name}, which is not an earlier step (earlier: {earlier})",
+                    "unknown_step",
+                )
                 return None
             return self.scope[name]
         properties = schema.get("properties", {})
@@ -236,11 +277,13 @@ class _Walker:
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
             return schemas.resolve_ref(extra, base)
-        if (properties and extra is False) or ("properties" in schema and extra is None
-                                             and schema.get("type") == "object"):
+        if (properties and extra is False) or (
+            "properties" in schema and extra is None and schema.get("type") == "object"
+        ):
             known = ", ".join(properties)
-            self.error(f"reads {name!r}, which does not exist there (fields: {known})",
-                       "unknown_field")
+            self.error(
+                f"reads {name!r}, which does not exist there (fields: {known})", "unknown_field"
+            )
         return None
 
     def items(self, current: Schema | None) -> Schema | None:

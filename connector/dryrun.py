@@ -74,38 +74,58 @@ def dry_run(
     return result
 
 
-def _step(s: Session, step: Any, data: dict[str, Any], lookups: dict[str, Any],
-          services: Services) -> StepResult:
+def _step(
+    s: Session, step: Any, data: dict[str, Any], lookups: dict[str, Any], services: Services
+) -> StepResult:
     if step.is_filter:
         try:
             value = mapping.evaluate(step.condition, data, lookups)
         except ConfigurationError as exc:
             return StepResult(step.id, "filter", "failed", error=exc.as_dict())
         passed = value not in (False, None, "", [], {})
-        return StepResult(step.id, "filter", "succeeded" if passed else "stopped",
-                          {"condition": value}, {"passed": passed},
-                          note=None if passed else f"stopped: {step.explain}")
+        return StepResult(
+            step.id,
+            "filter",
+            "succeeded" if passed else "stopped",
+            {"condition": value},
+            {"passed": passed},
+            note=None if passed else f"stopped: {step.explain}",
+        )
     action = step.action
     inputs: Any = None
     try:
         inputs = mapping.evaluate(step.input, data, lookups)
         errors = schemas.validate(action.input_schema, inputs)
         if errors:
-            raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid",
-                                                    errors)
+            raise ValidationError.from_field_errors(
+                f"step '{step.id}': the input is not valid", errors
+            )
         shown = redact(inputs, action.input_schema)
         if action.effects != "database":
             example = (schemas.load_schema(action.output_schema).get("examples") or [{}])[0]
-            return StepResult(step.id, action.key, "skipped", shown, copy.deepcopy(example),
-                              note="not performed in a dry run: it reaches the outside world; "
-                                   "its example output stands in")
-        ctx = StepContext(f"dry-run:{step.id}", Invoicing(s),
-                          logging.getLogger(f"puente.dry_run.{action.key}"),
-                          services.public_url, services.settings, services.signing)
+            return StepResult(
+                step.id,
+                action.key,
+                "skipped",
+                shown,
+                copy.deepcopy(example),
+                note="not performed in a dry run: it reaches the outside world; "
+                "its example output stands in",
+            )
+        ctx = StepContext(
+            f"dry-run:{step.id}",
+            Invoicing(s),
+            logging.getLogger(f"puente.dry_run.{action.key}"),
+            services.public_url,
+            services.settings,
+            services.signing,
+        )
         with s.begin_nested():
             output = action.perform(ctx, inputs)
-        return StepResult(step.id, action.key, "succeeded", shown,
-                          redact(output, action.output_schema))
+        return StepResult(
+            step.id, action.key, "succeeded", shown, redact(output, action.output_schema)
+        )
     except PuenteError as exc:
-        return StepResult(step.id, action.key, "failed", redact(inputs, action.input_schema),
-                          error=exc.as_dict())
+        return StepResult(
+            step.id, action.key, "failed", redact(inputs, action.input_schema), error=exc.as_dict()
+        )

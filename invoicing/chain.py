@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, object_session
 
 from invoicing import verifactu as vf
 from invoicing.errors import DocumentStateError
-from invoicing.models import Customer, Invoice, InvoiceType, Issuer, VerifactuRecord
+from invoicing.models import Customer, Invoice, InvoiceTax, InvoiceType, Issuer, VerifactuRecord
 
 SYSTEM_NAME = "Puente"
 SYSTEM_ID = "PU"
@@ -67,13 +67,11 @@ def append_alta(
         fecha_expedicion=invoice.issue_date,
         tipo_factura=invoice.invoice_type,  # type: ignore[arg-type]
         descripcion_operacion=_description(invoice),
-        tax_lines=tuple(
-            vf.TaxLine.exempt(t.exemption_cause, t.base)  # type: ignore[arg-type]
-            if t.exemption_cause
-            else vf.TaxLine(rate=t.rate, base=t.base, amount=t.amount, calificacion="S1")
-            for t in invoice.taxes
-        ),
-        cuota_total=invoice.tax_total,
+        tax_lines=tuple(_tax_line(t) for t in invoice.taxes),
+        # The AEAT's validations: CuotaTotal is the sum of CuotaRepercutida and
+        # CuotaRecargoEquivalencia, ImporteTotal adds the bases to it. IRPF withheld is not part
+        # of either (it is not an invoice tax): ImporteTotal is the total before withholding.
+        cuota_total=invoice.tax_total + invoice.surcharge_total,
         importe_total=invoice.total,
         generated_at=now,
         destinatario=_recipient(invoice.customer, invoice.invoice_type),
@@ -114,6 +112,22 @@ def append_anulacion(
         record,
         vf.huella_anulacion(record),
         vf.registro_anulacion_xml(record, system_for(issuer)),
+    )
+
+
+def _tax_line(tax: InvoiceTax) -> vf.TaxLine:
+    if tax.exemption_cause:
+        return vf.TaxLine.exempt(tax.exemption_cause, tax.base)  # type: ignore[arg-type]
+    # A 0 % surcharge (on 0 % IVA) has nothing to report: the record carries the surcharge
+    # only where there is one.
+    surcharge = tax.surcharge_rate if tax.surcharge_rate else None
+    return vf.TaxLine(
+        rate=tax.rate,
+        base=tax.base,
+        amount=tax.amount,
+        calificacion="S1",
+        surcharge_rate=surcharge,
+        surcharge_amount=tax.surcharge_amount if surcharge is not None else None,
     )
 
 
@@ -164,6 +178,7 @@ def _rectification(invoice: Invoice) -> vf.Rectification | None:
             facturas=(ref,),
             base_rectificada=original.base_total,
             cuota_rectificada=original.tax_total,
+            cuota_recargo_rectificado=original.surcharge_total or None,
         )
     return vf.Rectification(tipo="I", facturas=(ref,))
 
@@ -179,9 +194,12 @@ def _recipient(customer: Customer, invoice_type: str) -> vf.Recipient | None:
     if customer.country == "ES":
         return vf.Recipient(name=customer.name, nif=customer.tax_id)
     # EU VAT numbers are NIF-IVA (02); any other foreign id is one of its country (04).
-    return vf.Recipient(name=customer.name, country=customer.country,
-                        id_type="02" if customer.tax_id_kind == "VAT" else "04",
-                        other_id=customer.tax_id)
+    return vf.Recipient(
+        name=customer.name,
+        country=customer.country,
+        id_type="02" if customer.tax_id_kind == "VAT" else "04",
+        other_id=customer.tax_id,
+    )
 
 
 def alta_of(invoice: Invoice) -> VerifactuRecord:

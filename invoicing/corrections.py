@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.db import utcnow
-from invoicing import chain, outbox
+from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.issuing import default_issuer
-from invoicing.models import Invoice, InvoiceStatus, InvoiceTax, InvoiceType
-from invoicing.service import LineData, checked_totals, prepare_lines
+from invoicing.models import Invoice, InvoiceStatus, InvoiceType
+from invoicing.service import LineData, prepare_lines
 
 RECTIFYING = ("R1", "R2", "R3", "R4", "R5")
 
@@ -104,11 +104,18 @@ def rectify(
                 discount_percent=line.discount_percent,
                 sku=line.sku,
                 exemption_cause=line.exemption_cause,
+                withholding_rate=line.withholding_rate,
             )
             for line in original.lines
         ]
     prepared = prepare_lines(session, lines, original.source)
-    totals = checked_totals(prepared, invoice_type)
+    # The lines are priced like the original's: its general discount applies to them too.
+    amounts = totals.checked_totals(
+        prepared,
+        invoice_type,
+        discount=original.discount_percent,
+        equivalence_surcharge=original.customer.equivalence_surcharge,
+    )
     draft = Invoice(
         kind="invoice",
         status=InvoiceStatus.DRAFT,
@@ -120,15 +127,10 @@ def rectify(
         rectifies_id=original.id,
         rectification_method=method,
         rectification_reason=reason.strip(),
-        base_total=totals.base,
-        tax_total=totals.tax,
-        total=totals.total,
+        discount_percent=original.discount_percent,
         lines=prepared,
-        taxes=[
-            InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
-            for t in totals.taxes
-        ],
     )
+    totals.fill(draft, amounts)
     session.add(draft)
     session.flush()
     outbox.emit(

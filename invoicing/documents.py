@@ -15,10 +15,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invoicing import outbox
+from invoicing import outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
-from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus, InvoiceTax
-from invoicing.money import AmountError, document_totals, line_amounts, to_decimal
+from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
+from invoicing.money import AmountError, line_amounts, to_decimal
 
 # Which document may become which.
 NEXT = {
@@ -26,6 +26,12 @@ NEXT = {
     DocumentKind.ORDER: (DocumentKind.DELIVERY_NOTE, DocumentKind.INVOICE),
     DocumentKind.DELIVERY_NOTE: (DocumentKind.INVOICE,),
 }
+SPANISH = {
+    "quote": "presupuesto",
+    "order": "pedido",
+    "delivery_note": "albarán",
+    "invoice": "factura",
+}  # for the note printed on the new document
 MAX_DEPTH = 3  # quote → order → delivery note → invoice
 
 
@@ -101,15 +107,22 @@ def convert(
                 discount_percent=line.discount_percent,
                 tax_rate=line.tax_rate,
                 exemption_cause=line.exemption_cause,
+                withholding_rate=line.withholding_rate,
                 source_line_id=line.id,
                 gross=amounts.gross,
                 discount=amounts.discount,
                 base=amounts.base,
             )
         )
-    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in carried)
     first = docs[0]
-    names = ", ".join(f"{doc.kind} {doc.number or doc.id}" for doc in docs)
+    # The general discount agreed on the source carries over, like its prices.
+    document = totals.checked_totals(
+        carried,
+        "",  # totalled as before conversion; issuing checks the invoice's own limits
+        discount=first.discount_percent,
+        equivalence_surcharge=first.customer.equivalence_surcharge,
+    )
+    names = ", ".join(f"{SPANISH[doc.kind]} {doc.number or doc.id}" for doc in docs)
     draft = Invoice(
         kind=to,
         status=InvoiceStatus.DRAFT,
@@ -120,15 +133,10 @@ def convert(
         external_ref=None,
         converted_from_id=first.id,
         notes=notes or f"Procede de {names}",
-        base_total=totals.base,
-        tax_total=totals.tax,
-        total=totals.total,
+        discount_percent=first.discount_percent,
         lines=carried,
-        taxes=[
-            InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
-            for t in totals.taxes
-        ],
     )
+    totals.fill(draft, document)
     session.add(draft)
     session.flush()
     if to == DocumentKind.INVOICE:
@@ -164,6 +172,10 @@ def _check_sources(docs: list[Invoice], to: str) -> None:
             raise InvalidDocumentError([("from", "only delivery notes are invoiced together")])
         if len({doc.customer_id for doc in docs}) > 1:
             raise InvalidDocumentError([("from", "the delivery notes are for different customers")])
+        if len({doc.discount_percent for doc in docs}) > 1:
+            raise InvalidDocumentError(
+                [("from", "the delivery notes have different general discounts: invoice apart")]
+            )
 
 
 def _wanted(

@@ -3,40 +3,62 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from invoicing import facturae as fe
 from invoicing.errors import DocumentStateError, InvalidDocumentError
-from invoicing.models import Customer, Invoice, InvoiceType, Issuer
-from invoicing.money import HUNDRED, cents
+from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceType, Issuer
+from invoicing.money import HUNDRED, cents, discounted
 
 
 def facturae_invoice(invoice: Invoice) -> fe.Invoice:
-    """The Facturae view of an issued invoice, with the amounts exactly as stored."""
+    """The Facturae view of an issued invoice, with the amounts exactly as stored.
+
+    Facturae's InvoiceTotal is what is paid: the invoice total (taxable base, IVA and recargo
+    de equivalencia) less the IRPF withheld. Line-level taxes are informative: each line's
+    share of the general discount, and its IVA, surcharge and IRPF, are rounded on the line.
+    """
     if invoice.number is None or invoice.issue_date is None or invoice.issuer is None:
         raise DocumentStateError(f"invoice {invoice.id} is a draft: issue it first")
+    surcharges = {
+        (t.rate, t.exemption_cause): t.surcharge_rate
+        for t in invoice.taxes
+        if t.surcharge_rate  # a 0 % surcharge (on 0 % IVA) is not written
+    }
+    discount = invoice.discount_percent
     return fe.Invoice(
         number=invoice.number,
         issue_date=invoice.issue_date,
         seller=_seller(invoice.issuer),
         buyer=_buyer(invoice.customer),
         lines=[
-            fe.Line(
-                description=line.description,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                gross_amount=line.base,
-                tax_rate=line.tax_rate,
-                tax_amount=cents(line.base * line.tax_rate / HUNDRED),
-                discount_percent=line.discount_percent,
-                discount_amount=line.discount,
-                sku=line.sku,
-            )
+            _line(line, discount, surcharges.get((line.tax_rate, line.exemption_cause)))
             for line in invoice.lines
         ],
-        taxes=[fe.TaxTotal(rate=t.rate, base=t.base, amount=t.amount) for t in invoice.taxes],
+        taxes=[
+            fe.TaxTotal(
+                rate=t.rate,
+                base=t.base,
+                amount=t.amount,
+                surcharge_rate=t.surcharge_rate if t.surcharge_rate else None,
+                surcharge_amount=t.surcharge_amount if t.surcharge_rate else None,
+            )
+            for t in invoice.taxes
+        ],
+        general_discount=fe.GeneralDiscount(
+            rate=discount,
+            amount=invoice.discount_total,
+            reason=f"Descuento general {discount.normalize():f} %",
+        )
+        if discount
+        else None,
+        withholdings=[
+            fe.Withholding(rate=w.rate, base=w.base, amount=w.amount) for w in invoice.withholdings
+        ],
         gross_amount_before_taxes=invoice.base_total,
-        total_tax_outputs=invoice.tax_total,
-        invoice_total=invoice.total,
+        total_tax_outputs=invoice.tax_total + invoice.surcharge_total,
+        total_taxes_withheld=invoice.withholding_total,
+        invoice_total=invoice.amount_due,
         currency=invoice.currency,
         document_type="FA"
         if invoice.invoice_type in (InvoiceType.SIMPLIFIED, InvoiceType.R5)
@@ -44,7 +66,30 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         invoice_class="OR" if invoice.rectifies is not None else "OO",
         corrective=_corrective(invoice),
         # The document as issued: payments received later do not change it.
+        payment_due_date=invoice.due_date,
         iban=invoice.issuer.iban,
+    )
+
+
+def _line(line: InvoiceLine, discount: Decimal, surcharge: Decimal | None) -> fe.Line:
+    base = discounted(line.base, discount)
+    return fe.Line(
+        description=line.description,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        gross_amount=line.base,
+        tax_base=base,
+        tax_rate=line.tax_rate,
+        tax_amount=cents(base * line.tax_rate / HUNDRED),
+        discount_percent=line.discount_percent,
+        discount_amount=line.discount,
+        sku=line.sku,
+        surcharge_rate=surcharge,
+        surcharge_amount=cents(base * surcharge / HUNDRED) if surcharge is not None else None,
+        withholding_rate=line.withholding_rate,
+        withholding_amount=cents(base * line.withholding_rate / HUNDRED)
+        if line.withholding_rate is not None
+        else None,
     )
 
 

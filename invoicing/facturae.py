@@ -61,6 +61,7 @@ FACTURAE_POLICY = XAdESSignaturePolicy(
 _INVOICE_OID = "urn:oid:1.2.840.10003.5.109.10"
 
 IVA = "01"  # TaxTypeCode: Impuesto sobre el Valor Añadido
+IRPF = "04"  # TaxTypeCode: Impuesto sobre la Renta de las Personas Físicas (withheld)
 UNITS = "01"  # UnitOfMeasure: Unidades
 TRANSFER = "04"  # PaymentMeans: Transferencia
 
@@ -236,9 +237,15 @@ class Line:
     tax_amount: Decimal  # IVA of this line
     discount_percent: Decimal = Decimal(0)
     discount_amount: Decimal = Decimal(0)
-    tax_base: Decimal | None = None  # defaults to gross_amount; must equal it when given
+    # The line's IVA base: its gross amount less its share of the invoice's general discount
+    # (that share rounded to cents half up); defaults to the gross amount.
+    tax_base: Decimal | None = None
     sku: str | None = None  # written as ArticleCode
     discount_reason: str = "Descuento"
+    surcharge_rate: Decimal | None = None  # recargo de equivalencia %, on the IVA base
+    surcharge_amount: Decimal | None = None
+    withholding_rate: Decimal | None = None  # IRPF % withheld, on the IVA base
+    withholding_amount: Decimal | None = None
 
     @property
     def total_cost(self) -> Decimal:
@@ -252,11 +259,36 @@ class Line:
 
 @dataclass(frozen=True)
 class TaxTotal:
-    """IVA of one rate over the whole invoice."""
+    """IVA of one rate over the whole invoice, with its recargo de equivalencia if any."""
 
     rate: Decimal
     base: Decimal
     amount: Decimal
+    surcharge_rate: Decimal | None = None  # EquivalenceSurcharge
+    surcharge_amount: Decimal | None = None  # EquivalenceSurchargeAmount
+
+    @property
+    def outputs(self) -> Decimal:
+        """What this entry adds to TotalTaxOutputs: its IVA and its surcharge."""
+        return self.amount + (self.surcharge_amount or _ZERO)
+
+
+@dataclass(frozen=True)
+class Withholding:
+    """IRPF withheld at one rate over the whole invoice (TaxesWithheld)."""
+
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class GeneralDiscount:
+    """A discount of `rate` percent on every line (GeneralDiscounts), rounded per IVA rate."""
+
+    rate: Decimal
+    amount: Decimal
+    reason: str = "Descuento general"
 
 
 @dataclass(frozen=True)
@@ -291,9 +323,9 @@ class Invoice:
     buyer: Party
     lines: Sequence[Line]
     taxes: Sequence[TaxTotal]
-    gross_amount_before_taxes: Decimal  # sum of the line bases (no general discounts)
-    total_tax_outputs: Decimal  # sum of the IVA amounts
-    invoice_total: Decimal  # base + IVA
+    gross_amount_before_taxes: Decimal  # the line gross amounts less the general discount
+    total_tax_outputs: Decimal  # IVA plus recargo de equivalencia
+    invoice_total: Decimal  # before taxes + tax outputs - taxes withheld: what is paid
     series_code: str | None = None
     currency: str = "EUR"
     invoice_class: Literal["OO", "OR"] = "OO"  # original / original rectificativa
@@ -306,11 +338,24 @@ class Invoice:
     payment_means: str = TRANSFER
     operation_date: date | None = None  # only when it differs from the issue date
     language: str = "es"
+    general_discount: GeneralDiscount | None = None
+    withholdings: Sequence[Withholding] = ()
+    total_taxes_withheld: Decimal = _ZERO
 
     def __post_init__(self) -> None:
         # Keep the instance immutable even when lists were passed in.
         object.__setattr__(self, "lines", tuple(self.lines))
         object.__setattr__(self, "taxes", tuple(self.taxes))
+        object.__setattr__(self, "withholdings", tuple(self.withholdings))
+
+    @property
+    def total_gross_amount(self) -> Decimal:
+        """TotalGrossAmount: the sum of the lines' gross amounts."""
+        return _total(line.gross_amount for line in self.lines)
+
+    @property
+    def discount_rate(self) -> Decimal:
+        return self.general_discount.rate if self.general_discount is not None else Decimal(0)
 
     @property
     def outstanding(self) -> Decimal:
@@ -411,22 +456,61 @@ def _total(values: Iterable[Decimal]) -> Decimal:
     return sum(values, _ZERO)
 
 
+def _pct(rate: Decimal | None) -> str:
+    """A rate as people write it in a message: 21.0000 → '21', 5.2000 → '5.2'."""
+    return "?" if rate is None else f"{rate.normalize():f}"
+
+
+def _less_discount(base: Decimal, rate: Decimal) -> Decimal:
+    """A base less `rate` percent of it, the discount rounded to cents half up."""
+    return base - cents(base * rate / _HUNDRED) if rate else base
+
+
 def check_totals(invoice: Invoice) -> None:
-    """Raise FacturaeTotalsError listing every amount that does not add up."""
+    """Raise FacturaeTotalsError listing every amount that does not add up.
+
+    The rules are the XSD's own definitions: TotalGrossAmount is the sum of the lines' gross
+    amounts, TotalGrossAmountBeforeTaxes is that less TotalGeneralDiscounts, TotalTaxOutputs
+    sums the IVA and recargo de equivalencia amounts, InvoiceTotal is TotalGrossAmountBeforeTaxes
+    + TotalTaxOutputs - TotalTaxesWithheld, and without subsidies, payments on account or
+    amounts withheld in guarantee the amounts outstanding and to execute are the InvoiceTotal.
+    A general discount is rounded per IVA rate, as the tax bases are.
+    """
     problems: list[str] = []
     if not invoice.lines:
         problems.append("the invoice has no lines")
     if not invoice.taxes:
         problems.append("the invoice has no IVA breakdown (taxes)")
+    discount = invoice.general_discount
+    rate = invoice.discount_rate
+    if discount is not None and not Decimal(0) < discount.rate <= _HUNDRED:
+        problems.append(f"the general discount rate {discount.rate} is not between 0 and 100")
     for position, line in enumerate(invoice.lines, start=1):
-        problems.extend(_line_problems(position, line))
+        problems.extend(_line_problems(position, line, rate))
     problems.extend(_tax_problems(invoice))
+    problems.extend(_withholding_problems(invoice))
 
-    lines_base = _total(line.gross_amount for line in invoice.lines)
-    if lines_base != invoice.gross_amount_before_taxes:
+    gross = invoice.total_gross_amount
+    if discount is not None:
+        by_rate: dict[Decimal, Decimal] = {}
+        for line in invoice.lines:
+            by_rate[line.tax_rate] = by_rate.get(line.tax_rate, _ZERO) + line.gross_amount
+        expected = _total(base - _less_discount(base, rate) for base in by_rate.values())
+        if discount.amount != expected:
+            problems.append(
+                f"a {_pct(rate)}% general discount on the lines at each IVA rate adds up to "
+                f"{expected}, not {discount.amount}"
+            )
+    if discount is None and gross != invoice.gross_amount_before_taxes:
         problems.append(
-            f"the line gross amounts add up to {lines_base}, "
+            f"the line gross amounts add up to {gross}, "
             f"not to the total gross amount {invoice.gross_amount_before_taxes}"
+        )
+    elif discount is not None and gross - discount.amount != invoice.gross_amount_before_taxes:
+        problems.append(
+            f"the line gross amounts add up to {gross}, less the general discount "
+            f"{discount.amount} to {gross - discount.amount}, "
+            f"not to the total before taxes {invoice.gross_amount_before_taxes}"
         )
     taxes_base = _total(tax.base for tax in invoice.taxes)
     if taxes_base != invoice.gross_amount_before_taxes:
@@ -434,20 +518,37 @@ def check_totals(invoice: Invoice) -> None:
             f"the IVA bases add up to {taxes_base}, "
             f"not to the total before taxes {invoice.gross_amount_before_taxes}"
         )
-    taxes_amount = _total(tax.amount for tax in invoice.taxes)
-    if taxes_amount != invoice.total_tax_outputs:
+    outputs = _total(tax.outputs for tax in invoice.taxes)
+    if outputs != invoice.total_tax_outputs:
         problems.append(
-            f"the IVA amounts add up to {taxes_amount}, "
+            f"the IVA and recargo de equivalencia amounts add up to {outputs}, "
             f"not to the total tax outputs {invoice.total_tax_outputs}"
         )
-    expected_total = invoice.gross_amount_before_taxes + invoice.total_tax_outputs
-    if expected_total != invoice.invoice_total:
+    withheld = _total(w.amount for w in invoice.withholdings)
+    if withheld != invoice.total_taxes_withheld:
         problems.append(
-            f"base {invoice.gross_amount_before_taxes} + IVA {invoice.total_tax_outputs} "
-            f"= {expected_total}, not the invoice total {invoice.invoice_total}"
+            f"the taxes withheld add up to {withheld}, "
+            f"not to the total taxes withheld {invoice.total_taxes_withheld}"
         )
-    # Without subsidies, payments on account or withholdings (not written here) the amounts to
-    # pay and to execute are the invoice total.
+    expected_total = (
+        invoice.gross_amount_before_taxes + invoice.total_tax_outputs - invoice.total_taxes_withheld
+    )
+    if expected_total != invoice.invoice_total:
+        outputs_name = (
+            "IVA"
+            if all(t.surcharge_amount is None for t in invoice.taxes)
+            else ("IVA and surcharge")
+        )
+        withheld_text = (
+            f" - withheld {invoice.total_taxes_withheld}" if invoice.total_taxes_withheld else ""
+        )
+        problems.append(
+            f"base {invoice.gross_amount_before_taxes} + {outputs_name} "
+            f"{invoice.total_tax_outputs}{withheld_text} = {expected_total}, "
+            f"not the invoice total {invoice.invoice_total}"
+        )
+    # Without subsidies, payments on account or amounts withheld in guarantee (not written
+    # here) the amounts to pay and to execute are the invoice total.
     if invoice.outstanding != invoice.invoice_total:
         problems.append(
             f"the outstanding amount {invoice.outstanding} differs from the invoice total "
@@ -456,13 +557,13 @@ def check_totals(invoice: Invoice) -> None:
     if invoice.executable != invoice.outstanding:
         problems.append(
             f"the executable amount {invoice.executable} differs from the outstanding amount "
-            f"{invoice.outstanding} (withholdings are not supported)"
+            f"{invoice.outstanding} (amounts withheld in guarantee are not supported)"
         )
     if problems:
         raise FacturaeTotalsError(problems)
 
 
-def _line_problems(position: int, line: Line) -> list[str]:
+def _line_problems(position: int, line: Line, discount_rate: Decimal) -> list[str]:
     where = f"line {position}"
     problems: list[str] = []
     cost = cents(line.quantity * line.unit_price)
@@ -478,16 +579,36 @@ def _line_problems(position: int, line: Line) -> list[str]:
                 f"{where}: a {line.discount_percent}% discount on {cost} is {discount}, "
                 f"not {line.discount_amount}"
             )
-    if line.taxable_base != line.gross_amount:
+    base = _less_discount(line.gross_amount, discount_rate)
+    if line.taxable_base != base:
         problems.append(
             f"{where}: the IVA base {line.taxable_base} differs from the gross amount "
             f"{line.gross_amount}"
+            + (
+                f" less its {_pct(discount_rate)}% general discount ({base})"
+                if discount_rate
+                else ""
+            )
         )
     tax = cents(line.taxable_base * line.tax_rate / _HUNDRED)
     if tax != line.tax_amount:
         problems.append(
-            f"{where}: {line.tax_rate}% IVA on {line.taxable_base} is {tax}, not {line.tax_amount}"
+            f"{where}: {_pct(line.tax_rate)}% IVA on {line.taxable_base} is {tax}, "
+            f"not {line.tax_amount}"
         )
+    for what, rate, amount in (
+        ("recargo de equivalencia", line.surcharge_rate, line.surcharge_amount),
+        ("IRPF withheld", line.withholding_rate, line.withholding_amount),
+    ):
+        if (rate is None) != (amount is None):
+            problems.append(f"{where}: the {what} needs both its rate and its amount")
+        elif rate is not None and amount is not None:
+            expected = cents(line.taxable_base * rate / _HUNDRED)
+            if amount != expected:
+                problems.append(
+                    f"{where}: {_pct(rate)}% {what} on {line.taxable_base} is {expected}, "
+                    f"not {amount}"
+                )
     return problems
 
 
@@ -495,25 +616,78 @@ def _tax_problems(invoice: Invoice) -> list[str]:
     problems: list[str] = []
     rates = [tax.rate for tax in invoice.taxes]
     for rate in sorted({r for r in rates if rates.count(r) > 1}):
-        problems.append(f"IVA {rate}% appears more than once in the breakdown")
+        problems.append(f"IVA {_pct(rate)}% appears more than once in the breakdown")
     line_rates = {line.tax_rate for line in invoice.lines}
     for rate in sorted(line_rates - set(rates)):
-        problems.append(f"lines at IVA {rate}% have no entry in the IVA breakdown")
+        problems.append(f"lines at IVA {_pct(rate)}% have no entry in the IVA breakdown")
     for tax in invoice.taxes:
         lines = [line for line in invoice.lines if line.tax_rate == tax.rate]
         if not lines:
-            problems.append(f"IVA {tax.rate}% is in the breakdown but no line uses it")
+            problems.append(f"IVA {_pct(tax.rate)}% is in the breakdown but no line uses it")
             continue
-        base = _total(line.gross_amount for line in lines)
+        gross = _total(line.gross_amount for line in lines)
+        base = _less_discount(gross, invoice.discount_rate)
         if base != tax.base:
-            problems.append(f"the lines at IVA {tax.rate}% add up to {base}, not {tax.base}")
+            less = f" less the general discount, {base}" if invoice.general_discount else ""
+            problems.append(
+                f"the lines at IVA {_pct(tax.rate)}% add up to {gross}{less}, not {tax.base}"
+            )
         # Either rounding is lawful: IVA on the summed base, or the sum of each line's IVA.
         on_base = cents(tax.base * tax.rate / _HUNDRED)
         by_line = _total(line.tax_amount for line in lines)
         if tax.amount not in (on_base, by_line):
             problems.append(
-                f"IVA {tax.rate}% on {tax.base} is {on_base} (or {by_line} line by line), "
+                f"IVA {_pct(tax.rate)}% on {tax.base} is {on_base} (or {by_line} line by line), "
                 f"not {tax.amount}"
+            )
+        problems.extend(_surcharge_problems(tax, lines))
+    return problems
+
+
+def _surcharge_problems(tax: TaxTotal, lines: list[Line]) -> list[str]:
+    where = f"IVA {_pct(tax.rate)}%"
+    if (tax.surcharge_rate is None) != (tax.surcharge_amount is None):
+        return [f"the recargo de equivalencia of {where} needs both its rate and its amount"]
+    if any(line.surcharge_rate != tax.surcharge_rate for line in lines):
+        return [f"the lines at {where} do not all carry its recargo de equivalencia"]
+    if tax.surcharge_rate is None or tax.surcharge_amount is None:
+        return []
+    on_base = cents(tax.base * tax.surcharge_rate / _HUNDRED)
+    by_line = _total(line.surcharge_amount or _ZERO for line in lines)
+    if tax.surcharge_amount not in (on_base, by_line):
+        return [
+            f"a {_pct(tax.surcharge_rate)}% recargo de equivalencia on {tax.base} is {on_base} "
+            f"(or {by_line} line by line), not {tax.surcharge_amount}"
+        ]
+    return []
+
+
+def _withholding_problems(invoice: Invoice) -> list[str]:
+    problems: list[str] = []
+    rates = [w.rate for w in invoice.withholdings]
+    for rate in sorted({r for r in rates if rates.count(r) > 1}):
+        problems.append(f"IRPF {_pct(rate)}% appears more than once in the taxes withheld")
+    line_rates = {line.withholding_rate for line in invoice.lines} - {None}
+    for rate in sorted(r for r in line_rates - set(rates) if r is not None):
+        problems.append(f"lines withholding IRPF {_pct(rate)}% have no entry in the taxes withheld")
+    for withheld in invoice.withholdings:
+        lines = [line for line in invoice.lines if line.withholding_rate == withheld.rate]
+        if not lines:
+            problems.append(f"IRPF {_pct(withheld.rate)}% is withheld but no line carries it")
+            continue
+        gross = _total(line.gross_amount for line in lines)
+        base = _less_discount(gross, invoice.discount_rate)
+        if base != withheld.base:
+            problems.append(
+                f"the lines withholding IRPF {_pct(withheld.rate)}% add up to {base}, "
+                f"not {withheld.base}"
+            )
+        on_base = cents(withheld.base * withheld.rate / _HUNDRED)
+        by_line = _total(line.withholding_amount or _ZERO for line in lines)
+        if withheld.amount not in (on_base, by_line):
+            problems.append(
+                f"IRPF {_pct(withheld.rate)}% on {withheld.base} is {on_base} "
+                f"(or {by_line} line by line), not {withheld.amount}"
             )
     return problems
 
@@ -660,7 +834,20 @@ def _invoice(element: etree._Element, invoice: Invoice) -> None:
 
     outputs = _el(element, "TaxesOutputs")
     for tax in invoice.taxes:
-        _tax(_el(outputs, "Tax"), tax.rate, tax.base, tax.amount, f"IVA {tax.rate}%")
+        _tax(
+            _el(outputs, "Tax"),
+            tax.rate,
+            tax.base,
+            tax.amount,
+            f"IVA {tax.rate}%",
+            tax.surcharge_rate,
+            tax.surcharge_amount,
+        )
+    if invoice.withholdings:
+        withheld = _el(element, "TaxesWithheld")
+        for item in invoice.withholdings:
+            what = f"IRPF {item.rate}%"
+            _withheld(_el(withheld, "Tax"), item.rate, item.base, item.amount, what)
 
     _totals(_el(element, "InvoiceTotals"), invoice)
     items = _el(element, "Items")
@@ -688,19 +875,49 @@ def _corrective(element: etree._Element, corrective: Corrective) -> None:
         _el(element, "InvoiceIssueDate", corrective.issue_date.isoformat())
 
 
-def _tax(element: etree._Element, rate: Decimal, base: Decimal, amount: Decimal, what: str) -> None:
+def _tax(
+    element: etree._Element,
+    rate: Decimal,
+    base: Decimal,
+    amount: Decimal,
+    what: str,
+    surcharge_rate: Decimal | None = None,
+    surcharge_amount: Decimal | None = None,
+) -> None:
+    """A TaxOutputType: IVA, and its EquivalenceSurcharge (always two decimals) if any."""
     _el(element, "TaxTypeCode", IVA)
+    _el(element, "TaxRate", _up_to_eight(rate, f"{what} rate"))
+    _amount_el(element, "TaxableBase", base, f"{what} base")
+    _amount_el(element, "TaxAmount", amount, f"{what} amount")
+    if surcharge_rate is not None and surcharge_amount is not None:
+        _el(element, "EquivalenceSurcharge", _two(surcharge_rate, f"{what} surcharge rate"))
+        _amount_el(element, "EquivalenceSurchargeAmount", surcharge_amount, f"{what} surcharge")
+
+
+def _withheld(
+    element: etree._Element, rate: Decimal, base: Decimal, amount: Decimal, what: str
+) -> None:
+    """A TaxType in TaxesWithheld: IRPF."""
+    _el(element, "TaxTypeCode", IRPF)
     _el(element, "TaxRate", _up_to_eight(rate, f"{what} rate"))
     _amount_el(element, "TaxableBase", base, f"{what} base")
     _amount_el(element, "TaxAmount", amount, f"{what} amount")
 
 
 def _totals(element: etree._Element, invoice: Invoice) -> None:
+    _el(element, "TotalGrossAmount", _two(invoice.total_gross_amount, "total gross amount"))
+    discount = invoice.general_discount
+    if discount is not None:
+        item = _el(_el(element, "GeneralDiscounts"), "Discount")
+        _el(item, "DiscountReason", discount.reason)
+        _el(item, "DiscountRate", _up_to_eight(discount.rate, "general discount rate"))
+        _el(item, "DiscountAmount", _two(discount.amount, "general discount"))
+        _el(element, "TotalGeneralDiscounts", _two(discount.amount, "general discounts"))
     before_taxes = _two(invoice.gross_amount_before_taxes, "total before taxes")
-    _el(element, "TotalGrossAmount", before_taxes)  # no general discounts or surcharges
     _el(element, "TotalGrossAmountBeforeTaxes", before_taxes)
     _el(element, "TotalTaxOutputs", _two(invoice.total_tax_outputs, "total tax outputs"))
-    _el(element, "TotalTaxesWithheld", _two(_ZERO, "total taxes withheld"))
+    withheld = _two(invoice.total_taxes_withheld, "total taxes withheld")
+    _el(element, "TotalTaxesWithheld", withheld)
     _el(element, "InvoiceTotal", _two(invoice.invoice_total, "invoice total"))
     _el(element, "TotalOutstandingAmount", _two(invoice.outstanding, "outstanding amount"))
     _el(element, "TotalExecutableAmount", _two(invoice.executable, "executable amount"))
@@ -720,8 +937,25 @@ def _line(element: etree._Element, line: Line, where: str) -> None:
             _el(discount, "DiscountRate", rate)
         _el(discount, "DiscountAmount", _two(line.discount_amount, f"{where} discount"))
     _el(element, "GrossAmount", _two(line.gross_amount, f"{where} gross amount"))
+    if line.withholding_rate is not None and line.withholding_amount is not None:
+        withheld = _el(_el(element, "TaxesWithheld"), "Tax")
+        _withheld(
+            withheld,
+            line.withholding_rate,
+            line.taxable_base,
+            line.withholding_amount,
+            f"{where} IRPF",
+        )
     outputs = _el(element, "TaxesOutputs")
-    _tax(_el(outputs, "Tax"), line.tax_rate, line.taxable_base, line.tax_amount, f"{where} IVA")
+    _tax(
+        _el(outputs, "Tax"),
+        line.tax_rate,
+        line.taxable_base,
+        line.tax_amount,
+        f"{where} IVA",
+        line.surcharge_rate,
+        line.surcharge_amount,
+    )
     if line.sku:
         _el(element, "ArticleCode", line.sku)
 

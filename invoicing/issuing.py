@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.db import utcnow
-from invoicing import chain, outbox
+from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import Invoice, InvoiceStatus, InvoiceType, Issuer, Series
 from invoicing.numbering import format_number, next_serial
@@ -80,12 +80,16 @@ def issue(
                 )
             ]
         )
+    # The customer's fiscal data as of today decides the recargo de equivalencia: a draft made
+    # before its customer was marked (or unmarked) is totalled again before it is numbered.
+    totals.refresh(session, invoice)
     serial = next_serial(session, series, when.year)
     invoice.issuer = issuer
     invoice.series = series
     invoice.serial = serial
     invoice.number = format_number(series, when.year, serial)
     invoice.issue_date = when
+    invoice.due_date = when + timedelta(days=invoice.customer.payment_days)
     invoice.issued_at = now
     invoice.status = InvoiceStatus.ISSUED
     session.flush()
@@ -99,6 +103,8 @@ def issue(
             "number": invoice.number,
             "issue_date": when.isoformat(),
             "total": str(invoice.total),
+            "amount_due": str(invoice.amount_due),
+            "due_date": invoice.due_date.isoformat(),
             "external_ref": invoice.external_ref,
             "source": invoice.source,
             "huella": record.huella,

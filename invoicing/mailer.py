@@ -281,7 +281,7 @@ def build_message(
 def body_text(invoice: Invoice) -> str:
     assert invoice.number is not None and invoice.issue_date is not None
     issuer_name = invoice.issuer.name if invoice.issuer else ""
-    outstanding = invoice.total - invoice.paid_total
+    outstanding = invoice.outstanding
     currency = invoice.currency
     lines = [
         f"Estimado cliente ({invoice.customer.name}):",
@@ -290,10 +290,21 @@ def body_text(invoice: Invoice) -> str:
         "",
         f"  Número de factura:    {invoice.number}",
         f"  Fecha de expedición:  {invoice.issue_date:%d/%m/%Y}",
+    ]
+    if invoice.due_date is not None and invoice.due_date != invoice.issue_date:
+        lines.append(f"  Vencimiento:          {invoice.due_date:%d/%m/%Y}")
+    lines += [
         f"  Base imponible:       {spanish_money(invoice.base_total, currency)}",
         f"  IVA:                  {spanish_money(invoice.tax_total, currency)}",
-        f"  Total:                {spanish_money(invoice.total, currency)}",
     ]
+    if invoice.surcharge_total:
+        lines.append(f"  Recargo equivalencia: {spanish_money(invoice.surcharge_total, currency)}")
+    lines.append(f"  Total:                {spanish_money(invoice.total, currency)}")
+    if invoice.withholding_total:
+        lines += [
+            f"  Retención IRPF:       -{spanish_money(invoice.withholding_total, currency)}",
+            f"  Total a pagar:        {spanish_money(invoice.amount_due, currency)}",
+        ]
     if invoice.paid_total > 0:
         lines.append(f"  Pagado:               {spanish_money(invoice.paid_total, currency)}")
     lines.append(f"  Importe pendiente:    {spanish_money(outstanding, currency)}")

@@ -112,6 +112,11 @@ class Customer(Base):
     postal_code: Mapped[str | None] = mapped_column(String(20))
     city: Mapped[str | None] = mapped_column(String(100))
     province: Mapped[str | None] = mapped_column(String(100))
+    # A retailer in recargo de equivalencia (arts. 154–163 Ley 37/1992): its invoices carry the
+    # surcharge of each IVA rate on top of the IVA.
+    equivalence_surcharge: Mapped[bool] = mapped_column(default=False)
+    # Days from the issue date to the due date (0: due on issue).
+    payment_days: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -127,6 +132,8 @@ class Product(Base):
     tax_rate: Mapped[Decimal] = mapped_column(Percent)
     # Exempt operations carry 0 % and their cause (E1–E6, art. 20–25 LIVA...).
     exemption_cause: Mapped[str | None] = mapped_column(String(2))
+    # IRPF the customer withholds on it (15 professional services, 7 new professionals, 19...).
+    withholding_rate: Mapped[Decimal | None] = mapped_column(Percent)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -200,9 +207,15 @@ class Invoice(Base):
     rectifies_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     rectification_method: Mapped[str | None] = mapped_column(String(1))  # S (substitution) / I
     rectification_reason: Mapped[str | None] = mapped_column(String(500))
-    base_total: Mapped[Decimal] = mapped_column(Amount)
-    tax_total: Mapped[Decimal] = mapped_column(Amount)
-    total: Mapped[Decimal] = mapped_column(Amount)
+    # General discount on every line's base, before taxes (Facturae GeneralDiscounts).
+    discount_percent: Mapped[Decimal] = mapped_column(Percent, default=Decimal(0))
+    discount_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))
+    base_total: Mapped[Decimal] = mapped_column(Amount)  # taxable base, after that discount
+    tax_total: Mapped[Decimal] = mapped_column(Amount)  # IVA
+    surcharge_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))
+    total: Mapped[Decimal] = mapped_column(Amount)  # base + IVA + recargo de equivalencia
+    withholding_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))  # IRPF
+    due_date: Mapped[date | None] = mapped_column(Date)  # issue date + the customer's days
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -224,6 +237,18 @@ class Invoice(Base):
     taxes: Mapped[list[InvoiceTax]] = relationship(
         order_by="InvoiceTax.id", cascade="all, delete-orphan"
     )
+    withholdings: Mapped[list[InvoiceWithholding]] = relationship(
+        order_by="InvoiceWithholding.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What the customer pays: the total less the IRPF it withholds (Facturae's total)."""
+        return self.total - self.withholding_total
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.amount_due - self.paid_total
 
 
 class InvoiceLine(Base):
@@ -240,6 +265,7 @@ class InvoiceLine(Base):
     discount_percent: Mapped[Decimal] = mapped_column(Percent)
     tax_rate: Mapped[Decimal] = mapped_column(Percent)
     exemption_cause: Mapped[str | None] = mapped_column(String(2))
+    withholding_rate: Mapped[Decimal | None] = mapped_column(Percent)  # IRPF, when withheld
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
     # The line of the document this one was converted from (partial deliveries add up).
     source_line_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_lines.id"))
@@ -258,6 +284,22 @@ class InvoiceTax(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
     rate: Mapped[Decimal] = mapped_column(Percent)
     exemption_cause: Mapped[str | None] = mapped_column(String(2))
+    base: Mapped[Decimal] = mapped_column(Amount)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    # Recargo de equivalencia on the same base; None when the customer is not in it (or exempt).
+    surcharge_rate: Mapped[Decimal | None] = mapped_column(Percent)
+    surcharge_amount: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0.00"))
+
+
+class InvoiceWithholding(Base):
+    """IRPF withheld per rate: the base and the amount, as the invoice and Facturae state them."""
+
+    __tablename__ = "invoice_withholdings"
+    __table_args__ = (UniqueConstraint("invoice_id", "rate"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    rate: Mapped[Decimal] = mapped_column(Percent)
     base: Mapped[Decimal] = mapped_column(Amount)
     amount: Mapped[Decimal] = mapped_column(Amount)
 

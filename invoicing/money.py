@@ -48,20 +48,75 @@ class LineAmounts:
     base: Decimal  # gross - discount (Facturae GrossAmount): the taxable base of the line
 
 
+# Recargo de equivalencia for each IVA rate (art. 161 Ley 37/1992; the AEAT's VERI*FACTU
+# validations accept exactly these pairs for IVA 21, 10 and 4 %). Tobacco's 1,75 % and the
+# temporary 2022-2024 rates are not offered. A 0 % line carries 0 % surcharge.
+EQUIVALENCE_SURCHARGE: dict[Decimal, Decimal] = {
+    Decimal(21): Decimal("5.2"),
+    Decimal(10): Decimal("1.4"),
+    Decimal(4): Decimal("0.5"),
+    Decimal(0): Decimal(0),
+}
+ZERO = Decimal("0.00")
+
+
+def surcharge_rate(iva_rate: Decimal) -> Decimal:
+    """The recargo de equivalencia that goes with an IVA rate (21 → 5.2, 10 → 1.4, 4 → 0.5)."""
+    try:
+        return EQUIVALENCE_SURCHARGE[iva_rate]
+    except KeyError:
+        raise AmountError(f"there is no recargo de equivalencia for IVA {iva_rate} %") from None
+
+
 @dataclass(frozen=True)
 class TaxAmount:
     rate: Decimal
-    base: Decimal
+    base: Decimal  # after the document's general discount
     amount: Decimal
     exemption: str | None = None  # E1–E6: exempt operations (rate 0, no tax)
+    surcharge_rate: Decimal | None = None  # recargo de equivalencia, when the customer is in it
+    surcharge_amount: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class WithholdingAmount:
+    """IRPF withheld at one rate: on the summed bases of the lines that carry it."""
+
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class TotalsLine:
+    """What the totals need of a line: its base (after its own discount) and its taxes."""
+
+    base: Decimal
+    rate: Decimal
+    exemption: str | None = None
+    withholding_rate: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class Totals:
-    base: Decimal
-    tax: Decimal
-    total: Decimal
+    base: Decimal  # taxable base: the lines' bases less the general discount
+    tax: Decimal  # IVA
+    total: Decimal  # base + IVA + recargo de equivalencia: the invoice total (ImporteTotal)
     taxes: tuple[TaxAmount, ...]
+    discount: Decimal = ZERO  # general discount, rounded per IVA group
+    surcharge: Decimal = ZERO  # recargo de equivalencia
+    withholding: Decimal = ZERO  # IRPF withheld by the customer
+    withholdings: tuple[WithholdingAmount, ...] = ()
+
+    @property
+    def gross(self) -> Decimal:
+        """The lines' bases before the general discount (Facturae TotalGrossAmount)."""
+        return self.base + self.discount
+
+    @property
+    def due(self) -> Decimal:
+        """What the customer pays: the total less the IRPF it withholds."""
+        return self.total - self.withholding
 
 
 def line_amounts(quantity: Decimal, unit_price: Decimal, discount_percent: Decimal) -> LineAmounts:
@@ -71,23 +126,78 @@ def line_amounts(quantity: Decimal, unit_price: Decimal, discount_percent: Decim
     return LineAmounts(gross, discount, gross - discount)
 
 
-def document_totals(
-    lines: Iterable[tuple[Decimal, Decimal] | tuple[Decimal, Decimal, str | None]],
-) -> Totals:
-    """Total (line base, IVA rate[, exemption]) tuples: IVA once per rate on the summed bases.
+def discounted(base: Decimal, discount_percent: Decimal) -> Decimal:
+    """A summed base less the general discount on it, the discount rounded to cents half up."""
+    if not discount_percent:
+        return base
+    return base - cents(base * discount_percent / HUNDRED)
 
-    Exempt lines form their own group per cause, apart from taxed lines at 0 %.
+
+def _totals_line(
+    line: TotalsLine | tuple[Decimal, Decimal] | tuple[Decimal, Decimal, str | None],
+) -> TotalsLine:
+    if isinstance(line, TotalsLine):
+        return line
+    return TotalsLine(line[0], line[1], line[2] if len(line) > 2 else None)
+
+
+def document_totals(
+    lines: Iterable[TotalsLine | tuple[Decimal, Decimal] | tuple[Decimal, Decimal, str | None]],
+    *,
+    discount_percent: Decimal = Decimal(0),
+    equivalence_surcharge: bool = False,
+) -> Totals:
+    """Total the lines: IVA once per rate on the summed bases, and so every other amount.
+
+    Lines are ``TotalsLine`` or (line base, IVA rate[, exemption]) tuples. Exempt lines form
+    their own group per cause, apart from taxed lines at 0 %. For each group:
+
+    * the general discount (``discount_percent``) is taken off the summed base, rounded to
+      cents half up: that is the group's taxable base;
+    * IVA and, for a customer in recargo de equivalencia, the surcharge of that IVA rate are
+      each rounded to cents half up on that taxable base (exempt groups carry neither).
+
+    IRPF is withheld per withholding rate on the summed bases of the lines carrying that rate,
+    less the general discount, rounded the same way.
     """
     groups: dict[tuple[Decimal, str], Decimal] = {}
-    for line in lines:
-        base, rate = line[0], line[1]
-        exemption = line[2] if len(line) > 2 else None
-        key = (rate, exemption or "")
-        groups[key] = groups.get(key, Decimal(0)) + base
-    taxes = tuple(
-        TaxAmount(rate, base, cents(base * rate / HUNDRED), exemption or None)
-        for (rate, exemption), base in sorted(groups.items(), key=lambda g: (-g[0][0], g[0][1]))
+    withheld: dict[Decimal, Decimal] = {}
+    for item in map(_totals_line, lines):
+        key = (item.rate, item.exemption or "")
+        groups[key] = groups.get(key, Decimal(0)) + item.base
+        if item.withholding_rate:
+            rate = item.withholding_rate
+            withheld[rate] = withheld.get(rate, Decimal(0)) + item.base
+    taxes = []
+    discount = ZERO
+    for (rate, exemption), gross in sorted(groups.items(), key=lambda g: (-g[0][0], g[0][1])):
+        base = discounted(gross, discount_percent)
+        discount += gross - base
+        surcharge = surcharge_rate(rate) if equivalence_surcharge and not exemption else None
+        taxes.append(
+            TaxAmount(
+                rate,
+                base,
+                cents(base * rate / HUNDRED),
+                exemption or None,
+                surcharge,
+                cents(base * surcharge / HUNDRED) if surcharge is not None else ZERO,
+            )
+        )
+    withholdings = []
+    for rate, gross in sorted(withheld.items(), key=lambda w: -w[0]):
+        base = discounted(gross, discount_percent)
+        withholdings.append(WithholdingAmount(rate, base, cents(base * rate / HUNDRED)))
+    base_total = sum((t.base for t in taxes), ZERO)
+    tax_total = sum((t.amount for t in taxes), ZERO)
+    surcharge_total = sum((t.surcharge_amount for t in taxes), ZERO)
+    return Totals(
+        base=base_total,
+        tax=tax_total,
+        total=base_total + tax_total + surcharge_total,
+        taxes=tuple(taxes),
+        discount=discount,
+        surcharge=surcharge_total,
+        withholding=sum((w.amount for w in withholdings), ZERO),
+        withholdings=tuple(withholdings),
     )
-    base_total = sum((t.base for t in taxes), Decimal("0.00"))
-    tax_total = sum((t.amount for t in taxes), Decimal("0.00"))
-    return Totals(base_total, tax_total, base_total + tax_total, taxes)

@@ -1,4 +1,8 @@
-"""Payments: partial or full; the invoice is paid when nothing is left; never more than owed."""
+"""Payments: partial or full; the invoice is paid when nothing is left; never more than owed.
+
+What the customer owes is the amount due: the invoice total less the IRPF it withholds (and
+pays to the AEAT itself), not the invoice total.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def record_payment(
         raise InvalidDocumentError([("amount", str(exc))]) from None
     if value <= 0 or value != value.quantize(value.__class__("0.01")):
         raise InvalidDocumentError([("amount", "must be a positive amount in euros and cents")])
-    outstanding = invoice.total - invoice.paid_total
+    outstanding = invoice.outstanding
     if value > outstanding:
         raise InvalidDocumentError(
             [
@@ -78,7 +82,7 @@ def record_payment(
             raise
         return found
     invoice.paid_total = invoice.paid_total + value
-    if invoice.paid_total == invoice.total:
+    if invoice.paid_total == invoice.amount_due:
         invoice.status = InvoiceStatus.PAID
         invoice.paid_at = utcnow()
         outbox.emit(
@@ -89,6 +93,7 @@ def record_payment(
                 "invoice_id": invoice.id,
                 "number": invoice.number,
                 "total": str(invoice.total),
+                "amount_due": str(invoice.amount_due),
                 "paid_on": paid_on.isoformat(),
                 "external_ref": invoice.external_ref,
                 "source": invoice.source,

@@ -59,6 +59,7 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceStatus,
     InvoiceTax,
+    InvoiceWithholding,
     Issuer,
 )
 
@@ -148,6 +149,20 @@ def tax_label(tax: InvoiceTax, lines: list[InvoiceLine]) -> str:
     return f"Exenta ({article} LIVA)" if article else "Exenta"
 
 
+def surcharge_label(tax: InvoiceTax) -> str:
+    """ "Recargo de equivalencia 5,2 %": the surcharge of an IVA row, stated apart from it."""
+    return f"Recargo de equivalencia {percent(tax.surcharge_rate or Decimal(0))}"
+
+
+def withholding_label(withholding: InvoiceWithholding) -> str:
+    return f"Retención IRPF {percent(withholding.rate)}"
+
+
+def shows_surcharge(tax: InvoiceTax) -> bool:
+    """A row has a surcharge to print: a rate above 0 (a 0 % IVA row has none to state)."""
+    return bool(tax.surcharge_rate)
+
+
 def address_lines(party: Issuer | Customer) -> list[str]:
     """Street; postal code and town; province when it differs; country when not Spain."""
     out = [party.street or ""]
@@ -165,6 +180,16 @@ def tax_id_label(customer: Customer) -> str:
     if customer.tax_id_kind == "OTHER":
         return "Nº id. fiscal"
     return "NIF"
+
+
+def due_text(invoice: Invoice) -> str | None:
+    """ "Vencimiento: 28/12/2026"; a draft says how many days after its issue it will be due."""
+    if invoice.due_date is not None:
+        return f"Vencimiento: {day(invoice.due_date)}"
+    days = invoice.customer.payment_days if invoice.customer is not None else 0
+    if is_draft(invoice) and days:
+        return f"Vencimiento: a {days} días de la fecha de expedición"
+    return None
 
 
 def filename(invoice: Invoice) -> str:
@@ -315,6 +340,8 @@ def _meta_rows(invoice: Invoice) -> list[tuple[str, str]]:
         if invoice.series is not None:
             rows.append(("Serie", invoice.series.code))
         rows.append(("Fecha de expedición", day(invoice.issue_date)))
+        if invoice.due_date is not None:
+            rows.append(("Vencimiento", day(invoice.due_date)))
     else:
         rows.append(("Nº de factura", "—"))
         rows.append(("Fecha de expedición", "—"))
@@ -523,6 +550,9 @@ def _lines_table(invoice: Invoice, st: _Styles) -> LongTable:
 
 
 def _totals(invoice: Invoice, st: _Styles) -> Table:
+    """Per IVA rate its base and cuota, each recargo de equivalencia apart; then the totals,
+    the general discount before them, and the IRPF withheld and what is paid after them."""
+    cur = invoice.currency
     right = _style("tr", parent=st.body, alignment=TA_RIGHT)
     head_right = st.head_right
     rows: list[list[Any]] = [
@@ -532,42 +562,72 @@ def _totals(invoice: Invoice, st: _Styles) -> Table:
         rows.append(
             [
                 _p(tax_label(tax, invoice.lines), st.body),
-                _p(money(tax.base, invoice.currency), right),
-                _p(money(tax.amount, invoice.currency), right),
+                _p(money(tax.base, cur), right),
+                _p(money(tax.amount, cur), right),
             ]
         )
+        if shows_surcharge(tax):
+            rows.append(
+                [
+                    _p(surcharge_label(tax), st.body),
+                    _p(money(tax.base, cur), right),
+                    _p(money(tax.surcharge_amount, cur), right),
+                ]
+            )
     first_total = len(rows)
     big = _style("big", parent=st.body, fontName=BOLD, fontSize=11, leading=14)
     big_right = _style("bigr", parent=big, alignment=TA_RIGHT)
-    rows += [
-        [
-            _p("Total base imponible", st.body),
-            "",
-            _p(money(invoice.base_total, invoice.currency), right),
-        ],
-        [_p("Total cuota IVA", st.body), "", _p(money(invoice.tax_total, invoice.currency), right)],
-        [_p("TOTAL FACTURA", big), "", _p(money(invoice.total, invoice.currency), big_right)],
-    ]
-    table = Table(rows, colWidths=[46 * mm, 28 * mm, 34 * mm], hAlign="RIGHT")
-    table.setStyle(
-        TableStyle(
+
+    def line(label: str, value: str, style: ParagraphStyle = st.body) -> list[Any]:
+        return [_p(label, style), "", _p(value, right if style is st.body else big_right)]
+
+    if invoice.discount_total:
+        gross = invoice.base_total + invoice.discount_total
+        rows.append(line("Suma de importes", money(gross, cur)))
+        rows.append(
+            line(
+                f"Descuento general {percent(invoice.discount_percent)}",
+                money(-invoice.discount_total, cur),
+            )
+        )
+    rows.append(line("Total base imponible", money(invoice.base_total, cur)))
+    rows.append(line("Total cuota IVA", money(invoice.tax_total, cur)))
+    if invoice.surcharge_total:
+        rows.append(line("Total recargo de equivalencia", money(invoice.surcharge_total, cur)))
+    grand = len(rows)
+    rows.append(line("TOTAL FACTURA", money(invoice.total, cur), big))
+    for withholding in invoice.withholdings:
+        rows.append(
             [
-                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.8, MUTED),
-                ("LINEBELOW", (0, 1), (-1, first_total - 1), 0.3, RULE),
-                ("LINEABOVE", (0, first_total), (-1, first_total), 0.8, MUTED),
-                ("SPAN", (0, first_total), (1, first_total)),
-                ("SPAN", (0, first_total + 1), (1, first_total + 1)),
-                ("SPAN", (0, -1), (1, -1)),
-                ("BACKGROUND", (0, -1), (-1, -1), SHADE),
-                ("LINEABOVE", (0, -1), (-1, -1), 1.2, ACCENT),
-                ("TOPPADDING", (0, 0), (-1, -1), 1.6 * mm),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.6 * mm),
-                ("TOPPADDING", (0, -1), (-1, -1), 2.5 * mm),
-                ("BOTTOMPADDING", (0, -1), (-1, -1), 2.5 * mm),
+                _p(withholding_label(withholding), st.body),
+                _p(money(withholding.base, cur), right),
+                _p(money(-withholding.amount, cur), right),
             ]
         )
-    )
+    if invoice.withholdings:
+        rows.append(line("TOTAL A PAGAR", money(invoice.amount_due, cur), big))
+    table = Table(rows, colWidths=[56 * mm, 28 * mm, 34 * mm], hAlign="RIGHT")
+    style: list[Any] = [
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.8, MUTED),
+        ("LINEBELOW", (0, 1), (-1, first_total - 1), 0.3, RULE),
+        ("LINEABOVE", (0, first_total), (-1, first_total), 0.8, MUTED),
+        # Tighter rows when recargo or IRPF add lines, so the block stays on one page.
+        ("TOPPADDING", (0, 0), (-1, -1), (1.6 if len(rows) <= 8 else 1.1) * mm),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), (1.6 if len(rows) <= 8 else 1.1) * mm),
+    ]
+    style += [("SPAN", (0, r), (1, r)) for r in range(first_total, grand + 1)]
+    highlighted = [grand] + ([len(rows) - 1] if invoice.withholdings else [])
+    for r in highlighted:
+        style += [
+            ("BACKGROUND", (0, r), (-1, r), SHADE),
+            ("LINEABOVE", (0, r), (-1, r), 1.2, ACCENT),
+            ("TOPPADDING", (0, r), (-1, r), 2.5 * mm),
+            ("BOTTOMPADDING", (0, r), (-1, r), 2.5 * mm),
+        ]
+    if invoice.withholdings:
+        style.append(("SPAN", (0, -1), (1, -1)))
+    table.setStyle(TableStyle(style))
     return table
 
 
@@ -592,7 +652,7 @@ def _payments(invoice: Invoice, st: _Styles) -> list[Any]:
                 _p(money(p.amount, invoice.currency), right),
             ]
         )
-    outstanding = invoice.total - invoice.paid_total
+    outstanding = invoice.outstanding
     rows += [
         [
             _p("Total cobrado", st.body),
@@ -626,13 +686,16 @@ def _payments(invoice: Invoice, st: _Styles) -> list[Any]:
 
 def _remarks(invoice: Invoice, issuer: Issuer | None, st: _Styles) -> list[Any]:
     out: list[Any] = []
-    if issuer is not None and issuer.iban and invoice.total - invoice.paid_total > 0:
+    if issuer is not None and issuer.iban and invoice.outstanding > 0:
         out.append(
             Paragraph(
                 f"Forma de pago: transferencia a la cuenta IBAN <b>{escape(issuer.iban)}</b>",
                 st.body,
             )
         )
+    due = due_text(invoice)
+    if due and invoice.outstanding > 0:
+        out.append(_p(due, st.body))
     if invoice.notes and invoice.notes.strip():
         out.append(Spacer(1, 4 * mm))
         out.append(_p("OBSERVACIONES", st.label))
@@ -841,6 +904,7 @@ __all__ = [
     "QR_LEGEND",
     "VERIFACTU",
     "address_lines",
+    "due_text",
     "exemption_mention",
     "exemption_of",
     "filename",
@@ -849,5 +913,8 @@ __all__ = [
     "money",
     "pdf_of",
     "shown_issuer",
+    "shows_surcharge",
+    "surcharge_label",
     "tax_label",
+    "withholding_label",
 ]

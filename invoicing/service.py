@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
-from invoicing import catalog, deals, issuing, mailer, outbox, payments
+from invoicing import catalog, deals, issuing, mailer, outbox, payments, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (
     Customer,
@@ -25,15 +25,15 @@ from invoicing.models import (
     InvoiceEmail,
     InvoiceLine,
     InvoiceStatus,
-    InvoiceTax,
     InvoiceType,
 )
-from invoicing.money import AmountError, Totals, document_totals, line_amounts, to_decimal
+from invoicing.money import AmountError, line_amounts, to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
+from invoicing.totals import checked_totals
 
-SIMPLIFIED_LIMIT = Decimal(3000)
 # Decimals each line value may have (Facturae allows 8 on quantities and prices).
 DECIMALS = {"quantity": 8, "unit_price": 8, "discount_percent": 4, "tax_rate": 4}
+MAX_PAYMENT_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class CustomerData:
     city: str | None = None
     province: str | None = None
     country: str | None = None
+    # Used when the customer is created; an existing customer keeps its stored terms
+    # (fiscal master data: change them with PATCH /customers/<id>).
+    equivalence_surcharge: bool = False
+    payment_days: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerData:
@@ -59,6 +63,8 @@ class CustomerData:
             city=address.get("city"),
             province=address.get("province"),
             country=address.get("country"),
+            equivalence_surcharge=data.get("equivalence_surcharge") or False,
+            payment_days=data.get("payment_days") or 0,
         )
 
 
@@ -73,6 +79,7 @@ class LineData:
     discount_percent: object = 0
     sku: str | None = None
     exemption_cause: str | None = None
+    withholding_rate: object | None = None  # IRPF %; a catalog SKU's own rate always wins
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LineData:
@@ -84,6 +91,7 @@ class LineData:
             discount_percent=data.get("discount_percent") or 0,
             sku=data.get("sku") or None,
             exemption_cause=data.get("exemption_cause"),
+            withholding_rate=data.get("withholding_rate"),
         )
 
 
@@ -117,6 +125,9 @@ class Invoicing:
         existing = self._customer_by_tax_id(tax_id.value)
         if existing is not None:
             return CustomerResult(existing, False, _differs(existing.name, data.name))
+        errors = check_terms(tax_id.country, data.equivalence_surcharge, data.payment_days)
+        if errors:
+            raise InvalidDocumentError([(f"customer.{path}", m) for path, m in errors])
         customer = Customer(
             tax_id=tax_id.value,
             tax_id_kind=tax_id.kind,
@@ -127,6 +138,8 @@ class Invoicing:
             postal_code=data.postal_code,
             city=data.city,
             province=data.province,
+            equivalence_surcharge=data.equivalence_surcharge,
+            payment_days=data.payment_days,
         )
         try:
             with self.session.begin_nested():
@@ -161,6 +174,7 @@ class Invoicing:
         notes: str | None = None,
         invoice_type: str = InvoiceType.COMPLETE,
         kind: str = DocumentKind.INVOICE,
+        discount_percent: object = 0,
     ) -> DraftResult:
         """Create a draft (invoice, quote, order or delivery note), or return the one made
         before for this key or deal."""
@@ -177,11 +191,17 @@ class Invoicing:
                 ]
             )
         prepared = prepare_lines(self.session, lines, source)
+        discount = totals.discount_percent(discount_percent)
         found = self._existing_draft(idempotency_key, source, external_ref, kind)
         if found is not None:
             return self._already_made(found, customer)
         party = self.find_or_create_customer(customer)
-        totals = checked_totals(prepared, invoice_type)
+        amounts = checked_totals(
+            prepared,
+            invoice_type,
+            discount=discount,
+            equivalence_surcharge=party.customer.equivalence_surcharge,
+        )
         invoice = Invoice(
             kind=kind,
             status=InvoiceStatus.DRAFT,
@@ -191,16 +211,11 @@ class Invoicing:
             idempotency_key=idempotency_key,
             source=source,
             external_ref=external_ref,
-            base_total=totals.base,
-            tax_total=totals.tax,
-            total=totals.total,
+            discount_percent=discount,
             notes=notes,
             lines=prepared,
-            taxes=[
-                InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
-                for t in totals.taxes
-            ],
         )
+        totals.fill(invoice, amounts)
         try:
             with self.session.begin_nested():
                 self.session.add(invoice)
@@ -218,7 +233,7 @@ class Invoicing:
             {
                 "invoice_id": invoice.id,
                 "customer_id": party.customer.id,
-                "total": str(totals.total),
+                "total": str(amounts.total),
                 "external_ref": external_ref,
                 "source": source,
             },
@@ -232,8 +247,10 @@ class Invoicing:
         lines: Sequence[LineData] | None = None,
         customer: CustomerData | None = None,
         notes: str | None = None,
+        discount_percent: object | None = None,
     ) -> Invoice:
-        """Change a draft's lines, customer or notes; issued documents never change."""
+        """Change a draft's lines, customer, general discount or notes; issued documents never
+        change. The totals follow: the customer decides the recargo de equivalencia."""
         invoice = self.session.scalar(
             select(Invoice).where(Invoice.id == invoice_id).with_for_update()
         )
@@ -254,20 +271,17 @@ class Invoicing:
                 raise DocumentStateError(
                     "documents were made from this one: edit those, or cancel them first"
                 )
-            prepared = prepare_lines(self.session, lines, invoice.source)
-            totals = checked_totals(prepared, invoice.invoice_type)
-            invoice.lines.clear()
-            invoice.taxes.clear()
-            self.session.flush()  # the old rows go before the new ones take their places
-            invoice.lines.extend(prepared)
-            invoice.taxes.extend(
-                InvoiceTax(rate=t.rate, base=t.base, amount=t.amount, exemption_cause=t.exemption)
-                for t in totals.taxes
-            )
-            invoice.base_total, invoice.tax_total = totals.base, totals.tax
-            invoice.total = totals.total
+        prepared = prepare_lines(self.session, lines, invoice.source) if lines is not None else None
+        if discount_percent is not None:
+            invoice.discount_percent = totals.discount_percent(discount_percent)
         if customer is not None:
             invoice.customer = self.find_or_create_customer(customer).customer
+        amounts = totals.totals_of(invoice, prepared)  # checked before anything is replaced
+        if prepared is not None:
+            invoice.lines.clear()
+            self.session.flush()  # the old rows go before the new ones take their places
+            invoice.lines.extend(prepared)
+        totals.replace(self.session, invoice, amounts)
         if notes is not None:
             invoice.notes = notes.strip() or None
         self.session.flush()
@@ -374,30 +388,30 @@ def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
 
 
-def checked_totals(prepared: Sequence[InvoiceLine], invoice_type: str) -> Totals:
-    """The document's totals, refusing what no complete or simplified invoice may total."""
-    totals = document_totals((line.base, line.tax_rate, line.exemption_cause) for line in prepared)
-    if invoice_type == InvoiceType.SIMPLIFIED and totals.total > SIMPLIFIED_LIMIT:
-        raise InvalidDocumentError(
-            [
-                (
-                    "invoice_type",
-                    f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
-                    "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
-                )
-            ]
+def check_terms(
+    country: str, equivalence_surcharge: object, payment_days: object
+) -> list[tuple[str, str]]:
+    """Problems with a customer's recargo de equivalencia flag and payment days."""
+    errors = []
+    if not isinstance(equivalence_surcharge, bool):
+        errors.append(("equivalence_surcharge", "must be true or false"))
+    elif equivalence_surcharge and country != "ES":
+        errors.append(
+            (
+                "equivalence_surcharge",
+                "recargo de equivalencia is a Spanish regime for retailers: only customers "
+                "with a Spanish NIF can be in it",
+            )
         )
-    if totals.total < 0 and invoice_type in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
-        raise InvalidDocumentError(
-            [
-                (
-                    "lines",
-                    f"the invoice total would be negative ({totals.total}); "
-                    "a refund needs a rectifying invoice",
-                )
-            ]
+    if (
+        isinstance(payment_days, bool)
+        or not isinstance(payment_days, int)
+        or not 0 <= payment_days <= MAX_PAYMENT_DAYS
+    ):
+        errors.append(
+            ("payment_days", f"must be a whole number of days from 0 to {MAX_PAYMENT_DAYS}")
         )
-    return totals
+    return errors
 
 
 def documents_made_from(session: Session, document: Invoice) -> bool:
@@ -450,6 +464,16 @@ def prepare_lines(
             "tax_rate": product.tax_rate if product else line.tax_rate,
         }
         exemption = product.exemption_cause if product else line.exemption_cause
+        withholding: Decimal | None = None
+        if product is not None:
+            withholding = product.withholding_rate
+        elif line.withholding_rate is not None:
+            try:
+                withholding = to_decimal(line.withholding_rate, "withholding_rate")
+            except AmountError as exc:
+                errors.append((f"{where}.withholding_rate", str(exc)))
+                continue
+            errors.extend(catalog.check_withholding(withholding, f"{where}."))
         description = (line.description or (product.name if product else "")).strip()
         values: dict[str, Decimal] = {}
         for name, value in raw.items():
@@ -489,6 +513,7 @@ def prepare_lines(
                 discount_percent=discount,
                 tax_rate=rate,
                 exemption_cause=exemption,
+                withholding_rate=withholding or None,
                 gross=amounts.gross,
                 discount=amounts.discount,
                 base=amounts.base,

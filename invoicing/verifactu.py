@@ -287,6 +287,11 @@ class TaxLine:
     exencion: CausaExencion | None = None
     clave_regimen: str = "01"  # general regime
     impuesto: str = "01"  # IVA
+    # Recargo de equivalencia charged to a retailer in that regime (TipoRecargoEquivalencia,
+    # CuotaRecargoEquivalencia): on the same base, only on lines that charge tax. The issuer
+    # stays in its own regime (ClaveRegimen 01): 18 is for an issuer that is itself in it.
+    surcharge_rate: Decimal | None = None
+    surcharge_amount: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.calificacion is not None and self.exencion is not None:
@@ -313,6 +318,15 @@ class TaxLine:
                     raise VerifactuError(
                         f"{self.exencion or self.calificacion} line carries no {what}, got {value}"
                     )
+        if (self.surcharge_rate is None) != (self.surcharge_amount is None):
+            raise VerifactuError("a surcharge needs both its rate and its amount")
+        if self.surcharge_rate is not None and self.surcharge_amount is not None:
+            if not self.charges_tax:
+                raise VerifactuError(
+                    f"{self.exencion or self.calificacion} line carries no recargo de equivalencia"
+                )
+            format_rate(self.surcharge_rate)
+            format_amount(self.surcharge_amount, "surcharge amount")
 
     @property
     def charges_tax(self) -> bool:
@@ -343,6 +357,7 @@ class Rectification:
     facturas: tuple[InvoiceRef, ...] = ()
     base_rectificada: Decimal | None = None
     cuota_rectificada: Decimal | None = None
+    cuota_recargo_rectificado: Decimal | None = None  # the rectified invoices' surcharge
 
     def __post_init__(self) -> None:
         if self.tipo not in ("S", "I"):
@@ -358,7 +373,9 @@ class Rectification:
                 )
             format_amount(self.base_rectificada, "base_rectificada")
             format_amount(self.cuota_rectificada, "cuota_rectificada")
-        elif has_amounts:
+            if self.cuota_recargo_rectificado is not None:
+                format_amount(self.cuota_recargo_rectificado, "cuota_recargo_rectificado")
+        elif has_amounts or self.cuota_recargo_rectificado is not None:
             raise VerifactuError("ImporteRectificacion is only for rectification by substitution")
 
 
@@ -557,6 +574,9 @@ def _detalle(parent: Any, line: TaxLine) -> None:
     if line.charges_tax:
         assert line.amount is not None
         _sub(node, "CuotaRepercutida", format_amount(line.amount, "tax amount"))
+    if line.surcharge_rate is not None and line.surcharge_amount is not None:
+        _sub(node, "TipoRecargoEquivalencia", format_rate(line.surcharge_rate))
+        _sub(node, "CuotaRecargoEquivalencia", format_amount(line.surcharge_amount, "surcharge"))
 
 
 def registro_alta_xml(record: AltaRecord, system: SystemInfo) -> Any:
@@ -585,6 +605,8 @@ def registro_alta_xml(record: AltaRecord, system: SystemInfo) -> Any:
         importe = _sub(root, "ImporteRectificacion")
         _sub(importe, "BaseRectificada", format_amount(rect.base_rectificada))
         _sub(importe, "CuotaRectificada", format_amount(rect.cuota_rectificada))
+        if rect.cuota_recargo_rectificado is not None:
+            _sub(importe, "CuotaRecargoRectificado", format_amount(rect.cuota_recargo_rectificado))
     if record.fecha_operacion is not None:
         _sub(root, "FechaOperacion", format_date(record.fecha_operacion))
     _sub(root, "DescripcionOperacion", _text(record.descripcion_operacion, "descripcion", 500))

@@ -1,4 +1,4 @@
-"""Interface text for print pages (merged into web.i18n).
+"""Interface text for print pages and the invoice page's amounts (merged into web.i18n).
 
 The words the law fixes ("VERI*FACTU", "Factura verificable en la sede electrónica de la
 AEAT", the mention of an exemption) come from invoicing.pdf and are never translated.
@@ -38,6 +38,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "print_download_pdf": "Descargar PDF",
         "print_back": "Volver a la factura",
         "print_print_invoice": "Imprimir factura",
+        "print_surcharge": "Recargo de equivalencia",
+        "print_total_surcharge": "Total recargo de equivalencia",
+        "print_withholding": "Retención IRPF",
+        "print_withholding_short": "IRPF",
+        "print_amount_due": "Total a pagar",
+        "print_gross_sum": "Suma de importes",
+        "print_general_discount": "Descuento general",
+        "print_due_date": "Vencimiento",
+        "print_due_in_days": "a {days} días de la fecha de expedición",
+        "print_payment_days": "Días de pago",
+        "print_in_surcharge": "En recargo de equivalencia",
+        "print_yes": "Sí",
+        "print_no": "No",
     },
     "en": {
         "print_doc_F1": "Invoice",
@@ -72,5 +85,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "print_download_pdf": "Download PDF",
         "print_back": "Back to the invoice",
         "print_print_invoice": "Print invoice",
+        "print_surcharge": "Equivalence surcharge",
+        "print_total_surcharge": "Total equivalence surcharge",
+        "print_withholding": "IRPF withholding",
+        "print_withholding_short": "IRPF",
+        "print_amount_due": "Amount due",
+        "print_gross_sum": "Sum of amounts",
+        "print_general_discount": "General discount",
+        "print_due_date": "Due date",
+        "print_due_in_days": "{days} days after the issue date",
+        "print_payment_days": "Payment days",
+        "print_in_surcharge": "In equivalence surcharge (recargo de equivalencia)",
+        "print_yes": "Yes",
+        "print_no": "No",
     },
 }

@@ -56,7 +56,8 @@ def test_the_demo_flow_passes_and_its_preview_shows_the_mapped_draft():
         ),
         (
             {"notes": {"$expr": "mayusculas(trigger.title)"}},
-            "steps[1].input.notes: expression 'mayusculas(trigger.title)' calls an unknown function",
+            "steps[1].input.notes: expression 'mayusculas(trigger.title)' calls an unknown "
+            "function",
         ),
         (
             {"lines": None},

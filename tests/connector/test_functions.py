@@ -63,9 +63,7 @@ def test_business_functions_give_exact_answers(expression, expected):
         ("to_date_in(trigger.won_at, 'Mars/Base')", "does not know the time zone 'Mars/Base'"),
     ],
 )
-def test_bad_values_fail_with_a_message_that_names_the_field_and_the_problem(
-    expression, message
-):
+def test_bad_values_fail_with_a_message_that_names_the_field_and_the_problem(expression, message):
     with pytest.raises(ConfigurationError) as exc:
         run(expression)
     assert exc.value.errors[0].path == "v"

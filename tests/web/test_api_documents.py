@@ -123,3 +123,38 @@ def test_a_partly_paid_invoice_still_has_its_facturae_as_issued(rt, client):
     facturae.validate(response.data)
     root = etree.fromstring(response.data)
     assert root.findtext(".//InvoiceTotals/TotalOutstandingAmount") == "3001.41"
+
+
+def test_the_facturae_of_an_invoice_with_surcharge_and_withholding_validates(rt, client):
+    from invoicing.service import CustomerData, Invoicing, LineData
+
+    key = make_api_key(rt)
+    make_issuer(rt)
+    retailer = CustomerData(
+        name="Ferretería López García",
+        tax_id="12345678Z",
+        street="Calle Real 3",
+        postal_code="41001",
+        city="Sevilla",
+        province="Sevilla",
+        equivalence_surcharge=True,
+        payment_days=15,
+    )
+    with rt.sessions.begin() as s:
+        draft = Invoicing(s).create_draft_invoice(
+            customer=retailer,
+            lines=[LineData("Asesoría", "1", "1000", "21", withholding_rate="15")],
+        )
+        issue(s, draft.invoice.id)
+        invoice_id = draft.invoice.id
+
+    response = client.get(f"/api/v1/invoices/{invoice_id}/facturae.xml", headers=bearer(key))
+
+    assert response.status_code == 200
+    facturae.validate(response.data)
+    root = etree.fromstring(response.data)
+    # 1000.00 + IVA 210.00 + recargo 52.00 - IRPF 150.00 = 1112.00.
+    assert root.findtext(".//InvoiceTotals/TotalTaxOutputs") == "262.00"
+    assert root.findtext(".//InvoiceTotals/TotalTaxesWithheld") == "150.00"
+    assert root.findtext(".//InvoiceTotals/InvoiceTotal") == "1112.00"
+    assert root.findtext(".//PaymentDetails/Installment/InstallmentAmount") == "1112.00"

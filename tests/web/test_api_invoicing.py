@@ -585,6 +585,14 @@ def test_an_inline_customer_and_lines_make_a_draft_with_totals(rt, client):
         "paid": "0.00",
         "outstanding": "3001.41",
     }
+    assert body["amounts"] == {
+        "gross": "2480.50",
+        "discount": "0.00",
+        "surcharge": "0.00",
+        "withholding": "0.00",
+        "due": "3001.41",
+    }
+    assert (body["discount_percent"], body["due_date"], body["withholdings"]) == ("0", None, [])
     assert body["customer"]["tax_id"] == CUSTOMER_NIF
     assert [(line["position"], line["base"]) for line in body["lines"]] == [
         (1, "1710.00"),
@@ -1293,3 +1301,189 @@ def test_a_payment_idempotency_key_of_exactly_200_characters_is_accepted(rt, cli
 
     assert response.status_code == 201, response.data
     assert count(rt, Payment) == 1
+
+
+# --- recargo de equivalencia, IRPF, payment days, general discount ------------------------------
+
+RETAILER = {
+    "name": "Ferretería López García",
+    "tax_id": "12345678Z",
+    "address": {
+        "street": "Calle Real 3",
+        "postal_code": "41001",
+        "city": "Sevilla",
+        "province": "Sevilla",
+        "country": "ES",
+    },
+}
+
+
+def test_a_customer_is_created_in_recargo_de_equivalencia_with_payment_days(rt, client):
+    key = make_api_key(rt)
+
+    created = client.post(
+        "/api/v1/customers",
+        json={**RETAILER, "equivalence_surcharge": True, "payment_days": 30},
+        headers=bearer(key),
+    )
+
+    assert created.status_code == 201, created.json
+    assert (created.json["equivalence_surcharge"], created.json["payment_days"]) == (True, 30)
+    plain = create_customer(client, key).json
+    assert (plain["equivalence_surcharge"], plain["payment_days"]) == (False, 0)
+    shown = client.get(f"/api/v1/customers/{created.json['id']}", headers=bearer(key)).json
+    assert (shown["equivalence_surcharge"], shown["payment_days"]) == (True, 30)
+
+
+def test_a_customer_s_terms_change_with_patch_and_are_checked(rt, client):
+    key = make_api_key(rt)
+    customer = client.post("/api/v1/customers", json=RETAILER, headers=bearer(key)).json
+    path = f"/api/v1/customers/{customer['id']}"
+
+    patched = client.patch(
+        path, json={"equivalence_surcharge": True, "payment_days": 60}, headers=bearer(key)
+    )
+
+    assert patched.status_code == 200, patched.json
+    assert (patched.json["equivalence_surcharge"], patched.json["payment_days"]) == (True, 60)
+    assert patched.json["name"] == RETAILER["name"]  # the rest is kept
+    for body, field in (
+        ({"payment_days": 366}, "payment_days"),
+        ({"payment_days": "30"}, "payment_days"),
+        ({"equivalence_surcharge": "sí"}, "equivalence_surcharge"),
+    ):
+        refused = client.patch(path, json=body, headers=bearer(key))
+        assert (refused.status_code, refused.json["field"]) == (422, field), body
+    foreign = client.post(
+        "/api/v1/customers",
+        json={"name": "Épicerie Dupont", "tax_id": "FR40303265045", "address": {"country": "FR"}},
+        headers=bearer(key),
+    ).json
+    refused = client.patch(
+        f"/api/v1/customers/{foreign['id']}",
+        json={"equivalence_surcharge": True},
+        headers=bearer(key),
+    )
+    assert (refused.status_code, refused.json["field"]) == (422, "equivalence_surcharge")
+    assert "Spanish NIF" in refused.json["message"]
+
+
+def test_a_draft_with_a_general_discount_and_withholding_shows_every_amount(rt, client):
+    key = make_api_key(rt)
+    customer = client.post(
+        "/api/v1/customers",
+        json={**RETAILER, "equivalence_surcharge": True, "payment_days": 30},
+        headers=bearer(key),
+    ).json
+    body = {
+        "customer_id": customer["id"],
+        "discount_percent": "10",
+        "lines": [
+            {
+                "description": "Asesoría fiscal",
+                "quantity": "1",
+                "unit_price": "1000",
+                "tax_rate": 21,
+                "withholding_rate": "15",
+            },
+            {"description": "Manual", "quantity": "2", "unit_price": "12.50", "tax_rate": 4},
+        ],
+    }
+
+    created = client.post("/api/v1/invoices", json=body, headers=bearer(key))
+
+    assert created.status_code == 201, created.json
+    draft = created.json
+    # 21 %: 1000.00 - 10 % = 900.00; IVA 189.00; recargo 5,2 % 46.80.
+    #  4 %: 25.00 - 10 % (2.50) = 22.50; IVA 0.90; recargo 0,5 % 0.1125 → 0.11.
+    assert draft["taxes"] == [
+        {
+            "rate": "21",
+            "base": "900.00",
+            "amount": "189.00",
+            "surcharge_rate": "5.2",
+            "surcharge_amount": "46.80",
+        },
+        {
+            "rate": "4",
+            "base": "22.50",
+            "amount": "0.90",
+            "surcharge_rate": "0.5",
+            "surcharge_amount": "0.11",
+        },
+    ]
+    # Base 922.50; IVA 189.90; total 922.50 + 189.90 + 46.91 = 1159.31.
+    # IRPF 15 % of 900.00 = 135.00; to pay 1159.31 - 135.00 = 1024.31.
+    assert draft["totals"] == {
+        "base": "922.50",
+        "tax": "189.90",
+        "total": "1159.31",
+        "paid": "0.00",
+        "outstanding": "1024.31",
+    }
+    assert draft["amounts"] == {
+        "gross": "1025.00",
+        "discount": "102.50",
+        "surcharge": "46.91",
+        "withholding": "135.00",
+        "due": "1024.31",
+    }
+    assert draft["withholdings"] == [{"rate": "15", "base": "900.00", "amount": "135.00"}]
+    assert [line["withholding_rate"] for line in draft["lines"]] == ["15", None]
+    assert (draft["discount_percent"], draft["due_date"]) == ("10", None)
+    assert (draft["customer"]["equivalence_surcharge"], draft["customer"]["payment_days"]) == (
+        True,
+        30,
+    )
+
+    patched = client.patch(
+        f"/api/v1/invoices/{draft['id']}", json={"discount_percent": 0}, headers=bearer(key)
+    )
+    assert patched.status_code == 200, patched.json
+    # Without the discount: 1000.00 + 210.00 + 52.00 and 25.00 + 1.00 + 0.125 → 0.13:
+    # total 1288.13; IRPF 150.00; to pay 1138.13.
+    assert (patched.json["totals"]["total"], patched.json["amounts"]["due"]) == (
+        "1288.13",
+        "1138.13",
+    )
+
+    make_issuer(rt)
+    issued = issue(client, key, draft["id"])
+    assert issued.status_code == 200, issued.json
+    due = (today() + timedelta(days=30)).isoformat()
+    assert (issued.json["issue_date"], issued.json["due_date"]) == (today().isoformat(), due)
+    assert issued.json["verifactu"]["qr_url"].endswith("&importe=1288.13")
+
+    too_much = pay(client, key, draft["id"], {"amount": "1288.13"})
+    assert too_much.status_code == 422
+    assert "more than the 1138.13 still owed" in too_much.json["message"]
+    paid = pay(client, key, draft["id"], {"amount": "1138.13"})
+    assert paid.status_code == 201, paid.json
+    assert (paid.json["status"], paid.json["totals"]["outstanding"]) == ("paid", "0.00")
+
+    record = client.get(f"/api/v1/invoices/{draft['id']}/verifactu.xml", headers=bearer(key))
+    verifactu.validate(record.data)
+    root = etree.fromstring(record.data)
+    sum1 = f"{{{verifactu.NS_SUM1}}}"
+    assert root.findtext(f".//{sum1}CuotaTotal") == "263.13"  # 210.00 + 1.00 + 52.00 + 0.13
+    assert root.findtext(f".//{sum1}ImporteTotal") == "1288.13"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"discount_percent": 150}, "discount_percent"),
+        ({"discount_percent": "5.12345"}, "discount_percent"),
+        (
+            {"lines": [{"description": "X", "quantity": 1, "unit_price": 1, "tax_rate": 21,
+                        "withholding_rate": "101"}]},
+            "lines[0].withholding_rate",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_discounts_and_withholding_rates_are_refused_naming_the_field(
+    rt, client, changes, field
+):
+    key = make_api_key(rt)
+    response = client.post("/api/v1/invoices", json=invoice_body(**changes), headers=bearer(key))
+    assert (response.status_code, response.json["field"]) == (422, field), response.json

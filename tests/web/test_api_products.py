@@ -88,3 +88,43 @@ def test_a_line_without_sku_or_price_is_explained(rt, client):
         "field": "lines[0]",
         "message": "needs a catalog sku, or description, unit_price and tax_rate",
     }
+
+
+def test_a_product_carries_its_irpf_withholding_into_the_lines_that_use_it(rt, client):
+    key = make_api_key(rt)
+    created = client.post(
+        "/api/v1/products",
+        json={**PRODUCT, "sku": "ASES-H", "withholding_rate": "15"},
+        headers=bearer(key),
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["withholding_rate"] == "15"
+    plain = client.post("/api/v1/products", json=PRODUCT, headers=bearer(key)).json
+    assert plain["withholding_rate"] is None
+
+    invoice = client.post(
+        "/api/v1/invoices",
+        headers=bearer(key),
+        json={
+            "customer": {"name": "Acme Soluciones SL", "tax_id": "B12345674"},
+            "lines": [{"sku": "ASES-H", "quantity": "2", "withholding_rate": "7"}],
+        },
+    )
+    assert invoice.status_code == 201, invoice.json
+    # The catalog's 15 % wins over the line's 7 %: 190.00 × 15 % = 28.50 withheld;
+    # 190.00 + 39.90 IVA = 229.90; to pay 229.90 - 28.50 = 201.40.
+    assert invoice.json["lines"][0]["withholding_rate"] == "15"
+    assert invoice.json["withholdings"] == [{"rate": "15", "base": "190.00", "amount": "28.50"}]
+    assert (invoice.json["totals"]["total"], invoice.json["amounts"]["due"]) == (
+        "229.90",
+        "201.40",
+    )
+
+
+def test_a_bad_withholding_rate_on_a_product_is_refused(rt, client):
+    key = make_api_key(rt)
+    for rate in ("0", "120", "abc", "15.555"):
+        answer = client.post(
+            "/api/v1/products", json={**PRODUCT, "withholding_rate": rate}, headers=bearer(key)
+        )
+        assert (answer.status_code, answer.json["field"]) == (422, "withholding_rate"), rate

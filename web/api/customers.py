@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from connector import schemas
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer
-from invoicing.service import CustomerData, Invoicing
+from invoicing.service import CustomerData, Invoicing, check_terms
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
 from web.auth import require_api_key
@@ -26,6 +26,8 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "name": customer.name,
         "email": customer.email,
         "address": {k: getattr(customer, k) for k in ADDRESS},
+        "equivalence_surcharge": customer.equivalence_surcharge,
+        "payment_days": customer.payment_days,
         "created_at": iso(customer.created_at),
     }
 
@@ -44,7 +46,7 @@ def _invalid(errors: list[Any]) -> ApiError:
 @require_api_key
 def create_customer() -> Any:
     data = json_body()
-    errors = schemas.validate("common/party.json", data)
+    errors = schemas.validate("common/customer.json", data)
     if errors:
         raise _invalid(errors)
     with sessions().begin() as s:
@@ -98,7 +100,8 @@ def get_customer(customer_id: int) -> Any:
 @bp.patch("/customers/<int:customer_id>")
 @require_api_key
 def patch_customer(customer_id: int) -> Any:
-    """Edit name, email and address; the tax id identifies the customer and never changes."""
+    """Edit name, email, address, recargo de equivalencia and payment days; the tax id
+    identifies the customer and never changes. Drafts are totalled again when issued."""
     data = json_body()
     if "tax_id" in data:
         raise ApiError(
@@ -107,7 +110,7 @@ def patch_customer(customer_id: int) -> Any:
             "the tax id identifies the customer and cannot change; create a new customer instead",
             "tax_id",
         )
-    allowed = {"name", "email", "address"}
+    allowed = {"name", "email", "address", "equivalence_surcharge", "payment_days"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
@@ -120,6 +123,8 @@ def patch_customer(customer_id: int) -> Any:
             "tax_id": customer.tax_id,
             "email": customer.email,
             "address": {k: getattr(customer, k) for k in ADDRESS if getattr(customer, k)},
+            "equivalence_surcharge": customer.equivalence_surcharge,
+            "payment_days": customer.payment_days,
         }
         merged.update({k: v for k, v in data.items() if k != "address"})
         if "address" in data:
@@ -135,9 +140,22 @@ def patch_customer(customer_id: int) -> Any:
                     "address.country",
                 )
             merged["address"] = {**merged["address"], **data["address"]}
-        errors = schemas.validate("common/party.json", merged)
+        errors = schemas.validate("common/customer.json", merged)
         if errors:
             raise _invalid(errors)
+        terms = check_terms(
+            customer.country, merged["equivalence_surcharge"], merged["payment_days"]
+        )
+        if terms:
+            raise ApiError(
+                422,
+                "invalid",
+                "; ".join(f"{path}: {message}" for path, message in terms),
+                terms[0][0],
+                [{"field": path, "message": message} for path, message in terms],
+            )
+        customer.equivalence_surcharge = merged["equivalence_surcharge"]
+        customer.payment_days = merged["payment_days"]
         customer.name = merged["name"].strip()
         customer.email = merged.get("email")
         for key in ADDRESS:

@@ -16,6 +16,7 @@ from invoicing.models import (
     DocumentKind,
     Invoice,
     InvoiceStatus,
+    InvoiceTax,
     Issuer,
     VerifactuRecord,
 )
@@ -45,12 +46,24 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
         "customer": {"id": customer.id, "name": customer.name, "tax_id": customer.tax_id},
         "source": invoice.source,
         "external_ref": invoice.external_ref,
+        "discount_percent": plain(invoice.discount_percent),
+        "due_date": iso(invoice.due_date),
+        # base: taxable base; tax: IVA; total: base + IVA + recargo de equivalencia;
+        # outstanding: what is still owed of the amount due (total - IRPF withheld).
         "totals": {
             "base": str(invoice.base_total),
             "tax": str(invoice.tax_total),
             "total": str(invoice.total),
             "paid": str(invoice.paid_total),
-            "outstanding": str(invoice.total - invoice.paid_total),
+            "outstanding": str(invoice.outstanding),
+        },
+        # gross - discount = base; total - withholding = due (what the customer pays).
+        "amounts": {
+            "gross": str(invoice.base_total + invoice.discount_total),
+            "discount": str(invoice.discount_total),
+            "surcharge": str(invoice.surcharge_total),
+            "withholding": str(invoice.withholding_total),
+            "due": str(invoice.amount_due),
         },
         "created_at": iso(invoice.created_at),
         "issued_at": iso(invoice.issued_at),
@@ -61,6 +74,8 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
     }
     if with_lines:
         data["customer"].update(
+            equivalence_surcharge=customer.equivalence_surcharge,
+            payment_days=customer.payment_days,
             email=customer.email,
             address={
                 "street": customer.street,
@@ -80,15 +95,20 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
                 "unit_price": plain(line.unit_price),
                 "discount_percent": plain(line.discount_percent),
                 "tax_rate": plain(line.tax_rate),
+                "exemption_cause": line.exemption_cause,
+                "withholding_rate": None
+                if line.withholding_rate is None
+                else plain(line.withholding_rate),
                 "gross": str(line.gross),
                 "discount": str(line.discount),
                 "base": str(line.base),
             }
             for line in invoice.lines
         ]
-        data["taxes"] = [
-            {"rate": plain(t.rate), "base": str(t.base), "amount": str(t.amount)}
-            for t in invoice.taxes
+        data["taxes"] = [tax_json(t) for t in invoice.taxes]
+        data["withholdings"] = [
+            {"rate": plain(w.rate), "base": str(w.base), "amount": str(w.amount)}
+            for w in invoice.withholdings
         ]
         data["payments"] = [
             {
@@ -101,6 +121,21 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
             for p in invoice.payments
         ]
         data["notes"] = invoice.notes
+    return data
+
+
+def tax_json(tax: InvoiceTax) -> dict[str, Any]:
+    """One IVA row; an exempt row names its cause, a row with recargo de equivalencia adds it."""
+    data: dict[str, Any] = {
+        "rate": plain(tax.rate),
+        "base": str(tax.base),
+        "amount": str(tax.amount),
+    }
+    if tax.exemption_cause:
+        data["exemption_cause"] = tax.exemption_cause
+    if tax.surcharge_rate is not None:
+        data["surcharge_rate"] = plain(tax.surcharge_rate)
+        data["surcharge_amount"] = str(tax.surcharge_amount)
     return data
 
 
@@ -185,6 +220,7 @@ def create_draft(kind: str) -> Any:
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
             kind=kind,
+            discount_percent=data.get("discount_percent") or 0,
         )
         body = invoice_json(result.invoice, with_lines=True)
         body["created"] = result.created
@@ -399,12 +435,13 @@ def patch_invoice(invoice_id: int) -> Any:
 
 def patch_draft(kind: str, doc_id: int) -> Any:
     data = json_body()
-    unknown = sorted(set(data) - {"lines", "customer", "customer_id", "notes"})
+    unknown = sorted(set(data) - {"lines", "customer", "customer_id", "notes", "discount_percent"})
     if unknown:
         raise ApiError(
             422,
             "invalid",
-            f"unknown fields: {', '.join(unknown)}; a draft's lines, customer and notes change",
+            f"unknown fields: {', '.join(unknown)}; a draft's lines, customer, discount_percent "
+            "and notes change",
             unknown[0],
         )
     with sessions().begin() as s:
@@ -415,6 +452,8 @@ def patch_draft(kind: str, doc_id: int) -> Any:
             "customer": data.get("customer") or {"name": "-", "tax_id": "-"},
             "lines": data.get("lines") or [{"sku": "-", "quantity": 1}],
         }
+        if "discount_percent" in data:
+            probe["discount_percent"] = data["discount_percent"]
         errors = [
             e
             for e in schemas.validate(CREATE_SCHEMA, probe)
@@ -435,5 +474,8 @@ def patch_draft(kind: str, doc_id: int) -> Any:
             lines=[LineData.from_json(line) for line in data["lines"]] if "lines" in data else None,
             customer=CustomerData.from_json(data["customer"]) if "customer" in data else None,
             notes=(data.get("notes") or "") if "notes" in data else None,
+            discount_percent=(data["discount_percent"] or 0)
+            if "discount_percent" in data
+            else None,
         )
         return jsonify(invoice_json(invoice, with_lines=True))

@@ -21,6 +21,9 @@ def product_json(product: Product) -> dict[str, Any]:
         "unit_price": format(product.unit_price.normalize(), "f"),
         "tax_rate": format(product.tax_rate.normalize(), "f"),
         "exemption_cause": product.exemption_cause,
+        "withholding_rate": None
+        if product.withholding_rate is None
+        else format(product.withholding_rate.normalize(), "f"),
         "active": product.active,
         "updated_at": iso(product.updated_at),
     }
@@ -39,7 +42,8 @@ def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
 @require_api_key
 def create_product() -> Any:
     data = json_body()
-    unknown = sorted(set(data) - {"sku", "name", "unit_price", "tax_rate", "exemption_cause"})
+    fields = {"sku", "name", "unit_price", "tax_rate", "exemption_cause", "withholding_rate"}
+    unknown = sorted(set(data) - fields)
     if unknown:
         raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
     for name in ("unit_price", "tax_rate"):
@@ -54,6 +58,7 @@ def create_product() -> Any:
                 unit_price=data["unit_price"],
                 tax_rate=data["tax_rate"],
                 exemption_cause=_text(data, "exemption_cause", required=False),
+                withholding_rate=data.get("withholding_rate"),
             ),
         )
         return jsonify(product_json(product)), 201
