@@ -67,6 +67,8 @@ def accept(
                     created_at=now,
                     deadline_at=now + QUEUED_GRACE,
                     deal_ref=_deal_ref(item.data),
+                    entity_key=entity_key(item.data),
+                    enqueued_at=now,
                 )
                 for event, item in zip(events, items, strict=True)
                 for flow_id, version_id in flows
@@ -143,6 +145,12 @@ def dedup_key(key: str) -> str:
     if len(key) <= MAX_DEDUP_KEY:
         return key
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def entity_key(data: dict[str, Any]) -> str | None:
+    """What must never be worked on by two runs at once: the CRM deal (source and id)."""
+    deal = data.get("deal_id")
+    return None if deal is None else f"{data.get('source') or 'webhook'}:{deal}"[:150]
 
 
 def _deal_ref(data: dict[str, Any]) -> str | None:

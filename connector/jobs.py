@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 
 from connector import runner, runtime
 from connector.db import utcnow
-from connector.models import Run, RunStatus
+from connector.models import Run, RunAttempt, RunStatus
 from connector.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,26 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
             s.execute(
                 update(Run)
                 .where(Run.id.in_(lost), Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                .values(status=RunStatus.QUEUED, job_id=None, deadline_at=now + runner.QUEUED_GRACE)
+                .values(
+                    status=RunStatus.QUEUED,
+                    job_id=None,
+                    enqueued_at=now,
+                    deadline_at=now + runner.QUEUED_GRACE,
+                )
+            )
+            # An attempt a dead worker left open is closed in the run's history.
+            s.execute(
+                update(RunAttempt)
+                .where(RunAttempt.run_id.in_(lost), RunAttempt.finished_at.is_(None))
+                .values(
+                    status="lost",
+                    finished_at=now,
+                    error={
+                        "class": "transient",
+                        "message": "the worker stopped mid-run",
+                        "errors": [],
+                    },
+                )
             )
         enqueue_runs(rt, lost)
         log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)

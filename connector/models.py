@@ -18,6 +18,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"  # a filter step ended it: nothing to do, on purpose
+    DEAD = "dead"  # transient failures outlasted the retries: the dead-letter list
 
 
 class StepStatus(StrEnum):
@@ -120,6 +121,7 @@ class Event(Base):
     payload: Mapped[Any] = mapped_column(JSONType)
     errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # payload dropped (retention)
 
 
 class Run(Base):
@@ -142,12 +144,40 @@ class Run(Base):
     # Past this, a queued or running run is presumed lost and the sweeper re-enqueues it.
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # When the run (or its retry or replay) was last put on the queue: for the queue wait.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A replay may edit the trigger data; the event keeps what was received.
+    trigger_override: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    replays: Mapped[int] = mapped_column(default=0)
+    # Runs with the same entity (source + deal) never run at the same time.
+    entity_key: Mapped[str | None] = mapped_column(String(150), index=True)
+    # Business keys, to find runs by what people know.
     deal_ref: Mapped[str | None] = mapped_column(String(100), index=True)
+    invoice_ref: Mapped[str | None] = mapped_column(String(60), index=True)
+    customer_tax_id: Mapped[str | None] = mapped_column(String(30), index=True)
 
     event: Mapped[Event] = relationship()
     flow: Mapped[Flow] = relationship()
     flow_version: Mapped[FlowVersion] = relationship()
     steps: Mapped[list[RunStep]] = relationship(order_by="RunStep.id", back_populates="run")
+    attempts_log: Mapped[list[RunAttempt]] = relationship(order_by="RunAttempt.attempt")
+
+
+class RunAttempt(Base):
+    """One execution of a run: its history survives retries and replays."""
+
+    __tablename__ = "run_attempts"
+    __table_args__ = (UniqueConstraint("run_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    attempt: Mapped[int]
+    flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
+    edited_trigger: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class RunStep(Base):
@@ -166,5 +196,21 @@ class RunStep(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int] = mapped_column(default=0)
+    queue_wait_ms: Mapped[int | None]  # from enqueued to started, for the attempt's first step
 
     run: Mapped[Run] = relationship(back_populates="steps")
+
+
+class Connection(Base):
+    """Where an HTTP action calls and with which credentials (stored encrypted)."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    base_url: Mapped[str] = mapped_column(String(500))
+    auth: Mapped[str] = mapped_column(String(20), default="none")  # none, bearer, basic, header
+    header_name: Mapped[str | None] = mapped_column(String(80))  # for auth "header"
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    rate_limit_per_second: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,6 +5,7 @@ Pure core: no Flask, no RQ. The caller (connector.jobs) decides how a retry is s
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,9 +28,10 @@ from connector.errors import (
     ValidationError,
 )
 from connector.flows import CompiledFlow, CompiledStep, compile_flow
-from connector.models import Run, RunStatus, RunStep, StepStatus
+from connector.models import Run, RunAttempt, RunStatus, RunStep, StepStatus
 from connector.redaction import redact
 from connector.registry import Registry
+from connector.spec import ActionSpec
 from invoicing.service import Invoicing
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
 FILTER = "filter"  # what a filter step's row shows as its action
+MAX_STORED_BYTES = 64 * 1024  # per stored step input or output
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,11 @@ def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
     return f"puente:e{event_id}:v{flow_version_id}:{step_id}"
 
 
-def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+def backoff_seconds(
+    attempt: int, retry_after: float | None = None, base: float = BACKOFF_BASE_SECONDS
+) -> float:
+    """Exponential backoff with jitter; a server's Retry-After is a floor."""
+    ceiling = min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
 
@@ -133,14 +138,33 @@ def execute_run(
                 deadline_at=started + timedelta(seconds=run_timeout + 30),
             )
         ).rowcount  # type: ignore[attr-defined]
+        if claimed:
+            run = s.get_one(Run, run_id)
+            logged = (
+                s.scalar(
+                    select(func.count()).select_from(RunAttempt).where(RunAttempt.run_id == run_id)
+                )
+                or 0
+            )
+            s.add(
+                RunAttempt(
+                    run_id=run_id,
+                    attempt=logged + 1,
+                    status=RunStatus.RUNNING,
+                    flow_version_id=run.flow_version_id,
+                    started_at=started,
+                    edited_trigger=run.trigger_override is not None,
+                )
+            )
     if not claimed:
         log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
         return Outcome("skipped")
 
     with sessions() as s:
         run = s.get_one(Run, run_id)
-        payload = run.event.payload
+        payload = run.trigger_override if run.trigger_override is not None else run.event.payload
         event_id, version_id, attempts = run.event_id, run.flow_version_id, run.attempts
+        waited: int | None = _queue_wait(run.enqueued_at or run.created_at, started)
         document = run.flow_version.document
         done = {
             step.step_id: step.output
@@ -149,6 +173,7 @@ def execute_run(
         }
 
     services = Services(public_url, settings, signing)
+    failing: CompiledStep | None = None
     try:
         flow = _flow(version_id, document, registry)
         data: dict[str, Any] = {"trigger": payload, "steps": {}}
@@ -170,12 +195,15 @@ def execute_run(
                 data["steps"][step.id] = {"passed": True}
                 continue
             key = idempotency_key(event_id, version_id, step.id)
+            failing = step
             data["steps"][step.id] = _run_step(
-                sessions, run_id, step, data, key, services, flow.lookups, now
+                sessions, run_id, step, data, key, services, flow.lookups, now, waited
             )
+            waited = None  # only the attempt's first step waited in the queue
     except (_StepFailed, ConfigurationError) as exc:
         error = exc.error if isinstance(exc, _StepFailed) else exc
-        return _fail(sessions, run_id, error, attempts, now)
+        action = failing.action if isinstance(exc, _StepFailed) and failing else None
+        return _fail(sessions, run_id, error, attempts, now, action)
     _finish(sessions, run_id, RunStatus.SUCCEEDED, None, now())
     return Outcome("succeeded")
 
@@ -224,6 +252,7 @@ def _run_step(
     services: Services,
     lookups: dict[str, dict[str, Any]],
     now: Callable[[], datetime],
+    waited: int | None = None,
 ) -> Any:
     """Perform one step; its effect and its success row commit together or not at all."""
     assert step.action is not None
@@ -252,8 +281,19 @@ def _run_step(
                     f"action {step.action.key} returned output that breaks its schema", errors
                 )
             _record_step(
-                s, run_id, step, StepStatus.SUCCEEDED, inputs, output, None, started, now(), clock
+                s,
+                run_id,
+                step,
+                StepStatus.SUCCEEDED,
+                inputs,
+                output,
+                None,
+                started,
+                now(),
+                clock,
+                waited,
             )
+            _index(s, run_id, output)
         return output
     except PuenteError as exc:
         error = exc
@@ -266,9 +306,35 @@ def _run_step(
         error = PuenteError(f"unexpected error in {step.action.key}: {exc!r}")
     with sessions.begin() as s:
         _record_step(
-            s, run_id, step, StepStatus.FAILED, inputs, None, error.as_dict(), started, now(), clock
+            s,
+            run_id,
+            step,
+            StepStatus.FAILED,
+            inputs,
+            None,
+            error.as_dict(),
+            started,
+            now(),
+            clock,
+            waited,
         )
     raise _StepFailed(error)
+
+
+def _index(s: Session, run_id: int, output: Any) -> None:
+    """Keep the business keys an output names (invoice, customer) on the run, to find it."""
+    if not isinstance(output, dict):
+        return
+    invoice = output.get("number") or output.get("invoice_id")
+    customer = output.get("customer")
+    tax_id = customer.get("tax_id") if isinstance(customer, dict) else output.get("tax_id")
+    values = {}
+    if invoice is not None and ("invoice_id" in output or "number" in output):
+        values["invoice_ref"] = str(invoice)[:60]
+    if isinstance(tax_id, str):
+        values["customer_tax_id"] = tax_id[:30]
+    if values:
+        s.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
 def _is_transient(exc: DBAPIError) -> bool:
@@ -288,6 +354,7 @@ def _record_step(
     started: datetime,
     finished: datetime,
     clock: float,
+    waited: int | None = None,
 ) -> None:
     row = s.scalar(select(RunStep).where(RunStep.run_id == run_id, RunStep.step_id == step.id))
     action = step.action
@@ -298,11 +365,20 @@ def _record_step(
         s.add(row)
     row.status = status
     row.attempts += 1
-    row.input = redact(inputs, action.input_schema if action else None)
-    row.output = redact(output, action.output_schema if action else None)
+    row.input = capped(redact(inputs, action.input_schema if action else None))
+    row.output = capped(redact(output, action.output_schema if action else None))
     row.error = error
     row.started_at, row.finished_at = started, finished
     row.duration_ms = round((time.perf_counter() - clock) * 1000)
+    row.queue_wait_ms = waited
+
+
+def capped(value: Any, limit: int = MAX_STORED_BYTES) -> Any:
+    """The value, or a marked preview when its JSON is over `limit` bytes (the log stays lean)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text.encode()) <= limit:
+        return value
+    return {"_truncated": True, "bytes": len(text.encode()), "preview": text[:2000]}
 
 
 def _fail(
@@ -311,10 +387,16 @@ def _fail(
     error: PuenteError,
     attempts: int,
     now: Callable[[], datetime],
+    action: ActionSpec | None = None,
 ) -> Outcome:
-    if error.failure_class is FailureClass.TRANSIENT and attempts < MAX_ATTEMPTS:
+    """Retry a transient failure while the action's policy allows; then the dead-letter list."""
+    transient = error.failure_class is FailureClass.TRANSIENT
+    most = action.max_attempts if action else MAX_ATTEMPTS
+    if transient and attempts < most:
         retry_after = error.retry_after if isinstance(error, TransientError) else None
-        delay = backoff_seconds(attempts, retry_after)
+        base = action.backoff_base if action else BACKOFF_BASE_SECONDS
+        delay = backoff_seconds(attempts, retry_after, base)
+        when = now()
         with sessions.begin() as s:
             s.execute(
                 update(Run)
@@ -322,12 +404,15 @@ def _fail(
                 .values(
                     status=RunStatus.QUEUED,
                     error=error.as_dict(),
-                    deadline_at=now() + timedelta(seconds=delay) + QUEUED_GRACE,
+                    enqueued_at=when + timedelta(seconds=delay),
+                    deadline_at=when + timedelta(seconds=delay) + QUEUED_GRACE,
                 )
             )
+            _log_attempt(s, run_id, "retry", error.as_dict(), when)
         return Outcome("retry", delay)
-    _finish(sessions, run_id, RunStatus.FAILED, error.as_dict(), now())
-    return Outcome("failed")
+    status = RunStatus.DEAD if transient else RunStatus.FAILED
+    _finish(sessions, run_id, status, error.as_dict(), now())
+    return Outcome(str(status))
 
 
 def _finish(
@@ -343,3 +428,22 @@ def _finish(
             .where(Run.id == run_id)
             .values(status=status, error=error, finished_at=finished, deadline_at=None)
         )
+        _log_attempt(s, run_id, status, error, finished)
+
+
+def _log_attempt(
+    s: Session, run_id: int, status: str, error: dict[str, Any] | None, finished: datetime
+) -> None:
+    """Close the run's open attempt in its history."""
+    attempt = s.scalar(
+        select(RunAttempt)
+        .where(RunAttempt.run_id == run_id)
+        .order_by(RunAttempt.attempt.desc())
+        .limit(1)
+    )
+    if attempt is not None and attempt.finished_at is None:
+        attempt.status, attempt.error, attempt.finished_at = status, error, finished
+
+
+def _queue_wait(enqueued: datetime, started: datetime) -> int:
+    return max(0, round((started - enqueued).total_seconds() * 1000))

@@ -71,3 +71,6 @@ class ActionSpec:
     # "database": every effect is in our database, so a dry run performs it and rolls back;
     # "external": it reaches the outside world (mail, HTTP), so a dry run does not perform it.
     effects: str = "database"
+    # Retry policy for transient failures: attempts in all, and the first backoff (seconds).
+    max_attempts: int = 5
+    backoff_base: float = 2.0

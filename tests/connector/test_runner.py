@@ -110,16 +110,30 @@ def test_a_retry_resumes_at_the_failed_step_and_never_repeats_a_finished_one(rt,
     assert invoices(rt) == 2
 
 
-def test_transient_failures_stop_after_the_attempt_limit(rt, client):
+def test_transient_failures_end_in_the_dead_letter_list_with_every_attempt_kept(rt, client):
     registry = registry_with(flaky=Flaky(failures=100))
     run_id = queue_run(rt, client, two_step_flow("test.flaky"), registry=registry)
 
     outcomes = [execute(rt, registry, run_id).status for _ in range(runner.MAX_ATTEMPTS)]
 
-    assert outcomes == ["retry"] * (runner.MAX_ATTEMPTS - 1) + ["failed"]
+    assert outcomes == ["retry"] * (runner.MAX_ATTEMPTS - 1) + ["dead"]
     with rt.sessions() as s:
         run = s.get_one(Run, run_id)
-        assert run.status == RunStatus.FAILED and run.attempts == runner.MAX_ATTEMPTS
+        assert run.status == RunStatus.DEAD and run.attempts == runner.MAX_ATTEMPTS
+        history = [(a.attempt, a.status) for a in run.attempts_log]
+        assert history == [(n, "retry") for n in range(1, 5)] + [(5, "dead")]
+        assert all("503" in a.error["message"] for a in run.attempts_log)
+
+
+def test_an_action_s_own_retry_policy_decides_when_to_give_up(rt, client):
+    patient = dataclasses.replace(
+        CREATE_DRAFT_INVOICE, key="test.once", max_attempts=1, perform=Flaky(failures=100)
+    )
+    registry = Registry.build(triggers.ALL, [*actions.ALL, patient])
+    flow = {**demo.DEMO_FLOW, "steps": [{**INVOICE_STEP, "action": "test.once"}]}
+    run_id = queue_run(rt, client, flow, registry=registry)
+
+    assert execute(rt, registry, run_id).status == "dead"  # no retry allowed
 
 
 def test_a_validation_error_fails_at_once_with_every_field_named(rt, client):
