@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from redis.exceptions import LockError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -47,9 +49,58 @@ def enqueue_runs(rt: Runtime, run_ids: Sequence[int]) -> None:
         pipe.execute()
 
 
+def enqueue_later(rt: Runtime, run_id: int, delay: float) -> None:
+    """Put a run on the scheduler, to start after `delay` seconds (paced replays)."""
+    if delay <= 0:
+        enqueue_runs(rt, [run_id])
+        return
+    rt.queue.enqueue_in(
+        timedelta(seconds=delay),
+        EXECUTE_RUN,
+        run_id,
+        job_timeout=rt.settings.run_timeout_seconds,
+        failure_ttl=7 * 86400,
+    )
+
+
+ENTITY_LOCK_PREFIX = "puente:entity:"
+BUSY_ENTITY_DELAY = 2.0  # seconds before a run whose deal is busy is tried again
+
+
 def execute_run(run_id: int) -> str:
-    """The RQ job: run it, and schedule the next attempt when the failure is transient."""
+    """The RQ job: run it, and schedule the next attempt when the failure is transient.
+
+    Runs for the same deal never interleave: each takes the deal's lock first, and a run
+    that finds it taken waits its turn on the scheduler.
+    """
     rt = runtime.current()
+    with rt.sessions() as s:
+        entity = s.scalar(select(Run.entity_key).where(Run.id == run_id))
+    lock = None
+    if entity:
+        lock = rt.redis.lock(
+            ENTITY_LOCK_PREFIX + entity,
+            timeout=rt.settings.run_timeout_seconds + 30,
+            blocking=False,
+        )
+        if not lock.acquire():
+            rt.queue.enqueue_in(
+                timedelta(seconds=BUSY_ENTITY_DELAY),
+                EXECUTE_RUN,
+                run_id,
+                job_timeout=rt.settings.run_timeout_seconds,
+            )
+            log.info("run %s waits: another run for %s is in progress", run_id, entity)
+            return "deferred"
+    try:
+        return _execute(rt, run_id)
+    finally:
+        if lock is not None:
+            with contextlib.suppress(LockError):
+                lock.release()
+
+
+def _execute(rt: Runtime, run_id: int) -> str:
     outcome = runner.execute_run(
         rt.sessions,
         rt.registry,

@@ -21,7 +21,7 @@ from web.auth import require_api_key
 EXPORT_FORMAT = "puente.flow/1"
 
 
-@bp.errorhandler(ConfigurationError)
+@bp.errorhandler(ConfigurationError)  # includes replay.ReplayError
 @bp.errorhandler(ValidationError)
 def _configuration(exc: ConfigurationError | ValidationError) -> Any:
     errors = [{"field": e.path, "message": e.message} for e in exc.errors]
