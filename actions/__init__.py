@@ -1,6 +1,6 @@
 """Actions, one module per family; ALL lists every action the registry knows."""
 
-from actions import invoicing
+from actions import http, invoicing
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -10,4 +10,5 @@ ALL = (
     invoicing.SEND_INVOICE,
     invoicing.RECORD_PAYMENT,
     invoicing.CANCEL_INVOICE,
+    http.REQUEST,
 )

@@ -109,6 +109,7 @@ def _execute(rt: Runtime, run_id: int) -> str:
         run_timeout=rt.settings.run_timeout_seconds,
         settings=rt.settings,
         signing=rt.facturae_credentials,
+        http=rt.http,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, outcome.retry_in)

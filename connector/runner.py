@@ -35,6 +35,7 @@ from connector.spec import ActionSpec
 from invoicing.service import Invoicing
 
 if TYPE_CHECKING:
+    from connector.http_client import HttpClient
     from connector.settings import Settings
     from invoicing.facturae import SigningCredentials
 
@@ -64,6 +65,7 @@ class StepContext:
     public_url: str
     settings: Settings | None = None  # outgoing mail and the like
     signing: SigningCredentials | None = None  # for Facturae files, when configured
+    http: HttpClient | None = None  # outbound calls (connections, guard, rate limits)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Services:
     public_url: str = ""
     settings: Settings | None = None
     signing: SigningCredentials | None = None
+    http: HttpClient | None = None
 
 
 def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
@@ -124,6 +127,7 @@ def execute_run(
     now: Callable[[], datetime] = utcnow,
     settings: Settings | None = None,
     signing: SigningCredentials | None = None,
+    http: HttpClient | None = None,
 ) -> Outcome:
     """Run a queued run to its end, or to its first failure."""
     started = now()
@@ -172,7 +176,7 @@ def execute_run(
             if step.status == StepStatus.SUCCEEDED
         }
 
-    services = Services(public_url, settings, signing)
+    services = Services(public_url, settings, signing, http)
     failing: CompiledStep | None = None
     try:
         flow = _flow(version_id, document, registry)
@@ -273,6 +277,7 @@ def _run_step(
                 services.public_url,
                 services.settings,
                 services.signing,
+                services.http,
             )
             output = step.action.perform(ctx, inputs)
             errors = schemas.validate(step.action.output_schema, output)

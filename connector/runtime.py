@@ -18,6 +18,7 @@ from connector.registry import Registry, default_registry
 from connector.settings import Settings
 
 if TYPE_CHECKING:
+    from connector.http_client import HttpClient
     from invoicing.facturae import SigningCredentials
 
 
@@ -40,6 +41,19 @@ class Runtime:
         from invoicing.facturae import load_pkcs12
 
         return load_pkcs12(path.read_bytes(), self.settings.facturae_p12_password)
+
+    @cached_property
+    def http(self) -> HttpClient:
+        """Outbound HTTP for actions, with this installation's allow-list and rate limits."""
+        from connector.http_client import HttpClient
+        from connector.outbound import Allowed, RateLimiter
+
+        return HttpClient(
+            self.sessions,
+            self.secrets,
+            Allowed.parse(self.settings.http_allow),
+            RateLimiter(self.redis),
+        )
 
     def close(self) -> None:
         self.engine.dispose()

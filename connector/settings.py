@@ -36,6 +36,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = True
     mail_from: str | None = None
+    # Non-public targets outbound HTTP may reach anyway: hosts or CIDR ranges, comma-separated.
+    http_allow: str = ""
     # VERI*FACTU submission: the AEAT endpoint and the client certificate (PEM) to present.
     verifactu_url: str | None = None
     verifactu_cert: Path | None = None
@@ -70,6 +72,7 @@ class Settings:
             smtp_starttls=env.get("PUENTE_SMTP_STARTTLS", "true").lower()
             not in ("0", "false", "no"),
             mail_from=env.get("PUENTE_MAIL_FROM") or None,
+            http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
             verifactu_url=env.get("PUENTE_VERIFACTU_URL") or None,
             verifactu_cert=_path(env.get("PUENTE_VERIFACTU_CERT")),
             verifactu_key=_path(env.get("PUENTE_VERIFACTU_KEY")),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from connector.http_client import HttpClient
     from connector.settings import Settings
     from invoicing.facturae import SigningCredentials
     from invoicing.service import Invoicing
@@ -22,6 +23,7 @@ class ActionContext(Protocol):
     public_url: str
     settings: Settings | None
     signing: SigningCredentials | None
+    http: HttpClient | None
 
 
 @dataclass(frozen=True)

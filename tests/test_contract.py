@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from connector.http_client import HttpClient, save_connection
+from connector.outbound import Allowed
 from connector.registry import default_registry
 from connector.runner import StepContext
 from connector.schemas import load_schema, validate
@@ -17,6 +19,7 @@ from connector.settings import Settings
 from connector.spec import ActionSpec, TriggerSpec
 from invoicing.service import Invoicing
 from tests.factories import make_draft, make_issuer
+from tests.fake_api import fake_api
 from tests.smtp import SENDER, smtp_server
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -91,7 +94,12 @@ def test_every_trigger_parses_its_schema_example_into_items_valid_against_its_sc
 
 
 def perform(
-    rt, action: ActionSpec, data: dict[str, Any], key: str, settings: Settings | None = None
+    rt,
+    action: ActionSpec,
+    data: dict[str, Any],
+    key: str,
+    settings: Settings | None = None,
+    http: HttpClient | None = None,
 ) -> dict[str, Any]:
     with rt.sessions.begin() as s:
         ctx = StepContext(
@@ -100,6 +108,7 @@ def perform(
             log=logging.getLogger(f"puente.{action.key}"),
             public_url=rt.settings.public_url,
             settings=settings,
+            http=http,
         )
         return action.perform(ctx, data)
 
@@ -140,16 +149,32 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
     prepare(rt, action, data)
     key = f"puente:contract:{action.key}"
 
-    with smtp_server() as smtp:  # a real mail server on 127.0.0.1, for actions that send mail
+    # Real servers on 127.0.0.1: mail for actions that send it, an API for HTTP actions.
+    with smtp_server() as smtp, fake_api() as api:
         settings = rt.settings.with_(
             smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
         )
-        first = perform(rt, action, copy.deepcopy(data), key, settings)
-        again = perform(rt, action, copy.deepcopy(data), key, settings)
+        with rt.sessions.begin() as s:
+            save_connection(
+                s,
+                rt.secrets,
+                name="crm",
+                base_url=api.url,
+                auth="bearer",
+                secret={"token": "t0k3n"},
+            )
+        http = HttpClient(rt.sessions, rt.secrets, Allowed.parse("127.0.0.1"))
+        first = perform(rt, action, copy.deepcopy(data), key, settings, http)
+        again = perform(rt, action, copy.deepcopy(data), key, settings, http)
 
     assert validate(action.output_schema, first) == []
     assert validate(action.output_schema, again) == []
     for business_key in action.business_keys:
         assert at_path(first, business_key) is not None, business_key
+    if action.effects == "external" and api.seen:
+        # An outside API dedupes by the key we send: both calls carried the same one.
+        assert [seen.headers["Idempotency-Key"] for seen in api.seen] == [key, key]
+        assert api.seen[0].headers["Authorization"] == "Bearer t0k3n"
+        return
     assert (first["created"], again["created"]) == (True, False)
     assert without_created(again) == without_created(first)

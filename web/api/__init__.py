@@ -118,6 +118,7 @@ def sessions() -> Any:
 
 
 from web.api import (  # noqa: E402,F401  (register their routes)
+    connections,
     customers,
     documents,
     flows,
