@@ -36,6 +36,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = True
     mail_from: str | None = None
+    # Days run payloads are kept; run metadata stays (connector.retention).
+    retention_days: int = 30
     # Non-public targets outbound HTTP may reach anyway: hosts or CIDR ranges, comma-separated.
     http_allow: str = ""
     # VERI*FACTU submission: the AEAT endpoint and the client certificate (PEM) to present.
@@ -73,6 +75,7 @@ class Settings:
             not in ("0", "false", "no"),
             mail_from=env.get("PUENTE_MAIL_FROM") or None,
             http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
+            retention_days=int(env.get("PUENTE_RETENTION_DAYS", 30)),
             verifactu_url=env.get("PUENTE_VERIFACTU_URL") or None,
             verifactu_cert=_path(env.get("PUENTE_VERIFACTU_CERT")),
             verifactu_key=_path(env.get("PUENTE_VERIFACTU_KEY")),

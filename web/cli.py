@@ -11,7 +11,7 @@ import uuid
 
 import requests
 
-from connector import admin, jobs, migrate
+from connector import admin, jobs, migrate, retention
 from connector.crypto import SecretBox
 from connector.db import make_engine, make_sessionmaker
 from connector.registry import default_registry
@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="create the demo webhook and flow; print URL and secret")
     key = sub.add_parser("api-key", help="create an API key and print it (shown once)")
     key.add_argument("--name", required=True)
-    sweep = sub.add_parser("sweep", help="re-enqueue runs whose job was lost")
+    sweep = sub.add_parser("sweep", help="re-enqueue runs whose job was lost; prune hourly")
     sweep.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    prune = sub.add_parser("prune", help="drop payloads older than the retention period")
+    prune.add_argument("--days", type=int, help="default: PUENTE_RETENTION_DAYS (30)")
     submit = sub.add_parser(
         "verifactu-submit", help="send queued VERI*FACTU records to PUENTE_VERIFACTU_URL"
     )
@@ -94,9 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             print(admin.create_api_key(s, args.name))
     elif args.command == "sweep":
         return _sweep_loop(rt, args.every)
+    elif args.command == "prune":
+        with rt.sessions.begin() as s:
+            print(retention.prune(s, args.days or settings.retention_days))
     elif args.command == "verifactu-submit":
         return _submit_loop(rt, args.every)
     return 0
+
+
+PRUNE_EVERY_SECONDS = 3600
 
 
 def _submit_loop(rt: Runtime, every: float) -> int:
@@ -124,9 +132,17 @@ def _submit_loop(rt: Runtime, every: float) -> int:
 
 def _sweep_loop(rt: Runtime, every: float) -> int:
     log = logging.getLogger("puente.sweeper")
+    days = rt.settings.retention_days
+    last_prune = 0.0
     while True:
         try:
             jobs.sweep(rt)
+            if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
+                with rt.sessions.begin() as s:
+                    pruned = retention.prune(s, days)
+                if any(pruned.values()):
+                    log.info("retention (%s days): pruned %s", days, pruned)
+                last_prune = time.monotonic()
         except Exception:  # keep sweeping: a database or Redis blip must not stop the sweeper
             log.exception("sweep failed; trying again in %s s", every or 0)
             if not every:
