@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,9 +19,11 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
+from connector import jobs, replay
+from connector.errors import PuenteError
 from connector.models import Flow, Run, RunStatus
 from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
@@ -84,6 +87,11 @@ def runs() -> Any:
         query = query.where(Run.status == status)
     else:
         status = None
+    q = (request.args.get("q") or "").strip()
+    if q:  # a deal id, an invoice number or a customer's tax id
+        query = query.where(
+            or_(Run.deal_ref == q, Run.invoice_ref == q, Run.customer_tax_id == q.upper())
+        )
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(query.order_by(Run.id.desc()).limit(PAGE).offset((page - 1) * PAGE)).all()
@@ -95,7 +103,32 @@ def runs() -> Any:
             page=page,
             has_next=page * PAGE < total,
             total=total,
+            q=q,
         )
+
+
+@bp.post("/runs/<int:run_id>/replay")
+@require_login
+def run_replay(run_id: int) -> Any:
+    """Run it again from its first unfinished step, optionally with corrected trigger data."""
+    runtime = current_app.extensions["puente"]
+    edited = (request.form.get("trigger") or "").strip()
+    try:
+        trigger = json.loads(edited) if edited else None
+        if trigger is not None and not isinstance(trigger, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        flash("replay_bad_json", "error")
+        return redirect(url_for("ui.run_detail", run_id=run_id))
+    try:
+        with _sessions().begin() as s:
+            replay.replay(s, runtime.registry, run_id, trigger=trigger)
+    except PuenteError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("ui.run_detail", run_id=run_id))
+    jobs.enqueue_runs(runtime, [run_id])
+    flash("replay_ok", "ok")
+    return redirect(url_for("ui.run_detail", run_id=run_id))
 
 
 @bp.get("/runs/<int:run_id>")

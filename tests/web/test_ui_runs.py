@@ -1,0 +1,57 @@
+"""The run log for people: find runs by deal, invoice or tax id; replay with corrected data."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from connector.models import Run
+from tests.conftest import drain
+from tests.factories import deal, make_api_key, make_hook, post_deal
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as session:
+        return session.setdefault("csrf_token", "test-form-token")
+
+
+def signed_in(rt, client):
+    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
+    return client
+
+
+def test_a_failed_run_is_corrected_and_replayed_from_its_page(rt, client):
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    payload = deal(deal_id="D-fix")
+    payload["customer"]["tax_id"] = "12345678A"
+    [run_id] = post_deal(client, hook, payload).json["run_ids"]
+    drain(rt)
+    page = client.get(f"/ui/runs/{run_id}").get_data(as_text=True)
+    assert "Reintentar" in page and "Historial de intentos" in page
+
+    bad = client.post(
+        f"/ui/runs/{run_id}/replay",
+        data={"trigger": "{no", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    )
+    assert "no son un objeto JSON válido" in bad.get_data(as_text=True)
+    fixed = {**payload, "customer": {**payload["customer"], "tax_id": "12345678Z"}}
+    done = client.post(
+        f"/ui/runs/{run_id}/replay",
+        data={"trigger": json.dumps(fixed), "csrf_token": csrf(client)},
+        follow_redirects=True,
+    )
+    assert "Ejecución en cola de nuevo." in done.get_data(as_text=True)
+    drain(rt)
+
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == "succeeded" and run.customer_tax_id == "12345678Z"
+    listed = client.get("/ui/runs?q=12345678z").get_data(as_text=True)
+    assert f"/ui/runs/{run_id}" in listed
+    assert f"/ui/runs/{run_id}" in client.get("/ui/runs?q=D-fix").get_data(as_text=True)
+    assert f"/ui/runs/{run_id}" not in client.get("/ui/runs?q=D-other").get_data(as_text=True)
+    with rt.sessions() as s:
+        assert s.scalars(select(Run)).one().replays == 1
