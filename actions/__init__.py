@@ -6,6 +6,7 @@ ALL = (
     invoicing.RECORD_WON_DEAL,
     invoicing.FIND_OR_CREATE_CUSTOMER,
     invoicing.CREATE_DRAFT_INVOICE,
+    invoicing.CONVERT_DOCUMENT,
     invoicing.ISSUE_INVOICE,
     invoicing.SEND_INVOICE,
     invoicing.RECORD_PAYMENT,

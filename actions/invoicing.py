@@ -9,7 +9,7 @@ from typing import Any
 
 from connector.errors import ConfigurationError, FieldError, TransientError, ValidationError
 from connector.spec import ActionContext, ActionSpec
-from invoicing import chain
+from invoicing import chain, documents
 from invoicing.deals import DealData
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.mailer import MailDeliveryError, MailSettings
@@ -57,6 +57,25 @@ def record_won_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
         "source": deal.source,
         "external_ref": deal.external_ref,
         "won_at": deal.won_at.astimezone(UTC).isoformat(),
+        "created": created,
+    }
+
+
+def convert_document(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Turn a quote, order or delivery note into the next document, all or part of it."""
+    takes = None
+    if data.get("lines") is not None:
+        takes = [documents.Take(line["line_id"], line.get("quantity")) for line in data["lines"]]
+    with _explained("the document cannot be converted"):
+        draft, created = ctx.invoicing.convert(
+            data["document_id"], data["to"], takes, idempotency_key=ctx.idempotency_key
+        )
+    return {
+        "document_id": draft.id,
+        "kind": draft.kind,
+        "status": draft.status,
+        "converted_from": draft.converted_from_id,
+        "total": str(draft.total),
         "created": created,
     }
 
@@ -179,6 +198,7 @@ def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
             discount_percent=data.get("discount_percent") or 0,
+            kind=data.get("kind", "invoice"),
         )
     if result.customer.name_differs:
         ctx.log.warning(
@@ -194,6 +214,7 @@ def draft_output(result: DraftResult) -> dict[str, Any]:
     invoice, party = result.invoice, result.customer
     return {
         "invoice_id": invoice.id,
+        "kind": invoice.kind,
         "status": invoice.status,
         "created": result.created,
         "customer": {
@@ -251,6 +272,12 @@ def _spec(
     )
 
 
+CONVERT_DOCUMENT = _spec(
+    convert_document,
+    "Convert document",
+    "Convertir documento",
+    ("document_id", "kind"),
+)
 RECORD_WON_DEAL = _spec(
     record_won_deal,
     "Record won deal",

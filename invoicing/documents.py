@@ -76,11 +76,17 @@ def convert(
     to: str,
     takes: Sequence[Take] | None = None,
     notes: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Invoice:
     """Make a draft of kind `to` from one document, or from several delivery notes.
 
-    Without `takes`, everything still left of every line is carried over.
+    Without `takes`, everything still left of every line is carried over. With an
+    idempotency key, a repeat returns the draft the first call made.
     """
+    if idempotency_key is not None:
+        made = session.scalar(select(Invoice).where(Invoice.idempotency_key == idempotency_key))
+        if made is not None:
+            return made
     if not source_ids:
         raise InvalidDocumentError([("from", "name the document(s) to convert")])
     sources = [session.get(Invoice, i) for i in source_ids]
@@ -126,6 +132,7 @@ def convert(
     draft = Invoice(
         kind=to,
         status=InvoiceStatus.DRAFT,
+        idempotency_key=idempotency_key,
         customer_id=first.customer_id,
         currency=first.currency,
         # Only the first document of a kind for a deal carries the deal reference.

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
-from invoicing import catalog, deals, issuing, mailer, outbox, payments, totals
+from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (
     Customer,
@@ -327,6 +327,25 @@ class Invoicing:
             idempotency_key=idempotency_key,
         )
         return email, True
+
+    def convert(
+        self,
+        document_id: int,
+        to: str,
+        takes: Sequence[documents.Take] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[Invoice, bool]:
+        """Convert a document (see invoicing.documents.convert); True when this call did."""
+        if idempotency_key is not None:
+            made = self.session.scalar(
+                select(Invoice).where(Invoice.idempotency_key == idempotency_key)
+            )
+            if made is not None:
+                return made, False
+        return documents.convert(
+            self.session, [document_id], to, takes, idempotency_key=idempotency_key
+        ), True
 
     def cancel(self, invoice_id: int, reason: str) -> tuple[Invoice, bool]:
         """Cancel an issued invoice; True when this call cancelled it."""

@@ -111,8 +111,8 @@ def make_issuer(rt: Runtime) -> int:
         return configure_issuer(s, IssuerData(**ISSUER)).id
 
 
-def make_draft(rt: Runtime, **changes: Any) -> int:
-    """A draft invoice for the sample deal (fresh deal id unless given), made by the core."""
+def make_draft(rt: Runtime, kind: str = "invoice", **changes: Any) -> int:
+    """A draft (invoice by default) for the sample deal (fresh deal id unless given)."""
     from invoicing.service import CustomerData, Invoicing, LineData
 
     data = deal(**changes)
@@ -122,5 +122,6 @@ def make_draft(rt: Runtime, **changes: Any) -> int:
             lines=[LineData.from_json(line) for line in data["lines"]],
             source="test",
             external_ref=data["deal_id"],
+            kind=kind,
         )
         return result.invoice.id

@@ -132,6 +132,9 @@ NEEDS_INVOICE = {
 
 
 def prepare(rt, action: ActionSpec, data: dict[str, Any]) -> None:
+    if action.key == "invoicing.convert_document":
+        data["document_id"] = make_draft(rt, kind="quote")
+        return
     state = NEEDS_INVOICE.get(action.key)
     if state is None:
         return

@@ -144,3 +144,30 @@ def test_the_api_creates_quotes_and_converts_them_showing_what_is_left(rt, clien
     assert invoice.status_code == 201 and invoice.json["totals"]["base"] == "150.00"
     listed = client.get("/api/v1/delivery-notes", headers=headers).json
     assert [d["id"] for d in listed["items"]] == [note["id"]]
+
+
+def test_a_flow_may_start_with_a_quote_and_convert_it_once_per_step(rt):
+    import logging
+
+    from actions.invoicing import convert_document, create_draft_invoice
+    from connector.runner import StepContext
+
+    def ctx(s, key):
+        return StepContext(key, Invoicing(s), logging.getLogger("test"), "")
+
+    data = {
+        "kind": "quote",
+        "customer": {"name": "Acme Soluciones SL", "tax_id": "B12345674"},
+        "lines": [{"description": "Silla", "quantity": 4, "unit_price": "50", "tax_rate": 21}],
+        "source": "crm",
+        "external_ref": "D-3",
+    }
+    with rt.sessions.begin() as s:
+        quote = create_draft_invoice(ctx(s, "k1"), data)
+    assert quote["kind"] == "quote"
+    with rt.sessions.begin() as s:
+        first = convert_document(ctx(s, "k2"), {"document_id": quote["invoice_id"], "to": "order"})
+    with rt.sessions.begin() as s:
+        again = convert_document(ctx(s, "k2"), {"document_id": quote["invoice_id"], "to": "order"})
+    assert (first["kind"], first["created"], again["created"]) == ("order", True, False)
+    assert again["document_id"] == first["document_id"]
