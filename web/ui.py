@@ -323,4 +323,10 @@ def settings() -> Any:
         ), 422 if errors else 200
 
 
-from web import ui_catalog, ui_documents, ui_print, ui_reports  # noqa: E402,F401  (more pages)
+from web import (  # noqa: E402,F401  (more pages on this blueprint)
+    ui_catalog,
+    ui_documents,
+    ui_flows,
+    ui_print,
+    ui_reports,
+)

@@ -1,0 +1,83 @@
+"""The flow editor: problems named by field, a preview, drafts that stay off, a dry run."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from sqlalchemy import func, select
+
+from connector.models import Flow, FlowVersion
+from invoicing.models import Invoice
+from tests.factories import make_api_key, make_hook
+from web.demo import DEMO_FLOW
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as session:
+        return session.setdefault("csrf_token", "test-form-token")
+
+
+def signed_in(rt, client):
+    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
+    return client
+
+
+def post(client, flow_id, document, do):
+    return client.post(
+        f"/ui/flows/{flow_id}",
+        data={
+            "document": document if isinstance(document, str) else json.dumps(document),
+            "do": do,
+            "csrf_token": csrf(client),
+        },
+        follow_redirects=True,
+    )
+
+
+def test_checking_a_flow_names_each_problem_and_previews_the_mapped_inputs(rt, client):
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    broken = copy.deepcopy(DEMO_FLOW)
+    broken["steps"][1]["input"]["customer"] = {"$expr": "trigger.cliente"}
+
+    good = post(client, hook.flow_id, DEMO_FLOW, "check").get_data(as_text=True)
+    assert "Sin problemas: se puede activar." in good
+    assert "Vista previa con los datos de ejemplo" in good and "B12345674" in good
+
+    bad = post(client, hook.flow_id, broken, "check")
+    assert bad.status_code == 200
+    assert "steps[1].input.customer" in bad.get_data(as_text=True)
+    assert "reads &#39;cliente&#39;" in bad.get_data(as_text=True)
+    not_json = post(client, hook.flow_id, "{oops", "check")
+    assert not_json.status_code == 422 and "JSON:" in not_json.get_data(as_text=True)
+
+
+def test_an_enabled_flow_refuses_a_broken_version_and_a_draft_cannot_be_enabled(rt, client):
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    broken = copy.deepcopy(DEMO_FLOW)
+    broken["steps"][1]["input"]["customer"] = {"$expr": "trigger.cliente"}
+
+    refused = post(client, hook.flow_id, broken, "save")
+    assert refused.status_code == 422 and "cannot be enabled" in refused.get_data(as_text=True)
+    client.post(f"/ui/flows/{hook.flow_id}/disable", data={"csrf_token": csrf(client)})
+    saved = post(client, hook.flow_id, broken, "save").get_data(as_text=True)
+    assert "Guardado como borrador" in saved
+    enable = client.post(
+        f"/ui/flows/{hook.flow_id}/enable", data={"csrf_token": csrf(client)}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "stays disabled" in enable or "cannot be enabled" in enable
+    with rt.sessions() as s:
+        assert s.get_one(Flow, hook.flow_id).enabled is False
+        assert s.scalar(select(func.count()).select_from(FlowVersion)) == 2
+
+
+def test_a_dry_run_from_the_editor_shows_each_step_and_leaves_nothing(rt, client):
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    page = post(client, hook.flow_id, DEMO_FLOW, "dry_run").get_data(as_text=True)
+    assert "Probar sin efectos" in page and "Correcta" in page
+    assert "invoicing.create_draft_invoice" in page and "3001.41" in page
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Invoice)) == 0

@@ -1,0 +1,122 @@
+"""The flow editor: the flow as JSON, checked on every save with a preview on sample data,
+enabled only without problems, and a dry run that shows what each step would do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+
+from connector import admin, schemas
+from connector.checks import check_flow
+from connector.dryrun import dry_run
+from connector.errors import FieldError, PuenteError
+from connector.flows import compile_flow
+from connector.models import Flow
+from connector.runner import Services
+from web.auth import require_login
+from web.ui import _sessions, bp
+
+FUNCTION_HELP = [
+    ("coalesce(a, b, ...)", "func_coalesce"),
+    ("lookup('tabla', clave), lookup_or('tabla', clave, defecto)", "func_lookup"),
+    ("round(importe, `2`), decimal(x), multiply(a, b), sum_decimal(lista)", "func_amounts"),
+    ("to_date(fecha), to_date_in(fecha, 'zona'), to_timezone(fecha, 'zona')", "func_dates"),
+    ("format_date(fecha, '%d/%m/%Y'), add_days(fecha, `30`)", "func_dates"),
+    ("upper, lower, trim, left(t, `n`), replace(t, 'a', 'b'), concat(...), nif(t)", "func_text"),
+]
+
+
+def _parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return None, f"JSON: {exc}"
+    if not isinstance(document, dict):
+        return None, "JSON: the flow must be an object"
+    return document, None
+
+
+@bp.route("/flows/<int:flow_id>", methods=["GET", "POST"])
+@require_login
+def flow_edit(flow_id: int) -> Any:
+    rt = current_app.extensions["puente"]
+    with _sessions()() as s:
+        flow = s.get(Flow, flow_id)
+        if flow is None:
+            abort(404)
+        stored = flow.current_version.document if flow.current_version else {}
+        enabled, version = flow.enabled, flow.current_version.version if flow.current_version else 0
+    text = request.form.get("document") or json.dumps(stored, ensure_ascii=False, indent=2)
+    document, problem = _parse(text)
+    report, trial, status = None, None, 200
+    action = request.form.get("do")
+    if document is not None:
+        report = check_flow(document, rt.registry)
+    if request.method == "POST" and document is not None and action == "save":
+        try:
+            with _sessions().begin() as s:
+                saved = admin.save_flow(s, rt.registry, document, flow=s.get_one(Flow, flow_id))
+            flash("flow_saved" if saved.report.ok else "flow_saved_draft", "ok")
+            return redirect(url_for("ui.flow_edit", flow_id=flow_id))
+        except PuenteError as exc:
+            flash(exc.message, "error")
+            status = 422
+    elif request.method == "POST" and document is not None and action == "dry_run":
+        try:
+            sample = (
+                schemas.load_schema(compile_flow(document, rt.registry).trigger.output_schema).get(
+                    "examples"
+                )
+                or [{}]
+            )[0]
+            result = dry_run(
+                rt.sessions,
+                rt.registry,
+                document,
+                sample,
+                Services(rt.settings.public_url, rt.settings, rt.facturae_credentials),
+            )
+            trial = {"status": result.status, "steps": [asdict(st) for st in result.steps]}
+        except PuenteError as exc:
+            flash(exc.message, "error")
+            status = 422
+    if problem:
+        status = 422
+    return render_template(
+        "ui/flow.html",
+        flow_id=flow_id,
+        text=text,
+        problem=problem,
+        report=report,
+        enabled=enabled,
+        version=version,
+        trial=trial,
+        functions=FUNCTION_HELP,
+        errors_by_step=_by_step(report.errors if report else []),
+    ), status
+
+
+@bp.post("/flows/<int:flow_id>/<any(enable, disable):change>")
+@require_login
+def flow_switch(flow_id: int, change: str) -> Any:
+    rt = current_app.extensions["puente"]
+    try:
+        with _sessions().begin() as s:
+            flow = s.get(Flow, flow_id)
+            if flow is None:
+                abort(404)
+            admin.set_enabled(s, rt.registry, flow, change == "enable")
+        flash("flow_enabled" if change == "enable" else "flow_disabled", "ok")
+    except PuenteError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("ui.flow_edit", flow_id=flow_id))
+
+
+def _by_step(errors: list[FieldError]) -> dict[str, list[FieldError]]:
+    grouped: dict[str, list[FieldError]] = {}
+    for error in errors:
+        grouped.setdefault(error.path.split(".")[0], []).append(error)
+    return grouped
