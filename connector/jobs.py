@@ -84,12 +84,14 @@ def execute_run(run_id: int) -> str:
             blocking=False,
         )
         if not lock.acquire():
-            rt.queue.enqueue_in(
+            job = rt.queue.enqueue_in(
                 timedelta(seconds=BUSY_ENTITY_DELAY),
                 EXECUTE_RUN,
                 run_id,
                 job_timeout=rt.settings.run_timeout_seconds,
             )
+            with rt.sessions.begin() as s:  # the sweeper looks for this job, not run-<id>
+                s.execute(update(Run).where(Run.id == run_id).values(job_id=job.id))
             log.info("run %s waits: another run for %s is in progress", run_id, entity)
             return "deferred"
     try:
@@ -159,14 +161,24 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
             )
     if lost:
         with rt.sessions.begin() as s:
-            s.execute(
-                update(Run)
-                .where(Run.id.in_(lost), Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                .values(
-                    status=RunStatus.QUEUED,
-                    job_id=None,
-                    enqueued_at=now,
-                    deadline_at=now + runner.QUEUED_GRACE,
+            # Re-check the deadline while writing: a worker may have claimed a run (new
+            # deadline) since it was read, and that run is not lost.
+            lost = list(
+                s.scalars(
+                    update(Run)
+                    .where(
+                        Run.id.in_(lost),
+                        Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+                        or_(Run.deadline_at.is_(None), Run.deadline_at < now),
+                    )
+                    .values(
+                        status=RunStatus.QUEUED,
+                        job_id=None,
+                        enqueued_at=now,
+                        deadline_at=now + runner.QUEUED_GRACE,
+                    )
+                    .returning(Run.id)
+                    .execution_options(synchronize_session=False)
                 )
             )
             # An attempt a dead worker left open is closed in the run's history.
@@ -184,8 +196,9 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
                 )
             )
         enqueue_runs(rt, lost)
-        log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)
-    return lost
+        if lost:
+            log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)
+    return sorted(lost)
 
 
 def _job_alive(rt: Runtime, job: str) -> bool:

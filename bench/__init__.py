@@ -1,0 +1,1 @@
+"""Benchmarks that measure their own baseline in the same run and print ratios (`make bench`)."""
