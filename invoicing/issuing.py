@@ -152,6 +152,8 @@ class IssuerData:
     sif_installation: str = "1"
 
 
+ISSUER_FIELDS = tuple(IssuerData.__dataclass_fields__)  # tax_id first
+
 DEFAULT_SERIES = (
     ("F", "ordinary", "Facturas"),
     ("R", "rectifying", "Facturas rectificativas"),
@@ -185,19 +187,7 @@ def configure_issuer(session: Session, data: IssuerData) -> Issuer:
         issuer = Issuer(tax_id=tax_id.value)
         session.add(issuer)
     issuer.tax_id = tax_id.value
-    for name in (
-        "name",
-        "street",
-        "postal_code",
-        "city",
-        "province",
-        "country",
-        "email",
-        "iban",
-        "sif_producer_tax_id",
-        "sif_producer_name",
-        "sif_installation",
-    ):
+    for name in ISSUER_FIELDS[1:]:  # everything but the tax id, set above
         value = getattr(data, name)
         setattr(issuer, name, value.strip() if isinstance(value, str) else value)
     session.flush()

@@ -12,20 +12,7 @@ from invoicing.models import Issuer
 from web.api import ApiError, bp, json_body, sessions
 from web.auth import require_api_key
 
-FIELDS = (
-    "tax_id",
-    "name",
-    "street",
-    "postal_code",
-    "city",
-    "province",
-    "country",
-    "email",
-    "iban",
-    "sif_producer_tax_id",
-    "sif_producer_name",
-    "sif_installation",
-)
+FIELDS = issuing.ISSUER_FIELDS
 
 
 def issuer_json(issuer: Issuer) -> dict[str, Any]:
