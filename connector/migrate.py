@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
 
@@ -17,3 +19,18 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+def drop_columns(op: Any, table: str, *columns: str) -> None:
+    """Drop columns in a migration's downgrade, on SQLite too.
+
+    SQLite (3.35+) drops a plain column in place; Alembic's batch mode would copy the table,
+    which the foreign keys to it (enforced by our engines) forbid once it holds rows.
+    """
+    if op.get_bind().dialect.name == "sqlite":
+        for column in columns:
+            op.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+        return
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.drop_column(column)

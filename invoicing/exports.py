@@ -18,7 +18,7 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
     de equivalencia) less the IRPF withheld. Line-level taxes are informative: each line's
     share of the general discount, and its IVA, surcharge and IRPF, are rounded on the line.
     """
-    if invoice.number is None or invoice.issue_date is None or invoice.issuer is None:
+    if invoice.number is None or invoice.issue_date is None or invoice.billed_issuer is None:
         raise DocumentStateError(f"invoice {invoice.id} is a draft: issue it first")
     surcharges = {
         (t.rate, t.exemption_cause): t.surcharge_rate
@@ -29,8 +29,8 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
     return fe.Invoice(
         number=invoice.number,
         issue_date=invoice.issue_date,
-        seller=_seller(invoice.issuer),
-        buyer=_buyer(invoice.customer),
+        seller=_seller(invoice.billed_issuer),
+        buyer=_buyer(invoice.billed_customer),
         lines=[
             _line(line, discount, surcharges.get((line.tax_rate, line.exemption_cause)))
             for line in invoice.lines
@@ -67,7 +67,7 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         corrective=_corrective(invoice),
         # The document as issued: payments received later do not change it.
         payment_due_date=invoice.due_date,
-        iban=invoice.issuer.iban,
+        iban=invoice.billed_issuer.iban,
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from connector.db import utcnow
 from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
-from invoicing.models import Invoice, InvoiceStatus, InvoiceType, Issuer, Series
+from invoicing.models import Invoice, InvoiceStatus, InvoiceType, Issuer, Series, snapshot
 from invoicing.numbering import format_number, next_serial
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
@@ -91,6 +91,7 @@ def issue(
     invoice.issue_date = when
     invoice.due_date = when + timedelta(days=invoice.customer.payment_days)
     invoice.issued_at = now
+    invoice.parties = {"issuer": snapshot(issuer), "customer": snapshot(invoice.customer)}
     invoice.status = InvoiceStatus.ISSUED
     session.flush()
     record = chain.append_alta(session, issuer, invoice, now)

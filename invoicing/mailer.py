@@ -145,6 +145,7 @@ def send_invoice(
             "sending mail is not configured: set PUENTE_SMTP_HOST (and PUENTE_SMTP_PORT, "
             "PUENTE_SMTP_USER, PUENTE_SMTP_PASSWORD, PUENTE_MAIL_FROM as your provider needs)"
         )
+    # Where mail comes from and goes to is today's contact data, not what was billed.
     sender = settings.sender or (invoice.issuer.email if invoice.issuer else None)
     if not sender:
         raise MailNotConfiguredError(
@@ -186,7 +187,7 @@ def _recipient(invoice: Invoice, to: str | None) -> str:
             [
                 (
                     "to",
-                    f"customer {invoice.customer.tax_id} has no email: send the address as "
+                    f"customer {invoice.billed_customer.tax_id} has no email: send the address as "
                     f'"to", or set it (PATCH /api/v1/customers/{invoice.customer_id})',
                 )
             ]
@@ -196,8 +197,8 @@ def _recipient(invoice: Invoice, to: str | None) -> str:
             [
                 (
                     "to",
-                    f"customer {invoice.customer.tax_id} has the email {stored!r}, which is not "
-                    f'valid: send an address as "to", or correct it '
+                    f"customer {invoice.billed_customer.tax_id} has the email {stored!r}, "
+                    f'which is not valid: send an address as "to", or correct it '
                     f"(PATCH /api/v1/customers/{invoice.customer_id})",
                 )
             ]
@@ -255,7 +256,7 @@ def build_message(
     facturae = exports.facturae_xml(invoice, credentials)
     pdf = invoice_pdf(invoice, chain.qr_url_of(invoice))
 
-    issuer_name = invoice.issuer.name if invoice.issuer else ""
+    issuer_name = invoice.billed_issuer.name if invoice.billed_issuer else ""
     message = EmailMessage()
     message["Subject"] = f"Factura {invoice.number} de {issuer_name}".strip()
     message["From"] = formataddr((issuer_name, sender)) if issuer_name else sender
@@ -280,11 +281,11 @@ def build_message(
 
 def body_text(invoice: Invoice) -> str:
     assert invoice.number is not None and invoice.issue_date is not None
-    issuer_name = invoice.issuer.name if invoice.issuer else ""
+    issuer_name = invoice.billed_issuer.name if invoice.billed_issuer else ""
     outstanding = invoice.outstanding
     currency = invoice.currency
     lines = [
-        f"Estimado cliente ({invoice.customer.name}):",
+        f"Estimado cliente ({invoice.billed_customer.name}):",
         "",
         f"Le enviamos la factura {invoice.number} de {issuer_name}.",
         "",
@@ -311,10 +312,10 @@ def body_text(invoice: Invoice) -> str:
     lines.append("")
     if outstanding <= 0:
         lines.append("La factura está pagada: no tiene que hacer nada más. Gracias.")
-    elif invoice.issuer and invoice.issuer.iban:
+    elif invoice.billed_issuer and invoice.billed_issuer.iban:
         lines.append(
             f"Puede pagar el importe pendiente por transferencia a la cuenta "
-            f"{invoice.issuer.iban}, indicando el número de factura."
+            f"{invoice.billed_issuer.iban}, indicando el número de factura."
         )
     else:
         lines.append("Le rogamos que pague el importe pendiente indicando el número de factura.")

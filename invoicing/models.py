@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
@@ -219,6 +220,10 @@ class Invoice(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
+    # The issuer's and customer's data as they were when the invoice was issued: an issued
+    # invoice never changes, whatever is edited in their records later.
+    parties: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
     customer: Mapped[Customer] = relationship()
     issuer: Mapped[Issuer | None] = relationship()
     series: Mapped[Series | None] = relationship()
@@ -237,6 +242,21 @@ class Invoice(Base):
     taxes: Mapped[list[InvoiceTax]] = relationship(
         order_by="InvoiceTax.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def billed_customer(self) -> Any:
+        """The customer as billed: frozen when issued, the live record before."""
+        if self.parties and "customer" in self.parties:
+            return SimpleNamespace(**self.parties["customer"])
+        return self.customer
+
+    @property
+    def billed_issuer(self) -> Any:
+        """The issuer as billed: frozen when issued, the live record before."""
+        if self.parties and "issuer" in self.parties:
+            return SimpleNamespace(**self.parties["issuer"])
+        return self.issuer
+
     withholdings: Mapped[list[InvoiceWithholding]] = relationship(
         order_by="InvoiceWithholding.id", cascade="all, delete-orphan"
     )
@@ -375,3 +395,12 @@ class InvoiceEmail(Base):
     message_id: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def snapshot(row: Base) -> dict[str, Any]:
+    """A row's columns as JSON-friendly values (for the parties of an issued invoice)."""
+    values: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        values[column.key] = str(value) if isinstance(value, Decimal | datetime | date) else value
+    return values

@@ -186,7 +186,7 @@ def due_text(invoice: Invoice) -> str | None:
     """ "Vencimiento: 28/12/2026"; a draft says how many days after its issue it will be due."""
     if invoice.due_date is not None:
         return f"Vencimiento: {day(invoice.due_date)}"
-    days = invoice.customer.payment_days if invoice.customer is not None else 0
+    days = invoice.billed_customer.payment_days if invoice.billed_customer is not None else 0
     if is_draft(invoice) and days:
         return f"Vencimiento: a {days} días de la fecha de expedición"
     return None
@@ -432,7 +432,7 @@ def _party(
 
 
 def _parties(invoice: Invoice, issuer: Issuer | None, st: _Styles) -> Table:
-    customer = invoice.customer
+    customer = invoice.billed_customer
     if issuer is None:
         left = [
             _p("EMISOR", st.label),
@@ -817,7 +817,7 @@ def invoice_pdf(invoice: Invoice, qr_url: str | None, *, issuer: Issuer | None =
         )
     _register_fonts()
     st = _styles()
-    issuer = invoice.issuer or issuer
+    issuer = invoice.billed_issuer or issuer
     decorations = _Decorations(invoice, issuer)
     out = io.BytesIO()
     doc = BaseDocTemplate(
@@ -883,8 +883,8 @@ def is_draft(invoice: Invoice) -> bool:
 
 def shown_issuer(invoice: Invoice) -> Issuer | None:
     """The issuer an invoice was issued by; for a draft, the configured one that would issue it."""
-    if invoice.issuer is not None:
-        return invoice.issuer
+    if invoice.billed_issuer is not None:
+        return invoice.billed_issuer
     session = object_session(invoice)
     if session is None:
         return None
