@@ -689,11 +689,11 @@ def standards_dir() -> Path:
     """The folder holding SuministroLR.xsd and its imports.
 
     ``$PUENTE_STANDARDS_DIR`` names the ``standards`` folder; by default it is the
-    ``shared/standards`` folder beside the project checkout.
+    ``standards`` folder of the project (the official files, byte for byte).
     """
     override = os.environ.get("PUENTE_STANDARDS_DIR")
     base = (
-        Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "standards"
+        Path(override) if override else Path(__file__).resolve().parents[1] / "standards"
     )
     return base / "verifactu"
 
