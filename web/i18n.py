@@ -7,10 +7,12 @@ from typing import Any
 from flask import Flask, g, request
 from flask.wrappers import Response
 
+from web import i18n_catalog, i18n_mail, i18n_print, i18n_reports
+
 LANGUAGES = ("es", "en")
 COOKIE = "puente_lang"
 
-MESSAGES: dict[str, dict[str, str]] = {
+_CORE: dict[str, dict[str, str]] = {
     "es": {
         "flows": "Flujos",
         "runs": "Ejecuciones",
@@ -345,16 +347,21 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def _merge() -> None:
-    from web import i18n_catalog, i18n_mail, i18n_print, i18n_reports
-
-    catalogs = (i18n_print, i18n_reports, i18n_mail, i18n_catalog)
-    for catalog in (c.MESSAGES for c in catalogs):
+def _merged(*catalogs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """One catalog from the core's and the page modules'; a key defined twice is a bug."""
+    merged: dict[str, dict[str, str]] = {lang: {} for lang in LANGUAGES}
+    for catalog in catalogs:
         for lang, messages in catalog.items():
-            for key in messages:
-                if key in MESSAGES[lang]:
-                    raise RuntimeError(f"interface text {key!r} ({lang}) is defined twice")
-            MESSAGES[lang].update(messages)
+            twice = set(messages) & set(merged[lang])
+            if twice:
+                raise RuntimeError(f"interface text {sorted(twice)} ({lang}) is defined twice")
+            merged[lang].update(messages)
+    return merged
+
+
+MESSAGES = _merged(
+    _CORE, i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_mail.MESSAGES, i18n_catalog.MESSAGES
+)
 
 
 def translate(key: str, lang: str | None = None) -> str:
@@ -373,10 +380,6 @@ def _choose() -> str:
 
 
 def init_app(app: Flask) -> None:
-    if not getattr(init_app, "merged", False):
-        _merge()
-        init_app.merged = True  # type: ignore[attr-defined]
-
     @app.before_request
     def pick_language() -> None:
         g.lang = _choose()
