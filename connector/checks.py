@@ -53,7 +53,9 @@ def check_flow(
     lookups = document.get("lookups") or {}
     scope: dict[str, Schema | None] = {}  # earlier steps' outputs, by step id
     data: dict[str, Any] = {
-        "trigger": copy.deepcopy(sample) if sample is not None else _example(trigger.output_schema),
+        "trigger": copy.deepcopy(sample)
+        if sample is not None
+        else schemas.example(trigger.output_schema),
         "steps": {},
     }
     seen: set[str] = set()
@@ -89,7 +91,7 @@ def check_flow(
         report.errors.extend(_unmapped(body, action, f"{where}.input"))
         report.errors.extend(_preview(report, compiled, data, lookups, action, step["id"], where))
         scope[step["id"]] = (schemas.load_schema(action.output_schema), action.output_schema)
-        data["steps"][step["id"]] = _example(action.output_schema)
+        data["steps"][step["id"]] = schemas.example(action.output_schema)
     return report
 
 
@@ -102,11 +104,6 @@ def enableable(document: Any, registry: Registry) -> None:
             + "; ".join(map(str, report.errors[:5])),
             report.errors,
         )
-
-
-def _example(schema_name: str) -> Any:
-    examples = schemas.load_schema(schema_name).get("examples") or [{}]
-    return copy.deepcopy(examples[0])
 
 
 def _unmapped(body: Any, action: ActionSpec, where: str) -> list[FieldError]:

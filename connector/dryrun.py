@@ -45,12 +45,15 @@ def dry_run(
     sessions: sessionmaker[Session],
     registry: Registry,
     document: dict[str, Any],
-    trigger_item: dict[str, Any],
+    trigger_item: dict[str, Any] | None = None,
     services: Services | None = None,
     until: str | None = None,
 ) -> DryRun:
-    """Run the flow on `trigger_item` (up to step `until`) and roll every effect back."""
+    """Run the flow on `trigger_item` (the trigger's example by default), up to step `until`,
+    and roll every effect back."""
     flow = compile_flow(document, registry)  # a dry run needs a flow that compiles
+    if trigger_item is None:
+        trigger_item = schemas.example(flow.trigger.output_schema)
     errors = schemas.validate(flow.trigger.output_schema, trigger_item)
     if errors:
         raise ValidationError.from_field_errors("the sample is not a valid trigger item", errors)
@@ -102,13 +105,13 @@ def _step(
             )
         shown = redact(inputs, action.input_schema)
         if action.effects != "database":
-            example = (schemas.load_schema(action.output_schema).get("examples") or [{}])[0]
+            example = schemas.example(action.output_schema)
             return StepResult(
                 step.id,
                 action.key,
                 "skipped",
                 shown,
-                copy.deepcopy(example),
+                example,
                 note="not performed in a dry run: it reaches the outside world; "
                 "its example output stands in",
             )

@@ -19,6 +19,7 @@ from connector.settings import Settings
 
 if TYPE_CHECKING:
     from connector.http_client import HttpClient
+    from connector.runner import Services
     from invoicing.facturae import SigningCredentials
 
 
@@ -53,6 +54,15 @@ class Runtime:
             self.secrets,
             Allowed.parse(self.settings.http_allow),
             RateLimiter(self.redis),
+        )
+
+    @property
+    def services(self) -> Services:
+        """What actions get besides the database, as this process has them configured."""
+        from connector.runner import Services
+
+        return Services(
+            self.settings.public_url, self.settings, self.facturae_credentials, self.http
         )
 
     def close(self) -> None:

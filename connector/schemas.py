@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -43,6 +44,11 @@ def validator(name: str) -> Draft202012Validator:
         registry=_registry(),
         format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
+
+
+def example(name: str) -> Any:
+    """A fresh copy of the first example of schemas/<name> ({} when it has none)."""
+    return copy.deepcopy((load_schema(name).get("examples") or [{}])[0])
 
 
 def resolve_ref(schema: Any, base: str) -> tuple[dict[str, Any], str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ from connector import admin
 from connector.crypto import SecretBox
 from connector.models import Flow, Subscription
 from connector.registry import Registry
-from connector.schemas import load_schema
+from connector.schemas import example
 
 DEMO_HOOK_NAME = "Demo: deal won webhook"
 
@@ -58,6 +57,6 @@ def ensure_demo(s: Session, box: SecretBox, registry: Registry) -> tuple[Subscri
 
 def sample_deal(deal_id: str | None = None) -> dict[str, Any]:
     """The example deal from the trigger's schema, with a fresh deal id unless one is given."""
-    deal = copy.deepcopy(load_schema("triggers/deal_won.json")["examples"][0])
+    deal = example("triggers/deal_won.json")
     deal["deal_id"] = deal_id or f"D-{int(time.time() * 1000)}"
     return deal

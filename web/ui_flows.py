@@ -9,13 +9,11 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
-from connector import admin, schemas
+from connector import admin
 from connector.checks import check_flow
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
-from connector.flows import compile_flow
 from connector.models import Flow
-from connector.runner import Services
 from web.auth import require_login
 from web.ui import _sessions, bp
 
@@ -66,19 +64,7 @@ def flow_edit(flow_id: int) -> Any:
             status = 422
     elif request.method == "POST" and document is not None and action == "dry_run":
         try:
-            sample = (
-                schemas.load_schema(compile_flow(document, rt.registry).trigger.output_schema).get(
-                    "examples"
-                )
-                or [{}]
-            )[0]
-            result = dry_run(
-                rt.sessions,
-                rt.registry,
-                document,
-                sample,
-                Services(rt.settings.public_url, rt.settings, rt.facturae_credentials),
-            )
+            result = dry_run(rt.sessions, rt.registry, document, services=rt.services)
             trial = {"status": result.status, "steps": [asdict(st) for st in result.steps]}
         except PuenteError as exc:
             flash(exc.message, "error")

@@ -8,13 +8,11 @@ from typing import Any
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from connector import admin, schemas
+from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
 from connector.errors import ConfigurationError, ValidationError
-from connector.flows import compile_flow
 from connector.models import Flow, FlowVersion
-from connector.runner import Services
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
 
@@ -254,11 +252,8 @@ def dry_run_flow(flow_id: int) -> Any:
 
 def _dry_run(document: dict[str, Any], data: dict[str, Any]) -> Any:
     rt = _runtime()
-    compiled = compile_flow(document, rt.registry)
     trigger = data.get("trigger")
-    if trigger is None:
-        trigger = (schemas.load_schema(compiled.trigger.output_schema).get("examples") or [{}])[0]
-    if not isinstance(trigger, dict):
+    if trigger is not None and not isinstance(trigger, dict):
         raise ApiError(422, "invalid", "trigger must be a trigger item (an object)", "trigger")
     until = data.get("until")
     result = dry_run(
@@ -266,7 +261,7 @@ def _dry_run(document: dict[str, Any], data: dict[str, Any]) -> Any:
         rt.registry,
         document,
         trigger,
-        Services(rt.settings.public_url, rt.settings, rt.facturae_credentials),
+        rt.services,
         until=until if isinstance(until, str) else None,
     )
     return jsonify({"status": result.status, "steps": [asdict(step) for step in result.steps]})
