@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy import Select, func, select
 
+from connector.errors import FieldError
 from invoicing.errors import (
     DocumentStateError,
     InvalidDocumentError,
@@ -32,6 +35,18 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
         self.field, self.errors = field, errors
+
+    @classmethod
+    def invalid(cls, errors: list[FieldError], what: str = "") -> ApiError:
+        """422 listing every field error; `field` is the first one's."""
+        message = "; ".join(map(str, errors))
+        return cls(
+            422,
+            "invalid",
+            f"{what}: {message}" if what else message,
+            errors[0].path,
+            [{"field": e.path, "message": e.message} for e in errors],
+        )
 
     def response(self) -> Any:
         body: dict[str, Any] = {"error": self.error, "message": self.message}
@@ -87,6 +102,23 @@ def whole(name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ApiError(400, "bad_request", f"{name} must be at least {minimum}", name)
     return value
+
+
+def listing(
+    query: Select[Any], order_by: Any, to_json: Callable[[Any], Any], limit: int, offset: int
+) -> Any:
+    """One page of `query` as {"items", "total", "limit", "offset"}."""
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(order_by).limit(limit).offset(offset)).all()
+        return jsonify(
+            {
+                "items": [to_json(row) for row in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
 
 
 def json_body() -> dict[str, Any]:

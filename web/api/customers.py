@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connector import schemas
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer
 from invoicing.service import CustomerData, Invoicing, check_terms
 from invoicing.tax_ids import TaxIdError, parse_tax_id
-from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 from web.auth import require_api_key
 
 ADDRESS = ("street", "postal_code", "city", "province", "country")
@@ -32,23 +32,13 @@ def customer_json(customer: Customer) -> dict[str, Any]:
     }
 
 
-def _invalid(errors: list[Any]) -> ApiError:
-    return ApiError(
-        422,
-        "invalid",
-        "; ".join(map(str, errors)),
-        errors[0].path,
-        [{"field": e.path, "message": e.message} for e in errors],
-    )
-
-
 @bp.post("/customers")
 @require_api_key
 def create_customer() -> Any:
     data = json_body()
     errors = schemas.validate("common/customer.json", data)
     if errors:
-        raise _invalid(errors)
+        raise ApiError.invalid(errors)
     with sessions().begin() as s:
         try:
             result = Invoicing(s).find_or_create_customer(CustomerData.from_json(data))
@@ -74,17 +64,7 @@ def list_customers() -> Any:
         except TaxIdError as exc:
             raise ApiError(400, "bad_request", str(exc), "tax_id") from None
         query = query.where(Customer.tax_id == tax_id.value)
-    with sessions()() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        rows = s.scalars(query.order_by(Customer.id).limit(limit).offset(offset)).all()
-        return jsonify(
-            {
-                "items": [customer_json(c) for c in rows],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    return listing(query, Customer.id, customer_json, limit, offset)
 
 
 @bp.get("/customers/<int:customer_id>")
@@ -142,7 +122,7 @@ def patch_customer(customer_id: int) -> Any:
             merged["address"] = {**merged["address"], **data["address"]}
         errors = schemas.validate("common/customer.json", merged)
         if errors:
-            raise _invalid(errors)
+            raise ApiError.invalid(errors)
         terms = check_terms(
             customer.country, merged["equivalence_surcharge"], merged["payment_days"]
         )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from invoicing import documents
 from invoicing.models import DocumentKind, Invoice
-from web.api import ApiError, bp, json_body, page, sessions
+from web.api import ApiError, bp, json_body, listing, page, sessions
 from web.api.idempotency import idempotent
 from web.api.invoices import _load, create_draft, invoice_json, patch_draft
 from web.auth import require_api_key
@@ -43,17 +43,7 @@ def list_documents(plural: str) -> Any:
     query = (
         select(Invoice).options(selectinload(Invoice.customer)).where(Invoice.kind == KINDS[plural])
     )
-    with sessions()() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        rows = s.scalars(query.order_by(Invoice.id.desc()).limit(limit).offset(offset)).all()
-        return jsonify(
-            {
-                "items": [invoice_json(d) for d in rows],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    return listing(query, Invoice.id.desc(), invoice_json, limit, offset)
 
 
 @bp.get(f"/{PLURAL}/<int:doc_id>")

@@ -21,7 +21,7 @@ from invoicing.models import (
     VerifactuRecord,
 )
 from invoicing.service import CustomerData, Invoicing, LineData
-from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
 from web.auth import require_api_key
 
@@ -163,17 +163,7 @@ def list_invoices() -> Any:
     for field in ("status", "external_ref", "source", "number"):
         if request.args.get(field):
             query = query.where(getattr(Invoice, field) == request.args[field])
-    with sessions()() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        invoices = s.scalars(query.order_by(Invoice.id.desc()).limit(limit).offset(offset)).all()
-        return jsonify(
-            {
-                "items": [invoice_json(i) for i in invoices],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    return listing(query, Invoice.id.desc(), invoice_json, limit, offset)
 
 
 @bp.get("/invoices/<int:invoice_id>")
@@ -203,13 +193,7 @@ def create_draft(kind: str) -> Any:
             raise ApiError(422, "invalid", f"a {what} has no invoice_type", "invoice_type")
         errors = schemas.validate(CREATE_SCHEMA, data)
         if errors:
-            raise ApiError(
-                422,
-                "invalid",
-                f"the {what} is not valid: " + "; ".join(map(str, errors)),
-                errors[0].path,
-                [{"field": e.path, "message": e.message} for e in errors],
-            )
+            raise ApiError.invalid(errors, f"the {what} is not valid")
         result = Invoicing(s).create_draft_invoice(
             customer=CustomerData.from_json(data["customer"]),
             lines=[LineData.from_json(line) for line in data["lines"]],
@@ -397,13 +381,7 @@ def rectify_invoice(invoice_id: int) -> Any:
         )
         errors = [e for e in errors if e.path.startswith("lines")]
         if errors:
-            raise ApiError(
-                422,
-                "invalid",
-                "; ".join(map(str, errors)),
-                errors[0].path,
-                [{"field": e.path, "message": e.message} for e in errors],
-            )
+            raise ApiError.invalid(errors)
         lines = [LineData.from_json(line) for line in data["lines"]]
     with sessions().begin() as s:
         _load(s, invoice_id)
@@ -462,13 +440,7 @@ def patch_draft(kind: str, doc_id: int) -> Any:
         if "notes" in data and not isinstance(data["notes"], str | None):
             raise ApiError(422, "invalid", "notes must be text", "notes")
         if errors:
-            raise ApiError(
-                422,
-                "invalid",
-                "; ".join(map(str, errors)),
-                errors[0].path,
-                [{"field": e.path, "message": e.message} for e in errors],
-            )
+            raise ApiError.invalid(errors)
         invoice = Invoicing(s).edit_draft(
             doc_id,
             lines=[LineData.from_json(line) for line in data["lines"]] if "lines" in data else None,

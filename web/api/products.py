@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from invoicing import catalog
 from invoicing.models import Product, SkuMapping
-from web.api import ApiError, bp, iso, json_body, not_found, page, sessions
+from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 from web.auth import require_api_key
 
 
@@ -71,17 +71,7 @@ def list_products() -> Any:
     query = select(Product)
     if request.args.get("sku"):
         query = query.where(Product.sku == request.args["sku"])
-    with sessions()() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        rows = s.scalars(query.order_by(Product.sku).limit(limit).offset(offset)).all()
-        return jsonify(
-            {
-                "items": [product_json(p) for p in rows],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    return listing(query, Product.sku, product_json, limit, offset)
 
 
 @bp.get("/products/<int:product_id>")

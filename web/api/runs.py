@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connector import jobs, replay
 from connector.models import Run, RunStatus
-from web.api import ApiError, bp, iso, json_body, not_found, page, sessions, whole
+from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions, whole
 from web.auth import require_api_key
 
 
@@ -85,12 +85,7 @@ def list_runs() -> Any:
             query = query.where(column == request.args[name])
     if request.args.get("flow_id"):
         query = query.where(Run.flow_id == whole("flow_id", 0, minimum=1))
-    with sessions()() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        runs = s.scalars(query.order_by(Run.id.desc()).limit(limit).offset(offset)).all()
-        return jsonify(
-            {"items": [run_json(r) for r in runs], "total": total, "limit": limit, "offset": offset}
-        )
+    return listing(query, Run.id.desc(), run_json, limit, offset)
 
 
 @bp.get("/runs/<int:run_id>")
