@@ -133,15 +133,5 @@ def rectify(
     totals.fill(draft, amounts)
     session.add(draft)
     session.flush()
-    outbox.emit(
-        session,
-        "invoice.drafted",
-        draft.id,
-        {
-            "invoice_id": draft.id,
-            "customer_id": draft.customer_id,
-            "total": str(draft.total),
-            "rectifies": original.number,
-        },
-    )
+    outbox.drafted(session, draft, rectifies=original.number)
     return draft

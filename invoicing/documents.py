@@ -147,17 +147,7 @@ def convert(
     session.add(draft)
     session.flush()
     if to == DocumentKind.INVOICE:
-        outbox.emit(
-            session,
-            "invoice.drafted",
-            draft.id,
-            {
-                "invoice_id": draft.id,
-                "customer_id": draft.customer_id,
-                "total": str(draft.total),
-                "converted_from": [doc.id for doc in docs],
-            },
-        )
+        outbox.drafted(session, draft, converted_from=[doc.id for doc in docs])
     return draft
 
 

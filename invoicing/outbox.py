@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from invoicing.models import OutboxEvent
+from invoicing.models import Invoice, OutboxEvent
 
 TOPICS = frozenset(
     {"customer.created", "invoice.drafted", "invoice.issued", "invoice.paid", "invoice.cancelled"}
@@ -17,3 +17,18 @@ def emit(session: Session, topic: str, subject_id: int, payload: dict[str, Any])
     if topic not in TOPICS:
         raise ValueError(f"unknown event topic {topic!r}")
     session.add(OutboxEvent(topic=topic, subject_id=subject_id, payload=payload))
+
+
+def drafted(session: Session, invoice: Invoice, **extra: Any) -> None:
+    """invoice.drafted, with what every consumer needs and what is particular to its origin."""
+    emit(
+        session,
+        "invoice.drafted",
+        invoice.id,
+        {
+            "invoice_id": invoice.id,
+            "customer_id": invoice.customer_id,
+            "total": str(invoice.total),
+            **extra,
+        },
+    )

@@ -226,18 +226,7 @@ class Invoicing:
             return self._already_made(found, customer)
         if kind != DocumentKind.INVOICE:
             return DraftResult(invoice, True, party)
-        outbox.emit(
-            self.session,
-            "invoice.drafted",
-            invoice.id,
-            {
-                "invoice_id": invoice.id,
-                "customer_id": party.customer.id,
-                "total": str(amounts.total),
-                "external_ref": external_ref,
-                "source": source,
-            },
-        )
+        outbox.drafted(self.session, invoice, external_ref=external_ref, source=source)
         return DraftResult(invoice, True, party)
 
     def edit_draft(

@@ -692,9 +692,7 @@ def standards_dir() -> Path:
     ``standards`` folder of the project (the official files, byte for byte).
     """
     override = os.environ.get("PUENTE_STANDARDS_DIR")
-    base = (
-        Path(override) if override else Path(__file__).resolve().parents[1] / "standards"
-    )
+    base = Path(override) if override else Path(__file__).resolve().parents[1] / "standards"
     return base / "verifactu"
 
 

@@ -179,3 +179,17 @@ def test_totals_in_the_record_match_the_invoice(rt):
     [record] = records(rt)
     assert (record.cuota_total, record.importe_total) == (invoice.tax_total, invoice.total)
     assert record.importe_total == Decimal("3001.41")
+
+
+def test_a_new_draft_announces_itself_with_its_customer_total_and_deal(rt):
+    draft = make_draft(rt, deal_id="D-77")
+    with rt.sessions() as s:
+        event = s.scalar(select(OutboxEvent).where(OutboxEvent.topic == "invoice.drafted"))
+        invoice = s.get_one(Invoice, draft)
+    assert event.payload == {
+        "invoice_id": draft,
+        "customer_id": invoice.customer_id,
+        "total": "3001.41",
+        "external_ref": "D-77",
+        "source": "test",
+    }
