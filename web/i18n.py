@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask.wrappers import Response
 
-from web import i18n_catalog, i18n_mail, i18n_print, i18n_reports
+from web import i18n_catalog, i18n_print, i18n_reports
 
 LANGUAGES = ("es", "en")
 COOKIE = "puente_lang"
@@ -359,9 +359,7 @@ def _merged(*catalogs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return merged
 
 
-MESSAGES = _merged(
-    _CORE, i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_mail.MESSAGES, i18n_catalog.MESSAGES
-)
+MESSAGES = _merged(_CORE, i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_catalog.MESSAGES)
 
 
 def translate(key: str, lang: str | None = None) -> str:

@@ -1,3 +1,0 @@
-"""Interface text for mail pages (merged into web.i18n)."""
-
-MESSAGES: dict[str, dict[str, str]] = {"es": {}, "en": {}}
