@@ -125,3 +125,16 @@ def make_draft(rt: Runtime, kind: str = "invoice", **changes: Any) -> int:
             kind=kind,
         )
         return result.invoice.id
+
+
+def csrf(client: FlaskClient) -> str:
+    """The session's form token, as a page would have put it in its form."""
+    with client.session_transaction() as session:
+        token: str = session.setdefault("csrf_token", "test-form-token")
+        return token
+
+
+def signed_in(rt: Runtime, client: FlaskClient) -> FlaskClient:
+    """The UI test client, signed in with a new API key."""
+    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
+    return client

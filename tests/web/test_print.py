@@ -10,19 +10,9 @@ from pypdf import PdfReader
 
 from invoicing import issuing
 from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import deal, make_api_key, make_draft, make_issuer
+from tests.factories import deal, make_api_key, make_draft, make_issuer, signed_in
 
 WHEN = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
 
 
 def issued(rt) -> int:

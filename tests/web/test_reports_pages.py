@@ -9,7 +9,7 @@ import pytest
 
 from connector.runtime import Runtime
 from invoicing.deals import DealData, record_deal
-from tests.factories import make_api_key, make_draft, make_issuer
+from tests.factories import make_api_key, make_draft, make_issuer, signed_in
 from tests.invoicing.test_reports import ANA, BRUNO, NOBODY, T0, h, issued, paid, won
 
 SUMMARY = "/api/v1/reports/summary"
@@ -18,13 +18,6 @@ NEVER_BILLED = "/api/v1/reports/never-billed"
 
 def bearer(rt: Runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_api_key(rt)}"}
-
-
-def signed_in(rt: Runtime, client):
-    with client.session_transaction() as session:
-        token = session.setdefault("csrf_token", "test-form-token")
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": token})
-    return client
 
 
 def four_deals(rt: Runtime) -> dict[str, int]:

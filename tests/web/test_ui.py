@@ -10,7 +10,7 @@ import pytest
 
 from connector.runtime import Runtime
 from tests.conftest import drain
-from tests.factories import Hook, deal, make_api_key, make_hook, post_deal
+from tests.factories import Hook, csrf, deal, make_api_key, make_hook, post_deal
 from web.demo import DEMO_FLOW
 
 
@@ -24,12 +24,6 @@ def location(response) -> str:
 def page(response) -> str:
     """The page text with HTML entities decoded (JSON in <pre> is escaped: &#34; for ")."""
     return html.unescape(response.get_data(as_text=True))
-
-
-def csrf(client) -> str:
-    """The session's form token, as the page would have put it in the form."""
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
 
 
 def sign_in(rt: Runtime, client) -> str:

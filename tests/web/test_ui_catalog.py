@@ -12,17 +12,7 @@ from sqlalchemy import select
 from invoicing import catalog
 from invoicing.models import Customer, Product, SkuMapping
 from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import make_api_key, make_draft
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
+from tests.factories import csrf, make_draft, signed_in
 
 
 def text(response) -> str:

@@ -11,17 +11,7 @@ from sqlalchemy import select
 
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import make_api_key
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
+from tests.factories import csrf, signed_in
 
 
 def text(response) -> str:

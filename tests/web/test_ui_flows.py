@@ -9,18 +9,8 @@ from sqlalchemy import func, select
 
 from connector.models import Flow, FlowVersion
 from invoicing.models import Invoice
-from tests.factories import make_api_key, make_hook
+from tests.factories import csrf, make_hook, signed_in
 from web.demo import DEMO_FLOW
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
 
 
 def post(client, flow_id, document, do):

@@ -7,17 +7,7 @@ import re
 from sqlalchemy import select
 
 from invoicing.models import Invoice, Issuer, Payment
-from tests.factories import ISSUER, make_api_key, make_draft, make_issuer
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
+from tests.factories import ISSUER, csrf, make_draft, make_issuer, signed_in
 
 
 def test_a_form_posted_without_its_token_is_refused(rt, client):

@@ -8,17 +8,7 @@ from sqlalchemy import select
 
 from connector.models import Run
 from tests.conftest import drain
-from tests.factories import deal, make_api_key, make_hook, post_deal
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as session:
-        return session.setdefault("csrf_token", "test-form-token")
-
-
-def signed_in(rt, client):
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
-    return client
+from tests.factories import csrf, deal, make_hook, post_deal, signed_in
 
 
 def test_a_failed_run_is_corrected_and_replayed_from_its_page(rt, client):
