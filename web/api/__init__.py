@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import Select, func, select
 
-from connector.errors import FieldError
+from connector.errors import ConfigurationError, FieldError, ValidationError
 from invoicing.errors import (
     DocumentStateError,
     InvalidDocumentError,
@@ -60,6 +60,15 @@ class ApiError(Exception):
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Any:
     return exc.response()
+
+
+@bp.errorhandler(ConfigurationError)  # flows, connections, replays
+@bp.errorhandler(ValidationError)  # dry-run samples, edited replay payloads
+def _engine_refusal(exc: ConfigurationError | ValidationError) -> Any:
+    errors = [{"field": e.path, "message": e.message} for e in exc.errors]
+    return ApiError(
+        422, "invalid", exc.message, errors[0]["field"] if errors else None, errors
+    ).response()
 
 
 @bp.errorhandler(InvalidDocumentError)

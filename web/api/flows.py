@@ -11,21 +11,11 @@ from sqlalchemy import select
 from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
-from connector.errors import ConfigurationError, ValidationError
 from connector.models import Flow, FlowVersion
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
 
 EXPORT_FORMAT = "puente.flow/1"
-
-
-@bp.errorhandler(ConfigurationError)  # includes replay.ReplayError
-@bp.errorhandler(ValidationError)
-def _configuration(exc: ConfigurationError | ValidationError) -> Any:
-    errors = [{"field": e.path, "message": e.message} for e in exc.errors]
-    return ApiError(
-        422, "invalid_flow", exc.message, errors[0]["field"] if errors else None, errors
-    ).response()
 
 
 def _runtime() -> Any:
