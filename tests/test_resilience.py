@@ -1,5 +1,6 @@
 """Exactly one invoice per won deal when things break: a worker SIGKILLed mid-step, Redis
-flushed with runs queued, PostgreSQL connections cut mid-flight, a hundred concurrent deliveries.
+flushed with runs queued, PostgreSQL connections cut mid-flight and a PostgreSQL server really
+restarted (one of the test's own), a hundred concurrent deliveries.
 
 The database is the truth: whatever dies, the sweeper (or a retry) finishes every run once.
 """
@@ -12,8 +13,9 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,14 +24,15 @@ import sqlalchemy as sa
 from sqlalchemy import func, select, update
 from sqlalchemy.pool import NullPool
 
-from connector import jobs, runner
+from connector import jobs, migrate, runner
 from connector.db import utcnow
-from connector.models import Event, Run, RunStatus
+from connector.models import Event, Run, RunStatus, StepStatus
 from connector.runtime import Runtime
 from connector.settings import Settings
 from invoicing.models import Customer, Deal, Invoice
 from tests.conftest import BACKENDS, POSTGRES_URL, drain
 from tests.factories import deal, make_hook, post_deal, signed
+from tests.private_postgres import PostgresBinariesMissing, PrivatePostgres
 from tests.processes import kill_worker, start_rq_worker, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -432,6 +435,179 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
         assert invoice_step.output["created"] is True
     assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
     assert count(rt, Customer) == 1
+
+
+# --- 3'. PostgreSQL really restarted: a private server ---------------------------------------
+#
+# The simulations above cut this test's sessions on the shared server. Here a server of the
+# module's own (tests/private_postgres.py) is stopped and started for real: every session dies,
+# the port refuses connections while it is down, and the pool must find that out by itself.
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    try:
+        with PrivatePostgres.running() as server:
+            yield server
+    except PostgresBinariesMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def private_template(private_postgres: PrivatePostgres) -> str:
+    """A migrated database on the private server, copied for each test."""
+    name = private_postgres.create_database()
+    migrate.upgrade(private_postgres.url(name))
+    return name
+
+
+def postmaster_started(rt: Runtime) -> datetime:
+    with rt.sessions() as s:
+        started: datetime = s.scalar(sa.text("SELECT pg_postmaster_start_time()"))
+        return started
+
+
+def attempt_histories(rt: Runtime, run_ids: list[int]) -> dict[int, tuple[tuple[int, str], ...]]:
+    with rt.sessions() as s:
+        runs = s.scalars(select(Run).where(Run.id.in_(run_ids)))
+        return {r.id: tuple((a.attempt, a.status) for a in r.attempts_log) for r in runs}
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL is not a test database")
+class TestPostgresqlRestarted:
+    @pytest.fixture
+    def database_url(
+        self, private_postgres: PrivatePostgres, private_template: str
+    ) -> Iterator[str]:
+        """A fresh database on the private server; the server left running for the next test."""
+        yield private_postgres.url(private_postgres.create_database(template=private_template))
+        if not private_postgres.is_running():
+            private_postgres.start()
+
+    def test_runs_delivered_around_restarts_run_once_each(self, private_postgres, rt, client):
+        hook = make_hook(rt)
+        payloads = [deal() for _ in range(6)]
+        answers = [post_deal(client, hook, p) for p in payloads[:3]]
+        before = postmaster_started(rt)
+
+        private_postgres.restart()  # the pooled connection the deliveries used dies with it
+        answers += [post_deal(client, hook, p) for p in payloads[3:]]  # the pool reconnects
+        after = postmaster_started(rt)
+        private_postgres.restart()  # and again before the worker starts
+
+        assert after > before  # a new server answered
+        assert [a.status_code for a in answers] == [202] * 6
+        run_ids = [rid for a in answers for rid in a.json["run_ids"]]
+        drain(rt)
+
+        # The pool replaces dead connections at checkout: no attempt fails, none is retried.
+        assert finish_retries(rt, run_ids) == 0
+        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
+        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
+        assert (count(rt, Event), count(rt, Run)) == (6, 6)
+        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
+        assert count(rt, Customer) == 1
+        assert jobs.sweep(rt) == []
+
+    def test_jobs_run_while_the_server_is_down_are_swept_once_it_is_back(
+        self, private_postgres, rt, client
+    ):
+        hook = make_hook(rt)
+        payloads = [deal() for _ in range(4)]
+        answers = [post_deal(client, hook, p) for p in payloads]
+        assert [a.status_code for a in answers] == [202] * 4
+        run_ids = [rid for a in answers for rid in a.json["run_ids"]]
+
+        private_postgres.stop()
+        drain(rt)  # every job fails: the database refuses the worker
+        private_postgres.start()
+
+        failed = rt.queue.failed_job_registry
+        assert sorted(failed.get_job_ids()) == sorted(jobs.job_id(r) for r in run_ids)
+        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.QUEUED)  # not claimed
+        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ())
+        assert jobs.sweep(rt) == []  # before their deadline, queued runs are left alone
+
+        overdue(rt, *run_ids)
+        assert jobs.sweep(rt) == sorted(run_ids)  # their jobs failed: lost, queued again
+        drain(rt)
+
+        assert finish_retries(rt, run_ids) == 0
+        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
+        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
+        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
+        assert count(rt, Customer) == 1
+        assert jobs.sweep(rt) == []
+
+    def test_a_run_in_its_draft_step_when_the_server_stops_is_swept_and_billed_once(
+        self, private_postgres, settings, rt, client
+    ):
+        """Stopped, then started: a restart split in two, so the run's reaction to the lost
+        connection is seen with the server still down (with `pg_ctl restart` the server may
+        or may not be back by the time the run writes its failure)."""
+        hook = make_hook(rt)
+        payload = deal()
+        [run_id] = post_deal(client, hook, payload).json["run_ids"]
+        lock_engine = sa.create_engine(settings.database_url, poolclass=NullPool)
+        holder = lock_engine.connect()
+        try:
+            # The draft step reads customers first: it blocks inside its open transaction.
+            holder.exec_driver_sql("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The RQ job's function, as a worker calls it: deal lock, then the run.
+                running = pool.submit(jobs.execute_run, run_id)
+                wait_for(
+                    lambda: postgres_waiters(rt, "customers", app_name(settings)),
+                    20,
+                    "the run to wait for the customers table in its draft step",
+                )
+                with rt.sessions() as s:
+                    entity = s.get_one(Run, run_id).entity_key
+                assert entity is not None
+                assert rt.redis.exists(jobs.ENTITY_LOCK_PREFIX + entity)
+
+                private_postgres.stop()  # every session dies, the lock holder's too
+                # Nowhere to record the failure: the job fails (RQ keeps it as failed).
+                with pytest.raises(sa.exc.OperationalError):
+                    running.result(timeout=30)
+        finally:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                holder.close()
+            lock_engine.dispose()
+        assert not rt.redis.exists(jobs.ENTITY_LOCK_PREFIX + entity)  # released on the way out
+        private_postgres.start()
+
+        with rt.sessions() as s:  # what the stop left: a claimed run, no draft
+            run = s.get_one(Run, run_id)
+            assert run.status == RunStatus.RUNNING
+            assert [(a.attempt, a.status, a.finished_at) for a in run.attempts_log] == [
+                (1, "running", None)
+            ]
+            # The draft step's failure could not be written: no trace of it but the open attempt.
+            steps = {st.step_id: st.status for st in run.steps}
+            assert "invoice" not in steps
+            assert set(steps.values()) <= {StepStatus.SUCCEEDED}
+        assert invoices_per_deal(rt)[payload["deal_id"]] == 0
+        assert jobs.sweep(rt) == []  # before its deadline a running run is left alone
+
+        overdue(rt, run_id)
+        assert jobs.sweep(rt) == [run_id]
+        drain(rt)
+
+        with rt.sessions() as s:
+            run = s.get_one(Run, run_id)
+            assert run.status == RunStatus.SUCCEEDED, run.error
+            assert [(a.attempt, a.status) for a in run.attempts_log] == [
+                (1, "lost"),
+                (2, RunStatus.SUCCEEDED),
+            ]
+            steps = {st.step_id: st for st in run.steps}
+            assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
+            assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 1)
+            assert steps["invoice"].output["created"] is True
+        assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
+        assert count(rt, Customer) == 1
+        assert jobs.sweep(rt) == []
 
 
 # --- 4. Concurrent deliveries of the same deal ---------------------------------------------
