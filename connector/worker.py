@@ -27,9 +27,9 @@ def warm(rt: runtime.Runtime) -> None:
     import connector.jobs  # noqa: F401  (imported by name in each job otherwise)
 
     configure_mappers()
-    for spec in rt.registry.triggers.values():
-        schemas.validator(spec.output_schema)
+    names = {"flow.json"} | {spec.output_schema for spec in rt.registry.triggers.values()}
     for action in rt.registry.actions.values():
-        schemas.validator(action.input_schema)
-        schemas.validator(action.output_schema)
-    schemas.validator("flow.json")
+        names |= {action.input_schema, action.output_schema}
+    for name in names:
+        schemas.validator(name)
+        schemas.fast_validator(name)

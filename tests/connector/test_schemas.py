@@ -233,3 +233,77 @@ def test_the_input_of_create_draft_invoice_rejects_a_currency_other_than_eur():
     data = copy.deepcopy(load_schema(name)["examples"][0])
     data["currency"] = "USD"
     assert messages(validate(name, data)) == ["currency: must be one of: EUR"]
+
+
+# --- the compiled validator agrees with jsonschema -----------------------------------------
+
+WRONG_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    1.005,
+    10**20,
+    "",
+    "x" * 300,
+    "not a date",
+    "2024-02-30",
+    "2024-01-01T10:00:00",  # a date-time without its offset
+    "no-at-sign",
+    "ñandú@ejemplo.es",
+    "B12345678",
+    "-3.50",
+    [],
+    [1],
+    {},
+    {"unexpected": 1},
+]
+
+
+def mutations(value, path=()):
+    """Each value of the example in turn replaced by each wrong one, each key of each object
+    removed, and an unknown key added to each: what a bad mapping or payload looks like."""
+    yield path, value
+    for wrong in WRONG_VALUES:
+        if wrong != value:
+            yield (*path, repr(wrong)), wrong
+    if isinstance(value, dict):
+        for key in value:
+            yield (*path, key, "<removed>"), {k: v for k, v in value.items() if k != key}
+        yield (*path, "<added>"), {**value, "zz_unknown": 1}
+        for key, child in value.items():
+            for where, changed in mutations(child, (*path, key)):
+                yield where, {**value, key: changed}
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            for where, changed in mutations(child, (*path, i)):
+                yield where, [*value[:i], changed, *value[i + 1 :]]
+
+
+@pytest.mark.parametrize("name", [n for n, i, _ in EXAMPLES if i == 0])
+def test_the_compiled_validator_answers_as_jsonschema_for_every_kind_of_bad_value(name):
+    from connector.schemas import fast_validator, validator
+
+    fast, slow = fast_validator(name), validator(name)
+    example = load_schema(name)["examples"][0]
+    checked = refused = 0
+    for where, instance in mutations(example):
+        assert fast.is_valid(instance) == slow.is_valid(instance), (name, where, instance)
+        checked += 1
+        refused += not slow.is_valid(instance)
+    assert checked > len(WRONG_VALUES) and refused > 0  # the mutations reached its rules
+
+
+def test_a_value_that_is_not_json_is_judged_by_jsonschema():
+    from datetime import datetime
+
+    from connector.schemas import fast_validator
+
+    data = deal(won_at=datetime(2024, 5, 1, 12, 0))
+    with pytest.raises(ValueError):
+        fast_validator(DEAL_WON).is_valid(data)  # the compiled one cannot read it
+
+    [error] = validate(DEAL_WON, data)
+
+    assert error.path == "won_at"
+    assert error.message == "must be text, got a datetime, which is not a JSON value"
