@@ -139,9 +139,10 @@ class Segments:
     def __init__(self, rt: runtime.Runtime) -> None:
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.patches: list[tuple[Any, str, Any, str]] = []
-        self._wrap(runner, "_run_step", "steps (map, validate, act, log, commit)")
-        self._wrap(runner, "_finish", "  finish (UPDATE run, commit)")
-        self._wrap(runner, "_record_step", "  record step (SELECT, redact, INSERT)")
+        self._wrap(runner, "_claim", "claim (UPDATE run, SELECTs, INSERT attempt, commit)")
+        self._wrap(runner._Attempt, "run", "steps (map, validate, act, log)")
+        self._wrap(runner, "_finish", "finish (UPDATE run and attempt)")
+        self._wrap(runner, "_record_step", "  record step (redact, INSERT)")
         self._wrap(schemas, "validate", "  schema validation (4 per run)")
         for key, action in rt.registry.actions.items():
             self._wrap(action, "perform", f"  perform {key}")
@@ -157,12 +158,17 @@ class Segments:
             finally:
                 seconds[label] += time.perf_counter() - start
 
-        object.__setattr__(owner, name, timed)  # actions are frozen dataclasses
+        self._set(owner, name, timed)
         self.patches.append((owner, name, original, label))
 
     def undo(self) -> None:
         for owner, name, original, _ in reversed(self.patches):
-            object.__setattr__(owner, name, original)
+            self._set(owner, name, original)
+
+    @staticmethod
+    def _set(owner: Any, name: str, value: Any) -> None:
+        # Actions are frozen dataclasses: object.__setattr__ gets past that; classes use setattr.
+        (setattr if isinstance(owner, type) else object.__setattr__)(owner, name, value)
 
     def report(self, total: float, n: int) -> str:
         rows = [f"   {'execute_run, total':<44} {total / n * 1000:6.2f} ms"]
@@ -223,7 +229,10 @@ def main() -> int:
                 return list(s.scalars(sa.select(Run.id).where(Run.status == RunStatus.QUEUED)))
 
         def drain(ids: list[int], profile: cProfile.Profile | None = None) -> float:
-            connector.jobs.enqueue_runs(rt, ids)
+            with rt.sessions() as s:  # the intake sends each run's entity key with its job
+                rows = s.execute(sa.select(Run.id, Run.entity_key).where(Run.id.in_(ids)))
+                entities = {run_id: key for run_id, key in rows}
+            connector.jobs.enqueue_runs(rt, ids, entities)
             start = time.perf_counter()
             if profile:
                 profile.enable()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -104,6 +105,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs)
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A database error worth trying again in a moment: the connection refused, lost or shut
+    down by the server (what a restart does), a serialization failure or deadlock, SQLite busy.
+    A missing table, a broken constraint and the like are not."""
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    if code:  # PostgreSQL: 40001 serialization, 40P01 deadlock, 08 connection, 57P0x shutdown
+        return str(code).startswith(("40001", "40P01", "08", "57P"))
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if name:
+        return str(name) in ("SQLITE_BUSY", "SQLITE_LOCKED")
+    # psycopg reports a connection it could not make (refused, timed out) with no code.
+    return isinstance(exc, OperationalError)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

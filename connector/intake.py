@@ -76,13 +76,14 @@ def accept(
             s.add_all(runs)
             s.flush()
             accepted = Accepted([e.id for e in events], [r.id for r in runs], False)
+            entities = {r.id: r.entity_key for r in runs}
     except IntegrityError:
         previous = _previous(rt, subscription_id, [item.dedup_key for item in items])
         if previous is None:
             raise
         return previous
     try:
-        enqueue_runs(rt, accepted.run_ids)
+        enqueue_runs(rt, accepted.run_ids, entities)
     except RedisError:
         # The runs are committed; the sweeper enqueues them once Redis is back.
         log.exception("could not enqueue runs %s; the sweeper will retry", accepted.run_ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from redis.exceptions import LockError
@@ -29,14 +29,20 @@ def job_id(run_id: int, attempt: int = 0) -> str:
     return f"run-{run_id}" if attempt == 0 else f"run-{run_id}-a{attempt}"
 
 
-def enqueue_runs(rt: Runtime, run_ids: Sequence[int]) -> None:
-    """Put run ids on the queue in one round trip."""
+def enqueue_runs(
+    rt: Runtime, run_ids: Sequence[int], entities: Mapping[int, str | None] | None = None
+) -> None:
+    """Put run ids on the queue in one round trip.
+
+    `entities` (run id → entity key, as the intake just stored it) rides with each job and
+    saves the worker a read; without it the worker reads the key itself.
+    """
     if not run_ids:
         return
     jobs = [
         Queue.prepare_data(
             EXECUTE_RUN,
-            args=(run_id,),
+            args=(run_id,) if entities is None else (run_id, entities[run_id]),
             job_id=job_id(run_id),
             timeout=rt.settings.run_timeout_seconds,
             result_ttl=3600,
@@ -67,15 +73,19 @@ ENTITY_LOCK_PREFIX = "puente:entity:"
 BUSY_ENTITY_DELAY = 2.0  # seconds before a run whose deal is busy is tried again
 
 
-def execute_run(run_id: int) -> str:
+UNKNOWN = "?"  # no entity key looks like this (intake.entity_key: "<source>:<deal>")
+
+
+def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
     """The RQ job: run it, and schedule the next attempt when the failure is transient.
 
     Runs for the same deal never interleave: each takes the deal's lock first, and a run
     that finds it taken waits its turn on the scheduler.
     """
     rt = runtime.current()
-    with rt.sessions() as s:
-        entity = s.scalar(select(Run.entity_key).where(Run.id == run_id))
+    if entity == UNKNOWN:
+        with rt.sessions() as s:
+            entity = s.scalar(select(Run.entity_key).where(Run.id == run_id))
     lock = None
     if entity:
         lock = rt.redis.lock(
@@ -88,6 +98,7 @@ def execute_run(run_id: int) -> str:
                 timedelta(seconds=BUSY_ENTITY_DELAY),
                 EXECUTE_RUN,
                 run_id,
+                entity,
                 job_timeout=rt.settings.run_timeout_seconds,
             )
             with rt.sessions.begin() as s:  # the sweeper looks for this job, not run-<id>
@@ -95,14 +106,14 @@ def execute_run(run_id: int) -> str:
             log.info("run %s waits: another run for %s is in progress", run_id, entity)
             return "deferred"
     try:
-        return _execute(rt, run_id)
+        return _execute(rt, run_id, entity)
     finally:
         if lock is not None:
             with contextlib.suppress(LockError):
                 lock.release()
 
 
-def _execute(rt: Runtime, run_id: int) -> str:
+def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
     outcome = runner.execute_run(
         rt.sessions,
         rt.registry,
@@ -114,11 +125,11 @@ def _execute(rt: Runtime, run_id: int) -> str:
         http=rt.http,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
-        _schedule_retry(rt, run_id, outcome.retry_in)
+        _schedule_retry(rt, run_id, entity, outcome.retry_in)
     return outcome.status
 
 
-def _schedule_retry(rt: Runtime, run_id: int, delay: float) -> None:
+def _schedule_retry(rt: Runtime, run_id: int, entity: str | None, delay: float) -> None:
     with rt.sessions.begin() as s:
         attempts = s.get_one(Run, run_id).attempts
         new_id = job_id(run_id, attempts)
@@ -127,6 +138,7 @@ def _schedule_retry(rt: Runtime, run_id: int, delay: float) -> None:
         timedelta(seconds=delay),
         EXECUTE_RUN,
         run_id,
+        entity,
         job_id=new_id,
         job_timeout=rt.settings.run_timeout_seconds,
         failure_ttl=7 * 86400,

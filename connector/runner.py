@@ -10,16 +10,16 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import mapping, schemas
-from connector.db import utcnow
+from connector.db import is_transient, utcnow
 from connector.errors import (
     ConfigurationError,
     FailureClass,
@@ -28,7 +28,7 @@ from connector.errors import (
     ValidationError,
 )
 from connector.flows import CompiledFlow, CompiledStep, compile_flow
-from connector.models import Run, RunAttempt, RunStatus, RunStep, StepStatus
+from connector.models import Event, FlowVersion, Run, RunAttempt, RunStatus, RunStep, StepStatus
 from connector.redaction import redact
 from connector.registry import Registry
 from connector.spec import ActionSpec
@@ -47,6 +47,49 @@ BACKOFF_CAP_SECONDS = 300.0
 QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
 FILTER = "filter"  # what a filter step's row shows as its action
 MAX_STORED_BYTES = 64 * 1024  # per stored step input or output
+
+# The runner's own statements, built once (building one costs more than running it on
+# SQLite). Keys given at execution besides the b_* ones are the columns they set.
+_runs, _events, _versions, _steps, _attempts = (
+    cast(Table, model.__table__) for model in (Run, Event, FlowVersion, RunStep, RunAttempt)
+)
+_CLAIM = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("b_run"), _runs.c.status == RunStatus.QUEUED)
+    .values(status=RunStatus.RUNNING, attempts=_runs.c.attempts + 1)
+    .returning(
+        _runs.c.event_id,
+        _runs.c.flow_version_id,
+        _runs.c.attempts,
+        _runs.c.replays,
+        _runs.c.trigger_override,
+        _runs.c.enqueued_at,
+        _runs.c.created_at,
+    )
+)
+_LOAD = (
+    select(_events.c.payload, _versions.c.document)
+    .join_from(_events, _versions, true())  # one row each, by primary key
+    .where(_events.c.id == bindparam("b_event"), _versions.c.id == bindparam("b_version"))
+)
+_STORED_STEPS = select(_steps.c.step_id, _steps.c.status, _steps.c.output).where(
+    _steps.c.run_id == bindparam("b_run")
+)
+_LOGGED_ATTEMPTS = (
+    select(func.count()).select_from(_attempts).where(_attempts.c.run_id == bindparam("b_run"))
+)
+_ADD = {table.name: insert(table) for table in (_steps, _attempts)}
+_SET_RUN = update(_runs).where(_runs.c.id == bindparam("b_run"))
+_SET_STEP = (
+    update(_steps)
+    .where(_steps.c.run_id == bindparam("b_run"), _steps.c.step_id == bindparam("b_step"))
+    .values(attempts=_steps.c.attempts + 1)
+)
+_CLOSE_ATTEMPT = update(_attempts).where(
+    _attempts.c.run_id == bindparam("b_run"),
+    _attempts.c.attempt == bindparam("b_attempt"),
+    _attempts.c.finished_at.is_(None),  # the sweeper may have closed it already: lost
+)
 
 
 @dataclass(frozen=True)
@@ -111,12 +154,6 @@ def _flow(version_id: int, document: dict[str, Any], registry: Registry) -> Comp
     return flow
 
 
-class _StepFailed(Exception):
-    def __init__(self, error: PuenteError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 def execute_run(
     sessions: sessionmaker[Session],
     registry: Registry,
@@ -129,228 +166,299 @@ def execute_run(
     signing: SigningCredentials | None = None,
     http: HttpClient | None = None,
 ) -> Outcome:
-    """Run a queued run to its end, or to its first failure."""
+    """Run a queued run to its end, or to its first failure.
+
+    Steps with only database effects share a transaction, each in a savepoint with its row:
+    on the happy path a run is two transactions, the claim and then its steps with the finish.
+    A step that reaches the outside world (mail, HTTP) gets a transaction of its own, so what
+    it did is committed with its row before anything else can fail. A failed step rolls back
+    to its savepoint, and its row, the steps before it and the failure commit together: a
+    retry resumes at the first unfinished step.
+    """
     started = now()
-    with sessions.begin() as s:
-        claimed = s.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
-            .values(
-                status=RunStatus.RUNNING,
-                attempts=Run.attempts + 1,
-                started_at=started,
-                deadline_at=started + timedelta(seconds=run_timeout + 30),
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        if claimed:
-            run = s.get_one(Run, run_id)
-            logged = (
-                s.scalar(
-                    select(func.count()).select_from(RunAttempt).where(RunAttempt.run_id == run_id)
-                )
-                or 0
-            )
-            s.add(
-                RunAttempt(
-                    run_id=run_id,
-                    attempt=logged + 1,
-                    status=RunStatus.RUNNING,
-                    flow_version_id=run.flow_version_id,
-                    started_at=started,
-                    edited_trigger=run.trigger_override is not None,
-                )
-            )
-    if not claimed:
+    claim = _claim(sessions, run_id, started, run_timeout)
+    if claim is None:
         log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
         return Outcome("skipped")
-
-    with sessions() as s:
-        run = s.get_one(Run, run_id)
-        payload = run.trigger_override if run.trigger_override is not None else run.event.payload
-        event_id, version_id, attempts = run.event_id, run.flow_version_id, run.attempts
-        waited: int | None = _queue_wait(run.enqueued_at or run.created_at, started)
-        document = run.flow_version.document
-        done = {
-            step.step_id: step.output
-            for step in s.scalars(select(RunStep).where(RunStep.run_id == run_id))
-            if step.status == StepStatus.SUCCEEDED
-        }
-
-    services = Services(public_url, settings, signing, http)
-    failing: CompiledStep | None = None
     try:
-        flow = _flow(version_id, document, registry)
-        data: dict[str, Any] = {"trigger": payload, "steps": {}}
-        for step in flow.steps:
-            if step.id in done:
-                data["steps"][step.id] = done[step.id]
-                continue
-            if step.is_filter:
-                if not _passes(sessions, run_id, step, data, flow.lookups, now):
-                    message = f"stopped at step '{step.id}': {step.explain}"
-                    _finish(
-                        sessions,
-                        run_id,
-                        RunStatus.STOPPED,
-                        {"class": "stopped", "message": message, "errors": []},
-                        now(),
-                    )
-                    return Outcome("stopped")
-                data["steps"][step.id] = {"passed": True}
-                continue
-            key = idempotency_key(event_id, version_id, step.id)
-            failing = step
-            data["steps"][step.id] = _run_step(
-                sessions, run_id, step, data, key, services, flow.lookups, now, waited
-            )
-            waited = None  # only the attempt's first step waited in the queue
-    except (_StepFailed, ConfigurationError) as exc:
-        error = exc.error if isinstance(exc, _StepFailed) else exc
-        action = failing.action if isinstance(exc, _StepFailed) and failing else None
-        return _fail(sessions, run_id, error, attempts, now, action)
-    _finish(sessions, run_id, RunStatus.SUCCEEDED, None, now())
+        flow = _flow(claim.version_id, claim.document, registry)
+    except ConfigurationError as exc:
+        with sessions.begin() as s:
+            return _fail(s, claim, exc, now)
+    attempt = _Attempt(
+        claim,
+        Services(public_url, settings, signing, http),
+        flow.lookups,
+        now,
+        {"trigger": claim.payload, "steps": dict(claim.done)},
+    )
+    batches = _batches([step for step in flow.steps if step.id not in claim.done])
+    for n, batch in enumerate(batches, 1):
+        try:
+            with sessions.begin() as s:
+                outcome = attempt.run(s, batch)
+                if outcome is None and n == len(batches):
+                    _finish(s, claim, RunStatus.SUCCEEDED, None, now(), attempt.keys)
+                    outcome = Outcome("succeeded")
+        except Exception as exc:  # the transaction is lost (connection, commit): log it anew
+            with sessions.begin() as s:
+                outcome = attempt.lost(s, exc)
+        if outcome is not None:
+            return outcome
+    with sessions.begin() as s:  # no step left to run (all done by earlier attempts)
+        _finish(s, claim, RunStatus.SUCCEEDED, None, now(), attempt.keys)
     return Outcome("succeeded")
 
 
-def _passes(
-    sessions: sessionmaker[Session],
-    run_id: int,
-    step: CompiledStep,
-    data: dict[str, Any],
-    lookups: dict[str, dict[str, Any]],
-    now: Callable[[], datetime],
-) -> bool:
-    """Evaluate a filter step and log its outcome; JMESPath's falsy values stop the run."""
-    started, clock = now(), time.perf_counter()
-    try:
-        value = mapping.evaluate(step.condition, data, lookups)
-    except ConfigurationError as exc:
-        with sessions.begin() as s:
-            _record_step(
-                s, run_id, step, StepStatus.FAILED, None, None, exc.as_dict(), started, now(), clock
-            )
-        raise _StepFailed(exc) from None
-    passed = value not in (False, None, "", [], {})
+def _batches(steps: list[CompiledStep]) -> list[list[CompiledStep]]:
+    """Consecutive steps with only database effects together; each external step alone."""
+    batches: list[list[CompiledStep]] = []
+    for step in steps:
+        if not batches or _external(step) or _external(batches[-1][-1]):
+            batches.append([step])
+        else:
+            batches[-1].append(step)
+    return batches
+
+
+def _external(step: CompiledStep) -> bool:
+    return step.action is not None and step.action.effects != "database"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A run taken by this worker, with what its attempt needs."""
+
+    run_id: int
+    event_id: int
+    version_id: int
+    attempt: int  # its number in the run's history of attempts
+    attempts: int  # attempts against the retry budget (a replay starts a new budget)
+    payload: Any
+    document: dict[str, Any]
+    waited: int  # ms from enqueued to started
+    stored: frozenset[str]  # steps with a row already (an earlier attempt)
+    done: dict[str, Any]  # outputs of the steps an earlier attempt finished
+
+
+def _claim(
+    sessions: sessionmaker[Session], run_id: int, started: datetime, run_timeout: int
+) -> _Claim | None:
+    """Mark the run running and read what it needs, in one transaction; None if not queued."""
     with sessions.begin() as s:
+        row = s.execute(
+            _CLAIM,
+            {
+                "b_run": run_id,
+                "started_at": started,
+                "deadline_at": started + timedelta(seconds=run_timeout + 30),
+            },
+        ).one_or_none()
+        if row is None:
+            return None
+        payload, document = s.execute(
+            _LOAD, {"b_event": row.event_id, "b_version": row.flow_version_id}
+        ).one()
+        # Only a run's very first attempt is sure to find no step rows and no history.
+        first = row.attempts == 1 and row.replays == 0
+        steps = [] if first else s.execute(_STORED_STEPS, {"b_run": run_id}).all()
+        logged: int = 0 if first else s.scalar(_LOGGED_ATTEMPTS, {"b_run": run_id}) or 0
+        s.execute(
+            _ADD["run_attempts"],
+            {
+                "run_id": run_id,
+                "attempt": logged + 1,
+                "status": RunStatus.RUNNING,
+                "flow_version_id": row.flow_version_id,
+                "started_at": started,
+                "edited_trigger": row.trigger_override is not None,
+            },
+        )
+    return _Claim(
+        run_id=run_id,
+        event_id=row.event_id,
+        version_id=row.flow_version_id,
+        attempt=logged + 1,
+        attempts=row.attempts,
+        payload=payload if row.trigger_override is None else row.trigger_override,
+        document=document,
+        waited=_queue_wait(row.enqueued_at or row.created_at, started),
+        stored=frozenset(step.step_id for step in steps),
+        done={st.step_id: st.output for st in steps if st.status == StepStatus.SUCCEEDED},
+    )
+
+
+@dataclass
+class _Attempt:
+    """One attempt's way through the steps: their outputs, and the step in progress."""
+
+    claim: _Claim
+    services: Services
+    lookups: dict[str, dict[str, Any]]
+    now: Callable[[], datetime]
+    data: dict[str, Any]
+    keys: dict[str, str] = field(default_factory=dict)  # business keys for the run's row
+    waited: int | None = None  # queue wait, logged on the attempt's first step
+    step: CompiledStep | None = None
+    started: datetime | None = None
+    clock: float = 0.0
+    mapped: list[Any] = field(default_factory=list)  # the step's inputs, once mapped
+    cause: Exception | None = None  # what the step in progress raised
+
+    def __post_init__(self) -> None:
+        self.waited = self.claim.waited
+        for output in self.claim.done.values():
+            self.keys.update(_business_keys(output))
+
+    def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
+        """Run `batch` in `s`, each step in a savepoint with its row; an outcome when the run
+        ends here (stopped by a filter, or failed), None to go on."""
+        for step in batch:
+            self.step, self.started, self.clock = step, self.now(), time.perf_counter()
+            self.mapped, self.cause = [], None
+            try:
+                with s.begin_nested():
+                    passed = self._step(s, step)
+            except Exception as exc:
+                self.cause = exc
+                return self.failed(s, exc)
+            if not passed:
+                _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now(), self.keys)
+                return Outcome("stopped")
+            self.waited = None
+        return None
+
+    def _step(self, s: Session, step: CompiledStep) -> bool:
+        """Perform one step and write its row; False when a filter stops the run."""
+        assert self.started is not None
+        if step.is_filter:
+            value = mapping.evaluate(step.condition, self.data, self.lookups)
+            passed = value not in (False, None, "", [], {})  # JMESPath's falsy values
+            status = StepStatus.SUCCEEDED if passed else StepStatus.STOPPED
+            output = {"passed": passed, "explain": step.explain}
+            self._record(s, status, {"condition": value}, output, None)
+            self.data["steps"][step.id] = {"passed": True}
+            return passed
+        inputs, output = _perform(
+            s, self.claim, step, self.data, self.services, self.lookups, self.mapped
+        )
+        self._record(s, StepStatus.SUCCEEDED, inputs, output, None)
+        self.keys.update(_business_keys(output))
+        self.data["steps"][step.id] = output
+        return True
+
+    def failed(self, s: Session, exc: Exception) -> Outcome:
+        """Log the step in progress as failed and settle the run (retry, dead, failed) in `s`."""
+        step = self.step
+        error = _as_error(exc, step, self.claim.run_id)
+        if step is not None:
+            inputs = self.mapped[0] if self.mapped else None
+            self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
+        return _fail(s, self.claim, error, self.now, step.action if step else None, self.keys)
+
+    def lost(self, s: Session, exc: Exception) -> Outcome:
+        """The batch's transaction was lost: nothing of it stayed; log the failure anew, with
+        the step's own error when it had one (what broke the transaction)."""
+        self.keys = {}  # the next attempt finds the keys of the committed steps again
+        return self.failed(s, self.cause or exc)
+
+    def _record(
+        self,
+        s: Session,
+        status: StepStatus,
+        inputs: Any,
+        output: Any,
+        error: dict[str, Any] | None,
+    ) -> None:
+        assert self.step is not None and self.started is not None
         _record_step(
             s,
-            run_id,
-            step,
-            StepStatus.SUCCEEDED if passed else StepStatus.STOPPED,
-            {"condition": value},
-            {"passed": passed, "explain": step.explain},
-            None,
-            started,
-            now(),
-            clock,
+            self.claim,
+            self.step,
+            status,
+            inputs,
+            output,
+            error,
+            self.started,
+            self.now(),
+            self.clock,
+            self.waited,
         )
-    return passed
 
 
-def _run_step(
-    sessions: sessionmaker[Session],
-    run_id: int,
+def _stopped(step: CompiledStep) -> dict[str, Any]:
+    message = f"stopped at step '{step.id}': {step.explain}"
+    return {"class": "stopped", "message": message, "errors": []}
+
+
+def _perform(
+    s: Session,
+    claim: _Claim,
     step: CompiledStep,
     data: dict[str, Any],
-    key: str,
     services: Services,
     lookups: dict[str, dict[str, Any]],
-    now: Callable[[], datetime],
-    waited: int | None = None,
-) -> Any:
-    """Perform one step; its effect and its success row commit together or not at all."""
-    assert step.action is not None
-    started, clock = now(), time.perf_counter()
-    inputs: Any = None
-    try:
-        inputs = mapping.evaluate(step.input, data, lookups)
-        errors = schemas.validate(step.action.input_schema, inputs)
-        if errors:
-            raise ValidationError.from_field_errors(
-                f"step '{step.id}': the input is not valid", errors
-            )
-        with sessions.begin() as s:
-            ctx = StepContext(
-                key,
-                Invoicing(s),
-                logging.getLogger(f"puente.{step.action.key}"),
-                services.public_url,
-                services.settings,
-                services.signing,
-                services.http,
-            )
-            output = step.action.perform(ctx, inputs)
-            errors = schemas.validate(step.action.output_schema, output)
-            if errors:
-                raise PuenteError.from_field_errors(
-                    f"action {step.action.key} returned output that breaks its schema", errors
-                )
-            _record_step(
-                s,
-                run_id,
-                step,
-                StepStatus.SUCCEEDED,
-                inputs,
-                output,
-                None,
-                started,
-                now(),
-                clock,
-                waited,
-            )
-            _index(s, run_id, output)
-        return output
-    except PuenteError as exc:
-        error = exc
-    except DBAPIError as exc:
-        # Lost connections and serialization failures pass; the rest is a bug to look at.
-        cls = TransientError if exc.connection_invalidated or _is_transient(exc) else PuenteError
-        error = cls(f"database error: {exc.orig}")
-    except Exception as exc:
-        log.exception("step %s of run %s crashed", step.id, run_id)
-        error = PuenteError(f"unexpected error in {step.action.key}: {exc!r}")
-    with sessions.begin() as s:
-        _record_step(
-            s,
-            run_id,
-            step,
-            StepStatus.FAILED,
-            inputs,
-            None,
-            error.as_dict(),
-            started,
-            now(),
-            clock,
-            waited,
+    mapped: list[Any],
+) -> tuple[Any, Any]:
+    """Map, validate and perform one action step in `s`; its inputs and output.
+
+    `mapped` receives the inputs as soon as they are known, for a failure's row."""
+    action = step.action
+    assert action is not None
+    inputs = mapping.evaluate(step.input, data, lookups)
+    mapped.append(inputs)
+    errors = schemas.validate(action.input_schema, inputs)
+    if errors:
+        raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid", errors)
+    ctx = StepContext(
+        idempotency_key(claim.event_id, claim.version_id, step.id),
+        Invoicing(s),
+        logging.getLogger(f"puente.{action.key}"),
+        services.public_url,
+        services.settings,
+        services.signing,
+        services.http,
+    )
+    output = action.perform(ctx, inputs)
+    errors = schemas.validate(action.output_schema, output)
+    if errors:
+        raise PuenteError.from_field_errors(
+            f"action {action.key} returned output that breaks its schema", errors
         )
-    raise _StepFailed(error)
+    return inputs, output
 
 
-def _index(s: Session, run_id: int, output: Any) -> None:
-    """Keep the business keys an output names (invoice, customer) on the run, to find it."""
+def _as_error(exc: Exception, step: CompiledStep | None, run_id: int) -> PuenteError:
+    """What a step's exception means for the run."""
+    if isinstance(exc, PuenteError):
+        return exc
+    if isinstance(exc, DBAPIError):
+        # Lost connections and serialization failures pass; the rest is a bug to look at.
+        cls = TransientError if is_transient(exc) else PuenteError
+        return cls(f"database error: {exc.orig}")
+    where = step.action.key if step and step.action else f"step '{step.id if step else '?'}'"
+    log.exception("run %s crashed in %s", run_id, where)
+    return PuenteError(f"unexpected error in {where}: {exc!r}")
+
+
+def _business_keys(output: Any) -> dict[str, str]:
+    """The business keys an output names (invoice, customer tax id), kept on the run to find it."""
     if not isinstance(output, dict):
-        return
+        return {}
     invoice = output.get("number") or output.get("invoice_id")
     customer = output.get("customer")
     tax_id = customer.get("tax_id") if isinstance(customer, dict) else output.get("tax_id")
-    values = {}
+    keys = {}
     if invoice is not None and ("invoice_id" in output or "number" in output):
-        values["invoice_ref"] = str(invoice)[:60]
+        keys["invoice_ref"] = str(invoice)[:60]
     if isinstance(tax_id, str):
-        values["customer_tax_id"] = tax_id[:30]
-    if values:
-        s.execute(update(Run).where(Run.id == run_id).values(**values))
-
-
-def _is_transient(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or ""
-    # 40001 serialization failure, 40P01 deadlock, 08xxx connection, 57P0x admin shutdown.
-    return code.startswith(("40001", "40P01", "08", "57P0")) or "database is locked" in str(exc)
+        keys["customer_tax_id"] = tax_id[:30]
+    return keys
 
 
 def _record_step(
     s: Session,
-    run_id: int,
+    claim: _Claim,
     step: CompiledStep,
     status: StepStatus,
     inputs: Any,
@@ -361,21 +469,23 @@ def _record_step(
     clock: float,
     waited: int | None = None,
 ) -> None:
-    row = s.scalar(select(RunStep).where(RunStep.run_id == run_id, RunStep.step_id == step.id))
+    """Write the step's row: a new one, or the one an earlier attempt left (attempts + 1)."""
     action = step.action
-    if row is None:
-        row = RunStep(
-            run_id=run_id, step_id=step.id, attempts=0, action_key=action.key if action else FILTER
-        )
-        s.add(row)
-    row.status = status
-    row.attempts += 1
-    row.input = capped(redact(inputs, action.input_schema if action else None))
-    row.output = capped(redact(output, action.output_schema if action else None))
-    row.error = error
-    row.started_at, row.finished_at = started, finished
-    row.duration_ms = round((time.perf_counter() - clock) * 1000)
-    row.queue_wait_ms = waited
+    values = {
+        "status": status,
+        "input": capped(redact(inputs, action.input_schema if action else None)),
+        "output": capped(redact(output, action.output_schema if action else None)),
+        "error": error,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_ms": round((time.perf_counter() - clock) * 1000),
+        "queue_wait_ms": waited,
+    }
+    if step.id in claim.stored:
+        s.execute(_SET_STEP, {"b_run": claim.run_id, "b_step": step.id, **values})
+    else:
+        row = {"run_id": claim.run_id, "step_id": step.id, "attempts": 1, **values}
+        s.execute(_ADD["run_steps"], {**row, "action_key": action.key if action else FILTER})
 
 
 def capped(value: Any, limit: int = MAX_STORED_BYTES) -> Any:
@@ -387,67 +497,75 @@ def capped(value: Any, limit: int = MAX_STORED_BYTES) -> Any:
 
 
 def _fail(
-    sessions: sessionmaker[Session],
-    run_id: int,
+    s: Session,
+    claim: _Claim,
     error: PuenteError,
-    attempts: int,
     now: Callable[[], datetime],
     action: ActionSpec | None = None,
+    keys: dict[str, str] | None = None,
 ) -> Outcome:
     """Retry a transient failure while the action's policy allows; then the dead-letter list."""
     transient = error.failure_class is FailureClass.TRANSIENT
     most = action.max_attempts if action else MAX_ATTEMPTS
-    if transient and attempts < most:
+    if transient and claim.attempts < most:
         retry_after = error.retry_after if isinstance(error, TransientError) else None
         base = action.backoff_base if action else BACKOFF_BASE_SECONDS
-        delay = backoff_seconds(attempts, retry_after, base)
+        delay = backoff_seconds(claim.attempts, retry_after, base)
         when = now()
-        with sessions.begin() as s:
-            s.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(
-                    status=RunStatus.QUEUED,
-                    error=error.as_dict(),
-                    enqueued_at=when + timedelta(seconds=delay),
-                    deadline_at=when + timedelta(seconds=delay) + QUEUED_GRACE,
-                )
-            )
-            _log_attempt(s, run_id, "retry", error.as_dict(), when)
+        s.execute(
+            _SET_RUN,
+            {
+                "b_run": claim.run_id,
+                "status": RunStatus.QUEUED,
+                "error": error.as_dict(),
+                "enqueued_at": when + timedelta(seconds=delay),
+                "deadline_at": when + timedelta(seconds=delay) + QUEUED_GRACE,
+                **(keys or {}),
+            },
+        )
+        _close_attempt(s, claim, "retry", error.as_dict(), when)
         return Outcome("retry", delay)
     status = RunStatus.DEAD if transient else RunStatus.FAILED
-    _finish(sessions, run_id, status, error.as_dict(), now())
+    _finish(s, claim, status, error.as_dict(), now(), keys)
     return Outcome(str(status))
 
 
 def _finish(
-    sessions: sessionmaker[Session],
-    run_id: int,
+    s: Session,
+    claim: _Claim,
     status: RunStatus,
     error: dict[str, Any] | None,
     finished: datetime,
+    keys: dict[str, str] | None = None,
 ) -> None:
-    with sessions.begin() as s:
-        s.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(status=status, error=error, finished_at=finished, deadline_at=None)
-        )
-        _log_attempt(s, run_id, status, error, finished)
-
-
-def _log_attempt(
-    s: Session, run_id: int, status: str, error: dict[str, Any] | None, finished: datetime
-) -> None:
-    """Close the run's open attempt in its history."""
-    attempt = s.scalar(
-        select(RunAttempt)
-        .where(RunAttempt.run_id == run_id)
-        .order_by(RunAttempt.attempt.desc())
-        .limit(1)
+    s.execute(
+        _SET_RUN,
+        {
+            "b_run": claim.run_id,
+            "status": status,
+            "error": error,
+            "finished_at": finished,
+            "deadline_at": None,
+            **(keys or {}),
+        },
     )
-    if attempt is not None and attempt.finished_at is None:
-        attempt.status, attempt.error, attempt.finished_at = status, error, finished
+    _close_attempt(s, claim, status, error, finished)
+
+
+def _close_attempt(
+    s: Session, claim: _Claim, status: str, error: dict[str, Any] | None, finished: datetime
+) -> None:
+    """Close this attempt in the run's history (unless the sweeper closed it already: lost)."""
+    s.execute(
+        _CLOSE_ATTEMPT,
+        {
+            "b_run": claim.run_id,
+            "b_attempt": claim.attempt,
+            "status": status,
+            "error": error,
+            "finished_at": finished,
+        },
+    )
 
 
 def _queue_wait(enqueued: datetime, started: datetime) -> int:

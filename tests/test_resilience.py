@@ -107,41 +107,36 @@ def sqlite_run_state(conn: sqlite3.Connection, run_id: int) -> tuple[str, dict[s
     return status, dict(steps.fetchall())
 
 
-def hold_sqlite_write_lock_before_the_draft(
-    path: str, run_id: int, timeout: float = 20
-) -> sqlite3.Connection | None:
-    """Take SQLite's write lock between the run's deal step and its draft step.
+def kill_inside_the_steps_transaction(
+    path: str, run_id: int, worker: Any, timeout: float = 20
+) -> bool:
+    """SIGKILL the worker while it is inside the transaction of the run's steps.
 
-    Every transaction of the engine begins with BEGIN IMMEDIATE, so once the lock is held here
-    with the run claimed (`running`), its deal step committed and no draft step recorded, the
-    worker can commit nothing more: its draft step blocks on its first statement. Returns the
-    connection holding the lock in an open transaction, or None when the worker got through
-    its draft step first (it holds the lock itself while in a transaction; the window is the
-    time it spends mapping and validating the draft's input between the two).
+    The claim is committed on its own (`running`); the steps and the finish then share one
+    transaction, which holds SQLite's write lock from its BEGIN IMMEDIATE to its commit. So
+    when the run reads `running` and the write lock is taken (BEGIN IMMEDIATE fails at once
+    here), the worker is between its steps' first statement and their commit. Returns False
+    when the run finished before that was seen (the kill then comes too late to matter).
     """
     conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            with contextlib.suppress(sqlite3.OperationalError):  # busy: look again
-                status, steps = sqlite_run_state(conn, run_id)
-                if "invoice" in steps or status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-                    conn.close()
-                    return None
-                if (status, steps) == (RunStatus.RUNNING, {"deal": "succeeded"}):
-                    conn.execute("BEGIN IMMEDIATE")  # raises at once while the worker holds it
-                    if sqlite_run_state(conn, run_id) == (
-                        RunStatus.RUNNING,
-                        {"deal": "succeeded"},
-                    ):
-                        return conn
-                    conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.OperationalError):  # busy reading: look again
+                status, _ = sqlite_run_state(conn, run_id)
+                if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                    return False
+                if status == RunStatus.RUNNING:
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError:  # the worker holds the lock: now
+                        kill_worker(worker)
+                        return True
+                    conn.execute("ROLLBACK")  # between claim and steps: look again
             time.sleep(0.0005)
-    except BaseException:
+    finally:
         conn.close()
-        raise
-    conn.close()
-    raise AssertionError(f"run {run_id} never reached its draft step within {timeout} s")
+    raise AssertionError(f"run {run_id} never reached its steps within {timeout} s")
 
 
 def postgres_waiters(rt: Runtime, table: str, application: str) -> list[int]:
@@ -187,30 +182,33 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
                 20,
                 "the worker to wait for the customers table in its draft step",
             )
-            with rt.sessions() as s:
+            with rt.sessions() as s:  # its steps share one open transaction: none shows yet
                 run = s.get_one(Run, run_id)
                 assert run.status == RunStatus.RUNNING
-                assert {st.step_id: st.status for st in run.steps} == {"deal": "succeeded"}
+                assert run.steps == []
         else:
             path = sa.make_url(settings.database_url).database
             for _ in range(3):
                 payload = deal()
-                payload["lines"] = many_lines(payload, 200)
+                payload["lines"] = many_lines(payload, 200)  # a longer transaction to hit
                 [run_id] = post_deal(client, hook, payload).json["run_ids"]
-                holder = hold_sqlite_write_lock_before_the_draft(path, run_id)
-                if holder is not None:
-                    break
+                if kill_inside_the_steps_transaction(path, run_id, worker):
+                    assert worker.wait(timeout=10) == -9
+                    if statuses(rt, [run_id])[run_id] == RunStatus.RUNNING:
+                        break  # killed before its commit
+                    worker = start_rq_worker(  # the commit won the race: again
+                        settings, tmp_path / "worker.log", f"resilience-{uuid.uuid4().hex}"
+                    )
                 missed.append(payload["deal_id"])
                 wait_for(
                     lambda rid=run_id: statuses(rt, [rid])[rid] == RunStatus.SUCCEEDED,
                     20,
                     "the missed run to finish",
                 )
-            assert holder is not None, "the worker got through every draft step before the lock"
-            time.sleep(0.3)  # the worker is now waiting for the write lock: it stays there
-            assert sqlite_run_state(holder, run_id) == (RunStatus.RUNNING, {"deal": "succeeded"})
-
-        kill_worker(worker)  # the job runs in the worker process itself (no fork per job)
+            else:
+                raise AssertionError("the worker got through every run before the kill")
+        if worker.poll() is None:
+            kill_worker(worker)  # the job runs in the worker process itself (no fork per job)
         assert worker.wait(timeout=10) == -9, "the worker was killed mid-step"
     except AssertionError as exc:
         log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
@@ -226,15 +224,16 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
         # The killed worker's session, granted the lock now, finds its client gone and rolls back.
         wait_for(lambda: not postgres_backend_exists(rt, orphan), 10, "the orphan session to end")
 
-    with rt.sessions() as s:  # what the kill left: a claimed run, no draft
+    with rt.sessions() as s:  # what the kill left: a claimed run, nothing of its steps
         run = s.get_one(Run, run_id)
         assert run.status == RunStatus.RUNNING
         assert [(a.attempt, a.status, a.finished_at) for a in run.attempts_log] == [
             (1, "running", None)
         ]
-        assert {st.step_id: st.status for st in run.steps} == {"deal": "succeeded"}
+        assert run.steps == []
         entity, deadline = run.entity_key, run.deadline_at
     assert invoices_per_deal(rt)[payload["deal_id"]] == 0
+    assert count(rt, Deal, Deal.external_ref == payload["deal_id"]) == 0
     assert jobs.sweep(rt) == []  # before its deadline a running run is left alone
 
     # The dead worker still holds the deal's lock, which expires by the run's deadline: when
@@ -257,7 +256,8 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
         assert history == [(1, "lost"), (2, RunStatus.SUCCEEDED)]
         assert run.attempts_log[0].error["message"] == "the worker stopped mid-run"
         steps = {st.step_id: st for st in run.steps}
-        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)  # not redone
+        # Each step's effect and row were committed once, by the second attempt.
+        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
         assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 1)
         assert steps["invoice"].output["created"] is True
         assert run.invoice_ref == str(steps["invoice"].output["invoice_id"])
@@ -416,9 +416,16 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
         assert run.status == RunStatus.QUEUED
         assert run.error["class"] == "transient"
         assert [(a.attempt, a.status) for a in run.attempts_log] == [(1, "retry")]
-        steps = {st.step_id: st.status for st in run.steps}
-        assert steps == {"deal": "succeeded", "invoice": "failed"}
+        # The deal and draft steps share a transaction, which died: nothing of it stayed, and
+        # the step it died in is logged as failed, with the lost connection as its error.
+        [step] = run.steps
+        assert (step.step_id, step.status, step.error["class"]) == (
+            "invoice",
+            "failed",
+            "transient",
+        )
     assert invoices_per_deal(rt)[payload["deal_id"]] == 0
+    assert count(rt, Deal) == 0
 
     second = runner.execute_run(rt.sessions, rt.registry, run_id)  # the scheduled retry
 
@@ -430,11 +437,13 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
             (1, "retry"),
             (2, RunStatus.SUCCEEDED),
         ]
-        invoice_step = next(st for st in run.steps if st.step_id == "invoice")
-        assert (invoice_step.status, invoice_step.attempts) == ("succeeded", 2)
-        assert invoice_step.output["created"] is True
+        steps = {st.step_id: st for st in run.steps}
+        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
+        assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 2)
+        assert steps["invoice"].output["created"] is True
     assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
     assert count(rt, Customer) == 1
+    assert count(rt, Deal) == 1
 
 
 # --- 3'. PostgreSQL really restarted: a private server ---------------------------------------

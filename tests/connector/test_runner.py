@@ -6,6 +6,7 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
@@ -292,3 +293,78 @@ def test_lookup_tables_translate_crm_codes_in_a_mapping(rt, client):
     with rt.sessions() as s:
         invoice = s.scalars(select(Invoice)).one()
         assert [line.tax_rate for line in invoice.lines] == [Decimal(21), Decimal(10)]
+
+
+class Abort(BaseException):
+    """What a worker stopping dead looks like to the code it was running (no handler runs)."""
+
+
+class Counted:
+    """A step with effects outside our database: it only counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        return create_draft_invoice(ctx, data)
+
+
+def test_a_step_with_outside_effects_is_committed_before_the_steps_after_it(rt, client):
+    """Database steps share a transaction; a step reaching the outside world commits with its
+    row on its own, so stopping dead in a later step never makes it run twice."""
+    outside = Counted()
+    stops = iter([Abort("the worker stopped"), None])
+
+    def later(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        stop = next(stops)
+        if stop is not None:
+            raise stop
+        return create_draft_invoice(ctx, data)
+
+    registry = Registry.build(
+        triggers.ALL,
+        [
+            *actions.ALL,
+            dataclasses.replace(
+                CREATE_DRAFT_INVOICE, key="test.outside", perform=outside, effects="external"
+            ),
+            dataclasses.replace(CREATE_DRAFT_INVOICE, key="test.later", perform=later),
+        ],
+    )
+    first = INVOICE_STEP
+    flow = {
+        **demo.DEMO_FLOW,
+        "steps": [
+            first,
+            {**two_step_flow("test.outside")["steps"][1], "id": "outside"},
+            {
+                "id": "later",
+                "action": "test.later",
+                "input": {
+                    **first["input"],
+                    "external_ref": {"$expr": "join('-', [trigger.deal_id, 'c'])"},
+                },
+            },
+        ],
+    }
+    run_id = queue_run(rt, client, flow, registry=registry)
+
+    with pytest.raises(Abort):
+        execute(rt, registry, run_id)
+
+    with rt.sessions() as s:  # the first two steps committed, each with its own transaction
+        steps = {st.step_id: st.status for st in s.scalars(select(RunStep))}
+        assert steps == {"invoice": "succeeded", "outside": "succeeded"}
+        assert s.get_one(Run, run_id).status == RunStatus.RUNNING
+    assert invoices(rt) == 2
+
+    with rt.sessions.begin() as s:  # what the sweeper does for a run whose worker died
+        s.get_one(Run, run_id).status = RunStatus.QUEUED
+    assert execute(rt, registry, run_id).status == "succeeded"
+
+    assert outside.calls == 1
+    assert invoices(rt) == 3
+    with rt.sessions() as s:
+        attempts = {st.step_id: st.attempts for st in s.scalars(select(RunStep))}
+        assert attempts == {"invoice": 1, "outside": 1, "later": 1}
