@@ -518,6 +518,42 @@ class TestPostgresqlRestarted:
         assert count(rt, Customer) == 1
         assert jobs.sweep(rt) == []
 
+    def test_deliveries_while_the_server_is_down_get_a_503_and_are_billed_once_when_resent(
+        self, private_postgres, rt, client
+    ):
+        hook = make_hook(rt)
+        payloads = [deal() for _ in range(3)]
+        deliveries = [(json.dumps(p).encode(), f"msg_{uuid.uuid4().hex}") for p in payloads]
+
+        def send(delivery: tuple[bytes, str]) -> Any:  # signed again on each try, same id
+            body, msg_id = delivery
+            return client.post(hook.path, data=body, headers=signed(hook.secret, body, msg_id))
+
+        first = send(deliveries[0])
+        assert first.status_code == 202
+        private_postgres.stop()
+        down = [send(d) for d in deliveries]  # the first one again, and two new ones
+        private_postgres.start()
+
+        assert [a.status_code for a in down] == [503] * 3
+        assert {a.headers.get("Retry-After") for a in down} == {"5"}
+        assert {a.json["error"] for a in down} == {"database_unavailable"}
+        assert (count(rt, Event), count(rt, Run)) == (1, 1)
+
+        again = [send(d) for d in deliveries]  # the sender's retries, once the server is back
+        assert [a.status_code for a in again] == [200, 202, 202]
+        assert again[0].json == {**first.json, "duplicate": True}
+        run_ids = [rid for a in again for rid in a.json["run_ids"]]
+        drain(rt)
+
+        assert finish_retries(rt, run_ids) == 0
+        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
+        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
+        assert (count(rt, Event), count(rt, Run)) == (3, 3)
+        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
+        assert count(rt, Customer) == 1
+        assert jobs.sweep(rt) == []
+
     def test_jobs_run_while_the_server_is_down_are_swept_once_it_is_back(
         self, private_postgres, rt, client
     ):

@@ -8,10 +8,17 @@ from typing import Any
 from flask import Flask, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+from connector.db import is_transient
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -68,6 +75,25 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 "send fewer items per delivery"
             )
         return jsonify(body), code
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc: Exception) -> Any:
+        """The database is down, restarting or busy: a 503 to try again, not a 500. A webhook
+        sender sends the delivery again with the same webhook-id, and it is stored once."""
+        if isinstance(exc, OperationalError) and not is_transient(exc):
+            raise exc  # a real error: a 500, logged with its traceback
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.warning("%s %s: database unavailable: %s", request.method, request.path, cause)
+        unavailable = ServiceUnavailable(
+            "the database is not answering (restarting?): send the same request again in "
+            f"{DATABASE_RETRY_AFTER_SECONDS} seconds",
+            retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        )
+        if request.blueprint == "ui":
+            return unavailable
+        body = {"error": "database_unavailable", "message": unavailable.description}
+        return jsonify(body), 503, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
 
     return app
 
