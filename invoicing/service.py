@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -375,21 +375,20 @@ class Invoicing:
         external_ref: str | None,
         kind: str = "invoice",
     ) -> Invoice | None:
-        if idempotency_key is not None:
-            found = self.session.scalar(
-                select(Invoice).where(Invoice.idempotency_key == idempotency_key)
-            )
-            if found is not None:
-                return found
-        if source is not None and external_ref is not None:
-            return self.session.scalar(
-                select(Invoice).where(
-                    Invoice.kind == kind,
-                    Invoice.source == source,
-                    Invoice.external_ref == external_ref,
-                )
-            )
-        return None
+        """The document made before for this idempotency key, else for this deal (one query)."""
+        by_key = Invoice.idempotency_key == idempotency_key
+        by_deal = and_(
+            Invoice.kind == kind, Invoice.source == source, Invoice.external_ref == external_ref
+        )
+        wanted = [
+            *([by_key] if idempotency_key is not None else []),
+            *([by_deal] if source is not None and external_ref is not None else []),
+        ]
+        if not wanted:
+            return None
+        made = list(self.session.scalars(select(Invoice).where(or_(*wanted)).order_by(Invoice.id)))
+        keyed = [i for i in made if idempotency_key and i.idempotency_key == idempotency_key]
+        return (keyed or made)[0] if made else None
 
 
 def _differs(stored: str, incoming: str) -> bool:
@@ -448,9 +447,10 @@ def prepare_lines(
     prepared: list[InvoiceLine] = []
     if not lines:
         errors.append(("lines", "an invoice needs at least one line"))
+    products = catalog.resolve(session, (line.sku for line in lines if line.sku), source)
     for i, line in enumerate(lines):
         where = f"lines[{i}]"
-        product = catalog.resolve(session, line.sku, source) if line.sku else None
+        product = products.get(line.sku) if line.sku else None
         if product is None and line.sku and None in (line.unit_price, line.tax_rate):
             known = f" nor mapped for {source}" if source else ""
             errors.append(

@@ -100,6 +100,28 @@ def test_a_crm_code_is_translated_through_its_mapping_for_that_crm_only(rt):
     ]
 
 
+def test_every_line_code_is_resolved_at_once_mapping_first_and_only_active_products(rt):
+    add_products(rt)
+    with rt.sessions.begin() as s:
+        catalog.create_product(s, catalog.ProductData("OLD", "Retirado", "10", 21))
+        catalog.create_product(s, catalog.ProductData("PRD-9", "Our own PRD-9", "10", 21))
+        catalog.map_code(s, "hubspot", "PRD-9", "OLD")  # mapped to a product no longer sold
+        catalog.map_code(s, "hubspot", "GONE", "OLD")
+        catalog.product_by_sku(s, "OLD").active = False
+
+    with rt.sessions() as s:
+        found = catalog.resolve(
+            s, ["PRD-77", "CONS-H", "PRD-9", "GONE", "NOPE", "CONS-H"], "hubspot"
+        )
+        assert {code: p.sku for code, p in found.items()} == {
+            "PRD-77": "CONS-H",  # the CRM's mapping
+            "CONS-H": "CONS-H",  # our own SKU
+            "PRD-9": "PRD-9",  # mapped to an inactive product: our own SKU of that name
+        }  # GONE (inactive only) and NOPE (unknown) mean nothing
+        assert {code: p.sku for code, p in catalog.resolve(s, ["PRD-77"], None).items()} == {}
+        assert catalog.resolve(s, [], "hubspot") == {}
+
+
 def test_a_product_needs_a_valid_iva_and_an_exemption_only_at_zero(rt):
     with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as exc:
         catalog.create_product(s, catalog.ProductData("X", "X", "-1", 7, exemption_cause="E9"))
