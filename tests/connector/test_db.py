@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from connector import db
 from connector.db import is_transient, make_engine
 from tests.conftest import BACKENDS, POSTGRES_URL
 
@@ -60,3 +63,40 @@ def test_a_postgresql_query_error_is_not_transient():
         conn.exec_driver_sql("SELECT * FROM no_such_table_here")
 
     assert caught.value.orig.sqlstate == "42P01" and not is_transient(caught.value)
+
+
+def test_a_sqlite_transaction_waits_for_the_write_lock_then_gives_up_as_sqlite_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+    holder = sqlite3.connect(tmp_path / "x.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+
+    # Released while the other waits: the waiting transaction goes on and both rows are kept.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(lambda: _insert(engine, 2))
+        with pytest.raises(TimeoutError):
+            waiting.result(timeout=0.2)  # still waiting for the lock
+        holder.execute("COMMIT")
+        waiting.result(timeout=10)
+
+    # Never released: after SQLITE_BUSY_SECONDS, "database is locked", as SQLite says it.
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.3)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(OperationalError, match="database is locked") as caught:
+        _insert(engine, 3)
+    holder.execute("ROLLBACK")
+    assert is_transient(caught.value)
+
+    with engine.connect() as conn:  # the connection keeps SQLite's own wait for the rest
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 300
+        assert sorted(conn.exec_driver_sql("SELECT x FROM t").scalars()) == [1, 2]
+
+
+def _insert(engine: sa.Engine, x: int) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({x})")
