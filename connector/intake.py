@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from connector.db import utcnow
@@ -22,6 +22,17 @@ from connector.spec import ParsedItem
 log = logging.getLogger(__name__)
 
 MAX_DEDUP_KEY = 200  # Event.dedup_key's length
+
+
+# Built once: the intake runs them for every delivery.
+_flows_t, _events_t, _runs_t = (cast(Table, m.__table__) for m in (Flow, Event, Run))
+_ENABLED_FLOWS = select(_flows_t.c.id, _flows_t.c.current_version_id).where(
+    _flows_t.c.subscription_id == bindparam("b_subscription"),
+    _flows_t.c.enabled.is_(True),
+    _flows_t.c.current_version_id.is_not(None),
+)
+_ADD_EVENTS = insert(_events_t).returning(_events_t.c.id, sort_by_parameter_order=True)
+_ADD_RUNS = insert(_runs_t).returning(_runs_t.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
@@ -39,44 +50,40 @@ def accept(
     now = utcnow()
     try:
         with rt.sessions.begin() as s:
-            flows = s.execute(
-                select(Flow.id, Flow.current_version_id).where(
-                    Flow.subscription_id == subscription_id,
-                    Flow.enabled.is_(True),
-                    Flow.current_version_id.is_not(None),
+            flows = s.execute(_ENABLED_FLOWS, {"b_subscription": subscription_id}).all()
+            event_ids = list(
+                s.scalars(
+                    _ADD_EVENTS,
+                    [
+                        {
+                            "subscription_id": subscription_id,
+                            "trigger_key": trigger_key,
+                            "dedup_key": dedup_key(item.dedup_key),
+                            "payload": item.data,
+                            "received_at": now,
+                        }
+                        for item in items
+                    ],
                 )
-            ).all()
-            events = [
-                Event(
-                    subscription_id=subscription_id,
-                    trigger_key=trigger_key,
-                    dedup_key=dedup_key(item.dedup_key),
-                    payload=item.data,
-                    received_at=now,
-                )
-                for item in items
-            ]
-            s.add_all(events)
-            s.flush()
+            )
             runs = [
-                Run(
-                    event_id=event.id,
-                    flow_id=flow_id,
-                    flow_version_id=version_id,
-                    status=RunStatus.QUEUED,
-                    created_at=now,
-                    deadline_at=now + QUEUED_GRACE,
-                    deal_ref=_deal_ref(item.data),
-                    entity_key=entity_key(item.data),
-                    enqueued_at=now,
-                )
-                for event, item in zip(events, items, strict=True)
+                {
+                    "event_id": event_id,
+                    "flow_id": flow_id,
+                    "flow_version_id": version_id,
+                    "status": RunStatus.QUEUED,
+                    "created_at": now,
+                    "deadline_at": now + QUEUED_GRACE,
+                    "deal_ref": _deal_ref(item.data),
+                    "entity_key": entity_key(item.data),
+                    "enqueued_at": now,
+                }
+                for event_id, item in zip(event_ids, items, strict=True)
                 for flow_id, version_id in flows
             ]
-            s.add_all(runs)
-            s.flush()
-            accepted = Accepted([e.id for e in events], [r.id for r in runs], False)
-            entities = {r.id: r.entity_key for r in runs}
+            run_ids = list(s.scalars(_ADD_RUNS, runs)) if runs else []
+            accepted = Accepted(event_ids, run_ids, False)
+            entities = {i: run["entity_key"] for i, run in zip(run_ids, runs, strict=True)}
     except IntegrityError:
         previous = _previous(rt, subscription_id, [item.dedup_key for item in items])
         if previous is None:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from connector import intake, schemas
 from connector.models import Subscription
@@ -28,13 +28,16 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a valid JSON value")
 
 
+_ACTIVE_SUBSCRIPTION = select(  # built once: every delivery looks its hook up
+    Subscription.id, Subscription.trigger_key, Subscription.secret_encrypted
+).where(Subscription.token == bindparam("b_token"), Subscription.active.is_(True))
+
+
 @bp.post("/<token>")
 def receive(token: str) -> Any:
     rt = current_app.extensions["puente"]
     with rt.sessions() as s:
-        sub = s.scalar(
-            select(Subscription).where(Subscription.token == token, Subscription.active.is_(True))
-        )
+        sub = s.execute(_ACTIVE_SUBSCRIPTION, {"b_token": token}).one_or_none()
     if sub is None:
         return _error(404, "unknown_hook", "no active webhook at this address; check the URL")
     trigger = rt.registry.trigger(sub.trigger_key)
