@@ -7,14 +7,17 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -169,6 +172,20 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def insert_new(
+    session: Session, model: type[T], values: dict[str, Any], unique: list[str]
+) -> T | None:
+    """INSERT the row unless one with the same `unique` columns exists: the new object, or
+    None when it exists (perhaps made by another transaction a moment ago).
+
+    One statement (INSERT … ON CONFLICT DO NOTHING RETURNING), where a savepoint around a
+    plain INSERT takes three round trips and an IntegrityError to say the same."""
+    dialect = session.get_bind().dialect.name
+    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = build(model).values(**values).on_conflict_do_nothing(index_elements=unique)
+    return session.scalar(statement.returning(model))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:

@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.db import insert_new
 from invoicing.models import Deal
 
 
@@ -30,19 +30,13 @@ class DealData:
 
 def record_deal(session: Session, data: DealData) -> tuple[Deal, bool]:
     """Store a won deal once per (source, deal id); a repeat returns the stored one."""
+    values = {f: getattr(data, f) for f in DealData.__dataclass_fields__}
+    deal = insert_new(session, Deal, values, unique=["source", "external_ref"])
+    if deal is not None:
+        return deal, True
     existing = _find(session, data.source, data.external_ref)
-    if existing is not None:
-        return existing, False
-    deal = Deal(**{f: getattr(data, f) for f in DealData.__dataclass_fields__})
-    try:
-        with session.begin_nested():
-            session.add(deal)
-    except IntegrityError:
-        existing = _find(session, data.source, data.external_ref)
-        if existing is None:
-            raise
-        return existing, False
-    return deal, True
+    assert existing is not None  # the conflict was with it
+    return existing, False
 
 
 def _find(session: Session, source: str, external_ref: str) -> Deal | None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
+from connector.db import insert_new
 from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (
@@ -128,27 +129,23 @@ class Invoicing:
         errors = check_terms(tax_id.country, data.equivalence_surcharge, data.payment_days)
         if errors:
             raise InvalidDocumentError([(f"customer.{path}", m) for path, m in errors])
-        customer = Customer(
-            tax_id=tax_id.value,
-            tax_id_kind=tax_id.kind,
-            country=tax_id.country,
-            name=data.name,
-            email=data.email,
-            street=data.street,
-            postal_code=data.postal_code,
-            city=data.city,
-            province=data.province,
-            equivalence_surcharge=data.equivalence_surcharge,
-            payment_days=data.payment_days,
-        )
-        try:
-            with self.session.begin_nested():
-                self.session.add(customer)
-        except IntegrityError:
-            # Another transaction created it between our read and our insert.
+        values = {
+            "tax_id": tax_id.value,
+            "tax_id_kind": tax_id.kind,
+            "country": tax_id.country,
+            "name": data.name,
+            "email": data.email,
+            "street": data.street,
+            "postal_code": data.postal_code,
+            "city": data.city,
+            "province": data.province,
+            "equivalence_surcharge": data.equivalence_surcharge,
+            "payment_days": data.payment_days,
+        }
+        customer = insert_new(self.session, Customer, values, unique=["tax_id"])
+        if customer is None:  # another transaction created it between our read and our insert
             existing = self._customer_by_tax_id(tax_id.value)
-            if existing is None:
-                raise
+            assert existing is not None  # the conflict was with it
             return CustomerResult(existing, False, _differs(existing.name, data.name))
         outbox.emit(
             self.session,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from connector import db
-from connector.db import is_transient, make_engine
+from connector.db import insert_new, is_transient, make_engine, utcnow
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 
@@ -100,3 +100,16 @@ def test_a_sqlite_transaction_waits_for_the_write_lock_then_gives_up_as_sqlite_w
 def _insert(engine: sa.Engine, x: int) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(f"INSERT INTO t VALUES ({x})")
+
+
+def test_insert_new_makes_a_row_once_and_then_reports_it_exists(rt):
+    from invoicing.models import Deal
+
+    values = {"source": "hubspot", "external_ref": "D-1", "won_at": utcnow()}
+    with rt.sessions.begin() as s:
+        made = insert_new(s, Deal, values, unique=["source", "external_ref"])
+        assert made is not None and made.id is not None and made.currency == "EUR"
+        again = insert_new(s, Deal, {**values, "title": "other"}, unique=["source", "external_ref"])
+        assert again is None
+        assert s.scalar(sa.select(sa.func.count()).select_from(Deal)) == 1
+        assert s.get_one(Deal, made.id).title is None  # the first row stands, untouched
