@@ -200,6 +200,7 @@ def execute_run(
                 if outcome is None and n == len(batches):
                     _finish(s, claim, RunStatus.SUCCEEDED, None, now(), attempt.keys)
                     outcome = Outcome("succeeded")
+            attempt.committed()
         except Exception as exc:  # the transaction is lost (connection, commit): log it anew
             with sessions.begin() as s:
                 outcome = attempt.lost(s, exc)
@@ -298,6 +299,7 @@ class _Attempt:
     now: Callable[[], datetime]
     data: dict[str, Any]
     keys: dict[str, str] = field(default_factory=dict)  # business keys for the run's row
+    kept: dict[str, str] = field(default_factory=dict)  # the keys of committed steps
     waited: int | None = None  # queue wait, logged on the attempt's first step
     step: CompiledStep | None = None
     started: datetime | None = None
@@ -309,6 +311,7 @@ class _Attempt:
         self.waited = self.claim.waited
         for output in self.claim.done.values():
             self.keys.update(_business_keys(output))
+        self.kept = dict(self.keys)
 
     def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
         """Run `batch` in `s`, each step in a savepoint with its row; an outcome when the run
@@ -356,10 +359,14 @@ class _Attempt:
             self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
         return _fail(s, self.claim, error, self.now, step.action if step else None, self.keys)
 
+    def committed(self) -> None:
+        """The batch is committed: its steps and keys are kept, no step is in progress."""
+        self.kept, self.step, self.cause = dict(self.keys), None, None
+
     def lost(self, s: Session, exc: Exception) -> Outcome:
         """The batch's transaction was lost: nothing of it stayed; log the failure anew, with
         the step's own error when it had one (what broke the transaction)."""
-        self.keys = {}  # the next attempt finds the keys of the committed steps again
+        self.keys = dict(self.kept)
         return self.failed(s, self.cause or exc)
 
     def _record(
