@@ -51,6 +51,8 @@ def enqueue_runs(
         for run_id in run_ids
     ]
     with rt.redis.pipeline() as pipe:
+        for run_id in run_ids:  # an earlier failure under this job id (a swept run) is stale
+            rt.queue.failed_job_registry.remove(job_id(run_id), pipeline=pipe)
         rt.queue.enqueue_many(jobs, pipeline=pipe)
         pipe.execute()
 
@@ -146,6 +148,9 @@ def _schedule_retry(rt: Runtime, run_id: int, entity: str | None, delay: float) 
     log.info("run %s: transient failure, next attempt in %.1f s", run_id, delay)
 
 
+UNFINISHED = "the attempt never finished: its worker stopped, or lost the database"
+
+
 def sweep(rt: Runtime, limit: int = 500) -> list[int]:
     """Re-enqueue runs past their deadline whose job Redis lost or whose worker died."""
     now = utcnow()
@@ -202,7 +207,7 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
                     finished_at=now,
                     error={
                         "class": "transient",
-                        "message": "the worker stopped mid-run",
+                        "message": UNFINISHED,
                         "errors": [],
                     },
                 )

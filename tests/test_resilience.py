@@ -254,7 +254,7 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
         assert run.attempts == 2
         history = [(a.attempt, a.status) for a in run.attempts_log]
         assert history == [(1, "lost"), (2, RunStatus.SUCCEEDED)]
-        assert run.attempts_log[0].error["message"] == "the worker stopped mid-run"
+        assert run.attempts_log[0].error["message"] == jobs.UNFINISHED
         steps = {st.step_id: st for st in run.steps}
         # Each step's effect and row were committed once, by the second attempt.
         assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
@@ -575,6 +575,7 @@ class TestPostgresqlRestarted:
 
         overdue(rt, *run_ids)
         assert jobs.sweep(rt) == sorted(run_ids)  # their jobs failed: lost, queued again
+        assert failed.get_job_ids() == []  # the same job ids are queued: no stale failures
         drain(rt)
 
         assert finish_retries(rt, run_ids) == 0
