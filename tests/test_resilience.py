@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from connector import jobs, migrate, runner
 from connector.db import utcnow
-from connector.models import Event, Run, RunStatus, StepStatus
+from connector.models import Event, Run, RunStatus
 from connector.runtime import Runtime
 from connector.settings import Settings
 from invoicing.models import Customer, Deal, Invoice
@@ -87,6 +87,31 @@ def invoice_outputs(rt: Runtime, run_ids: list[int]) -> list[dict[str, Any]]:
     with rt.sessions() as s:
         runs = s.scalars(select(Run).where(Run.id.in_(run_ids)).order_by(Run.id))
         return [next(st.output for st in run.steps if st.step_id == "invoice") for run in runs]
+
+
+def assert_recovered(
+    rt: Runtime,
+    run_id: int,
+    payload: dict[str, Any],
+    history: list[tuple[int, str]],
+    invoice_attempts: int,
+) -> None:
+    """The run succeeded after `history`, its deal step performed once and its draft step
+    `invoice_attempts` times, making the deal's one invoice; one customer, one deal record."""
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert [(a.attempt, a.status) for a in run.attempts_log] == history
+        steps = {st.step_id: st for st in run.steps}
+        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
+        assert (steps["invoice"].status, steps["invoice"].attempts) == (
+            "succeeded",
+            invoice_attempts,
+        )
+        assert steps["invoice"].output["created"] is True
+    assert invoices_per_deal(rt)[payload["deal_id"]] == 1
+    assert count(rt, Customer) == 1
+    assert count(rt, Deal, Deal.external_ref == payload["deal_id"]) == 1
 
 
 def many_lines(payload: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -248,24 +273,15 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
     assert jobs.sweep(rt) == [run_id]
     drain(rt)
 
+    # Each step's effect and row were committed once, by the second attempt.
+    assert_recovered(rt, run_id, payload, [(1, "lost"), (2, RunStatus.SUCCEEDED)], 1)
     with rt.sessions() as s:
         run = s.get_one(Run, run_id)
-        assert run.status == RunStatus.SUCCEEDED, run.error
         assert run.attempts == 2
-        history = [(a.attempt, a.status) for a in run.attempts_log]
-        assert history == [(1, "lost"), (2, RunStatus.SUCCEEDED)]
         assert run.attempts_log[0].error["message"] == jobs.UNFINISHED
-        steps = {st.step_id: st for st in run.steps}
-        # Each step's effect and row were committed once, by the second attempt.
-        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
-        assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 1)
-        assert steps["invoice"].output["created"] is True
-        assert run.invoice_ref == str(steps["invoice"].output["invoice_id"])
-    per_deal = invoices_per_deal(rt)
-    assert per_deal[payload["deal_id"]] == 1
-    assert sum(per_deal.values()) == 1 + len(missed)
-    assert count(rt, Customer) == 1
-    assert count(rt, Deal, Deal.external_ref == payload["deal_id"]) == 1
+        invoice_id = next(st.output["invoice_id"] for st in run.steps if st.step_id == "invoice")
+        assert run.invoice_ref == str(invoice_id)
+    assert sum(invoices_per_deal(rt).values()) == 1 + len(missed)
     assert jobs.sweep(rt) == []
 
 
@@ -430,20 +446,8 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
     second = runner.execute_run(rt.sessions, rt.registry, run_id)  # the scheduled retry
 
     assert second.status == "succeeded"
-    with rt.sessions() as s:
-        run = s.get_one(Run, run_id)
-        assert run.status == RunStatus.SUCCEEDED, run.error
-        assert [(a.attempt, a.status) for a in run.attempts_log] == [
-            (1, "retry"),
-            (2, RunStatus.SUCCEEDED),
-        ]
-        steps = {st.step_id: st for st in run.steps}
-        assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
-        assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 2)
-        assert steps["invoice"].output["created"] is True
+    assert_recovered(rt, run_id, payload, [(1, "retry"), (2, RunStatus.SUCCEEDED)], 2)
     assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
-    assert count(rt, Customer) == 1
-    assert count(rt, Deal) == 1
 
 
 # --- 3'. PostgreSQL really restarted: a private server ---------------------------------------
@@ -482,6 +486,20 @@ def attempt_histories(rt: Runtime, run_ids: list[int]) -> dict[int, tuple[tuple[
         return {r.id: tuple((a.attempt, a.status) for a in r.attempts_log) for r in runs}
 
 
+def assert_each_billed_once(
+    rt: Runtime, run_ids: list[int], payloads: list[dict[str, Any]]
+) -> None:
+    """Every run succeeded at its first attempt (none left to retry), one event and one run
+    per delivery, one invoice per deal, one customer, nothing left for the sweeper."""
+    assert finish_retries(rt, run_ids) == 0
+    assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
+    assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
+    assert (count(rt, Event), count(rt, Run)) == (len(payloads), len(payloads))
+    assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
+    assert count(rt, Customer) == 1
+    assert jobs.sweep(rt) == []
+
+
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL is not a test database")
 class TestPostgresqlRestarted:
     @pytest.fixture
@@ -510,13 +528,7 @@ class TestPostgresqlRestarted:
         drain(rt)
 
         # The pool replaces dead connections at checkout: no attempt fails, none is retried.
-        assert finish_retries(rt, run_ids) == 0
-        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
-        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
-        assert (count(rt, Event), count(rt, Run)) == (6, 6)
-        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
-        assert count(rt, Customer) == 1
-        assert jobs.sweep(rt) == []
+        assert_each_billed_once(rt, run_ids, payloads)
 
     def test_deliveries_while_the_server_is_down_get_a_503_and_are_billed_once_when_resent(
         self, private_postgres, rt, client
@@ -546,13 +558,7 @@ class TestPostgresqlRestarted:
         run_ids = [rid for a in again for rid in a.json["run_ids"]]
         drain(rt)
 
-        assert finish_retries(rt, run_ids) == 0
-        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
-        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
-        assert (count(rt, Event), count(rt, Run)) == (3, 3)
-        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
-        assert count(rt, Customer) == 1
-        assert jobs.sweep(rt) == []
+        assert_each_billed_once(rt, run_ids, payloads)
 
     def test_jobs_run_while_the_server_is_down_are_swept_once_it_is_back(
         self, private_postgres, rt, client
@@ -578,12 +584,7 @@ class TestPostgresqlRestarted:
         assert failed.get_job_ids() == []  # the same job ids are queued: no stale failures
         drain(rt)
 
-        assert finish_retries(rt, run_ids) == 0
-        assert statuses(rt, run_ids) == dict.fromkeys(run_ids, RunStatus.SUCCEEDED)
-        assert attempt_histories(rt, run_ids) == dict.fromkeys(run_ids, ((1, RunStatus.SUCCEEDED),))
-        assert invoices_per_deal(rt) == Counter({p["deal_id"]: 1 for p in payloads})
-        assert count(rt, Customer) == 1
-        assert jobs.sweep(rt) == []
+        assert_each_billed_once(rt, run_ids, payloads)
 
     def test_a_run_in_its_draft_step_when_the_server_stops_is_swept_and_billed_once(
         self, private_postgres, settings, rt, client
@@ -629,10 +630,9 @@ class TestPostgresqlRestarted:
             assert [(a.attempt, a.status, a.finished_at) for a in run.attempts_log] == [
                 (1, "running", None)
             ]
-            # The draft step's failure could not be written: no trace of it but the open attempt.
-            steps = {st.step_id: st.status for st in run.steps}
-            assert "invoice" not in steps
-            assert set(steps.values()) <= {StepStatus.SUCCEEDED}
+            # The steps' transaction died with the server and its failure could not be
+            # written: no trace of them but the open attempt.
+            assert run.steps == []
         assert invoices_per_deal(rt)[payload["deal_id"]] == 0
         assert jobs.sweep(rt) == []  # before its deadline a running run is left alone
 
@@ -640,19 +640,8 @@ class TestPostgresqlRestarted:
         assert jobs.sweep(rt) == [run_id]
         drain(rt)
 
-        with rt.sessions() as s:
-            run = s.get_one(Run, run_id)
-            assert run.status == RunStatus.SUCCEEDED, run.error
-            assert [(a.attempt, a.status) for a in run.attempts_log] == [
-                (1, "lost"),
-                (2, RunStatus.SUCCEEDED),
-            ]
-            steps = {st.step_id: st for st in run.steps}
-            assert (steps["deal"].status, steps["deal"].attempts) == ("succeeded", 1)
-            assert (steps["invoice"].status, steps["invoice"].attempts) == ("succeeded", 1)
-            assert steps["invoice"].output["created"] is True
+        assert_recovered(rt, run_id, payload, [(1, "lost"), (2, RunStatus.SUCCEEDED)], 1)
         assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
-        assert count(rt, Customer) == 1
         assert jobs.sweep(rt) == []
 
 
