@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from redis import Redis
 from redis.exceptions import WatchError
+from requests.adapters import HTTPAdapter
 
 from connector.errors import ConfigurationError, TransientError, ValidationError
 
@@ -73,22 +74,48 @@ def _addresses(host: str, port: int) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-def check_target(url: str, allowed: Allowed) -> None:
-    """Refuse URLs that are not http(s) or that reach private, loopback or link-local hosts."""
+def check_target(url: str, allowed: Allowed) -> Address:
+    """Refuse URLs that are not http(s) or that reach private, loopback or link-local hosts;
+    the address to connect to (IPv4 first), the one that was checked."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"{url!r} is not an http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = _addresses(parts.hostname, port)
-    if allowed.admits(parts.hostname, addresses):
-        return
-    private = [a for a in addresses if not a.is_global or a.is_multicast]
-    if private:
-        raise ConfigurationError(
-            f"{parts.hostname} resolves to a non-public address ({private[0]}): requests to "
-            "private, loopback or link-local targets are refused unless allowed in "
-            "PUENTE_HTTP_ALLOW"
-        )
+    if not allowed.admits(parts.hostname, addresses):
+        private = [a for a in addresses if not a.is_global or a.is_multicast]
+        if private:
+            raise ConfigurationError(
+                f"{parts.hostname} resolves to a non-public address ({private[0]}): requests "
+                "to private, loopback or link-local targets are refused unless allowed in "
+                "PUENTE_HTTP_ALLOW"
+            )
+    return min(addresses, key=lambda a: a.version)
+
+
+class _Pinned(HTTPAdapter):
+    """Connects to the address that was checked, never to what a second DNS lookup says: a
+    host may resolve to a public address for the check and to a private one a moment later
+    (DNS rebinding). TLS still sends the host's name and checks its certificate against it."""
+
+    def __init__(self, hostname: str) -> None:
+        self._hostname = hostname
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
+        pool_kwargs.update(server_hostname=self._hostname, assert_hostname=self._hostname)
+        super().init_poolmanager(*args, **pool_kwargs)
+
+
+def _pinned(url: str, address: Address) -> tuple[str, str]:
+    """`url` with its host replaced by `address`, and the Host header that names the host."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = (f"{userinfo}@" if userinfo else "") + literal
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), host
 
 
 def request(
@@ -100,22 +127,23 @@ def request(
     payload: Any = None,
     timeout: tuple[float, float] = TIMEOUT,
     max_bytes: int = MAX_RESPONSE_BYTES,
-    session: requests.Session | None = None,
 ) -> Answer:
-    """Send one request, following at most MAX_REDIRECTS checked redirects.
+    """Send one request, following at most MAX_REDIRECTS checked redirects; each hop goes to
+    the address its check admitted.
 
     Timeouts, connection errors, 5xx and 429 raise TransientError (with Retry-After when the
     server sent one); other 4xx answers are returned for the caller to judge.
     """
-    http = session or requests.Session()
-    try:
-        for _ in range(MAX_REDIRECTS + 1):
-            check_target(url, allowed)
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        target, host = _pinned(url, check_target(url, allowed))
+        with requests.Session() as http:
+            http.mount(f"{parts.scheme}://", _Pinned(parts.hostname or ""))
             try:
                 response = http.request(
                     method,
-                    url,
-                    headers=dict(headers or {}),
+                    target,
+                    headers={**(headers or {}), "Host": host},
                     json=payload,
                     timeout=timeout,
                     allow_redirects=False,
@@ -138,10 +166,7 @@ def request(
                         retry_after=_retry_after(response.headers.get("retry-after")),
                     )
                 return Answer(response.status_code, dict(response.headers), body, url)
-        raise ValidationError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
-    finally:
-        if session is None:
-            http.close()
+    raise ValidationError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
 
 
 def _read(response: requests.Response, max_bytes: int, method: str, url: str) -> Any:
