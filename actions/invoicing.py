@@ -255,7 +255,7 @@ def _spec(
     perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
     title: str,
     title_es: str,
-    keys: tuple[str, ...],
+    keys: tuple[tuple[str, str], ...] = (),
     effects: str = "database",
 ) -> ActionSpec:
     name = perform.__name__
@@ -276,35 +276,33 @@ CONVERT_DOCUMENT = _spec(
     convert_document,
     "Convert document",
     "Convertir documento",
-    ("document_id", "kind"),
 )
 RECORD_WON_DEAL = _spec(
     record_won_deal,
     "Record won deal",
     "Registrar oportunidad ganada",
-    ("deal_record_id", "external_ref"),
 )
 CREATE_DRAFT_INVOICE = _spec(
     create_draft_invoice,
     "Create draft invoice",
     "Crear factura en borrador",
-    ("invoice_id", "customer.tax_id"),
+    (("invoice_ref", "invoice_id"), ("customer_tax_id", "customer.tax_id")),
 )
 FIND_OR_CREATE_CUSTOMER = _spec(
     find_or_create_customer,
     "Find or create customer",
     "Buscar o crear cliente",
-    ("customer_id", "tax_id"),
+    (("customer_tax_id", "tax_id"),),
 )
-ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", ("invoice_id", "number"))
-CANCEL_INVOICE = _spec(cancel_invoice, "Cancel invoice", "Anular factura", ("invoice_id", "number"))
+# An issued invoice is found by its number; the id until it has one.
+INVOICE_REF = (("invoice_ref", "number"), ("invoice_ref", "invoice_id"))
+ISSUE_INVOICE = _spec(issue_invoice, "Issue invoice", "Emitir factura", INVOICE_REF)
+CANCEL_INVOICE = _spec(cancel_invoice, "Cancel invoice", "Anular factura", INVOICE_REF)
 SEND_INVOICE = _spec(
     send_invoice,
     "Send invoice by email",
     "Enviar factura por correo",
-    ("invoice_id", "email_id"),
+    (("invoice_ref", "invoice_id"),),
     effects="external",
 )
-RECORD_PAYMENT = _spec(
-    record_payment, "Record payment", "Registrar cobro", ("invoice_id", "payment_id")
-)
+RECORD_PAYMENT = _spec(record_payment, "Record payment", "Registrar cobro", INVOICE_REF)

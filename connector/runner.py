@@ -185,12 +185,17 @@ def execute_run(
     except ConfigurationError as exc:
         with sessions.begin() as s:
             return _fail(s, claim, exc, now)
+    keys: dict[str, str] = {}  # those of the steps done before stay on the run's row
+    for step in flow.steps:
+        if step.id in claim.done:
+            keys.update(_business_keys(step.action, claim.done[step.id]))
     attempt = _Attempt(
         claim,
         Services(public_url, settings, signing, http),
         flow.lookups,
         now,
         {"trigger": claim.payload, "steps": dict(claim.done)},
+        keys,
     )
     batches = _batches([step for step in flow.steps if step.id not in claim.done])
     for n, batch in enumerate(batches, 1):
@@ -309,8 +314,6 @@ class _Attempt:
 
     def __post_init__(self) -> None:
         self.waited = self.claim.waited
-        for output in self.claim.done.values():
-            self.keys.update(_business_keys(output))
         self.kept = dict(self.keys)
 
     def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
@@ -346,7 +349,7 @@ class _Attempt:
             s, self.claim, step, self.data, self.services, self.lookups, self.mapped
         )
         self._record(s, StepStatus.SUCCEEDED, inputs, output, None)
-        self.keys.update(_business_keys(output))
+        self.keys.update(_business_keys(step.action, output))
         self.data["steps"][step.id] = output
         return True
 
@@ -448,18 +451,16 @@ def _as_error(exc: Exception, step: CompiledStep | None, run_id: int) -> PuenteE
     return PuenteError(f"unexpected error in {where}: {exc!r}")
 
 
-def _business_keys(output: Any) -> dict[str, str]:
-    """The business keys an output names (invoice, customer tax id), kept on the run to find it."""
-    if not isinstance(output, dict):
-        return {}
-    invoice = output.get("number") or output.get("invoice_id")
-    customer = output.get("customer")
-    tax_id = customer.get("tax_id") if isinstance(customer, dict) else output.get("tax_id")
-    keys = {}
-    if invoice is not None and ("invoice_id" in output or "number" in output):
-        keys["invoice_ref"] = str(invoice)[:60]
-    if isinstance(tax_id, str):
-        keys["customer_tax_id"] = tax_id[:30]
+def _business_keys(action: ActionSpec | None, output: Any) -> dict[str, str]:
+    """The business keys the action declares in its output (invoice, customer tax id), kept
+    on the run's row to find it by them."""
+    keys: dict[str, str] = {}
+    for column, path in action.business_keys if action else ():
+        value: Any = output
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if column not in keys and value not in (None, ""):
+            keys[column] = str(value)[: getattr(_runs.c[column].type, "length", None)]
     return keys
 
 

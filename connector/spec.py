@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -68,8 +68,9 @@ class ActionSpec:
     input_schema: str
     output_schema: str
     perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]]
-    # Keys (dotted paths) of business values worth indexing from the output.
-    business_keys: tuple[str, ...] = field(default=())
+    # Where the run log finds its business keys in the output, to find runs by them:
+    # (run column, dotted path) pairs; for each column the first path with a value wins.
+    business_keys: tuple[tuple[str, str], ...] = ()
     # "database": every effect is in our database, so a dry run performs it and rolls back;
     # "external": it reaches the outside world (mail, HTTP), so a dry run does not perform it.
     effects: str = "database"
