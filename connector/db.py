@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -12,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -105,11 +107,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             **kwargs,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
-        # BEGIN IMMEDIATE takes the write lock up front: two writers wait for each other
-        # instead of failing with "database is locked" on lock upgrade.
-        event.listen(
-            engine, "begin", lambda conn: _begin_immediate(conn.connection.dbapi_connection)
-        )
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs)
 
@@ -131,6 +129,27 @@ def is_transient(exc: DBAPIError) -> bool:
 
 
 SQLITE_BUSY_SECONDS = 30.0  # how long a transaction waits for SQLite's write lock
+READ_ONLY = {"puente_read_only": True}  # execution options of a session that only reads
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that only reads. On SQLite its transaction does not take the write lock (WAL
+    gives it a snapshot), so it never waits behind a worker's writes; elsewhere it is a
+    session like any other."""
+    with sessions() as s:
+        s.connection(execution_options=READ_ONLY)
+        yield s
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """BEGIN IMMEDIATE takes the write lock up front: two writers wait for each other instead
+    of failing with "database is locked" on lock upgrade. A reader needs no lock at all."""
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if conn.get_execution_options().get("puente_read_only"):
+        dbapi_connection.execute("BEGIN")
+    else:
+        _begin_immediate(dbapi_connection)
 
 
 def _begin_immediate(dbapi_connection: Any) -> None:

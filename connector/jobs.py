@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import or_, select, update
 
 from connector import runner, runtime
-from connector.db import utcnow
+from connector.db import reading, utcnow
 from connector.models import Run, RunAttempt, RunStatus
 from connector.runtime import Runtime
 
@@ -86,7 +86,7 @@ def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
     """
     rt = runtime.current()
     if entity == UNKNOWN:
-        with rt.sessions() as s:
+        with reading(rt.sessions) as s:
             entity = s.scalar(select(Run.entity_key).where(Run.id == run_id))
     lock = None
     if entity:
@@ -154,7 +154,7 @@ UNFINISHED = "the attempt never finished: its worker stopped, or lost the databa
 def sweep(rt: Runtime, limit: int = 500) -> list[int]:
     """Re-enqueue runs past their deadline whose job Redis lost or whose worker died."""
     now = utcnow()
-    with rt.sessions() as s:
+    with reading(rt.sessions) as s:
         overdue = s.execute(
             select(Run.id, Run.status, Run.job_id)
             .where(

@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 
 from connector import intake, schemas
+from connector.db import reading
 from connector.models import Subscription
 from connector.spec import Delivery
 from connector.standard_webhooks import SignatureError
@@ -36,7 +37,7 @@ _ACTIVE_SUBSCRIPTION = select(  # built once: every delivery looks its hook up
 @bp.post("/<token>")
 def receive(token: str) -> Any:
     rt = current_app.extensions["puente"]
-    with rt.sessions() as s:
+    with reading(rt.sessions) as s:
         sub = s.execute(_ACTIVE_SUBSCRIPTION, {"b_token": token}).one_or_none()
     if sub is None:
         return _error(404, "unknown_hook", "no active webhook at this address; check the URL")

@@ -113,3 +113,24 @@ def test_insert_new_makes_a_row_once_and_then_reports_it_exists(rt):
         assert again is None
         assert s.scalar(sa.select(sa.func.count()).select_from(Deal)) == 1
         assert s.get_one(Deal, made.id).title is None  # the first row stands, untouched
+
+
+def test_a_reading_session_does_not_wait_for_sqlite_s_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    sessions = sa.orm.sessionmaker(engine)
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.3)
+    holder = sqlite3.connect(tmp_path / "x.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (2)")  # a writer in the middle of its transaction
+    try:
+        with db.reading(sessions) as s:  # reads the last committed state, at once
+            assert list(s.scalars(sa.text("SELECT x FROM t"))) == [1]
+        with sessions() as s, pytest.raises(OperationalError, match="database is locked"):
+            s.scalars(sa.text("SELECT x FROM t")).all()  # any other session queues to write
+    finally:
+        holder.execute("ROLLBACK")
