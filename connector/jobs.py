@@ -127,14 +127,15 @@ def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
         http=rt.http,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
-        _schedule_retry(rt, run_id, entity, outcome.retry_in)
+        _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
     return outcome.status
 
 
-def _schedule_retry(rt: Runtime, run_id: int, entity: str | None, delay: float) -> None:
+def _schedule_retry(
+    rt: Runtime, run_id: int, entity: str | None, delay: float, attempts: int
+) -> None:
+    new_id = job_id(run_id, attempts)
     with rt.sessions.begin() as s:
-        attempts = s.get_one(Run, run_id).attempts
-        new_id = job_id(run_id, attempts)
         s.execute(update(Run).where(Run.id == run_id).values(job_id=new_id))
     rt.queue.enqueue_in(
         timedelta(seconds=delay),

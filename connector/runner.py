@@ -96,6 +96,7 @@ _CLOSE_ATTEMPT = update(_attempts).where(
 class Outcome:
     status: str  # "succeeded", "failed", "stopped", "retry" or "skipped" (not ours to run)
     retry_in: float | None = None
+    attempts: int = 0  # the run's attempts so far, when it is to be retried
 
 
 @dataclass
@@ -532,7 +533,7 @@ def _fail(
             },
         )
         _close_attempt(s, claim, "retry", error.as_dict(), when)
-        return Outcome("retry", delay)
+        return Outcome("retry", delay, claim.attempts)
     status = RunStatus.DEAD if transient else RunStatus.FAILED
     _finish(s, claim, status, error.as_dict(), now(), keys)
     return Outcome(str(status))
