@@ -187,23 +187,18 @@ def _check_expression(
         tree: dict[str, Any] = dict(jmespath.compile(source).parsed)
     except jmespath.exceptions.ParseError:
         return  # reported by compile_mapping
-    walker = _Walker(source, where, trigger_schema, scope, errors)
-    walker.visit(tree, ROOT)
+    _Walker(source, where, trigger_schema, scope, errors).visit(tree, ROOT)
 
 
+@dataclass
 class _Walker:
     """Follows an expression's AST with the schema of the value at each point."""
 
-    def __init__(
-        self,
-        source: str,
-        where: str,
-        trigger_schema: str,
-        scope: dict[str, Schema | None],
-        errors: list[FieldError],
-    ) -> None:
-        self.source, self.where = source, where
-        self.trigger_schema, self.scope, self.errors = trigger_schema, scope, errors
+    source: str
+    where: str
+    trigger_schema: str
+    scope: dict[str, Schema | None]
+    errors: list[FieldError]
 
     def visit(self, node: dict[str, Any], current: Schema | None) -> Schema | None:
         kind = node["type"]
