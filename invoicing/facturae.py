@@ -10,7 +10,6 @@ and the Facturae signature policy v3.1. Facturae itself does no arithmetic check
 
 from __future__ import annotations
 
-import os
 import threading
 from base64 import b64decode, b64encode
 from collections.abc import Iterable, Sequence
@@ -36,6 +35,7 @@ from signxml.xades import (
     XAdESVerifier,
 )
 
+from invoicing import xsd
 from invoicing.errors import InvoicingError
 from invoicing.money import cents
 
@@ -43,7 +43,6 @@ FACTURAE_NS = "http://www.facturae.gob.es/formato/Versiones/Facturaev3_2_2.xml"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 SCHEMA_VERSION = "3.2.2"
-XMLDSIG_SCHEMA_URL = "http://www.w3.org/TR/xmldsig-core/xmldsig-core-schema.xsd"
 C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 
 # Facturae signature policy v3.1: identifier and the SHA-1 digest of the policy PDF, as
@@ -975,30 +974,12 @@ def _payment(element: etree._Element, invoice: Invoice) -> None:
 # Offline validation
 # --------------------------------------------------------------------------------------------
 
-# The official XSDs ship with the project (standards/, byte for byte, see SOURCES.md there).
-_DEFAULT_STANDARDS = Path(__file__).resolve().parents[1] / "standards"
 _validation_lock = threading.Lock()
 
 
 def schema_dir() -> Path:
     """The folder holding Facturaev3_2_2.xsd; PUENTE_STANDARDS_DIR names the `standards` one."""
-    standards = os.environ.get("PUENTE_STANDARDS_DIR")
-    return (Path(standards) if standards else _DEFAULT_STANDARDS) / "facturae"
-
-
-class _LocalSchemas(etree.Resolver):
-    """Serve the xmldsig schema from disk and refuse anything else from the network."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-
-    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
-        if system_url == XMLDSIG_SCHEMA_URL:
-            return self.resolve_filename(str(self.folder / "xmldsig-core-schema.xsd"), context)
-        if system_url and "://" in system_url and not system_url.startswith("file:"):
-            raise FacturaeError(f"refusing to fetch {system_url} while loading the schema")
-        return None  # a local file: let libxml2 read it
+    return xsd.standards_dir("facturae")
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -1015,7 +996,7 @@ def _schema(folder: Path) -> etree.XMLSchema:
             "that holds facturae/Facturaev3_2_2.xsd and facturae/xmldsig-core-schema.xsd"
         )
     parser = _safe_parser()
-    parser.resolvers.add(_LocalSchemas(folder))
+    parser.resolvers.add(xsd.OfflineResolver(folder, FacturaeError))
     # The file starts with a UTF-8 BOM and uses CRLF line ends: both fine for libxml2.
     try:
         return etree.XMLSchema(etree.parse(str(path), parser))

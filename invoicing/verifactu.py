@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 import segno
 from lxml import etree
+
+from invoicing import xsd
 
 # --- Namespaces and constants ---------------------------------------------------------------
 
@@ -56,7 +57,6 @@ QR_MAX_MM = Decimal(40)
 QR_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone for QR symbols
 QR_MIN_MARGIN_MM = Decimal(2)  # AEAT QR spec: at least 2 mm of white margin around the code
 
-XMLDSIG_SCHEMA_URL = "http://www.w3.org/TR/xmldsig-core/xmldsig-core-schema.xsd"
 
 TipoFactura = Literal["F1", "F2", "F3", "R1", "R2", "R3", "R4", "R5"]
 TipoRectificativa = Literal["S", "I"]
@@ -686,29 +686,9 @@ def reg_factu_document(issuer: Issuer, records: Sequence[Record], system: System
 
 
 def standards_dir() -> Path:
-    """The folder holding SuministroLR.xsd and its imports.
-
-    ``$PUENTE_STANDARDS_DIR`` names the ``standards`` folder; by default it is the
-    ``standards`` folder of the project (the official files, byte for byte).
-    """
-    override = os.environ.get("PUENTE_STANDARDS_DIR")
-    base = Path(override) if override else Path(__file__).resolve().parents[1] / "standards"
-    return base / "verifactu"
-
-
-class _OfflineResolver(etree.Resolver):
-    """Serves the W3C xmldsig schema from disk and refuses every other network URL."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self._local = {XMLDSIG_SCHEMA_URL: folder / "xmldsig-core-schema.xsd"}
-
-    def resolve(self, url: str, pubid: str | None, context: Any) -> Any:
-        if url in self._local:
-            return self.resolve_filename(str(self._local[url]), context)
-        if re.match(r"(?i)(https?|ftp)://", url or ""):
-            raise VerifactuSchemaError(f"refusing to fetch {url} while loading the XSD")
-        return None  # a local file: default handling
+    """The folder holding SuministroLR.xsd and its imports (PUENTE_STANDARDS_DIR names the
+    `standards` folder; by default the project's, the official files byte for byte)."""
+    return xsd.standards_dir("verifactu")
 
 
 _schema_lock = threading.Lock()  # lxml validators are not meant to be shared across threads
@@ -726,7 +706,7 @@ def _load_schema(folder: Path) -> Any:
     # The W3C xmldsig schema carries a DOCTYPE with an internal subset: parse without the
     # network and without loading external DTDs; only its internal entities may expand.
     parser = etree.XMLParser(no_network=True, load_dtd=False, resolve_entities="internal")
-    parser.resolvers.add(_OfflineResolver(folder))
+    parser.resolvers.add(xsd.OfflineResolver(folder, VerifactuSchemaError))
     try:
         return etree.XMLSchema(etree.parse(str(main), parser))
     except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:

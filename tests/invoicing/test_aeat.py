@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from connector.runtime import Runtime
-from invoicing import aeat, chain, corrections, issuing
+from invoicing import aeat, chain, corrections, issuing, xsd
 from invoicing import verifactu as vf
 from invoicing.models import Issuer, VerifactuRecord
 from tests.factories import make_draft, make_issuer
@@ -39,21 +38,10 @@ SLOW_SECONDS = 1.0  # how long the "slow" fake takes; the sender gives up well b
 # --- RespuestaSuministro.xsd, offline ----------------------------------------------------------
 
 
-class _Offline(etree.Resolver):
-    def resolve(self, url: str, pubid: str | None, context: Any) -> Any:
-        if url == vf.XMLDSIG_SCHEMA_URL:
-            return self.resolve_filename(
-                str(vf.standards_dir() / "xmldsig-core-schema.xsd"), context
-            )
-        if re.match(r"(?i)https?://", url or ""):
-            raise AssertionError(f"the schema tried to fetch {url}")
-        return None
-
-
 @functools.cache
 def respuesta_schema() -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, load_dtd=False, resolve_entities="internal")
-    parser.resolvers.add(_Offline())
+    parser.resolvers.add(xsd.OfflineResolver(vf.standards_dir(), AssertionError))
     path = vf.standards_dir() / "RespuestaSuministro.xsd"
     return etree.XMLSchema(etree.parse(str(path), parser))
 
