@@ -146,10 +146,14 @@ def send_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
                 credentials=ctx.signing,
                 idempotency_key=ctx.idempotency_key,
             )
-    except MailDeliveryError as exc:
+    except MailDeliveryError as exc:  # the failed attempt stays in the invoice's email history
         if exc.transient:
-            raise TransientError(f"the mail server did not take the invoice: {exc}") from None
-        raise ValidationError(f"the mail server refused the invoice: {exc}") from None
+            raise TransientError(
+                f"the mail server did not take the invoice: {exc}", keeps_record=True
+            ) from None
+        raise ValidationError(
+            f"the mail server refused the invoice: {exc}", keeps_record=True
+        ) from None
     return {
         "invoice_id": email.invoice_id,
         "email_id": email.id,

@@ -42,10 +42,15 @@ class PuenteError(Exception):
 
     failure_class: FailureClass = FailureClass.INTERNAL
 
-    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, message: str, errors: list[FieldError] | None = None, *, keeps_record: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = list(errors or [])
+        # What the step wrote before failing is the record of the failure (a refused email),
+        # kept with the failed step instead of rolled back with it.
+        self.keeps_record = keeps_record
 
     @classmethod
     def from_field_errors(cls, what: str, errors: list[FieldError]) -> Self:
@@ -79,6 +84,8 @@ class TransientError(PuenteError):
 
     failure_class = FailureClass.TRANSIENT
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, keeps_record: bool = False
+    ) -> None:
+        super().__init__(message, keeps_record=keeps_record)
         self.retry_after = retry_after

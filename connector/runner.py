@@ -173,7 +173,8 @@ def execute_run(
     on the happy path a run is two transactions, the claim and then its steps with the finish.
     A step that reaches the outside world (mail, HTTP) gets a transaction of its own, so what
     it did is committed with its row before anything else can fail. A failed step rolls back
-    to its savepoint, and its row, the steps before it and the failure commit together: a
+    to its savepoint (unless its error keeps what it wrote as the failure's record, like a
+    refused email), and its row, the steps before it and the failure commit together: a
     retry resumes at the first unfinished step.
     """
     started = now()
@@ -323,12 +324,17 @@ class _Attempt:
         for step in batch:
             self.step, self.started, self.clock = step, self.now(), time.perf_counter()
             self.mapped, self.cause = [], None
+            savepoint = s.begin_nested()
             try:
-                with s.begin_nested():
-                    passed = self._step(s, step)
+                passed = self._step(s, step)
             except Exception as exc:
                 self.cause = exc
+                if isinstance(exc, PuenteError) and exc.keeps_record:
+                    savepoint.commit()
+                else:
+                    savepoint.rollback()
                 return self.failed(s, exc)
+            savepoint.commit()
             if not passed:
                 _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now(), self.keys)
                 return Outcome("stopped")
