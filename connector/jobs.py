@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from redis.exceptions import LockError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from connector import runner, runtime
 from connector.db import reading, utcnow
@@ -24,9 +24,12 @@ EXECUTE_RUN = "connector.jobs.execute_run"
 ALIVE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
 
 
-def job_id(run_id: int, attempt: int = 0) -> str:
-    """`run-<id>` for the first attempt, `run-<id>-a<n>` for a retry scheduled later."""
-    return f"run-{run_id}" if attempt == 0 else f"run-{run_id}-a{attempt}"
+def job_id(run_id: int, attempt: int = 0, replay: int = 0) -> str:
+    """`run-<id>` for a run queued now, `run-<id>-a<n>` for a retry scheduled later,
+    `run-<id>-r<n>` for its n-th replay scheduled later (paced)."""
+    if attempt:
+        return f"run-{run_id}-a{attempt}"
+    return f"run-{run_id}-r{replay}" if replay else f"run-{run_id}"
 
 
 def enqueue_runs(
@@ -57,8 +60,9 @@ def enqueue_runs(
         pipe.execute()
 
 
-def enqueue_later(rt: Runtime, run_id: int, delay: float) -> None:
-    """Put a run on the scheduler, to start after `delay` seconds (paced replays)."""
+def enqueue_later(rt: Runtime, run_id: int, delay: float, job: str) -> None:
+    """Put a run on the scheduler as `job` (the id on its row), to start after `delay`
+    seconds (paced replays)."""
     if delay <= 0:
         enqueue_runs(rt, [run_id])
         return
@@ -66,6 +70,7 @@ def enqueue_later(rt: Runtime, run_id: int, delay: float) -> None:
         timedelta(seconds=delay),
         EXECUTE_RUN,
         run_id,
+        job_id=job,
         job_timeout=rt.settings.run_timeout_seconds,
         failure_ttl=7 * 86400,
     )
@@ -150,77 +155,118 @@ def _schedule_retry(
 
 
 UNFINISHED = "the attempt never finished: its worker stopped, or lost the database"
+GAVE_UP = (
+    f"the last attempt never finished (its worker stopped, or lost the database) and the run "
+    f"has used its {runner.MAX_ATTEMPTS} attempts: replay it once the cause is fixed"
+)
+ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def sweep(rt: Runtime, limit: int = 500) -> list[int]:
-    """Re-enqueue runs past their deadline whose job Redis lost or whose worker died."""
+    """Re-enqueue runs whose job Redis lost or whose worker died or lost the database.
+
+    A queued run is lost when its deadline has passed and its job is gone. A running run is
+    lost when its deadline has passed, or at once when its job has ended: the job failed
+    (its worker lost the database and could not record the failure) or finished without
+    closing the run. A running run whose job is missing waits for its deadline: Redis may
+    have lost the job while a worker is still on it. A run lost this way after using up its
+    attempts goes to the dead-letter list instead of round again.
+    """
     now = utcnow()
     with reading(rt.sessions) as s:
-        overdue = s.execute(
-            select(Run.id, Run.status, Run.job_id)
+        rows = s.execute(
+            select(Run.id, Run.status, Run.job_id, Run.deadline_at)
             .where(
                 Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
-                or_(Run.deadline_at.is_(None), Run.deadline_at < now),
+                or_(
+                    Run.status == RunStatus.RUNNING,
+                    Run.deadline_at.is_(None),
+                    Run.deadline_at < now,
+                ),
             )
             .order_by(Run.id)
             .limit(limit)
         ).all()
-    lost: list[int] = []
+    overdue: list[int] = []
     waiting: list[int] = []
-    for run_id, status, current_job in overdue:
-        if status == RunStatus.QUEUED and _job_alive(rt, current_job or job_id(run_id)):
+    ended: dict[int, datetime | None] = {}  # run id → the deadline of the claim its job ended
+    for run_id, status, current_job, deadline in rows:
+        job = _job_status(rt, current_job or job_id(run_id))
+        if deadline is not None and deadline >= now:
+            if job in ENDED:
+                ended[run_id] = deadline
+        elif status == RunStatus.QUEUED and job in ALIVE:
             waiting.append(run_id)  # still waiting its turn in a long queue
         else:
-            lost.append(run_id)
+            overdue.append(run_id)
     if waiting:
         with rt.sessions.begin() as s:
             s.execute(
                 update(Run).where(Run.id.in_(waiting)).values(deadline_at=now + runner.QUEUED_GRACE)
             )
-    if lost:
-        with rt.sessions.begin() as s:
-            # Re-check the deadline while writing: a worker may have claimed a run (new
-            # deadline) since it was read, and that run is not lost.
-            lost = list(
-                s.scalars(
-                    update(Run)
-                    .where(
-                        Run.id.in_(lost),
-                        Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
-                        or_(Run.deadline_at.is_(None), Run.deadline_at < now),
-                    )
-                    .values(
-                        status=RunStatus.QUEUED,
-                        job_id=None,
-                        enqueued_at=now,
-                        deadline_at=now + runner.QUEUED_GRACE,
-                    )
-                    .returning(Run.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            # An attempt a dead worker left open is closed in the run's history.
+    if not overdue and not ended:
+        return []
+    with rt.sessions.begin() as s:
+        # Re-check while writing: a worker may have claimed a run (new deadline) since it was
+        # read, and that run is not lost.
+        still = or_(
+            and_(Run.id.in_(overdue), or_(Run.deadline_at.is_(None), Run.deadline_at < now)),
+            *(
+                and_(Run.id == run_id, Run.status == RunStatus.RUNNING, Run.deadline_at == claim)
+                for run_id, claim in ended.items()
+            ),
+        )
+        lost = list(
             s.execute(
-                update(RunAttempt)
-                .where(RunAttempt.run_id.in_(lost), RunAttempt.finished_at.is_(None))
+                select(Run.id, Run.attempts)
+                .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]), still)
+                .with_for_update()
+            )
+        )
+        again = sorted(run_id for run_id, attempts in lost if attempts < runner.MAX_ATTEMPTS)
+        spent = sorted(run_id for run_id, attempts in lost if attempts >= runner.MAX_ATTEMPTS)
+        error = {"class": "transient", "message": UNFINISHED, "errors": []}
+        if again:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_(again))
                 .values(
-                    status="lost",
-                    finished_at=now,
-                    error={
-                        "class": "transient",
-                        "message": UNFINISHED,
-                        "errors": [],
-                    },
+                    status=RunStatus.QUEUED,
+                    job_id=None,
+                    enqueued_at=now,
+                    deadline_at=now + runner.QUEUED_GRACE,
                 )
             )
-        enqueue_runs(rt, lost)
-        if lost:
-            log.warning("sweeper re-enqueued %d run(s): %s", len(lost), lost)
-    return sorted(lost)
+        if spent:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_(spent))
+                .values(
+                    status=RunStatus.DEAD,
+                    finished_at=now,
+                    deadline_at=None,
+                    error={**error, "message": GAVE_UP},
+                )
+            )
+        # An attempt a dead worker left open is closed in the run's history.
+        s.execute(
+            update(RunAttempt)
+            .where(RunAttempt.run_id.in_(again + spent), RunAttempt.finished_at.is_(None))
+            .values(status="lost", finished_at=now, error=error)
+        )
+    enqueue_runs(rt, again)
+    if again:
+        log.warning("sweeper re-enqueued %d run(s): %s", len(again), again)
+    if spent:
+        log.error(
+            "sweeper gave up on %d run(s) lost %d times: %s", len(spent), runner.MAX_ATTEMPTS, spent
+        )
+    return sorted(again + spent)
 
 
-def _job_alive(rt: Runtime, job: str) -> bool:
+def _job_status(rt: Runtime, job: str) -> JobStatus | None:
+    """The job's status; None when Redis no longer has it."""
     try:
-        return Job.fetch(job, connection=rt.redis).get_status() in ALIVE
+        return Job.fetch(job, connection=rt.redis).get_status()
     except NoSuchJobError:
-        return False
+        return None

@@ -18,6 +18,7 @@ from connector import schemas
 from connector.checks import enableable
 from connector.db import utcnow
 from connector.errors import ConfigurationError, ValidationError
+from connector.jobs import job_id
 from connector.models import Flow, Run, RunStatus
 from connector.registry import Registry
 from connector.runner import QUEUED_GRACE
@@ -33,6 +34,7 @@ class ReplayError(ConfigurationError):
 class Replayed:
     run_id: int
     delay: float  # seconds before it is enqueued (pacing of bulk replays)
+    job: str  # its job's id, on the run's row: the sweeper looks for this job
 
 
 def replay(
@@ -88,5 +90,6 @@ def replay_many(
         run = replay(s, registry, run_id)
         delay = n / per_second
         run.deadline_at = utcnow() + timedelta(seconds=delay) + QUEUED_GRACE
-        spaced.append(Replayed(run_id, delay))
+        run.job_id = job_id(run_id, replay=run.replays) if delay > 0 else None
+        spaced.append(Replayed(run_id, delay, run.job_id or job_id(run_id)))
     return spaced

@@ -644,6 +644,50 @@ class TestPostgresqlRestarted:
         assert invoices_per_deal(rt) == Counter({payload["deal_id"]: 1})
         assert jobs.sweep(rt) == []
 
+    def test_a_run_whose_worker_lost_the_server_is_swept_once_it_is_back_not_at_its_deadline(
+        self, private_postgres, settings, rt, client
+    ):
+        """The same stop, with a real RQ worker: its job fails, and that is enough for the
+        sweeper to know nobody is on the run any more (no waiting for the run's deadline)."""
+        hook = make_hook(rt)
+        payload = deal()
+        [run_id] = post_deal(client, hook, payload).json["run_ids"]
+        lock_engine = sa.create_engine(settings.database_url, poolclass=NullPool)
+        holder = lock_engine.connect()
+
+        def stop_once_the_run_waits() -> None:
+            wait_for(
+                lambda: postgres_waiters(rt, "customers", app_name(settings)),
+                20,
+                "the run to wait for the customers table in its draft step",
+            )
+            private_postgres.stop()
+
+        try:
+            holder.exec_driver_sql("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                stopping = pool.submit(stop_once_the_run_waits)
+                drain(rt)  # the worker in this thread (RQ's signal handlers need it)
+                stopping.result(timeout=30)
+        finally:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                holder.close()
+            lock_engine.dispose()
+        private_postgres.start()
+
+        assert rt.queue.failed_job_registry.get_job_ids() == [jobs.job_id(run_id)]
+        with rt.sessions() as s:
+            run = s.get_one(Run, run_id)
+            assert run.status == RunStatus.RUNNING
+            assert run.deadline_at is not None and run.deadline_at > utcnow()  # not overdue
+
+        assert jobs.sweep(rt) == [run_id]  # its job failed: nobody is on it
+        assert rt.queue.failed_job_registry.get_job_ids() == []
+        drain(rt)
+
+        assert_recovered(rt, run_id, payload, [(1, "lost"), (2, RunStatus.SUCCEEDED)], 1)
+        assert jobs.sweep(rt) == []
+
 
 # --- 4. Concurrent deliveries of the same deal ---------------------------------------------
 

@@ -3,10 +3,13 @@ replays; runs for the same deal never interleave."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from connector import jobs
+from connector.db import utcnow
 from connector.models import Event, Run, RunStatus
 from invoicing.models import Invoice
 from tests.conftest import drain
@@ -114,7 +117,15 @@ def test_dead_runs_are_replayed_in_bulk_at_a_steady_pace(rt, client):
     assert answer.status_code == 202
     assert answer.json == {"replayed": ids, "seconds": 1.0}
     assert rt.queue.count == 1  # the first now, the others on the scheduler
-    assert len(ScheduledJobRegistry(queue=rt.queue).get_job_ids()) == 2
+    scheduled = ScheduledJobRegistry(queue=rt.queue).get_job_ids()
+    assert sorted(scheduled) == [jobs.job_id(i, replay=1) for i in ids[1:]]
+    with rt.sessions() as s:  # each run names its job: where the sweeper looks for it
+        named = {run_id: job for run_id, job in s.execute(select(Run.id, Run.job_id))}
+    assert [named[i] for i in ids] == [None, *(jobs.job_id(i, replay=1) for i in ids[1:])]
+    with rt.sessions.begin() as s:
+        s.execute(update(Run).values(deadline_at=utcnow() - timedelta(seconds=1)))
+    assert jobs.sweep(rt) == []  # all waiting their turn: none is queued twice
+    assert rt.queue.count == 1
     refused = client.post("/api/v1/runs/replay", headers=headers(rt), json={"per_second": 0})
     assert (refused.status_code, refused.json["field"]) == (422, "per_second")
 

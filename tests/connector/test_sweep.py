@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rq.job import Job
 from sqlalchemy import func, select, update
 
-from connector import jobs
+from connector import jobs, replay, runner
 from connector.db import utcnow
 from connector.models import Run, RunStatus
 from connector.runtime import build_runtime
@@ -78,6 +79,67 @@ def test_a_run_left_running_by_a_dead_worker_is_run_again_without_a_second_invoi
     assert jobs.sweep(rt) == [run_id]
     drain(rt)
 
+    assert statuses(rt) == [RunStatus.SUCCEEDED]
+    assert invoices(rt) == 1
+
+
+def running(rt, run_id: int, *, attempts: int = 1, overdue_by: float = -60) -> None:
+    """The run as a worker's claim leaves it: running, with a deadline (`overdue_by` < 0: in
+    the future)."""
+    with rt.sessions.begin() as s:
+        s.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(
+                status=RunStatus.RUNNING,
+                attempts=attempts,
+                deadline_at=utcnow() - timedelta(seconds=overdue_by),
+            )
+        )
+
+
+def test_a_running_run_is_swept_before_its_deadline_only_once_its_job_has_ended(rt, client):
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, deal()).json["run_ids"]
+    running(rt, run_id)
+
+    assert jobs.sweep(rt) == []  # its job is alive
+    rt.redis.flushdb()
+    assert jobs.sweep(rt) == []  # its job is gone, but a worker may still be on the run
+
+    jobs.enqueue_runs(rt, [run_id])
+    drain(rt)  # the job ends without running it: the run is not queued
+    assert Job.fetch(jobs.job_id(run_id), connection=rt.redis).get_status() == "finished"
+    assert statuses(rt) == [RunStatus.RUNNING]
+
+    assert jobs.sweep(rt) == [run_id]  # nobody is on it: no waiting for its deadline
+    drain(rt)
+
+    assert statuses(rt) == [RunStatus.SUCCEEDED]
+    assert invoices(rt) == 1
+    assert jobs.sweep(rt) == []
+
+
+def test_a_run_lost_with_its_attempts_used_up_goes_to_the_dead_letter_list(rt, client):
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, deal()).json["run_ids"]
+    rt.redis.flushdb()
+    running(rt, run_id, attempts=runner.MAX_ATTEMPTS, overdue_by=1)
+
+    assert jobs.sweep(rt) == [run_id]
+
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.DEAD
+        assert run.error["message"] == jobs.GAVE_UP
+        assert run.finished_at is not None
+    assert rt.queue.count == 0  # not queued again
+    assert jobs.sweep(rt) == []
+
+    with rt.sessions.begin() as s:  # an admin replays it: a fresh budget
+        replay.replay(s, rt.registry, run_id)
+    jobs.enqueue_runs(rt, [run_id])
+    drain(rt)
     assert statuses(rt) == [RunStatus.SUCCEEDED]
     assert invoices(rt) == 1
 

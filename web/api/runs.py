@@ -157,7 +157,7 @@ def replay_runs() -> Any:
             raise ApiError(422, "invalid", f"at most {MAX_BULK_REPLAY} runs at a time", "run_ids")
         paced = replay.replay_many(s, rt.registry, ids, float(per_second))
     for item in paced:
-        jobs.enqueue_later(rt, item.run_id, item.delay)
+        jobs.enqueue_later(rt, item.run_id, item.delay, item.job)
     return jsonify(
         {"replayed": [p.run_id for p in paced], "seconds": paced[-1].delay if paced else 0}
     ), 202
