@@ -15,7 +15,7 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 
-from connector import mapping, schemas
+from connector import mapping, messages, schemas
 from connector.errors import ConfigurationError, FieldError
 from connector.functions import FUNCTION_NAMES
 from connector.redaction import redact
@@ -45,9 +45,7 @@ def check_flow(
     trigger = registry.triggers.get(document["trigger"]["key"])
     if trigger is None:
         report.errors.append(
-            FieldError(
-                "trigger.key", f"unknown trigger {document['trigger']['key']!r}", "unknown_trigger"
-            )
+            FieldError.of("trigger.key", "unknown_trigger", trigger=document["trigger"]["key"])
         )
         return report
     lookups = document.get("lookups") or {}
@@ -62,9 +60,7 @@ def check_flow(
     for i, step in enumerate(document["steps"]):
         where = f"steps[{i}]"
         if step["id"] in seen:
-            report.errors.append(
-                FieldError(f"{where}.id", f"step id {step['id']!r} is used twice", "duplicate_step")
-            )
+            report.errors.append(FieldError.of(f"{where}.id", "duplicate_step", step=step["id"]))
         seen.add(step["id"])
         body, what = (step["filter"], "filter") if "filter" in step else (step["input"], "input")
         try:
@@ -83,9 +79,7 @@ def check_flow(
         action = registry.actions.get(step["action"])
         if action is None:
             report.errors.append(
-                FieldError(
-                    f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
-                )
+                FieldError.of(f"{where}.action", "unknown_action", action=step["action"])
             )
             continue
         report.errors.extend(_unmapped(body, action, f"{where}.input"))
@@ -112,11 +106,7 @@ def _unmapped(body: Any, action: ActionSpec, where: str) -> list[FieldError]:
         return []
     schema, _ = schemas.resolve_ref(schemas.load_schema(action.input_schema), action.input_schema)
     return [
-        FieldError(
-            f"{where}.{name}",
-            f"{action.key} needs {name!r} but the step does not map it",
-            "unmapped",
-        )
+        FieldError.of(f"{where}.{name}", "unmapped", action=action.key, field=name)
         for name in schema.get("required", [])
         if name not in body
     ]
@@ -135,20 +125,24 @@ def _preview(
     try:
         inputs = mapping.evaluate(compiled, data, lookups)
     except ConfigurationError as exc:
-        return [
-            FieldError(f"{where}.input.{e.path}", f"on the sample data: {e.message}", e.code)
-            for e in exc.errors
-        ]
+        return [_on_sample(e, f"{where}.input", "expression") for e in exc.errors]
     report.preview[step_id] = redact(inputs, action.input_schema)
     return [
-        FieldError(
-            f"{where}.input.{e.path}" if e.path else f"{where}.input",
-            f"on the sample data this {e.message}",
-            e.code,
-            e.params,
-        )
+        _on_sample(e, f"{where}.input", "value")
         for e in schemas.validate(action.input_schema, inputs)
     ]
+
+
+def _on_sample(error: FieldError, where: str, what: str) -> FieldError:
+    """A problem found by trying the mapping on the sample data, saying so."""
+    params = {**error.params, "on_sample": what}
+    prefix = messages.ON_SAMPLE[what][0]
+    return FieldError(
+        f"{where}.{error.path}" if error.path else where,
+        messages.render(error.code, params) or prefix + error.message,
+        error.code,
+        params,
+    )
 
 
 # --- paths ---------------------------------------------------------------------------------
@@ -230,9 +224,7 @@ class _Walker:
         if kind == "function_expression":
             if node["value"] not in FUNCTION_NAMES:
                 self.error(
-                    f"calls an unknown function {node['value']}(); known: "
-                    + ", ".join(FUNCTION_NAMES),
-                    "unknown_function",
+                    "unknown_function", function=node["value"], known=", ".join(FUNCTION_NAMES)
                 )
             for child in children:
                 self.visit(child, current)
@@ -251,16 +243,12 @@ class _Walker:
                 return schemas.load_schema(self.trigger_schema), self.trigger_schema
             if name == "steps":
                 return ({"x-steps": True}, "")
-            self.error(f"reads {name!r}, which is neither 'trigger' nor 'steps'", "unknown_root")
+            self.error("unknown_root", name=name)
             return None
         schema, base = schemas.resolve_ref(*current)
         if schema.get("x-steps"):
             if name not in self.scope:
-                earlier = ", ".join(self.scope) or "none"
-                self.error(
-                    f"reads steps.{name}, which is not an earlier step (earlier: {earlier})",
-                    "unknown_step",
-                )
+                self.error("unknown_step", step=name, earlier=", ".join(self.scope))
                 return None
             return self.scope[name]
         properties = schema.get("properties", {})
@@ -272,10 +260,7 @@ class _Walker:
         if (properties and extra is False) or (
             "properties" in schema and extra is None and schema.get("type") == "object"
         ):
-            known = ", ".join(properties)
-            self.error(
-                f"reads {name!r}, which does not exist there (fields: {known})", "unknown_field"
-            )
+            self.error("unknown_field", field=name, known=", ".join(properties))
         return None
 
     def items(self, current: Schema | None) -> Schema | None:
@@ -285,5 +270,5 @@ class _Walker:
         items = schema.get("items")
         return schemas.resolve_ref(items, base) if isinstance(items, dict) else None
 
-    def error(self, message: str, code: str) -> None:
-        self.errors.append(FieldError(self.where, f"expression {self.source!r} {message}", code))
+    def error(self, code: str, **params: str) -> None:
+        self.errors.append(FieldError.of(self.where, code, expression=self.source, **params))

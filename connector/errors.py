@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
+from connector import messages
+
 
 class FailureClass(StrEnum):
     """How a failed step is treated: fail at once, retry later, or report a bug."""
@@ -35,6 +37,18 @@ class FieldError:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+    @classmethod
+    def of(cls, path: str, code: str, **params: Any) -> FieldError:
+        """The error `code` (connector.messages) at `path`, its English text made from `params`."""
+        message = messages.render(code, params)
+        if message is None:
+            raise ValueError(f"no text for error code {code!r} with {sorted(params)}")
+        return cls(path, message, code, params)
+
+    def text(self, lang: str) -> str:
+        """The message in `lang` (en, es); the stored English one when there is no other."""
+        return messages.render(self.code, self.params, lang) or self.message
 
 
 class PuenteError(Exception):

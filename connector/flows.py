@@ -42,18 +42,14 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
     trigger = registry.triggers.get(document["trigger"]["key"])
     if trigger is None:
         errors.append(
-            FieldError(
-                "trigger.key", f"unknown trigger {document['trigger']['key']!r}", "unknown_trigger"
-            )
+            FieldError.of("trigger.key", "unknown_trigger", trigger=document["trigger"]["key"])
         )
     steps: list[CompiledStep] = []
     seen: set[str] = set()
     for i, step in enumerate(document["steps"]):
         where = f"steps[{i}]"
         if step["id"] in seen:
-            errors.append(
-                FieldError(f"{where}.id", f"step id {step['id']!r} is used twice", "duplicate_step")
-            )
+            errors.append(FieldError.of(f"{where}.id", "duplicate_step", step=step["id"]))
         seen.add(step["id"])
         try:
             if "filter" in step:
@@ -65,9 +61,7 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
             action = registry.actions.get(step["action"])
             if action is None:
                 errors.append(
-                    FieldError(
-                        f"{where}.action", f"unknown action {step['action']!r}", "unknown_action"
-                    )
+                    FieldError.of(f"{where}.action", "unknown_action", action=step["action"])
                 )
             compiled = mapping.compile_mapping(step["input"], f"{where}.input")
         except ConfigurationError as exc:

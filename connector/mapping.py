@@ -49,13 +49,7 @@ def _compile(node: Any, path: list[Any], errors: list[FieldError]) -> Compiled:
     if isinstance(node, dict):
         if EXPR in node:
             if len(node) != 1 or not isinstance(node[EXPR], str) or not node[EXPR].strip():
-                errors.append(
-                    FieldError(
-                        format_path(path),
-                        'write an expression as {"$expr": "<JMESPath>"} with nothing else',
-                        "expression_shape",
-                    )
-                )
+                errors.append(FieldError.of(format_path(path), "expression_shape"))
                 return None
             return _compile_expr(node[EXPR], path, errors)
         return {k: _compile(v, [*path, k], errors) for k, v in node.items()}
@@ -68,19 +62,20 @@ def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Exp
     try:
         return Expr(source, jmespath.compile(source))
     except jmespath.exceptions.ParseError as exc:
-        pos = exc.lex_position
         if isinstance(exc, jmespath.exceptions.IncompleteExpressionError):
-            reason = "it ends too early (is a bracket or quote left open?)"
+            reason = "incomplete"
         elif isinstance(exc, jmespath.exceptions.LexerError):
-            reason = f"{exc.token_value!r} is not allowed there"
+            reason = "lexer"
         else:
-            reason = f"unexpected {exc.token_value!r}"
+            reason = "unexpected"
         errors.append(
-            FieldError(
+            FieldError.of(
                 format_path(path),
-                f"expression {source!r} has a syntax error at position {pos}: {reason}",
                 "expression_syntax",
-                {"position": pos, "expression": source},
+                position=exc.lex_position,
+                expression=source,
+                reason=reason,
+                token=exc.token_value,
             )
         )
         return None
@@ -113,10 +108,8 @@ def _evaluate(
             return node.compiled.search(data, options=options)
         except jmespath.exceptions.JMESPathError as exc:
             errors.append(
-                FieldError(
-                    format_path(path),
-                    f"expression {node.source!r} failed: {exc}",
-                    "expression_runtime",
+                FieldError.of(
+                    format_path(path), "expression_runtime", expression=node.source, detail=str(exc)
                 )
             )
             return None

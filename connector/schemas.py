@@ -14,6 +14,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from connector import messages
 from connector.errors import FieldError
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -156,7 +157,8 @@ def _best(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
 def _field_error(error: jsonschema.ValidationError) -> FieldError:
     # A schema may explain its own alternatives better than any one failed branch can.
     if error.validator in ("anyOf", "oneOf") and "x-message" in error.schema:
-        return FieldError(format_path(error.absolute_path), error.schema["x-message"], "choice")
+        explained = {"en": error.schema["x-message"], "es": error.schema.get("x-message-es")}
+        return FieldError.of(format_path(error.absolute_path), "choice", explained=explained)
     error = _best(error)
     path = list(error.absolute_path)
     kind = str(error.validator)
@@ -165,86 +167,32 @@ def _field_error(error: jsonschema.ValidationError) -> FieldError:
     if kind == "required":
         # One error per missing property; its name is only in the message ("'x' is a ...").
         missing = error.message.partition(" is a required property")[0].strip("'\"")
-        return FieldError(format_path([*path, missing]), "is required but missing", "required")
+        return FieldError.of(format_path([*path, missing]), "required")
     if kind == "additionalProperties":
         extra = sorted(set(instance) - set(error.schema.get("properties", {})))
-        return FieldError(
-            format_path(path),
-            f"has fields that are not allowed: {', '.join(extra)} (check their spelling)",
-            "unknown_fields",
-            {"fields": extra},
-        )
-    message = _message(kind, value, instance) or error.message
-    return FieldError(format_path(path), message, kind, {"expected": _jsonable(value)})
+        return FieldError.of(format_path(path), "unknown_fields", fields=extra)
+    params = {"expected": _jsonable(value), **_described(instance)}
+    message = messages.render(kind, params)
+    if message is None:  # a keyword without a text of ours: jsonschema's words
+        return FieldError(format_path(path), error.message, kind, {"expected": _jsonable(value)})
+    return FieldError(format_path(path), message, kind, params)
 
 
-def _message(kind: str, value: Any, instance: Any) -> str | None:
-    if kind == "type":
-        return f"must be {_type_words(value)}, got {_describe(instance)}"
-    if kind == "enum":
-        return "must be one of: " + ", ".join(_unique(value))
-    if kind == "const":
-        return f"must be {_show(value)}"
-    if kind == "minLength":
-        return "must not be empty" if value == 1 else f"must have at least {value} characters"
-    if kind == "maxLength":
-        return f"must have at most {value} characters"
-    if kind == "minimum":
-        return f"must be at least {value}"
-    if kind == "maximum":
-        return f"must be at most {value}"
-    if kind == "minItems":
-        return "must not be empty" if value == 1 else f"must have at least {value} items"
-    if kind == "maxItems":
-        return f"must have at most {value} items"
-    if kind == "pattern":
-        return f"has an invalid format ({_describe(instance)})"
-    if kind == "format":
-        return f"is not a valid {value} ({_describe(instance)})"
-    return None
-
-
-def _unique(values: list[Any]) -> list[str]:
-    """Show each allowed value once: [21, "21"] reads as "21"."""
-    seen: list[str] = []
-    for v in values:
-        if _show(v) not in seen:
-            seen.append(_show(v))
-    return seen
-
-
-def _type_words(value: Any) -> str:
-    names = {
-        "string": "text",
-        "number": "a number",
-        "integer": "a whole number",
-        "object": "an object",
-        "array": "a list",
-        "boolean": "true or false",
-        "null": "empty (null)",
-    }
-    types = value if isinstance(value, list) else [value]
-    return " or ".join(names.get(str(t), str(t)) for t in types)
-
-
-def _describe(instance: Any) -> str:
+def _described(instance: Any) -> dict[str, Any]:
+    """What the value was, for the message: its kind, and the value itself when short."""
     if instance is None:
-        return "nothing (null)"
-    if isinstance(instance, bool):
-        return f"{str(instance).lower()}"
+        return {"got_kind": "null"}
     if isinstance(instance, dict):
-        return "an object"
+        return {"got_kind": "object"}
     if isinstance(instance, list):
-        return "a list"
+        return {"got_kind": "array"}
+    if isinstance(instance, bool):
+        return {"got_kind": "value", "got": str(instance).lower()}
     try:
         text = json.dumps(instance, ensure_ascii=False)
     except (TypeError, ValueError):  # a mapping can hand over what JSON has no type for
-        return f"a {type(instance).__name__}, which is not a JSON value"
-    return text if len(text) <= 40 else text[:37] + "…"
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+        return {"got_kind": "other", "got": type(instance).__name__}
+    return {"got_kind": "value", "got": text if len(text) <= 40 else text[:37] + "…"}
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, g
 
+from connector import messages
+from connector.errors import FieldError
+
 MADRID = ZoneInfo("Europe/Madrid")
 
 
@@ -53,10 +56,17 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+def field_message(error: FieldError | dict[str, Any]) -> str:
+    """A field error (or one stored in a run's log) in the page's language."""
+    lang = str(getattr(g, "lang", "es"))
+    return error.text(lang) if isinstance(error, FieldError) else messages.localized(error, lang)
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "local_time": local_time,
     "money": money,
     "number": number,
     "price": price,
     "pretty_json": pretty_json,
+    "field_message": field_message,
 }

@@ -91,6 +91,13 @@ _CORE: dict[str, dict[str, str]] = {
         "flow_functions": "Funciones disponibles",
         "flow_saved": "Versión guardada.",
         "flow_saved_draft": "Guardado como borrador: tiene problemas y no se puede activar.",
+        "flow_save_refused": "No se ha guardado: el flujo está activo y esta versión tiene "
+        "problemas (los tienes debajo). Corrígelos, o desactiva el flujo para guardarla como "
+        "borrador.",
+        "flow_enable_refused": "El flujo sigue inactivo: tiene problemas (los tienes en "
+        "Comprobación). Corrígelos y guarda antes de activarlo.",
+        "flow_dry_run_refused": "No se puede probar: el flujo tiene problemas (los tienes en "
+        "Comprobación).",
         "flow_enabled": "Flujo activado.",
         "flow_disabled": "Flujo desactivado.",
         "func_coalesce": "el primer valor que no esté vacío",
@@ -257,6 +264,11 @@ _CORE: dict[str, dict[str, str]] = {
         "flow_functions": "Functions you can use",
         "flow_saved": "Version saved.",
         "flow_saved_draft": "Saved as a draft: it has problems and cannot be enabled.",
+        "flow_save_refused": "Not saved: the flow is enabled and this version has problems "
+        "(listed below). Fix them, or disable the flow to save it as a draft.",
+        "flow_enable_refused": "The flow stays disabled: it has problems (listed under Check). "
+        "Fix them and save before enabling it.",
+        "flow_dry_run_refused": "It cannot be tried: the flow has problems (listed under Check).",
         "flow_enabled": "Flow enabled.",
         "flow_disabled": "Flow disabled.",
         "func_coalesce": "the first value that is not empty",

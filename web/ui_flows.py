@@ -59,15 +59,15 @@ def flow_edit(flow_id: int) -> Any:
                 saved = admin.save_flow(s, rt.registry, document, flow=s.get_one(Flow, flow_id))
             flash("flow_saved" if saved.report.ok else "flow_saved_draft", "ok")
             return redirect(url_for("ui.flow_edit", flow_id=flow_id))
-        except PuenteError as exc:
-            flash(exc.message, "error")
+        except PuenteError as exc:  # its problems are listed under the editor
+            flash("flow_save_refused" if exc.errors else exc.message, "error")
             status = 422
     elif request.method == "POST" and document is not None and action == "dry_run":
         try:
             result = dry_run(rt.sessions, rt.registry, document, services=rt.services)
             trial = {"status": result.status, "steps": [asdict(st) for st in result.steps]}
         except PuenteError as exc:
-            flash(exc.message, "error")
+            flash("flow_dry_run_refused" if exc.errors else exc.message, "error")
             status = 422
     if problem:
         status = 422
@@ -96,8 +96,8 @@ def flow_switch(flow_id: int, change: str) -> Any:
                 abort(404)
             admin.set_enabled(s, rt.registry, flow, change == "enable")
         flash("flow_enabled" if change == "enable" else "flow_disabled", "ok")
-    except PuenteError as exc:
-        flash(exc.message, "error")
+    except PuenteError as exc:  # its problems are listed on the flow's page
+        flash("flow_enable_refused" if exc.errors else exc.message, "error")
     return redirect(url_for("ui.flow_edit", flow_id=flow_id))
 
 

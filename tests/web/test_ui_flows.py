@@ -38,7 +38,11 @@ def test_checking_a_flow_names_each_problem_and_previews_the_mapped_inputs(rt, c
     bad = post(client, hook.flow_id, broken, "check")
     assert bad.status_code == 200
     assert "steps[1].input.customer" in bad.get_data(as_text=True)
-    assert "reads &#39;cliente&#39;" in bad.get_data(as_text=True)
+    assert "lee &#39;cliente&#39;, que no existe ahí" in bad.get_data(as_text=True)
+    client.get("/ui/flows?lang=en")  # the same problem in English
+    english = post(client, hook.flow_id, broken, "check").get_data(as_text=True)
+    assert "reads &#39;cliente&#39;, which does not exist there" in english
+    client.get("/ui/flows?lang=es")
     not_json = post(client, hook.flow_id, "{oops", "check")
     assert not_json.status_code == 422 and "JSON:" in not_json.get_data(as_text=True)
 
@@ -50,14 +54,17 @@ def test_an_enabled_flow_refuses_a_broken_version_and_a_draft_cannot_be_enabled(
     broken["steps"][1]["input"]["customer"] = {"$expr": "trigger.cliente"}
 
     refused = post(client, hook.flow_id, broken, "save")
-    assert refused.status_code == 422 and "cannot be enabled" in refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "No se ha guardado: el flujo está activo" in refused.get_data(as_text=True)
+    assert "lee &#39;cliente&#39;" in refused.get_data(as_text=True)  # the problem, listed
     client.post(f"/ui/flows/{hook.flow_id}/disable", data={"csrf_token": csrf(client)})
     saved = post(client, hook.flow_id, broken, "save").get_data(as_text=True)
     assert "Guardado como borrador" in saved
     enable = client.post(
         f"/ui/flows/{hook.flow_id}/enable", data={"csrf_token": csrf(client)}, follow_redirects=True
     ).get_data(as_text=True)
-    assert "stays disabled" in enable or "cannot be enabled" in enable
+    assert "El flujo sigue inactivo: tiene problemas" in enable
+    assert "lee &#39;cliente&#39;" in enable
     with rt.sessions() as s:
         assert s.get_one(Flow, hook.flow_id).enabled is False
         assert s.scalar(select(func.count()).select_from(FlowVersion)) == 2

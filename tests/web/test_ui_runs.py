@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from connector.models import Run
 from tests.conftest import drain
 from tests.factories import csrf, deal, make_hook, post_deal, signed_in
+from web.demo import DEMO_FLOW
 
 
 def test_a_failed_run_is_corrected_and_replayed_from_its_page(rt, client):
@@ -45,3 +47,17 @@ def test_a_failed_run_is_corrected_and_replayed_from_its_page(rt, client):
     assert f"/ui/runs/{run_id}" not in client.get("/ui/runs?q=D-other").get_data(as_text=True)
     with rt.sessions() as s:
         assert s.scalars(select(Run)).one().replays == 1
+
+
+def test_a_run_refused_by_the_action_schema_explains_each_field_in_the_pages_language(rt, client):
+    signed_in(rt, client)
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"][1]["input"]["currency"] = "USD"  # the checks would refuse it: enabled anyway
+    hook = make_hook(rt, flow, checked=False)
+    [run_id] = post_deal(client, hook, deal()).json["run_ids"]
+    drain(rt)
+
+    page = client.get(f"/ui/runs/{run_id}").get_data(as_text=True)
+    assert "<code>currency</code></td><td>debe ser uno de estos: EUR</td>" in page
+    english = client.get(f"/ui/runs/{run_id}?lang=en").get_data(as_text=True)
+    assert "<code>currency</code></td><td>must be one of: EUR</td>" in english
