@@ -189,7 +189,7 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
         ).all()
     overdue: list[int] = []
     waiting: list[int] = []
-    ended: dict[int, datetime | None] = {}  # run id → the deadline of the claim its job ended
+    ended: dict[int, datetime] = {}  # run id → the deadline of the claim whose job has ended
     for run_id, status, current_job, deadline in rows:
         job = _job_status(rt, current_job or job_id(run_id))
         if deadline is not None and deadline >= now:
