@@ -42,23 +42,28 @@ class HttpClient:
         sent = dict(headers or {})
         if idempotency_key:
             sent.setdefault("Idempotency-Key", idempotency_key)
-        if connection is not None:
-            conn = self._connection(connection)
-            url = (
-                urljoin(conn.base_url.rstrip("/") + "/", url.lstrip("/"))
-                if not url.startswith(("http://", "https://"))
-                else url
+        if connection is None:
+            return outbound.request(
+                method.upper(), url, allowed=self.allowed, headers=sent, payload=payload
             )
-            if not url.startswith(conn.base_url.rstrip("/")):
-                raise ConfigurationError(
-                    f"{url} is outside connection {connection!r} "
-                    f"({conn.base_url}): its credentials stay there"
-                )
-            sent.update(self._auth(conn))
-            if self.limiter is not None and conn.rate_limit_per_second:
-                self.limiter.wait(f"connection:{conn.id}", conn.rate_limit_per_second)
+        conn = self._connection(connection)
+        if not url.startswith(("http://", "https://")):
+            url = urljoin(conn.base_url.rstrip("/") + "/", url.lstrip("/"))
+        if not outbound.within(url, conn.base_url):
+            raise ConfigurationError(
+                f"{url} is outside connection {connection!r} "
+                f"({conn.base_url}): its credentials stay there"
+            )
+        if self.limiter is not None and conn.rate_limit_per_second:
+            self.limiter.wait(f"connection:{conn.id}", conn.rate_limit_per_second)
         return outbound.request(
-            method.upper(), url, allowed=self.allowed, headers=sent, payload=payload
+            method.upper(),
+            url,
+            allowed=self.allowed,
+            headers=sent,
+            credentials=self._auth(conn),
+            scope=conn.base_url,
+            payload=payload,
         )
 
     def _connection(self, name: str) -> Connection:

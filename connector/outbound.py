@@ -7,16 +7,23 @@ configuration (PUENTE_HTTP_ALLOW: hosts or CIDR ranges, e.g. "127.0.0.1,10.0.0.0
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import math
+import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3.util
 from redis import Redis
 from redis.exceptions import WatchError
 from requests.adapters import HTTPAdapter
@@ -25,8 +32,12 @@ from connector.errors import ConfigurationError, TransientError, ValidationError
 
 MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 1024 * 1024
-TIMEOUT = (5.0, 20.0)  # connect, read (seconds)
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+TIMEOUT = (5.0, 20.0)  # connect, and each read (seconds)
+TOTAL_SECONDS = 60.0  # the whole answer, however slowly it trickles in
+RETRYABLE = {408, 425, 429}  # and every 5xx
+MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for longer is answered after a day
+# Headers that identify the caller: they never follow a redirect to another origin.
+IDENTIFYING = {"authorization", "proxy-authorization", "cookie"}
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -75,12 +86,26 @@ def _addresses(host: str, port: int) -> list[Address]:
 
 
 def check_target(url: str, allowed: Allowed) -> Address:
-    """Refuse URLs that are not http(s) or that reach private, loopback or link-local hosts;
-    the address to connect to (IPv4 first), the one that was checked."""
+    """Refuse URLs that are not plain http(s) addresses or that reach private, loopback or
+    link-local hosts; the address to connect to (IPv4 first), the one that was checked."""
+    if "\\" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValidationError(
+            f"{url!r} is not a valid URL: it has a backslash, a space or a control character"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"{url!r} is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if "@" in parts.netloc:
+        raise ValidationError(
+            f"{url!r} carries a user name or password: put credentials in a connection"
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValidationError(f"{url!r} has an invalid port") from None
+    # The HTTP library reads the URL again: it must see the host that is checked here.
+    if (urllib3.util.parse_url(url).host or "").strip("[]").lower() != parts.hostname:
+        raise ValidationError(f"{url!r} names its host ambiguously")
     addresses = _addresses(parts.hostname, port)
     if not allowed.admits(parts.hostname, addresses):
         private = [a for a in addresses if not a.is_global or a.is_multicast]
@@ -91,6 +116,21 @@ def check_target(url: str, allowed: Allowed) -> Address:
                 "PUENTE_HTTP_ALLOW"
             )
     return min(addresses, key=lambda a: a.version)
+
+
+def within(url: str, base: str) -> bool:
+    """True when `url` is under `base`: same scheme, host and port, and a path inside base's."""
+    u, b = urlsplit(url), urlsplit(base)
+    try:
+        if "@" in u.netloc or _origin(u) != _origin(b):
+            return False
+    except ValueError:  # an invalid port
+        return False
+    return (u.path.rstrip("/") + "/").startswith(b.path.rstrip("/") + "/")
+
+
+def _origin(parts: SplitResult) -> tuple[str, str | None, int]:
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class _Pinned(HTTPAdapter):
@@ -107,15 +147,11 @@ class _Pinned(HTTPAdapter):
         super().init_poolmanager(*args, **pool_kwargs)
 
 
-def _pinned(url: str, address: Address) -> tuple[str, str]:
-    """`url` with its host replaced by `address`, and the Host header that names the host."""
-    parts = urlsplit(url)
-    userinfo, _, host = parts.netloc.rpartition("@")
+def _pinned(parts: SplitResult, address: Address) -> tuple[str, str]:
+    """The URL with its host replaced by `address`, and the Host header that names the host."""
     literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = (f"{userinfo}@" if userinfo else "") + literal
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc)), host
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc
 
 
 def request(
@@ -124,59 +160,115 @@ def request(
     *,
     allowed: Allowed,
     headers: Mapping[str, str] | None = None,
+    credentials: Mapping[str, str] | None = None,
+    scope: str | None = None,
     payload: Any = None,
     timeout: tuple[float, float] = TIMEOUT,
     max_bytes: int = MAX_RESPONSE_BYTES,
+    total: float = TOTAL_SECONDS,
 ) -> Answer:
     """Send one request, following at most MAX_REDIRECTS checked redirects; each hop goes to
     the address its check admitted.
 
-    Timeouts, connection errors, 5xx and 429 raise TransientError (with Retry-After when the
-    server sent one); other 4xx answers are returned for the caller to judge.
+    `credentials` (a connection's auth headers) are sent only to URLs within `scope` (its base
+    URL; the first URL's origin by default): a redirect that leaves it goes without them, as
+    it goes without Authorization and Cookie headers once it leaves the first URL's origin.
+
+    Timeouts, broken connections, every 5xx, 408, 425 and 429 raise TransientError (with the
+    server's Retry-After, in seconds or as a date); a failed TLS check is a ConfigurationError;
+    other 4xx answers are returned for the caller to judge.
     """
+    deadline = time.monotonic() + total
+    first = urlsplit(url)
+    scope = scope or urlunsplit((first.scheme, first.netloc, "/", "", ""))
     for _ in range(MAX_REDIRECTS + 1):
+        address = check_target(url, allowed)
         parts = urlsplit(url)
-        target, host = _pinned(url, check_target(url, allowed))
+        target, host = _pinned(parts, address)
+        sent = dict(headers or {})
+        if _origin(parts) != _origin(first):
+            sent = {k: v for k, v in sent.items() if k.lower() not in IDENTIFYING}
+        if credentials and within(url, scope):
+            sent.update(credentials)
         with requests.Session() as http:
+            # No proxies or .netrc from the worker's environment; a private CA bundle still
+            # counts (REQUESTS_CA_BUNDLE, as requests reads it).
+            http.trust_env = False
+            http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
             http.mount(f"{parts.scheme}://", _Pinned(parts.hostname or ""))
             try:
                 response = http.request(
                     method,
                     target,
-                    headers={**(headers or {}), "Host": host},
+                    headers={**sent, "Host": host},
                     json=payload,
                     timeout=timeout,
                     allow_redirects=False,
                     stream=True,
                 )
+            except requests.exceptions.SSLError as exc:
+                raise ConfigurationError(
+                    f"{method} {url}: the TLS check of {parts.hostname} failed: {exc}"
+                ) from None
             except requests.Timeout:
                 raise TransientError(f"{method} {url} timed out") from None
             except requests.ConnectionError as exc:
                 raise TransientError(f"{method} {url} failed to connect: {exc}") from None
+            except requests.RequestException as exc:
+                raise ValidationError(f"{method} {url} cannot be sent: {exc}") from None
             with response:
                 if response.is_redirect and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
+                    try:
+                        url = urljoin(url, response.headers["location"])
+                    except ValueError:
+                        raise ValidationError(
+                            f"{method} {url} redirects to an invalid URL"
+                        ) from None
                     if response.status_code in (301, 302, 303):  # the body is not sent again
                         method, payload = ("GET" if method != "HEAD" else method), None
                     continue
-                body = _read(response, max_bytes, method, url)
-                if response.status_code in RETRYABLE:
+                body = _read(response, max_bytes, method, url, deadline)
+                if response.status_code in RETRYABLE or 500 <= response.status_code <= 599:
                     raise TransientError(
                         f"{method} {url} answered {response.status_code}",
-                        retry_after=_retry_after(response.headers.get("retry-after")),
+                        retry_after=retry_after(response.headers.get("retry-after")),
                     )
                 return Answer(response.status_code, dict(response.headers), body, url)
     raise ValidationError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
 
 
-def _read(response: requests.Response, max_bytes: int, method: str, url: str) -> Any:
+def _read(
+    response: requests.Response, max_bytes: int, method: str, url: str, deadline: float
+) -> Any:
+    """The body, at most `max_bytes`, all in before `deadline` (a server that trickles its
+    answer has its connection cut then: each read's own timeout would not stop it)."""
+    cut = threading.Event()
+
+    def cut_off() -> None:  # urllib3 shuts the socket down: the blocked read returns
+        cut.set()
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            response.raw.shutdown()
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut_off)
+    watchdog.daemon = True
+    watchdog.start()
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > max_bytes:
-            raise ValidationError(f"{method} {url}: the answer is larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        for chunk in response.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValidationError(
+                    f"{method} {url}: the answer is larger than {max_bytes} bytes"
+                )
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        if not cut.is_set():
+            raise TransientError(f"{method} {url}: the answer broke off ({exc})") from None
+    finally:
+        watchdog.cancel()
+    if cut.is_set():
+        raise TransientError(f"{method} {url}: the answer took too long to arrive")
     raw = b"".join(chunks)
     if "json" in (response.headers.get("content-type") or "") and raw:
         try:
@@ -186,13 +278,23 @@ def _read(response: requests.Response, max_bytes: int, method: str, url: str) ->
     return raw.decode(response.encoding or "utf-8", "replace")
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds, or an HTTP date), at most a day."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None  # HTTP dates are rare from APIs; the backoff applies instead
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class RateLimiter:
@@ -216,17 +318,17 @@ class RateLimiter:
                     pipe.watch(name)
                     last = float(pipe.get(name) or 0)
                     slot = max(now, last + interval)
+                    delay = slot - now
+                    if time.monotonic() + delay > deadline:  # refused: the slot stays free
+                        raise TransientError(
+                            f"rate limit of {per_second}/s for {key}: busy", retry_after=delay
+                        )
                     pipe.multi()
-                    pipe.set(name, repr(slot), ex=max(1, int(interval * 10) + 1))
+                    # Kept until the slot is past, so the next caller queues behind it.
+                    pipe.set(name, repr(slot), ex=math.ceil(delay + interval) + 1)
                     pipe.execute()
                 except WatchError:  # another worker took a slot meanwhile: try again
                     continue
-            delay = slot - now
-            if delay <= 0:
-                return
-            if time.monotonic() + delay > deadline:
-                raise TransientError(
-                    f"rate limit of {per_second}/s for {key}: busy", retry_after=delay
-                )
-            time.sleep(delay)
+            if delay > 0:
+                time.sleep(delay)
             return

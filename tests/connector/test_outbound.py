@@ -8,7 +8,9 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote
 
 import pytest
 import redis
@@ -44,6 +46,7 @@ class Handler(BaseHTTPRequestHandler):
             "/ok": (200, json.dumps({"ok": True}).encode(), {"Content-Type": "application/json"}),
             "/teapot": (418, b"no", {}),
             "/busy": (503, b"", {}),
+            "/unfinished": (507, b"", {}),
             "/limited": (429, b"", {"Retry-After": "7"}),
             "/hop": (302, b"", {"Location": "/ok"}),
             "/loop": (302, b"", {"Location": "/loop"}),
@@ -53,6 +56,30 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(1.0)
             self._send(200, b"late")
+            return
+        if self.path == "/whoami":  # what identified the caller
+            seen = {h: self.headers.get(h) for h in ("Authorization", "X-Api-Key", "Cookie")}
+            self._send(200, json.dumps(seen).encode(), {"Content-Type": "application/json"})
+            return
+        if self.path.startswith("/away/"):  # /away/<url, quoted>: redirect there
+            self._send(302, b"", {"Location": unquote(self.path[len("/away/") :])})
+            return
+        if self.path == "/cut":  # promises 100 bytes, sends 10 and hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.path == "/trickle":  # a byte every 0.2 s, each read well within its timeout
+            self.send_response(200)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            for _ in range(20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
             return
         self._send(*routes.get(self.path, (404, b"", {})))
 
@@ -133,6 +160,128 @@ def test_other_4xx_answers_are_returned_and_big_answers_refused(server):
 def test_non_http_urls_are_refused():
     with pytest.raises(ValidationError, match="not an http"):
         outbound.request("GET", "file:///etc/passwd", allowed=LOCAL)
+
+
+@pytest.fixture(scope="module")
+def other_server() -> Iterator[str]:
+    """A second server: another origin than `server` (another port)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "trick",
+    [
+        "http://127.0.0.1:{port}\\@93.184.216.34/ok",  # read as 93.184.216.34 by urlsplit
+        "http://93.184.216.34@127.0.0.1:{port}/ok",
+        "http://127.0.0.1:{port}/ok x",
+    ],
+    ids=["backslash-userinfo", "userinfo", "space"],
+)
+def test_urls_that_parsers_could_read_two_ways_are_refused_before_anything_is_sent(server, trick):
+    port = int(server.rsplit(":", 1)[1])
+    seen_before = Handler.requests_seen
+    with pytest.raises(ValidationError, match=r"not a valid URL|user name or password"):
+        outbound.request("GET", trick.format(port=port), allowed=outbound.Allowed())
+    assert Handler.requests_seen == seen_before
+
+
+def test_credentials_and_identifying_headers_never_follow_a_redirect_elsewhere(
+    server, other_server
+):
+    secret = {"X-Api-Key": "k-123"}
+    mine = {"Authorization": "Bearer mine", "Cookie": "s=1"}
+
+    same = outbound.request(
+        "GET",
+        f"{server}/away/{quote('/whoami')}",
+        allowed=LOCAL,
+        headers=mine,
+        credentials=secret,
+        scope=f"{server}/",
+    )
+    assert same.body == {"Authorization": "Bearer mine", "X-Api-Key": "k-123", "Cookie": "s=1"}
+
+    elsewhere = outbound.request(
+        "GET",
+        f"{server}/away/{quote(other_server + '/whoami', safe='')}",
+        allowed=LOCAL,
+        headers=mine,
+        credentials=secret,
+        scope=f"{server}/",
+    )
+    assert elsewhere.url == f"{other_server}/whoami"
+    assert elsewhere.body == {"Authorization": None, "X-Api-Key": None, "Cookie": None}
+
+    narrow = outbound.request(  # the same origin, out of the connection's base path
+        "GET",
+        f"{server}/whoami",
+        allowed=LOCAL,
+        credentials=secret,
+        scope=f"{server}/api/",
+    )
+    assert narrow.body["X-Api-Key"] is None
+
+
+@pytest.mark.parametrize(
+    ("url", "inside"),
+    [
+        ("https://api.crm.example/v1", True),
+        ("https://API.crm.example:443/v1/deals/7", True),
+        ("https://api.crm.example/v10", False),
+        ("https://api.crm.example/", False),
+        ("https://api.crm.example.evil.com/v1", False),
+        ("https://api.crm.example@evil.com/v1", False),
+        ("https://api.crm.example:443@evil.com/v1", False),
+        ("http://api.crm.example/v1", False),
+        ("https://api.crm.example:8443/v1", False),
+    ],
+)
+def test_a_url_is_within_a_connection_only_on_its_origin_and_under_its_path(url, inside):
+    assert outbound.within(url, "https://api.crm.example/v1/") is inside
+
+
+def test_an_answer_that_breaks_off_or_trickles_past_the_deadline_is_transient(server):
+    with pytest.raises(TransientError, match="broke off"):
+        outbound.request("GET", f"{server}/cut", allowed=LOCAL)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="took too long"):
+        outbound.request("GET", f"{server}/trickle", allowed=LOCAL, total=0.5)
+    assert time.monotonic() - started < 2.0  # cut at the deadline, not after 4 s of trickle
+
+
+def test_every_5xx_is_transient(server):
+    with pytest.raises(TransientError, match="answered 507"):
+        outbound.request("GET", f"{server}/unfinished", allowed=LOCAL)
+
+
+def test_retry_after_is_read_in_seconds_or_as_a_date_and_kept_within_a_day():
+    now = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+    assert outbound.retry_after("7") == 7.0
+    assert outbound.retry_after("Sat, 28 Nov 2026 12:01:30 GMT", now) == 90.0
+    assert outbound.retry_after("Sat, 28 Nov 2026 11:00:00 GMT", now) == 0.0  # past: now
+    assert outbound.retry_after("1e12") == outbound.MAX_RETRY_AFTER
+    assert outbound.retry_after("inf") is None
+    assert outbound.retry_after("soon") is None
+
+
+def test_a_refused_call_does_not_take_a_slot_of_the_rate_limit():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete("puente:rate:test-slots")
+    limiter = outbound.RateLimiter(client)
+    limiter.wait("test-slots", per_second=0.5)
+    taken = client.get("puente:rate:test-slots")
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            limiter.wait("test-slots", per_second=0.5, max_wait=0.05)
+    assert client.get("puente:rate:test-slots") == taken  # the next slot is still 2 s away
+    assert 2 <= client.ttl("puente:rate:test-slots") <= 4
+    client.delete("puente:rate:test-slots")
+    client.close()
 
 
 def test_the_rate_limit_is_shared_and_says_when_to_come_back():
@@ -234,8 +383,9 @@ def test_https_goes_to_the_checked_address_and_still_verifies_the_host_name(tmp_
         )
         assert answer.body == {"host": f"localhost:{port}"}
 
-        # A name the certificate does not carry is refused, even at the same address.
-        with pytest.raises(TransientError, match="failed to connect"):
+        # A name the certificate does not carry is refused, even at the same address: a
+        # configuration to fix, not a failure to retry.
+        with pytest.raises(ConfigurationError, match=r"the TLS check of 127\.0\.0\.1 failed"):
             outbound.request(
                 "GET", f"https://127.0.0.1:{port}/host", allowed=outbound.Allowed.parse("127.0.0.1")
             )
