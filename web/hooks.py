@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -15,6 +14,7 @@ from connector.db import reading
 from connector.models import Subscription
 from connector.spec import Delivery
 from connector.standard_webhooks import SignatureError
+from web import json_input
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 log = logging.getLogger(__name__)
@@ -22,11 +22,6 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, error: str, message: str, **extra: Any) -> Any:
     return jsonify({"error": error, "message": message, **extra}), status
-
-
-def _reject_constant(name: str) -> None:
-    # Python reads NaN and Infinity, but they are not JSON and no amount can be one.
-    raise ValueError(f"{name} is not a valid JSON value")
 
 
 _ACTIVE_SUBSCRIPTION = select(  # built once: every delivery looks its hook up
@@ -55,11 +50,9 @@ def receive(token: str) -> Any:
         log.warning("hook %s: rejected delivery from %s: %s", sub.id, request.remote_addr, exc)
         return _error(401, "invalid_signature", str(exc))
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return _error(400, "invalid_json", f"the body is not valid JSON: {exc}")
-    except RecursionError:
-        return _error(400, "invalid_json", "the body is nested too deeply to be a deal")
+        payload = json_input.parse(body)
+    except json_input.BadJson as exc:
+        return _error(400, "invalid_json", str(exc))
     try:
         items = trigger.parse(payload, delivery_id)
     except ValueError as exc:

@@ -159,6 +159,41 @@ def test_a_body_with_nan_or_infinity_is_refused_with_400_invalid_json(rt, client
     assert stored(rt) == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (('"title": "Proyecto"', '"title": "Proyecto \\ud800"'), ["title", "unpaired surrogate"]),
+        (('"title": "Proyecto"', '"title": "Proyecto\\u0000"'), ["title", "NUL character"]),
+        (('"quantity": "20"', '"quantity": 1e400'), ["1e400 is too large"]),
+        (('"campaign": ', '"campaign": ' + "[" * 40 + "1" + "]" * 40 + ', "x": '), ["32 levels"]),
+    ],
+    ids=["lone-surrogate", "nul", "overflowing-number", "deep-inside-a-deal"],
+)
+def test_a_body_no_database_can_store_is_refused_with_400_naming_what_and_where(
+    rt, client, change, words
+):
+    """Each of these once reached the database and failed there: a 500 on every retry."""
+    hook = make_hook(rt)
+    text = json.dumps(deal(campaign="spring", title="Proyecto"))
+    assert change[0] in text
+    body = text.replace(change[0], change[1], 1).encode()
+
+    response = client.post(hook.path, data=body, headers=signed(hook.secret, body))
+
+    assert_error(response, 400, "invalid_json", *words)
+    assert stored(rt) == (0, 0)
+
+
+def test_a_value_only_the_strict_validator_refuses_is_refused(rt, client):
+    # Python's re lets "$" match before a final newline: jsonschema alone found "EUR\n" fine.
+    hook = make_hook(rt)
+
+    response = post_deal(client, hook, deal(currency="EUR\n"))
+
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [e["path"] for e in response.json["errors"]] == ["currency"]
+
+
 def test_a_deeply_nested_body_is_refused_with_400_not_a_server_error(rt, client):
     hook = make_hook(rt)
     body = b"[" * 100_000 + b"]" * 100_000  # 200 kB, under the size limit
