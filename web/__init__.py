@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 f"the body is larger than {settings.max_body_bytes} bytes; "
                 "send fewer items per delivery"
             )
-        return jsonify(body), code
+        # Allow (405), WWW-Authenticate (401), Retry-After: the answer keeps its headers.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return jsonify(body), code, headers
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)

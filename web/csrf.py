@@ -27,7 +27,7 @@ def protect(bp: Blueprint) -> None:
             return None
         sent = request.form.get(FIELD, "")
         expected = session.get(FIELD)
-        if not expected or not hmac.compare_digest(sent, expected):
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, "the form has expired: reload the page and try again")
         return None
 

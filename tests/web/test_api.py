@@ -184,7 +184,7 @@ def test_a_bad_limit_is_refused_with_400_naming_the_field(rt, client, path, limi
     assert "limit" in response.json["message"]
 
 
-@pytest.mark.parametrize("offset", ["abc", "-1"])
+@pytest.mark.parametrize("offset", ["abc", "-1", "100000000000000000000"])
 def test_a_bad_offset_is_refused_with_400_naming_offset_not_limit(rt, client, offset):
     key = make_api_key(rt)
 
@@ -400,3 +400,22 @@ def test_healthz_reports_the_database_and_redis_ok(rt, client):
     assert body["database"]["ok"] is True
     assert body["database"]["dialect"] == rt.engine.dialect.name
     assert body["redis"] == {"ok": True, "queued_jobs": 0}
+
+
+def test_a_json_body_with_what_no_database_keeps_is_refused_with_400(rt, client):
+    key = make_api_key(rt)
+    for body in ('{"document": NaN}', '{"document": 1e400}', '{"document": "\\u0000"}'):
+        response = client.post(
+            "/api/v1/flows/check",
+            data=body,
+            headers={**bearer(key), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, (body, response.get_data(as_text=True))
+        assert response.json["error"] == "invalid_json"
+
+
+def test_an_error_answer_keeps_the_headers_that_explain_it(rt, client):
+    response = client.delete("/api/v1/runs", headers=bearer(make_api_key(rt)))
+
+    assert response.status_code == 405 and response.is_json
+    assert "GET" in response.headers["Allow"]

@@ -374,3 +374,9 @@ def test_the_flows_page_marks_a_disabled_flow(rt, client):
     text = page(client.get("/ui/flows"))
 
     assert badge("", "Inactivo") in text
+
+
+def test_a_form_token_that_is_not_ascii_is_refused_as_expired_not_a_crash(rt, client):
+    csrf(client)  # the session has its token
+    response = client.post("/ui/login", data={"api_key": "x", "csrf_token": "ñ"})
+    assert response.status_code == 400

@@ -15,6 +15,7 @@ from invoicing.errors import (
     InvoicingError,
     NotFoundError,
 )
+from web import json_input
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -98,6 +99,9 @@ def page() -> tuple[int, int]:
     return min(limit, MAX_LIMIT), whole("offset", 0, minimum=0)
 
 
+BIGGEST = 2**63 - 1  # what a database integer holds
+
+
 def whole(name: str, default: int, minimum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
@@ -110,6 +114,8 @@ def whole(name: str, default: int, minimum: int) -> int:
         ) from None
     if value < minimum:
         raise ApiError(400, "bad_request", f"{name} must be at least {minimum}", name)
+    if value > BIGGEST:
+        raise ApiError(400, "bad_request", f"{name} must be at most {BIGGEST}", name)
     return value
 
 
@@ -132,13 +138,16 @@ def listing(
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 that says what is wrong with it."""
-    data = request.get_json(silent=True)
-    if data is None:
+    if not request.is_json:
         raise ApiError(
             400,
             "invalid_json",
             "send a JSON object with the header 'Content-Type: application/json'",
         )
+    try:
+        data = json_input.parse(request.get_data(cache=True))
+    except json_input.BadJson as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
