@@ -109,7 +109,11 @@ def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
                 job_timeout=rt.settings.run_timeout_seconds,
             )
             with rt.sessions.begin() as s:  # the sweeper looks for this job, not run-<id>
-                s.execute(update(Run).where(Run.id == run_id).values(job_id=job.id))
+                s.execute(  # unless another job has taken the run meanwhile
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+                    .values(job_id=job.id)
+                )
             log.info("run %s waits: another run for %s is in progress", run_id, entity)
             return "deferred"
     try:
@@ -156,8 +160,8 @@ def _schedule_retry(
 
 UNFINISHED = "the attempt never finished: its worker stopped, or lost the database"
 GAVE_UP = (
-    f"the last attempt never finished (its worker stopped, or lost the database) and the run "
-    f"has used its {runner.MAX_ATTEMPTS} attempts: replay it once the cause is fixed"
+    "the last attempt never finished (its worker stopped, or lost the database) and the run "
+    "has no attempts left: replay it once the cause is fixed"
 )
 ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
@@ -201,8 +205,14 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
             overdue.append(run_id)
     if waiting:
         with rt.sessions.begin() as s:
-            s.execute(
-                update(Run).where(Run.id.in_(waiting)).values(deadline_at=now + runner.QUEUED_GRACE)
+            s.execute(  # a run claimed since it was read has its own deadline: kept
+                update(Run)
+                .where(
+                    Run.id.in_(waiting),
+                    Run.status == RunStatus.QUEUED,
+                    or_(Run.deadline_at.is_(None), Run.deadline_at < now),
+                )
+                .values(deadline_at=now + runner.QUEUED_GRACE)
             )
     if not overdue and not ended:
         return []
@@ -216,15 +226,16 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
                 for run_id, claim in ended.items()
             ),
         )
-        lost = list(
-            s.execute(
-                select(Run.id, Run.attempts)
-                .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]), still)
-                .with_for_update()
-            )
-        )
-        again = sorted(run_id for run_id, attempts in lost if attempts < runner.MAX_ATTEMPTS)
-        spent = sorted(run_id for run_id, attempts in lost if attempts >= runner.MAX_ATTEMPTS)
+        lost = s.execute(
+            select(Run.id, Run.status, Run.attempts)
+            .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]), still)
+            .with_for_update()
+        ).all()
+        # A run that lost its worker in its last allowed attempt is not tried again; a queued
+        # run whose job Redis lost has an attempt to come, and gets it.
+        most = max((a.max_attempts for a in rt.registry.actions.values()), default=0)
+        spent = sorted(r.id for r in lost if r.status == RunStatus.RUNNING and r.attempts >= most)
+        again = sorted(r.id for r in lost if r.id not in spent)
         error = {"class": "transient", "message": UNFINISHED, "errors": []}
         if again:
             s.execute(

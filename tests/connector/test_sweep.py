@@ -7,7 +7,7 @@ from datetime import timedelta
 from rq.job import Job
 from sqlalchemy import func, select, update
 
-from connector import jobs, replay, runner
+from connector import jobs, replay
 from connector.db import utcnow
 from connector.models import Run, RunStatus
 from connector.runtime import build_runtime
@@ -120,11 +120,12 @@ def test_a_running_run_is_swept_before_its_deadline_only_once_its_job_has_ended(
     assert jobs.sweep(rt) == []
 
 
-def test_a_run_lost_with_its_attempts_used_up_goes_to_the_dead_letter_list(rt, client):
+def test_a_run_lost_in_its_last_attempt_goes_to_the_dead_letter_list(rt, client):
     hook = make_hook(rt)
     [run_id] = post_deal(client, hook, deal()).json["run_ids"]
     rt.redis.flushdb()
-    running(rt, run_id, attempts=runner.MAX_ATTEMPTS, overdue_by=1)
+    last = max(action.max_attempts for action in rt.registry.actions.values())
+    running(rt, run_id, attempts=last, overdue_by=1)
 
     assert jobs.sweep(rt) == [run_id]
 
@@ -158,3 +159,35 @@ def test_a_delivery_is_accepted_and_kept_while_redis_is_down(settings, rt):
     assert jobs.sweep(rt) == [run_id]
     drain(rt)
     assert statuses(rt) == [RunStatus.SUCCEEDED]
+
+
+def test_a_queued_run_whose_job_was_lost_gets_the_attempt_it_was_waiting_for(rt, client):
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, deal()).json["run_ids"]
+    rt.redis.flushdb()  # its retry job is gone
+    with rt.sessions.begin() as s:  # between two attempts: queued, its budget nearly spent
+        s.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(attempts=5, deadline_at=utcnow() - timedelta(seconds=1))
+        )
+
+    assert jobs.sweep(rt) == [run_id]
+
+    assert statuses(rt) == [RunStatus.QUEUED]
+    drain(rt)
+    assert statuses(rt) == [RunStatus.SUCCEEDED]
+
+
+def test_a_second_job_for_a_running_run_does_not_take_its_place(rt, client):
+    payload = deal()
+    [run_id] = post_deal(client, make_hook(rt), payload).json["run_ids"]
+    running(rt, run_id)  # a worker is on it, and holds the deal
+    busy = rt.redis.lock(f"{jobs.ENTITY_LOCK_PREFIX}webhook:{payload['deal_id']}", timeout=30)
+    assert busy.acquire(blocking=False)
+
+    assert jobs.execute_run(run_id) == "deferred"  # a duplicate job, as a race can leave
+
+    with rt.sessions() as s:
+        assert s.get_one(Run, run_id).job_id is None  # still the running job's
+    busy.release()
