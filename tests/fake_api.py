@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class FakeApi:
     seen: list[Seen] = field(default_factory=list)
     # Answers to give in order before the default 200: (status, headers).
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0  # seconds to wait before each answer (an API that hangs)
 
 
 def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
@@ -44,6 +46,7 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
                     json.loads(raw) if raw else None,
                 )
             )
+            time.sleep(api.delay)
             status, headers = api.script.pop(0) if api.script else (200, {})
             body = json.dumps({"path": self.path, "ok": status < 400}).encode()
             self.send_response(status)
