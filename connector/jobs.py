@@ -86,8 +86,9 @@ UNKNOWN = "?"  # no entity key looks like this (intake.entity_key: "<source>:<de
 def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
     """The RQ job: run it, and schedule the next attempt when the failure is transient.
 
-    Runs for the same deal never interleave: each takes the deal's lock first, and a run
-    that finds it taken waits its turn on the scheduler.
+    Runs for the same deal never interleave: each takes the deal's lock first, and waits its
+    turn on the scheduler when the lock is taken or another run of the deal has begun and not
+    ended, retries included (the claim checks that: see runner._CLAIM).
     """
     rt = runtime.current()
     if entity == UNKNOWN:
@@ -101,27 +102,33 @@ def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
             blocking=False,
         )
         if not lock.acquire():
-            job = rt.queue.enqueue_in(
-                timedelta(seconds=BUSY_ENTITY_DELAY),
-                EXECUTE_RUN,
-                run_id,
-                entity,
-                job_timeout=rt.settings.run_timeout_seconds,
-            )
-            with rt.sessions.begin() as s:  # the sweeper looks for this job, not run-<id>
-                s.execute(  # unless another job has taken the run meanwhile
-                    update(Run)
-                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
-                    .values(job_id=job.id)
-                )
-            log.info("run %s waits: another run for %s is in progress", run_id, entity)
-            return "deferred"
+            return _defer(rt, run_id, entity)
     try:
-        return _execute(rt, run_id, entity)
+        status = _execute(rt, run_id, entity)
     finally:
         if lock is not None:
             with contextlib.suppress(LockError):
                 lock.release()
+    return _defer(rt, run_id, entity) if status == "waiting" else status
+
+
+def _defer(rt: Runtime, run_id: int, entity: str | None) -> str:
+    """Try the run again in a moment: its deal is busy with another run."""
+    job = rt.queue.enqueue_in(
+        timedelta(seconds=BUSY_ENTITY_DELAY),
+        EXECUTE_RUN,
+        run_id,
+        entity,
+        job_timeout=rt.settings.run_timeout_seconds,
+    )
+    with rt.sessions.begin() as s:  # the sweeper looks for this job, not run-<id>
+        s.execute(  # unless another job has taken the run meanwhile
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+            .values(job_id=job.id)
+        )
+    log.info("run %s waits: another run for %s is in progress", run_id, entity)
+    return "deferred"
 
 
 def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:

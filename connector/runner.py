@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, true, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,9 +64,25 @@ MAX_STORED_BYTES = 64 * 1024  # per stored step input or output
 _runs, _events, _versions, _steps, _attempts = (
     cast(Table, model.__table__) for model in (Run, Event, FlowVersion, RunStep, RunAttempt)
 )
+_other = _runs.alias("other")
 _CLAIM = (
     update(_runs)
-    .where(_runs.c.id == bindparam("b_run"), _runs.c.status == RunStatus.QUEUED)
+    .where(
+        _runs.c.id == bindparam("b_run"),
+        _runs.c.status == RunStatus.QUEUED,
+        # A run that has begun holds its deal until it ends, between its attempts too: no
+        # other run of the deal starts meanwhile (the deal's lock covers one attempt only).
+        # Should two have begun at once (the lock lost with Redis), the earlier goes first.
+        ~exists().where(
+            _other.c.entity_key == _runs.c.entity_key,
+            _other.c.id != _runs.c.id,
+            or_(
+                _other.c.status == RunStatus.RUNNING,
+                and_(_other.c.status == RunStatus.QUEUED, _other.c.attempts > 0),
+            ),
+            or_(_other.c.id < _runs.c.id, _runs.c.attempts == 0),
+        ),
+    )
     .values(status=RunStatus.RUNNING, attempts=_runs.c.attempts + 1)
     .returning(
         _runs.c.event_id,
@@ -67,6 +94,7 @@ _CLAIM = (
         _runs.c.created_at,
     )
 )
+_STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("b_run"))
 _LOAD = (
     select(_events.c.payload, _versions.c.document)
     .join_from(_events, _versions, true())  # one row each, by primary key
@@ -94,7 +122,9 @@ _CLOSE_ATTEMPT = update(_attempts).where(
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "succeeded", "failed", "stopped", "retry" or "skipped" (not ours to run)
+    # "succeeded", "failed", "stopped", "retry", "skipped" (not ours to run) or "waiting"
+    # (another run of its deal has begun and not ended: try again later)
+    status: str
     retry_in: float | None = None
     attempts: int = 0  # the run's attempts so far, when it is to be retried
 
@@ -180,6 +210,10 @@ def execute_run(
     started = now()
     claim = _claim(sessions, run_id, started, run_timeout)
     if claim is None:
+        with sessions.begin() as s:
+            if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
+                log.info("run %s waits: another run of its deal has begun", run_id)
+                return Outcome("waiting")
         log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
         return Outcome("skipped")
     try:

@@ -368,3 +368,50 @@ def test_a_step_with_outside_effects_is_committed_before_the_steps_after_it(rt, 
     with rt.sessions() as s:
         attempts = {st.step_id: st.attempts for st in s.scalars(select(RunStep))}
         assert attempts == {"invoice": 1, "outside": 1, "later": 1}
+
+
+def test_a_run_waiting_out_its_backoff_keeps_its_deal_from_other_runs(rt, client):
+    registry = registry_with(flaky=Flaky(failures=1))
+    hook = make_hook(rt, two_step_flow("test.flaky"), registry=registry)
+    payload = deal()
+    [first] = post_deal(client, hook, payload).json["run_ids"]
+    [second] = post_deal(client, hook, payload).json["run_ids"]  # the same deal again
+
+    assert execute(rt, registry, first).status == "retry"  # between its attempts
+    assert execute(rt, registry, second).status == "waiting"  # the deal is still the first's
+    with rt.sessions() as s:
+        waiting = s.get_one(Run, second)
+        assert (waiting.status, waiting.attempts, waiting.steps) == (RunStatus.QUEUED, 0, [])
+
+    assert execute(rt, registry, first).status == "succeeded"
+    assert execute(rt, registry, second).status == "succeeded"
+
+
+def test_a_run_waiting_for_its_deal_is_tried_again_on_the_scheduler(rt, client):
+    payload = deal()
+    hook = make_hook(rt)
+    [first] = post_deal(client, hook, payload).json["run_ids"]
+    [second] = post_deal(client, hook, payload).json["run_ids"]
+    with rt.sessions.begin() as s:  # the first has begun and waits out a backoff
+        s.get_one(Run, first).attempts = 1
+
+    assert jobs.execute_run(second) == "deferred"
+
+    with rt.sessions() as s:
+        job = s.get_one(Run, second).job_id
+    assert job in ScheduledJobRegistry(queue=rt.queue).get_job_ids()
+
+
+def test_of_two_runs_of_a_deal_begun_at_once_the_earlier_goes_first(rt, client):
+    """Two begun runs of one deal (the deal's lock lost with Redis) never wait for each
+    other: the earlier one goes on, the later one waits for it."""
+    payload = deal()
+    hook = make_hook(rt)
+    ids = [post_deal(client, hook, payload).json["run_ids"][0] for _ in range(2)]
+    with rt.sessions.begin() as s:
+        for run_id in ids:
+            s.get_one(Run, run_id).attempts = 1  # both between attempts
+
+    assert execute(rt, rt.registry, ids[1]).status == "waiting"
+    assert execute(rt, rt.registry, ids[0]).status == "succeeded"
+    assert execute(rt, rt.registry, ids[1]).status == "succeeded"
