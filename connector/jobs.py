@@ -141,6 +141,7 @@ def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
         settings=rt.settings,
         signing=rt.facturae_credentials,
         http=rt.http,
+        secrets=rt.secrets,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)

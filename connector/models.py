@@ -197,6 +197,9 @@ class RunStep(Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int] = mapped_column(default=0)
     queue_wait_ms: Mapped[int | None]  # from enqueued to started, for the attempt's first step
+    # The output as later steps read it, sealed with the installation's key, when the log's
+    # copy above is masked or cut: a retry or replay resumes from what the step really gave.
+    resume_sealed: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[Run] = relationship(back_populates="steps")
 

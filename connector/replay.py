@@ -21,6 +21,7 @@ from connector.errors import ConfigurationError, ValidationError
 from connector.jobs import job_id
 from connector.models import Flow, Run, RunStatus
 from connector.registry import Registry
+from connector.retention import PRUNED
 from connector.runner import QUEUED_GRACE
 
 REPLAYABLE = frozenset({RunStatus.FAILED, RunStatus.DEAD, RunStatus.STOPPED, RunStatus.SUCCEEDED})
@@ -51,6 +52,11 @@ def replay(
         raise ReplayError(f"run {run_id} does not exist")
     if run.status not in REPLAYABLE:
         raise ReplayError(f"run {run_id} is {run.status}: only finished runs are replayed")
+    if run.event.pruned_at is not None or any(st.output == PRUNED for st in run.steps):
+        raise ReplayError(
+            f"run {run_id}'s data was deleted by the retention policy (PUENTE_RETENTION_DAYS): "
+            "it cannot be replayed; send the deal again"
+        )
     if version not in ("original", "current"):
         raise ValidationError("version must be 'original' or 'current'")
     if trigger is not None:

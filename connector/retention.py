@@ -29,7 +29,7 @@ def prune(s: Session, days: int = DEFAULT_DAYS, now: datetime | None = None) -> 
     steps = s.execute(
         update(RunStep)
         .where(RunStep.run_id.in_(old_runs), RunStep.input != PRUNED)
-        .values(input=PRUNED, output=PRUNED)
+        .values(input=PRUNED, output=PRUNED, resume_sealed=None)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     overrides = s.execute(

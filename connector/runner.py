@@ -46,6 +46,7 @@ from connector.spec import ActionSpec
 from invoicing.service import Invoicing
 
 if TYPE_CHECKING:
+    from connector.crypto import SecretBox
     from connector.http_client import HttpClient
     from connector.settings import Settings
     from invoicing.facturae import SigningCredentials
@@ -100,9 +101,9 @@ _LOAD = (
     .join_from(_events, _versions, true())  # one row each, by primary key
     .where(_events.c.id == bindparam("b_event"), _versions.c.id == bindparam("b_version"))
 )
-_STORED_STEPS = select(_steps.c.step_id, _steps.c.status, _steps.c.output).where(
-    _steps.c.run_id == bindparam("b_run")
-)
+_STORED_STEPS = select(
+    _steps.c.step_id, _steps.c.status, _steps.c.output, _steps.c.resume_sealed
+).where(_steps.c.run_id == bindparam("b_run"))
 _LOGGED_ATTEMPTS = (
     select(func.count()).select_from(_attempts).where(_attempts.c.run_id == bindparam("b_run"))
 )
@@ -150,6 +151,7 @@ class Services:
     settings: Settings | None = None
     signing: SigningCredentials | None = None
     http: HttpClient | None = None
+    secrets: SecretBox | None = None  # seals outputs the log masks, for a faithful resume
 
 
 def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
@@ -196,6 +198,7 @@ def execute_run(
     settings: Settings | None = None,
     signing: SigningCredentials | None = None,
     http: HttpClient | None = None,
+    secrets: SecretBox | None = None,
 ) -> Outcome:
     """Run a queued run to its end, or to its first failure.
 
@@ -208,7 +211,7 @@ def execute_run(
     retry resumes at the first unfinished step.
     """
     started = now()
-    claim = _claim(sessions, run_id, started, run_timeout)
+    claim = _claim(sessions, run_id, started, run_timeout, secrets)
     if claim is None:
         with sessions.begin() as s:
             if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
@@ -227,7 +230,7 @@ def execute_run(
             keys.update(_business_keys(step.action, claim.done[step.id]))
     attempt = _Attempt(
         claim,
-        Services(public_url, settings, signing, http),
+        Services(public_url, settings, signing, http, secrets),
         flow.lookups,
         now,
         {"trigger": claim.payload, "steps": dict(claim.done)},
@@ -284,7 +287,11 @@ class _Claim:
 
 
 def _claim(
-    sessions: sessionmaker[Session], run_id: int, started: datetime, run_timeout: int
+    sessions: sessionmaker[Session],
+    run_id: int,
+    started: datetime,
+    run_timeout: int,
+    secrets: SecretBox | None = None,
 ) -> _Claim | None:
     """Mark the run running and read what it needs, in one transaction; None if not queued."""
     with sessions.begin() as s:
@@ -326,7 +333,11 @@ def _claim(
         document=document,
         waited=_queue_wait(row.enqueued_at or row.created_at, started),
         stored=frozenset(step.step_id for step in steps),
-        done={st.step_id: st.output for st in steps if st.status == StepStatus.SUCCEEDED},
+        done={
+            st.step_id: _resumed(st.output, st.resume_sealed, secrets)
+            for st in steps
+            if st.status == StepStatus.SUCCEEDED
+        },
     )
 
 
@@ -434,6 +445,7 @@ class _Attempt:
             self.now(),
             self.clock,
             self.waited,
+            self.services.secrets,
         )
 
 
@@ -517,13 +529,27 @@ def _record_step(
     finished: datetime,
     clock: float,
     waited: int | None = None,
+    secrets: SecretBox | None = None,
 ) -> None:
-    """Write the step's row: a new one, or the one an earlier attempt left (attempts + 1)."""
+    """Write the step's row: a new one, or the one an earlier attempt left (attempts + 1).
+
+    The log keeps inputs and outputs masked and capped; when that changes a succeeded step's
+    output, the real one is kept sealed for the steps after it (a retry, a replay)."""
     action = step.action
+    logged = capped(redact(output, action.output_schema if action else None))
+    sealed = None
+    if status == StepStatus.SUCCEEDED and logged != output:
+        if secrets is None:
+            log.warning(
+                "run %s: step %s's output is masked and cannot be sealed", claim.run_id, step.id
+            )
+        else:
+            sealed = secrets.encrypt(json.dumps(output, ensure_ascii=False, default=str))
     values = {
         "status": status,
         "input": capped(redact(inputs, action.input_schema if action else None)),
-        "output": capped(redact(output, action.output_schema if action else None)),
+        "output": logged,
+        "resume_sealed": sealed,
         "error": error,
         "started_at": started,
         "finished_at": finished,
@@ -535,6 +561,15 @@ def _record_step(
     else:
         row = {"run_id": claim.run_id, "step_id": step.id, "attempts": 1, **values}
         s.execute(_ADD["run_steps"], {**row, "action_key": action.key if action else FILTER})
+
+
+def _resumed(logged: Any, sealed: str | None, secrets: SecretBox | None) -> Any:
+    """What a finished step gave, for the steps after it: the sealed output when there is one."""
+    if sealed is None:
+        return logged
+    if secrets is None:
+        raise ConfigurationError("a step's output is sealed and this process has no key to open it")
+    return json.loads(secrets.decrypt(sealed))
 
 
 def capped(value: Any, limit: int = MAX_STORED_BYTES) -> Any:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select, update
 
-from connector import jobs
+from connector import jobs, retention
 from connector.db import utcnow
 from connector.models import Event, Run, RunStatus
 from invoicing.models import Invoice
@@ -144,3 +144,17 @@ def test_runs_for_the_same_deal_never_run_at_the_same_time(rt, client):
     busy.release()
     jobs.execute_run(run_id)
     assert run_of(rt, run_id).status == RunStatus.SUCCEEDED
+
+
+def test_a_run_whose_data_retention_deleted_cannot_be_replayed(rt, client):
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, deal()).json["run_ids"]
+    drain(rt)
+    with rt.sessions.begin() as s:
+        retention.prune(s, days=1, now=utcnow() + timedelta(days=2))
+
+    answer = client.post(f"/api/v1/runs/{run_id}/replay", headers=headers(rt))
+
+    assert answer.status_code == 409
+    assert "deleted by the retention policy" in answer.json["message"]
+    assert run_of(rt, run_id).status == RunStatus.SUCCEEDED  # left as it was

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 import actions
 import triggers
+from actions.http import REQUEST
 from actions.invoicing import CREATE_DRAFT_INVOICE, create_draft_invoice
 from connector import jobs, runner, runtime
 from connector.errors import TransientError
@@ -415,3 +416,52 @@ def test_of_two_runs_of_a_deal_begun_at_once_the_earlier_goes_first(rt, client):
     assert execute(rt, rt.registry, ids[1]).status == "waiting"
     assert execute(rt, rt.registry, ids[0]).status == "succeeded"
     assert execute(rt, rt.registry, ids[1]).status == "succeeded"
+
+
+def test_a_retry_resumes_from_what_a_step_really_gave_not_the_masked_log(rt, client):
+    """The log masks fields named like secrets (and cuts big outputs); the steps after such
+    a step still read its real output on a retry, sealed with the installation's key."""
+
+    def token(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        return {"status": 200, "body": {"access_token": "t-123", "id": 7}, "created": True}
+
+    registry = Registry.build(
+        triggers.ALL,
+        [
+            *actions.ALL,
+            dataclasses.replace(REQUEST, key="test.token", perform=token),
+            dataclasses.replace(CREATE_DRAFT_INVOICE, key="test.flaky", perform=Flaky(failures=1)),
+        ],
+    )
+    flow = {
+        **demo.DEMO_FLOW,
+        "steps": [
+            {
+                "id": "token",
+                "action": "test.token",
+                "input": {"method": "GET", "url": "https://crm.example/t"},
+            },
+            {
+                "id": "invoice",
+                "action": "test.flaky",
+                "input": {
+                    **INVOICE_STEP["input"],
+                    "notes": {"$expr": "steps.token.body.access_token"},
+                },
+            },
+        ],
+    }
+    run_id = queue_run(rt, client, flow, registry=registry)
+
+    def run() -> str:
+        return runner.execute_run(rt.sessions, registry, run_id, secrets=rt.secrets).status
+
+    assert run() == "retry"  # the draft failed once: the retry reads the token step again
+    assert run() == "succeeded"
+
+    with rt.sessions() as s:
+        [invoice] = s.scalars(select(Invoice))
+        assert invoice.notes == "t-123"
+        step = s.scalars(select(RunStep).where(RunStep.step_id == "token")).one()
+        assert step.output["body"] == {"access_token": "••••••", "id": 7}  # the log, masked
+        assert step.resume_sealed is not None and "t-123" not in step.resume_sealed
