@@ -154,6 +154,10 @@ def _schedule_retry(
     new_id = job_id(run_id, attempts)
     with rt.sessions.begin() as s:
         s.execute(update(Run).where(Run.id == run_id).values(job_id=new_id))
+    # A replay starts the count again: a finished job under this id would lend the new one its
+    # expiry (RQ saves over it), and the retry could vanish before its time.
+    with contextlib.suppress(NoSuchJobError):
+        Job.fetch(new_id, connection=rt.redis).delete()
     rt.queue.enqueue_in(
         timedelta(seconds=delay),
         EXECUTE_RUN,

@@ -108,7 +108,7 @@ def check_target(url: str, allowed: Allowed) -> Address:
         raise ValidationError(f"{url!r} names its host ambiguously")
     addresses = _addresses(parts.hostname, port)
     if not allowed.admits(parts.hostname, addresses):
-        private = [a for a in addresses if not a.is_global or a.is_multicast]
+        private = [a for a in addresses if not _public(a)]
         if private:
             raise ConfigurationError(
                 f"{parts.hostname} resolves to a non-public address ({private[0]}): requests "
@@ -116,6 +116,25 @@ def check_target(url: str, allowed: Allowed) -> Address:
                 "PUENTE_HTTP_ALLOW"
             )
     return min(addresses, key=lambda a: a.version)
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(address: Address) -> bool:
+    """Global and not multicast, and so is any IPv4 address it carries (IPv4-mapped, 6to4,
+    NAT64, IPv4-compatible ::a.b.c.d), which a gateway may reach on our side."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        embedded = [
+            address.ipv4_mapped,
+            address.sixtofour,
+            low if address in NAT64 or int(address) >> 32 == 0 else None,
+        ]
+        return all(_public(inner) for inner in embedded if inner is not None)
+    return True
 
 
 def within(url: str, base: str) -> bool:

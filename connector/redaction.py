@@ -11,7 +11,7 @@ MASK = "••••••"
 # Whole words of a field name ("client_secret", "access-token"), not "passport_number".
 SENSITIVE_NAME = re.compile(
     r"(?:^|[_-])(?:pass(?:word)?|passwd|secrets?|tokens?|api[_-]?keys?|apikeys?|authorization"
-    r"|credentials?)(?:$|[_-])",
+    r"|credentials?|cookies?)(?:$|[_-])",
     re.I,
 )
 

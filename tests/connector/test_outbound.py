@@ -123,6 +123,9 @@ def test_json_answers_are_parsed_and_the_body_and_headers_sent(server):
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]:1/x",
         "http://10.0.0.1/x",
+        "http://[64:ff9b::7f00:1]/x",  # NAT64 of 127.0.0.1
+        "http://[2002:7f00:1::]/x",  # 6to4 of 127.0.0.1
+        "http://[::127.0.0.1]/x",  # IPv4-compatible
     ],
 )
 def test_private_loopback_and_link_local_targets_are_refused_unless_allowed(url):

@@ -29,6 +29,8 @@ INPUT_SCHEMA = "actions/invoicing.create_draft_invoice.input.json"
         "authorization",
         "Authorization",
         "credentials",
+        "Set-Cookie",  # a response header an http.request step logs
+        "cookie",
     ],
 )
 def test_a_field_named_like_a_secret_is_masked(name):

@@ -465,3 +465,20 @@ def test_a_retry_resumes_from_what_a_step_really_gave_not_the_masked_log(rt, cli
         step = s.scalars(select(RunStep).where(RunStep.step_id == "token")).one()
         assert step.output["body"] == {"access_token": "••••••", "id": 7}  # the log, masked
         assert step.resume_sealed is not None and "t-123" not in step.resume_sealed
+
+
+def test_a_retry_scheduled_under_the_id_of_an_old_finished_job_does_not_inherit_its_expiry(
+    rt, client
+):
+    """After a replay the attempt count starts again, so a retry's job id can be that of a
+    job that finished long ago and expires soon; the retry must not vanish with it."""
+    run_id = queue_run(rt, client, demo.DEMO_FLOW)
+    stale = jobs.job_id(run_id, 1)
+    rt.queue.enqueue("connector.jobs.execute_run", run_id, job_id=stale, result_ttl=5)
+    drain(rt)  # it runs and finishes: kept for 5 s more
+    assert 0 < rt.redis.ttl(f"rq:job:{stale}") <= 5
+
+    jobs._schedule_retry(rt, run_id, None, 60.0, 1)
+
+    assert rt.redis.ttl(f"rq:job:{stale}") == -1  # no expiry: it waits its 60 s
+    assert stale in ScheduledJobRegistry(queue=rt.queue).get_job_ids()
