@@ -208,4 +208,17 @@ def insert_new(
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
-    return sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    event.listen(sessions, "do_orm_execute", _fresh_under_lock)
+    return sessions
+
+
+def _fresh_under_lock(state: Any) -> None:
+    """A row read with FOR UPDATE is read afresh into objects the session already holds.
+
+    SQLAlchemy keeps what an object held when it is loaded again, so a caller that had the
+    invoice before taking its lock would check and change the values from before the lock:
+    on PostgreSQL a payment or a cancellation committed meanwhile would be overwritten.
+    """
+    if state.is_select and state.statement._for_update_arg is not None:
+        state.update_execution_options(populate_existing=True)
