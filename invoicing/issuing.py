@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from connector.db import utcnow
 from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
-from invoicing.models import Invoice, InvoiceStatus, InvoiceType, Issuer, Series, snapshot
+from invoicing.models import (
+    DocumentKind,
+    Invoice,
+    InvoiceStatus,
+    InvoiceType,
+    Issuer,
+    Series,
+    snapshot,
+)
 from invoicing.numbering import format_number, next_serial
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
@@ -56,6 +64,11 @@ def issue(
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
         raise NotFoundError(f"invoice {invoice_id} does not exist")
+    if invoice.kind != DocumentKind.INVOICE:  # only invoices are fiscal: numbered and chained
+        raise DocumentStateError(
+            f"document {invoice_id} is a {invoice.kind.replace('_', ' ')}, not an invoice: "
+            "convert it into an invoice, then issue that"
+        )
     if invoice.status != InvoiceStatus.DRAFT:
         if invoice.number is not None:
             return Issued(invoice, False)

@@ -14,7 +14,7 @@ from invoicing import chain, issuing, verifactu
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.issuing import IssuerData, configure_issuer
 from invoicing.models import Invoice, OutboxEvent, Series, VerifactuRecord
-from tests.factories import ISSUER, make_draft, make_issuer
+from tests.factories import ISSUER, csrf, make_draft, make_issuer, signed_in
 
 SUMMER = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 
@@ -193,3 +193,20 @@ def test_a_new_draft_announces_itself_with_its_customer_total_and_deal(rt):
         "external_ref": "D-77",
         "source": "test",
     }
+
+
+@pytest.mark.parametrize("kind", ["quote", "order", "delivery_note"])
+def test_a_quote_order_or_delivery_note_is_never_numbered_as_an_invoice(rt, client, kind):
+    make_issuer(rt)
+    document_id = make_draft(rt, kind=kind)
+
+    with pytest.raises(DocumentStateError, match="not an invoice"):
+        issue(rt, document_id)
+    # Nor through the UI's button, which calls the same core.
+    signed_in(rt, client)
+    client.post(f"/ui/invoices/{document_id}/issue", data={"csrf_token": csrf(client)})
+
+    with rt.sessions() as s:
+        document = s.get_one(Invoice, document_id)
+        assert (document.status, document.number) == ("draft", None)
+        assert s.scalar(select(func.count()).select_from(VerifactuRecord)) == 0
