@@ -67,13 +67,19 @@ def rectify(
     method: str,
     reason: str,
     lines: Sequence[LineData] | None = None,
+    idempotency_key: str | None = None,
 ) -> Invoice:
     """Draft a rectifying invoice for an issued one; it is issued like any draft (series R).
+    With an idempotency key, a repeat returns the draft the first call made.
 
     method "S" (substitution): the lines are the corrected invoice in full (default: the
     original's lines). method "I" (differences): the lines are the differences, negative
     where amounts go down.
     """
+    if idempotency_key is not None:
+        made = session.scalar(select(Invoice).where(Invoice.idempotency_key == idempotency_key))
+        if made is not None:
+            return made
     original = session.get(Invoice, invoice_id)
     if original is None:
         raise NotFoundError(f"invoice {invoice_id} does not exist")
@@ -128,6 +134,7 @@ def rectify(
         rectification_method=method,
         rectification_reason=reason.strip(),
         discount_percent=original.discount_percent,
+        idempotency_key=idempotency_key,
         lines=prepared,
     )
     totals.fill(draft, amounts)

@@ -89,7 +89,15 @@ def convert(
             return made
     if not source_ids:
         raise InvalidDocumentError([("from", "name the document(s) to convert")])
-    sources = [session.get(Invoice, i) for i in source_ids]
+    # Locked (in id order, so two conversions never wait for each other): a conversion
+    # committed meanwhile counts in what is left to carry over.
+    locked = {
+        doc.id: doc
+        for doc in session.scalars(
+            select(Invoice).where(Invoice.id.in_(source_ids)).order_by(Invoice.id).with_for_update()
+        )
+    }
+    sources = [locked.get(i) for i in source_ids]
     missing = [i for i, doc in zip(source_ids, sources, strict=True) if doc is None]
     if missing:
         raise NotFoundError(f"document(s) {', '.join(map(str, missing))} do not exist")

@@ -202,3 +202,17 @@ def test_the_api_cancels_and_rectifies(rt, client):
     document = client.get(f"/api/v1/invoices/{original}/verifactu-anulacion.xml", headers=headers)
     assert document.status_code == 200
     verifactu.validate(document.data)
+
+
+def test_a_rectification_repeated_with_its_idempotency_key_makes_one_draft(rt):
+    invoice_id = issued(rt)
+    made = []
+    for _ in range(2):
+        with rt.sessions.begin() as s:
+            draft = corrections.rectify(
+                s, invoice_id, invoice_type="R1", method="S", reason="precio", idempotency_key="r-1"
+            )
+            made.append(draft.id)
+    assert made[0] == made[1]
+    with rt.sessions() as s:
+        assert len(s.scalars(select(Invoice).where(Invoice.rectifies_id == invoice_id)).all()) == 1

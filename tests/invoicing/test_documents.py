@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import delete, select
 
+from connector.models import ApiIdempotency
 from invoicing import corrections, documents
 from invoicing.documents import Take
 from invoicing.errors import DocumentStateError, InvalidDocumentError
@@ -171,3 +173,20 @@ def test_a_flow_may_start_with_a_quote_and_convert_it_once_per_step(rt):
         again = convert_document(ctx(s, "k2"), {"document_id": quote["invoice_id"], "to": "order"})
     assert (first["kind"], first["created"], again["created"]) == ("order", True, False)
     assert again["document_id"] == first["document_id"]
+
+
+def test_an_api_conversion_repeated_with_its_idempotency_key_makes_one_draft(rt, client):
+    """Even when the first answer could not be stored (the repeat then reaches the core)."""
+    headers = {"Authorization": f"Bearer {make_api_key(rt)}", "Idempotency-Key": "conv-1"}
+    quote_id = quote(rt)
+
+    first = client.post(f"/api/v1/quotes/{quote_id}/convert", headers=headers, json={"to": "order"})
+    assert first.status_code == 201
+    with rt.sessions.begin() as s:  # as if storing the answer had failed
+        s.execute(delete(ApiIdempotency))
+    again = client.post(f"/api/v1/quotes/{quote_id}/convert", headers=headers, json={"to": "order"})
+
+    assert again.json["id"] == first.json["id"]
+    with rt.sessions() as s:
+        orders = s.scalars(select(Invoice).where(Invoice.kind == "order")).all()
+    assert len(orders) == 1

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from invoicing import documents
 from invoicing.models import DocumentKind, Invoice
 from web.api import ApiError, bp, json_body, listing, page, sessions
-from web.api.idempotency import idempotent
+from web.api.idempotency import idempotent, request_key
 from web.api.invoices import _load, create_draft, invoice_json, patch_draft
 from web.auth import require_api_key
 
@@ -74,7 +74,9 @@ def convert_document(plural: str, doc_id: int) -> Any:
     data = json_body()
     with sessions().begin() as s:
         _load(s, doc_id, KINDS[plural])
-        draft = documents.convert(s, [doc_id], _to(data), _takes(data), data.get("notes"))
+        draft = documents.convert(
+            s, [doc_id], _to(data), _takes(data), data.get("notes"), request_key()
+        )
         return jsonify(document_json(s, draft)), 201
 
 
@@ -92,7 +94,9 @@ def invoice_delivery_notes() -> Any:
     with sessions().begin() as s:
         for i in ids:
             _load(s, i, DocumentKind.DELIVERY_NOTE)
-        draft = documents.convert(s, ids, DocumentKind.INVOICE, _takes(data), data.get("notes"))
+        draft = documents.convert(
+            s, ids, DocumentKind.INVOICE, _takes(data), data.get("notes"), request_key()
+        )
         return jsonify(document_json(s, draft)), 201
 
 

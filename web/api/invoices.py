@@ -392,6 +392,7 @@ def rectify_invoice(invoice_id: int) -> Any:
             method=data["method"],
             reason=data["reason"],
             lines=lines,
+            idempotency_key=request_key(),
         )
         return jsonify(invoice_json(draft, with_lines=True)), 201
 
