@@ -93,6 +93,12 @@ def issue(
                 )
             ]
         )
+    if invoice.rectifies is not None and invoice.rectifies.status == InvoiceStatus.CANCELLED:
+        # Checked again now: the invoice may have been cancelled since this draft was made.
+        raise DocumentStateError(
+            f"invoice {invoice.rectifies.number} was cancelled after this rectifying draft was "
+            "made: there is nothing left to rectify; delete the draft"
+        )
     # The customer's fiscal data as of today decides the recargo de equivalencia: a draft made
     # before its customer was marked (or unmarked) is totalled again before it is numbered.
     totals.refresh(session, invoice)

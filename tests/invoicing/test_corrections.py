@@ -216,3 +216,18 @@ def test_a_rectification_repeated_with_its_idempotency_key_makes_one_draft(rt):
     assert made[0] == made[1]
     with rt.sessions() as s:
         assert len(s.scalars(select(Invoice).where(Invoice.rectifies_id == invoice_id)).all()) == 1
+
+
+def test_a_rectifying_draft_of_an_invoice_cancelled_since_is_not_issued(rt):
+    invoice_id = issued(rt)
+    with rt.sessions.begin() as s:
+        draft_id = corrections.rectify(
+            s, invoice_id, invoice_type="R1", method="S", reason="precio"
+        ).id
+    with rt.sessions.begin() as s:
+        corrections.cancel(s, invoice_id, "emitida por error")
+
+    with rt.sessions.begin() as s, pytest.raises(DocumentStateError, match="was cancelled"):
+        issue(s, draft_id)
+    with rt.sessions() as s:
+        assert s.get_one(Invoice, draft_id).number is None
