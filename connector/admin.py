@@ -28,8 +28,11 @@ def hash_api_key(key: str) -> str:
 
 def create_api_key(s: Session, name: str, key: str | None = None, role: str = "admin") -> str:
     """Store a new API key (hashed) and return it in clear, the only time it is shown."""
+    # The prefix, kept to tell keys apart, is shown only of keys made here: a key someone
+    # chose (the bootstrap key) keeps all of its characters secret.
+    prefix = "(given)" if key else None
     key = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
-    s.add(ApiKey(name=name, role=role, prefix=key[:10], key_hash=hash_api_key(key)))
+    s.add(ApiKey(name=name, role=role, prefix=prefix or key[:10], key_hash=hash_api_key(key)))
     s.flush()
     return key
 

@@ -133,3 +133,14 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
         10,
         "every started process to exit",
     )
+
+
+def test_the_banner_prints_service_urls_without_their_passwords():
+    from web.launcher import _no_secret
+
+    assert _no_secret("redis://:s3cret@127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert (
+        _no_secret("postgresql+psycopg://u:p@db:5432/puente")
+        == "postgresql+psycopg://db:5432/puente"
+    )
+    assert _no_secret("sqlite:////srv/puente.db") == "sqlite:////srv/puente.db"

@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Served over HTTPS, the session never travels in clear.
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -106,13 +108,15 @@ def _health(rt: Runtime) -> Any:
         with rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = {"ok": True, "dialect": rt.engine.dialect.name}
-    except Exception as exc:
-        checks["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
+    except Exception as exc:  # the details (hosts, users) go to the log, not to anyone asking
+        log.warning("health: the database does not answer: %s", exc)
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
     try:
         rt.redis.ping()
         checks["redis"] = {"ok": True, "queued_jobs": rt.queue.count}
     except RedisError as exc:
-        checks["redis"] = {"ok": False, "error": str(exc)}
+        log.warning("health: Redis does not answer: %s", exc)
+        checks["redis"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c["ok"] for c in checks.values())
     return jsonify({"status": "ok" if ok else "degraded", **checks}), 200 if ok else 503
 

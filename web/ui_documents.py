@@ -17,7 +17,7 @@ from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
 from web.auth import require_login
 from web.filters import number
 from web.i18n import translate
-from web.ui import PAGE, _sessions, bp
+from web.ui import PAGE, _sessions, bp, page_number
 
 KINDS = {
     "quotes": DocumentKind.QUOTE,
@@ -82,7 +82,7 @@ def documents_index() -> Any:
 @bp.get(f"/documents/{KIND}", endpoint="documents")
 @require_login
 def document_list(kind: str) -> Any:
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     query = select(Invoice).where(Invoice.kind == KINDS[kind])
     with _sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0

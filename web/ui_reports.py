@@ -11,7 +11,7 @@ from flask import current_app, render_template, request
 
 from invoicing import reports as data
 from web.auth import require_login
-from web.ui import PAGE, bp
+from web.ui import PAGE, bp, page_number
 
 
 def _days(value: timedelta | None) -> Decimal | None:
@@ -57,7 +57,7 @@ def _range() -> tuple[date | None, date | None, str | None]:
 @require_login
 def reports_page() -> Any:
     first, last, error = _range()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     since, until = data.day_bounds(first, last)
     with current_app.extensions["puente"].sessions() as s:
         result = data.summary(s, since, until)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select, update
 
 from connector.admin import bootstrap_api_key, hash_api_key
 from connector.db import utcnow
 from connector.models import ApiKey
-from connector.runtime import Runtime
+from connector.runtime import Runtime, build_runtime
 from tests.conftest import drain
 from tests.factories import deal, make_api_key, make_hook, post_deal
+from web import create_app
 
 ENDPOINTS = ["/api/v1/runs", "/api/v1/runs/1", "/api/v1/invoices", "/api/v1/invoices/1"]
 
@@ -419,3 +422,36 @@ def test_an_error_answer_keeps_the_headers_that_explain_it(rt, client):
 
     assert response.status_code == 405 and response.is_json
     assert "GET" in response.headers["Allow"]
+
+
+def test_healthz_says_what_is_down_without_telling_anyone_where_or_who(settings):
+    down = build_runtime(settings.with_(redis_url="redis://:s3cret@127.0.0.1:1/0"))
+    try:
+        body = create_app(runtime=down).test_client().get("/healthz").json
+    finally:
+        down.close()
+    assert body["redis"] == {"ok": False, "error": "ConnectionError"}
+    assert "s3cret" not in json.dumps(body) and "127.0.0.1" not in json.dumps(body)
+
+
+def test_true_is_not_an_id(rt, client):
+    key = make_api_key(rt)
+    answer = client.post(
+        "/api/v1/invoices/from-delivery-notes",
+        headers=bearer(key),
+        json={"delivery_note_ids": [True]},
+    )
+    assert (answer.status_code, answer.json["field"]) == (422, "delivery_note_ids")
+    replay = client.post(
+        "/api/v1/runs/replay", headers=bearer(key), json={"status": "dead", "flow_id": "x"}
+    )
+    assert (replay.status_code, replay.json["field"]) == (422, "flow_id")
+
+
+def test_a_bootstrap_key_keeps_all_of_its_characters_secret(rt):
+    chosen = "my-own-bootstrap-key-0123456789"
+    with rt.sessions.begin() as s:
+        assert bootstrap_api_key(s, chosen)
+    with rt.sessions() as s:
+        row = s.scalars(select(ApiKey)).one()
+    assert row.prefix == "(given)" and chosen[:4] not in row.prefix

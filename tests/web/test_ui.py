@@ -380,3 +380,13 @@ def test_a_form_token_that_is_not_ascii_is_refused_as_expired_not_a_crash(rt, cl
     csrf(client)  # the session has its token
     response = client.post("/ui/login", data={"api_key": "x", "csrf_token": "ñ"})
     assert response.status_code == 400
+
+
+def test_crafted_next_and_page_parameters_answer_pages_not_server_errors(rt, client):
+    key = make_api_key(rt)
+    signed = client.post(
+        "/ui/login?next=/%0D%5Cevil.com", data={"api_key": key, "csrf_token": csrf(client)}
+    )
+    assert signed.status_code == 302 and signed.headers["Location"].endswith("/ui/runs")
+    for path in ("/ui/runs", "/ui/invoices"):
+        assert client.get(f"{path}?page=99999999999999999999").status_code == 200

@@ -102,6 +102,11 @@ def page() -> tuple[int, int]:
 BIGGEST = 2**63 - 1  # what a database integer holds
 
 
+def is_id(value: Any) -> bool:
+    """A row id as JSON sends it: a positive whole number (true is not 1 here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGGEST
+
+
 def whole(name: str, default: int, minimum: int) -> int:
     raw = request.args.get(name)
     if raw is None:

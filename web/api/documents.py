@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from invoicing import documents
 from invoicing.models import DocumentKind, Invoice
-from web.api import ApiError, bp, json_body, listing, page, sessions
+from web.api import ApiError, bp, is_id, json_body, listing, page, sessions
 from web.api.idempotency import idempotent, request_key
 from web.api.invoices import _load, create_draft, invoice_json, patch_draft
 from web.auth import require_api_key
@@ -87,7 +87,7 @@ def invoice_delivery_notes() -> Any:
     """One invoice for several delivery notes of a customer: {"delivery_note_ids": [...]}."""
     data = json_body()
     ids = data.get("delivery_note_ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
+    if not isinstance(ids, list) or not ids or not all(is_id(i) for i in ids):
         raise ApiError(
             422, "invalid", "delivery_note_ids must be a list of ids", "delivery_note_ids"
         )
@@ -112,7 +112,7 @@ def _takes(data: dict[str, Any]) -> list[documents.Take] | None:
     if lines is None:
         return None
     if not isinstance(lines, list) or not all(
-        isinstance(line, dict) and isinstance(line.get("line_id"), int) for line in lines
+        isinstance(line, dict) and is_id(line.get("line_id")) for line in lines
     ):
         raise ApiError(
             422, "invalid", 'lines must be [{"line_id": 1, "quantity": "2"}, ...]', "lines"

@@ -21,7 +21,7 @@ from invoicing.models import (
     VerifactuRecord,
 )
 from invoicing.service import CustomerData, Invoicing, LineData
-from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
+from web.api import ApiError, bp, is_id, iso, json_body, listing, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
 from web.auth import require_api_key
 
@@ -212,7 +212,7 @@ def create_draft(kind: str) -> Any:
 
 
 def _customer_json(s: Session, customer_id: Any) -> dict[str, Any]:
-    customer = s.get(Customer, customer_id) if isinstance(customer_id, int) else None
+    customer = s.get(Customer, customer_id) if is_id(customer_id) else None
     if customer is None:
         raise ApiError(422, "invalid", f"customer {customer_id!r} does not exist", "customer_id")
     address = {

@@ -10,7 +10,18 @@ from sqlalchemy.orm import selectinload
 
 from connector import jobs, replay
 from connector.models import Run, RunStatus
-from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions, whole
+from web.api import (
+    ApiError,
+    bp,
+    is_id,
+    iso,
+    json_body,
+    listing,
+    not_found,
+    page,
+    sessions,
+    whole,
+)
 from web.auth import require_api_key
 
 
@@ -149,9 +160,11 @@ def replay_runs() -> Any:
                 )
             query = select(Run.id).where(Run.status == status).order_by(Run.id)
             if data.get("flow_id") is not None:
+                if not is_id(data["flow_id"]):
+                    raise ApiError(422, "invalid", "flow_id must be a flow's id", "flow_id")
                 query = query.where(Run.flow_id == data["flow_id"])
             ids = list(s.scalars(query.limit(MAX_BULK_REPLAY)))
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        if not isinstance(ids, list) or not all(is_id(i) for i in ids):
             raise ApiError(422, "invalid", "run_ids must be a list of run ids", "run_ids")
         if len(ids) > MAX_BULK_REPLAY:
             raise ApiError(422, "invalid", f"at most {MAX_BULK_REPLAY} runs at a time", "run_ids")
