@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -215,6 +217,18 @@ def invoice_issue(invoice_id: int) -> Any:
     return _attempt(invoice_id, lambda s: issuing.issue(s, invoice_id), "issued_ok")
 
 
+@bp.app_context_processor
+def _form_once() -> dict[str, Any]:
+    return {"form_once": lambda: uuid.uuid4().hex}
+
+
+def _once() -> str | None:
+    """The idempotency key of the form sent (its hidden `once` field): a form sent twice, by a
+    double click or a browser's resend, records one payment or one draft."""
+    once = request.form.get("once", "")
+    return f"ui-form:{once}" if re.fullmatch(r"[0-9a-f]{32}", once) else None
+
+
 @bp.post("/invoices/<int:invoice_id>/payments")
 @require_login
 def invoice_pay(invoice_id: int) -> Any:
@@ -234,6 +248,7 @@ def invoice_pay(invoice_id: int) -> Any:
             paid_on,
             method=form.get("method") or None,
             reference=form.get("reference") or None,
+            idempotency_key=_once(),
         ),
         "payment_ok",
     )
@@ -283,6 +298,7 @@ def invoice_rectify(invoice_id: int) -> Any:
                 invoice_type=form.get("invoice_type", ""),
                 method="S",
                 reason=form.get("reason") or "",
+                idempotency_key=_once(),
             )
             draft_id = draft.id
     except InvoicingError as exc:

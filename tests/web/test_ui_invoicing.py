@@ -159,3 +159,19 @@ def test_sending_from_the_page_mails_the_customer_and_lists_the_attempt(settings
         assert "facturas@acme.example" in page  # the attempt is listed
         [message] = smtp.inbox.messages
         assert message.rcpt_tos == ["facturas@acme.example"]
+
+
+def test_a_payment_form_sent_twice_records_one_payment(rt, client):
+    signed_in(rt, client)
+    make_issuer(rt)
+    draft = make_draft(rt)
+    client.post(f"/ui/invoices/{draft}/issue", data={"csrf_token": csrf(client)})
+    page = client.get(f"/ui/invoices/{draft}").get_data(as_text=True)
+    [once] = re.findall(r'name="once" value="([0-9a-f]{32})"', page)[:1]
+
+    form = {"amount": "100,00", "once": once, "csrf_token": csrf(client)}
+    for _ in range(2):  # a double click
+        client.post(f"/ui/invoices/{draft}/payments", data=form)
+
+    with rt.sessions() as s:
+        assert [str(p.amount) for p in s.scalars(select(Payment))] == ["100.00"]
