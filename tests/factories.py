@@ -138,3 +138,14 @@ def signed_in(rt: Runtime, client: FlaskClient) -> FlaskClient:
     """The UI test client, signed in with a new API key."""
     client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
     return client
+
+
+def make_issued(rt: Runtime, **changes: Any) -> int:
+    """An issued invoice (the issuer set up first) for the sample deal."""
+    from invoicing.issuing import issue
+
+    make_issuer(rt)
+    invoice_id = make_draft(rt, **changes)
+    with rt.sessions.begin() as s:
+        issue(s, invoice_id)
+    return invoice_id

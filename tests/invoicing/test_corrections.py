@@ -14,15 +14,7 @@ from invoicing.issuing import issue
 from invoicing.models import Invoice, OutboxEvent, VerifactuRecord
 from invoicing.payments import record_payment
 from invoicing.service import LineData
-from tests.factories import make_api_key, make_draft, make_issuer
-
-
-def issued(rt, **changes) -> int:
-    make_issuer(rt)
-    invoice_id = make_draft(rt, **changes)
-    with rt.sessions.begin() as s:
-        issue(s, invoice_id)
-    return invoice_id
+from tests.factories import make_api_key, make_draft, make_issued, make_issuer
 
 
 def chain_rows(rt) -> list[VerifactuRecord]:
@@ -31,7 +23,7 @@ def chain_rows(rt) -> list[VerifactuRecord]:
 
 
 def test_cancelling_chains_a_valid_anulacion_record_once(rt):
-    invoice_id = issued(rt)
+    invoice_id = make_issued(rt)
     with rt.sessions.begin() as s:
         corrections.cancel(s, invoice_id, "emitida por error")
     with rt.sessions.begin() as s:
@@ -53,7 +45,7 @@ def test_cancelling_chains_a_valid_anulacion_record_once(rt):
 
 
 def test_only_unpaid_issued_invoices_are_cancelled_and_a_reason_is_required(rt):
-    invoice_id = issued(rt)
+    invoice_id = make_issued(rt)
     draft = make_draft(rt)
     with rt.sessions.begin() as s, pytest.raises(DocumentStateError, match="draft"):
         corrections.cancel(s, draft, "x")
@@ -66,7 +58,7 @@ def test_only_unpaid_issued_invoices_are_cancelled_and_a_reason_is_required(rt):
 
 
 def test_a_rectification_by_differences_gets_its_own_series_and_references_the_original(rt):
-    original = issued(rt)
+    original = make_issued(rt)
     with rt.sessions() as s:
         original_number = s.get_one(Invoice, original).number
     with rt.sessions.begin() as s:
@@ -97,7 +89,7 @@ def test_a_rectification_by_differences_gets_its_own_series_and_references_the_o
 
 
 def test_a_rectification_by_substitution_copies_the_lines_and_states_the_replaced_amounts(rt):
-    original = issued(rt)
+    original = make_issued(rt)
     with rt.sessions.begin() as s:
         draft = corrections.rectify(
             s, original, invoice_type="R4", method="S", reason="razón social corregida"
@@ -116,7 +108,7 @@ def test_a_rectification_by_substitution_copies_the_lines_and_states_the_replace
 
 
 def test_bad_rectifications_are_explained(rt):
-    original = issued(rt)
+    original = make_issued(rt)
     with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as exc:
         corrections.rectify(s, original, invoice_type="R5", method="X", reason="")
     assert [path for path, _ in exc.value.errors] == ["invoice_type", "method", "reason"]
@@ -159,7 +151,7 @@ def test_a_simplified_invoice_has_its_own_series_and_no_recipient_in_its_record(
 def test_the_api_cancels_and_rectifies(rt, client):
     key = make_api_key(rt)
     headers = {"Authorization": f"Bearer {key}"}
-    original = issued(rt)
+    original = make_issued(rt)
 
     rectified = client.post(
         f"/api/v1/invoices/{original}/rectify",
@@ -205,7 +197,7 @@ def test_the_api_cancels_and_rectifies(rt, client):
 
 
 def test_a_rectification_repeated_with_its_idempotency_key_makes_one_draft(rt):
-    invoice_id = issued(rt)
+    invoice_id = make_issued(rt)
     made = []
     for _ in range(2):
         with rt.sessions.begin() as s:
@@ -219,7 +211,7 @@ def test_a_rectification_repeated_with_its_idempotency_key_makes_one_draft(rt):
 
 
 def test_a_rectifying_draft_of_an_invoice_cancelled_since_is_not_issued(rt):
-    invoice_id = issued(rt)
+    invoice_id = make_issued(rt)
     with rt.sessions.begin() as s:
         draft_id = corrections.rectify(
             s, invoice_id, invoice_type="R1", method="S", reason="precio"

@@ -8,11 +8,10 @@ from datetime import date
 import pytest
 
 from invoicing.errors import DocumentStateError, InvalidDocumentError
-from invoicing.issuing import issue
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.payments import record_payment
 from tests.conftest import BACKENDS
-from tests.factories import make_draft, make_issuer
+from tests.factories import make_issued
 
 # On SQLite a transaction holds the write lock from its start: no one commits in between.
 pytestmark = pytest.mark.parametrize(
@@ -20,16 +19,8 @@ pytestmark = pytest.mark.parametrize(
 )
 
 
-def issued(rt) -> int:
-    make_issuer(rt)
-    invoice_id = make_draft(rt)
-    with rt.sessions.begin() as s:
-        issue(s, invoice_id)
-    return invoice_id
-
-
 def test_a_payment_counts_what_another_payment_committed_after_the_invoice_was_read(rt):
-    invoice_id = issued(rt)
+    invoice_id = make_issued(rt)
     with rt.sessions.begin() as a:
         seen = a.get_one(Invoice, invoice_id)  # read first, as the API route does
         owed = seen.outstanding

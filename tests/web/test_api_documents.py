@@ -14,7 +14,7 @@ from lxml import etree
 from connector.runtime import build_runtime
 from invoicing import facturae
 from invoicing.issuing import issue
-from tests.factories import make_api_key, make_draft, make_issuer
+from tests.factories import make_api_key, make_draft, make_issued, make_issuer
 from web import create_app
 
 FE = "{http://www.facturae.gob.es/formato/Versiones/Facturaev3_2_2.xml}"
@@ -24,17 +24,9 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def issued_invoice(rt) -> int:
-    make_issuer(rt)
-    draft = make_draft(rt)
-    with rt.sessions.begin() as s:
-        issue(s, draft)
-    return draft
-
-
 def test_the_facturae_of_an_issued_invoice_validates_and_carries_its_totals(rt, client):
     key = make_api_key(rt)
-    invoice_id = issued_invoice(rt)
+    invoice_id = make_issued(rt)
 
     response = client.get(f"/api/v1/invoices/{invoice_id}/facturae.xml", headers=bearer(key))
 
@@ -93,7 +85,7 @@ def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(setti
     signing = build_runtime(settings.with_(facturae_p12=p12, facturae_p12_password="clave"))
     try:
         api_key = make_api_key(signing)
-        invoice_id = issued_invoice(signing)
+        invoice_id = make_issued(signing)
         response = (
             create_app(runtime=signing)
             .test_client()
@@ -113,7 +105,7 @@ def test_a_partly_paid_invoice_still_has_its_facturae_as_issued(rt, client):
     from invoicing.payments import record_payment
 
     key = make_api_key(rt)
-    invoice_id = issued_invoice(rt)
+    invoice_id = make_issued(rt)
     with rt.sessions.begin() as s:
         record_payment(s, invoice_id, "1000.00", date.today())
 
