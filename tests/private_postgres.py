@@ -13,7 +13,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
+
+from tests.processes import free_port
 
 PG_CTL_TIMEOUT = 30  # seconds pg_ctl waits for a start or a stop (-t)
 COMMAND_TIMEOUT = PG_CTL_TIMEOUT + 15  # and we wait for pg_ctl (or initdb) itself
@@ -58,13 +59,6 @@ def find_bindir() -> Path:
         f"{[str(c) for c in candidates] or '/usr/lib/postgresql/*/bin'}: install the "
         "`postgresql` package (.ci/run does) or point PUENTE_TEST_PG_BINDIR at them"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrivatePostgres:

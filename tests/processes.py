@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,14 @@ from typing import TypeVar
 from connector.settings import PROJECT_ROOT, Settings
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (bound, read and closed): connecting to it is
+    refused until someone listens there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:

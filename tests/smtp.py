@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from invoicing.mailer import MailSettings
+from tests.processes import free_port
 
 SENDER = "facturas@puente.example"
 
@@ -68,13 +68,6 @@ class SmtpServer:
         }
         values.update(changes)
         return MailSettings(**values)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, read and closed: connecting to it is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from connector.settings import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import alive, free_port, wait_for
 
 
 def processes() -> dict[int, tuple[int, str]]:
@@ -35,24 +28,6 @@ def processes() -> dict[int, tuple[int, str]]:
             ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             found[int(entry.name)] = (ppid, name)
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.timeout(90)
@@ -86,7 +61,7 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
             except requests.RequestException:
                 return None
 
-        health = wait_for(healthy, 45, "the web server")
+        health = wait_for(healthy, 45, "the web server", interval=0.2)
         assert health["database"]["dialect"] == "sqlite"
         assert health["redis"]["ok"] is True
 
@@ -108,7 +83,7 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
             items = requests.get(f"{base}/api/v1/invoices", headers=auth, timeout=5).json()
             return items["items"] if items["total"] else None
 
-        [invoice] = wait_for(invoiced, 20, "the draft invoice")
+        [invoice] = wait_for(invoiced, 20, "the draft invoice", interval=0.2)
         assert invoice["external_ref"] == "D-launcher"
         assert invoice["totals"]["total"] == "3001.41"
         runs = requests.get(f"{base}/api/v1/runs", headers=auth, timeout=5).json()["items"]
@@ -132,6 +107,7 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
         lambda: not any(alive(p) for p in [*children, *embedded]),
         10,
         "every started process to exit",
+        interval=0.2,
     )
 
 

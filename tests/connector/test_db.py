@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy.pool import NullPool
 from connector import db
 from connector.db import insert_new, is_transient, make_engine, utcnow
 from tests.conftest import BACKENDS, POSTGRES_URL
+from tests.processes import free_port
 
 
 def raised(engine: sa.Engine, sql: str) -> OperationalError:
@@ -37,13 +37,6 @@ def test_sqlite_busy_is_transient_and_a_missing_table_is_not(tmp_path: Path):
 
     assert "locked" in str(busy.orig) and is_transient(busy)
     assert "no such table" in str(missing.orig) and not is_transient(missing)
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago: connecting to it is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_refused_postgresql_connection_is_transient():

@@ -17,6 +17,7 @@ import redis
 
 from connector import outbound
 from connector.errors import ConfigurationError, TransientError, ValidationError
+from tests.certificates import tls_files
 from tests.conftest import REDIS_URL
 
 LOCAL = outbound.Allowed.parse("127.0.0.1")
@@ -334,44 +335,8 @@ def test_the_request_names_its_host_although_it_goes_to_the_checked_address(serv
     assert answer.body == {"host": f"localhost:{port}"}
 
 
-def self_signed(directory, name: str) -> tuple[str, str]:
-    """A certificate for `name` signed by itself, and its key: (cert file, key file)."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 def test_https_goes_to_the_checked_address_and_still_verifies_the_host_name(tmp_path, monkeypatch):
-    cert, key = self_signed(tmp_path, "localhost")
+    cert, key = (str(f) for f in tls_files(tmp_path, "localhost", dns="localhost"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

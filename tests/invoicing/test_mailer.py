@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from connector.settings import Settings
@@ -34,6 +29,7 @@ from invoicing.mailer import (
 )
 from invoicing.models import Invoice, InvoiceEmail, Issuer
 from invoicing.payments import record_payment
+from tests import certificates
 from tests.factories import deal, make_draft, make_issuer
 from tests.smtp import SENDER, SmtpServer, free_port, smtp_server
 
@@ -62,40 +58,8 @@ def silent_server() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def self_signed(
-    common_name: str, ip: str | None = None
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-    )
-    if ip is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
-        ).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    return key, builder.sign(key, hashes.SHA256())
-
-
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    key, certificate = self_signed("127.0.0.1", ip="127.0.0.1")
-    cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return certificates.tls_files(tmp_path, "127.0.0.1", ip="127.0.0.1")
 
 
 @pytest.fixture
@@ -198,7 +162,7 @@ def test_to_sends_to_another_address(rt, smtp):
 
 
 def test_with_credentials_the_facturae_attached_is_signed(rt, smtp):
-    key, certificate = self_signed("Puente Demo SL")
+    key, certificate = certificates.self_signed("Puente Demo SL")
     invoice_id = issued_invoice(rt)
     number = number_of(rt, invoice_id)
 

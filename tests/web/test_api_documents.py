@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from connector.runtime import build_runtime
 from invoicing import facturae
 from invoicing.issuing import issue
+from tests.certificates import self_signed
 from tests.factories import make_api_key, make_draft, make_issued, make_issuer
 from web import create_app
 
@@ -63,19 +59,7 @@ def test_a_customer_without_address_gets_a_clear_422_instead_of_an_invalid_factu
 
 
 def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(settings, tmp_path):
-    key_pair = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Puente Demo SL")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key_pair.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key_pair, hashes.SHA256())
-    )
+    key_pair, certificate = self_signed("Puente Demo SL")
     p12 = tmp_path / "firma.p12"
     p12.write_bytes(
         pkcs12.serialize_key_and_certificates(
