@@ -136,12 +136,8 @@ def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
         rt.sessions,
         rt.registry,
         run_id,
-        public_url=rt.settings.public_url,
         run_timeout=rt.settings.run_timeout_seconds,
-        settings=rt.settings,
-        signing=rt.facturae_credentials,
-        http=rt.http,
-        secrets=rt.secrets,
+        services=rt.services,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import mapping, schemas
-from connector.db import is_transient, utcnow
+from connector.db import is_transient, reading, utcnow
 from connector.errors import (
     ConfigurationError,
     FailureClass,
@@ -192,15 +192,12 @@ def execute_run(
     registry: Registry,
     run_id: int,
     *,
-    public_url: str = "",
     run_timeout: int = 300,
     now: Callable[[], datetime] = utcnow,
-    settings: Settings | None = None,
-    signing: SigningCredentials | None = None,
-    http: HttpClient | None = None,
-    secrets: SecretBox | None = None,
+    services: Services | None = None,
 ) -> Outcome:
-    """Run a queued run to its end, or to its first failure.
+    """Run a queued run to its end, or to its first failure; `services` are what the
+    actions get besides the database (Runtime.services in a worker).
 
     Steps with only database effects share a transaction, each in a savepoint with its row:
     on the happy path a run is two transactions, the claim and then its steps with the finish.
@@ -210,10 +207,11 @@ def execute_run(
     refused email), and its row, the steps before it and the failure commit together: a
     retry resumes at the first unfinished step.
     """
+    services = services or Services()
     started = now()
-    claim = _claim(sessions, run_id, started, run_timeout, secrets)
+    claim = _claim(sessions, run_id, started, run_timeout, services.secrets)
     if claim is None:
-        with sessions.begin() as s:
+        with reading(sessions) as s:
             if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
                 log.info("run %s waits: another run of its deal has begun", run_id)
                 return Outcome("waiting")
@@ -230,7 +228,7 @@ def execute_run(
             keys.update(_business_keys(step.action, claim.done[step.id]))
     attempt = _Attempt(
         claim,
-        Services(public_url, settings, signing, http, secrets),
+        services,
         flow.lookups,
         now,
         {"trigger": claim.payload, "steps": dict(claim.done)},

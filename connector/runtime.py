@@ -62,7 +62,11 @@ class Runtime:
         from connector.runner import Services
 
         return Services(
-            self.settings.public_url, self.settings, self.facturae_credentials, self.http
+            self.settings.public_url,
+            self.settings,
+            self.facturae_credentials,
+            self.http,
+            self.secrets,
         )
 
     def close(self) -> None:

@@ -26,7 +26,9 @@ def execute(rt, run_id: int, smtp: SmtpServer) -> runner.Outcome:
     settings = rt.settings.with_(
         smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
     )
-    return runner.execute_run(rt.sessions, rt.registry, run_id, settings=settings)
+    return runner.execute_run(
+        rt.sessions, rt.registry, run_id, services=runner.Services(settings=settings)
+    )
 
 
 def emails(rt) -> list[tuple[str, str, bool]]:

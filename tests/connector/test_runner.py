@@ -454,7 +454,7 @@ def test_a_retry_resumes_from_what_a_step_really_gave_not_the_masked_log(rt, cli
     run_id = queue_run(rt, client, flow, registry=registry)
 
     def run() -> str:
-        return runner.execute_run(rt.sessions, registry, run_id, secrets=rt.secrets).status
+        return runner.execute_run(rt.sessions, registry, run_id, services=rt.services).status
 
     assert run() == "retry"  # the draft failed once: the retry reads the token step again
     assert run() == "succeeded"
