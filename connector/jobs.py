@@ -277,15 +277,13 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
     if again:
         log.warning("sweeper re-enqueued %d run(s): %s", len(again), again)
     if spent:
-        log.error(
-            "sweeper gave up on %d run(s) lost %d times: %s", len(spent), runner.MAX_ATTEMPTS, spent
-        )
+        log.error("sweeper gave up on %d run(s) lost in their last attempt: %s", len(spent), spent)
     return sorted(again + spent)
 
 
 def _job_status(rt: Runtime, job: str) -> JobStatus | None:
     """The job's status; None when Redis no longer has it."""
     try:
-        return Job.fetch(job, connection=rt.redis).get_status()
+        return Job.fetch(job, connection=rt.redis).get_status(refresh=False)  # just fetched
     except NoSuchJobError:
         return None
