@@ -100,7 +100,7 @@ def check_target(url: str, allowed: Allowed) -> Address:
             f"{url!r} carries a user name or password: put credentials in a connection"
         )
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        _, _, port = _origin(parts)
     except ValueError:
         raise ValidationError(f"{url!r} has an invalid port") from None
     # The HTTP library reads the URL again: it must see the host that is checked here.
@@ -246,12 +246,12 @@ def request(
                     if response.status_code in (301, 302, 303):  # the body is not sent again
                         method, payload = ("GET" if method != "HEAD" else method), None
                     continue
-                body = _read(response, max_bytes, method, url, deadline)
                 if response.status_code in RETRYABLE or 500 <= response.status_code <= 599:
-                    raise TransientError(
+                    raise TransientError(  # its body is not read: nobody would look at it
                         f"{method} {url} answered {response.status_code}",
                         retry_after=retry_after(response.headers.get("retry-after")),
                     )
+                body = _read(response, max_bytes, method, url, deadline)
                 return Answer(response.status_code, dict(response.headers), body, url)
     raise ValidationError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
 
