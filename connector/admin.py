@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from connector.checks import CheckReport, check_flow, enableable
 from connector.crypto import SecretBox, new_token, new_webhook_secret
-from connector.db import utcnow
 from connector.errors import ConfigurationError
 from connector.models import ApiKey, Flow, FlowVersion, Subscription
 from connector.registry import Registry
+from database import utcnow
 
 API_KEY_PREFIX = "pk_"
 

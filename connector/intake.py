@@ -11,13 +11,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from connector.db import utcnow
 from connector.errors import FieldError
 from connector.jobs import enqueue_runs
 from connector.models import Event, EventStatus, Flow, Run, RunStatus
 from connector.runner import QUEUED_GRACE
 from connector.runtime import Runtime
 from connector.spec import ParsedItem
+from database import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select, update
 
 from connector import runner, runtime
-from connector.db import reading, utcnow
 from connector.models import Run, RunAttempt, RunStatus
 from connector.runtime import Runtime
+from database import reading, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from connector.db import Base, JSONType, UTCDateTime, utcnow
+from database import Base, JSONType, UTCDateTime, utcnow
 
 
 class RunStatus(StrEnum):

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from connector import schemas
 from connector.checks import enableable
-from connector.db import utcnow
 from connector.errors import ConfigurationError, ValidationError
 from connector.jobs import job_id
 from connector.models import Flow, Run, RunStatus
 from connector.registry import Registry
 from connector.retention import PRUNED
 from connector.runner import QUEUED_GRACE
+from database import utcnow
 
 REPLAYABLE = frozenset({RunStatus.FAILED, RunStatus.DEAD, RunStatus.STOPPED, RunStatus.SUCCEEDED})
 

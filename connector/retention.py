@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
 from connector.models import Event, Run, RunStatus, RunStep
+from database import utcnow
 
 DEFAULT_DAYS = 30
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.DEAD)

@@ -30,7 +30,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import mapping, schemas
-from connector.db import is_transient, reading, utcnow
 from connector.errors import (
     ConfigurationError,
     FailureClass,
@@ -43,6 +42,7 @@ from connector.models import Event, FlowVersion, Run, RunAttempt, RunStatus, Run
 from connector.redaction import redact
 from connector.registry import Registry
 from connector.spec import ActionSpec
+from database import is_transient, reading, utcnow
 from invoicing.service import Invoicing
 
 if TYPE_CHECKING:

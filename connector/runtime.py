@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from connector.crypto import SecretBox
-from connector.db import make_engine, make_sessionmaker
 from connector.registry import Registry, default_registry
 from connector.settings import Settings
+from database import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:
     from connector.http_client import HttpClient

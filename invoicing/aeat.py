@@ -54,7 +54,7 @@ from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing import chain
 from invoicing import verifactu as vf
 from invoicing.models import Issuer, VerifactuRecord

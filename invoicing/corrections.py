@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.issuing import default_issuer

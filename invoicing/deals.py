@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.db import insert_new
+from database import insert_new
 from invoicing.models import Deal
 
 

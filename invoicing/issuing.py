@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing.errors import (
     DocumentStateError,
     InvalidDocumentError,

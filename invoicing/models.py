@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from connector.db import Base, DecimalType, JSONType, UTCDateTime, utcnow
+from database import Base, DecimalType, JSONType, UTCDateTime, utcnow
 
 Amount = DecimalType(18, 2)
 Precise = DecimalType(20, 8)  # quantities and unit prices: Facturae allows up to 8 decimals

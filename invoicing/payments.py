@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing import outbox
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import Invoice, InvoiceStatus, Payment

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, ColumnElement, Numeric, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from connector.db import utcnow
+from database import utcnow
 from invoicing.models import Deal, Invoice, InvoiceStatus
 
 MADRID = ZoneInfo("Europe/Madrid")  # the users' days: a date range means Madrid days

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
-from connector.db import insert_new
+from database import insert_new
 from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import (

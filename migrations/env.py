@@ -6,8 +6,8 @@ from alembic import context
 
 import connector.models  # noqa: F401  (registers the tables)
 import invoicing.models  # noqa: F401
-from connector.db import Base, make_engine
 from connector.settings import Settings
+from database import Base, make_engine
 
 config = context.config
 

@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 
 from connector import migrate, runtime
-from connector.db import Base
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
+from database import Base
 from web import create_app
 
 POSTGRES_URL = os.environ.get(

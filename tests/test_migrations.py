@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 import connector.models  # noqa: F401  (registers the engine tables)
 import invoicing.models  # noqa: F401  (registers the invoicing tables)
 from connector import migrate
-from connector.db import Base, make_engine
+from database import Base, make_engine
 
 WRITES = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE")
 

@@ -25,10 +25,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.pool import NullPool
 
 from connector import jobs, migrate, runner
-from connector.db import utcnow
 from connector.models import Event, Run, RunStatus
 from connector.runtime import Runtime
 from connector.settings import Settings
+from database import utcnow
 from invoicing.models import Customer, Deal, Invoice
 from tests.conftest import BACKENDS, POSTGRES_URL, drain
 from tests.factories import deal, make_hook, post_deal, signed

@@ -12,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-from connector.db import is_transient
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
+from database import is_transient
 
 log = logging.getLogger(__name__)
 

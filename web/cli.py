@@ -13,11 +13,11 @@ import requests
 
 from connector import admin, jobs, migrate, retention
 from connector.crypto import SecretBox
-from connector.db import make_engine, make_sessionmaker
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from connector.standard_webhooks import headers_for
+from database import make_engine, make_sessionmaker
 from web import demo
 
 

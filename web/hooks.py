@@ -10,10 +10,10 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 
 from connector import intake, schemas
-from connector.db import reading
 from connector.models import Subscription
 from connector.spec import Delivery
 from connector.standard_webhooks import SignatureError
+from database import reading
 from web import json_input
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")

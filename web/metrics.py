@@ -13,8 +13,8 @@ from flask import Blueprint, Response, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import case, func, select
 
-from connector.db import utcnow
 from connector.models import Flow, Run, RunStatus, RunStep
+from database import utcnow
 from web.auth import require_api_key
 
 bp = Blueprint("metrics", __name__)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 from sqlalchemy.dialects import postgresql
 revision: str = '0001'
 down_revision: str | None = None
@@ -25,9 +25,9 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('key_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', connector.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', connector.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', database.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('postal_code', sa.String(length=20), nullable=True),
     sa.Column('city', sa.String(length=100), nullable=True),
     sa.Column('province', sa.String(length=100), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
     sa.UniqueConstraint('tax_id', name=op.f('uq_customers_tax_id'))
     )
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('token', sa.String(length=64), nullable=False),
     sa.Column('secret_encrypted', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions')),
     sa.UniqueConstraint('token', name=op.f('uq_subscriptions_token'))
     )
@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('errors', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('received_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_events_subscription_id_subscriptions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('subscription_id', 'dedup_key', name=op.f('uq_events_subscription_id_dedup_key'))
@@ -77,8 +77,8 @@ def upgrade() -> None:
     sa.Column('subscription_id', sa.Integer(), nullable=True),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('current_version_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['current_version_id'], ['flow_versions.id'], name=op.f('fk_flows_current_version_id_flow_versions'), use_alter=True),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_flows_subscription_id_subscriptions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flows'))
@@ -97,11 +97,11 @@ def upgrade() -> None:
     sa.Column('external_ref', sa.String(length=100), nullable=True),
     sa.Column('number', sa.String(length=40), nullable=True),
     sa.Column('issue_date', sa.Date(), nullable=True),
-    sa.Column('base_total', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('tax_total', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('total', connector.db.DecimalType(18, 2), nullable=False),
+    sa.Column('base_total', database.DecimalType(18, 2), nullable=False),
+    sa.Column('tax_total', database.DecimalType(18, 2), nullable=False),
+    sa.Column('total', database.DecimalType(18, 2), nullable=False),
     sa.Column('notes', sa.Text(), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_invoices_idempotency_key')),
@@ -117,7 +117,7 @@ def upgrade() -> None:
     sa.Column('flow_id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('document', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['flow_id'], ['flows.id'], name=op.f('fk_flow_versions_flow_id_flows')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_versions')),
     sa.UniqueConstraint('flow_id', 'version', name=op.f('uq_flow_versions_flow_id_version'))
@@ -133,13 +133,13 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('sku', sa.String(length=64), nullable=True),
     sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('quantity', connector.db.DecimalType(20, 8), nullable=False),
-    sa.Column('unit_price', connector.db.DecimalType(20, 8), nullable=False),
-    sa.Column('discount_percent', connector.db.DecimalType(7, 4), nullable=False),
-    sa.Column('tax_rate', connector.db.DecimalType(7, 4), nullable=False),
-    sa.Column('gross', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('discount', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('base', connector.db.DecimalType(18, 2), nullable=False),
+    sa.Column('quantity', database.DecimalType(20, 8), nullable=False),
+    sa.Column('unit_price', database.DecimalType(20, 8), nullable=False),
+    sa.Column('discount_percent', database.DecimalType(7, 4), nullable=False),
+    sa.Column('tax_rate', database.DecimalType(7, 4), nullable=False),
+    sa.Column('gross', database.DecimalType(18, 2), nullable=False),
+    sa.Column('discount', database.DecimalType(18, 2), nullable=False),
+    sa.Column('base', database.DecimalType(18, 2), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice_lines')),
     sa.UniqueConstraint('invoice_id', 'position', name=op.f('uq_invoice_lines_invoice_id_position'))
@@ -147,9 +147,9 @@ def upgrade() -> None:
     op.create_table('invoice_taxes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
-    sa.Column('rate', connector.db.DecimalType(7, 4), nullable=False),
-    sa.Column('base', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('amount', connector.db.DecimalType(18, 2), nullable=False),
+    sa.Column('rate', database.DecimalType(7, 4), nullable=False),
+    sa.Column('base', database.DecimalType(18, 2), nullable=False),
+    sa.Column('amount', database.DecimalType(18, 2), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_taxes_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice_taxes')),
     sa.UniqueConstraint('invoice_id', 'rate', name=op.f('uq_invoice_taxes_invoice_id_rate'))
@@ -162,10 +162,10 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.String(length=60), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', connector.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', connector.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('deadline_at', connector.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_at', database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('deal_ref', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_runs_event_id_events')),
@@ -190,8 +190,8 @@ def upgrade() -> None:
     sa.Column('input', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('output', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('error', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('started_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('duration_ms', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_run_steps_run_id_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_run_steps')),

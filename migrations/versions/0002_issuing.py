@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 from sqlalchemy.dialects import postgresql
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('sif_producer_tax_id', sa.String(length=30), nullable=True),
     sa.Column('sif_producer_name', sa.String(length=120), nullable=True),
     sa.Column('sif_installation', sa.String(length=100), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_issuers')),
     sa.UniqueConstraint('tax_id', name=op.f('uq_issuers_tax_id'))
     )
@@ -42,8 +42,8 @@ def upgrade() -> None:
     sa.Column('topic', sa.String(length=60), nullable=False),
     sa.Column('subject_id', sa.Integer(), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', connector.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', database.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_events'))
     )
     with op.batch_alter_table('outbox_events', schema=None) as batch_op:
@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('status', sa.Integer(), nullable=False),
     sa.Column('body', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_api_idempotency_api_key_id_api_keys')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_idempotency')),
     sa.UniqueConstraint('api_key_id', 'key', name=op.f('uq_api_idempotency_api_key_id_key'))
@@ -83,12 +83,12 @@ def upgrade() -> None:
     op.create_table('payments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
-    sa.Column('amount', connector.db.DecimalType(18, 2), nullable=False),
+    sa.Column('amount', database.DecimalType(18, 2), nullable=False),
     sa.Column('paid_on', sa.Date(), nullable=False),
     sa.Column('method', sa.String(length=40), nullable=True),
     sa.Column('reference', sa.String(length=100), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_payments_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payments')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_payments_idempotency_key'))
@@ -105,16 +105,16 @@ def upgrade() -> None:
     sa.Column('num_serie', sa.String(length=60), nullable=False),
     sa.Column('fecha_expedicion', sa.Date(), nullable=False),
     sa.Column('tipo_factura', sa.String(length=2), nullable=True),
-    sa.Column('cuota_total', connector.db.DecimalType(18, 2), nullable=True),
-    sa.Column('importe_total', connector.db.DecimalType(18, 2), nullable=True),
+    sa.Column('cuota_total', database.DecimalType(18, 2), nullable=True),
+    sa.Column('importe_total', database.DecimalType(18, 2), nullable=True),
     sa.Column('previous_huella', sa.String(length=64), nullable=True),
     sa.Column('huella', sa.String(length=64), nullable=False),
-    sa.Column('generated_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('generated_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('xml', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('submitted_at', connector.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('submitted_at', database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_verifactu_records_invoice_id_invoices')),
     sa.ForeignKeyConstraint(['issuer_id'], ['issuers.id'], name=op.f('fk_verifactu_records_issuer_id_issuers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_verifactu_records')),
@@ -130,9 +130,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('issuer_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('series_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('serial', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('issued_at', connector.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('cancelled_at', connector.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('paid_total', connector.db.DecimalType(18, 2), nullable=False, server_default='0.00'))
+        batch_op.add_column(sa.Column('issued_at', database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('cancelled_at', database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('paid_total', database.DecimalType(18, 2), nullable=False, server_default='0.00'))
         batch_op.add_column(sa.Column('rectifies_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('rectification_method', sa.String(length=1), nullable=True))
         batch_op.add_column(sa.Column('rectification_reason', sa.String(length=500), nullable=True))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -27,12 +27,12 @@ def upgrade() -> None:
     sa.Column('owner_name', sa.String(length=120), nullable=True),
     sa.Column('owner_email', sa.String(length=254), nullable=True),
     sa.Column('campaign', sa.String(length=120), nullable=True),
-    sa.Column('amount', connector.db.DecimalType(18, 2), nullable=True),
+    sa.Column('amount', database.DecimalType(18, 2), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('customer_name', sa.String(length=120), nullable=True),
     sa.Column('customer_tax_id', sa.String(length=30), nullable=True),
-    sa.Column('won_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('won_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deals')),
     sa.UniqueConstraint('source', 'external_ref', name=op.f('uq_deals_source_external_ref'))
     )
@@ -44,12 +44,12 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sku', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('unit_price', connector.db.DecimalType(20, 8), nullable=False),
-    sa.Column('tax_rate', connector.db.DecimalType(7, 4), nullable=False),
+    sa.Column('unit_price', database.DecimalType(20, 8), nullable=False),
+    sa.Column('tax_rate', database.DecimalType(7, 4), nullable=False),
     sa.Column('exemption_cause', sa.String(length=2), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_products')),
     sa.UniqueConstraint('sku', name=op.f('uq_products_sku'))
     )
@@ -70,7 +70,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=200), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_emails_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice_emails')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_invoice_emails_idempotency_key'))
@@ -91,7 +91,7 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f('uq_invoice_taxes_invoice_id_rate_exemption_cause'), ['invoice_id', 'rate', 'exemption_cause'])
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('paid_at', connector.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('paid_at', database.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('converted_from_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_invoices_converted_from_id_invoices'), 'invoices', ['converted_from_id'], ['id'])
 

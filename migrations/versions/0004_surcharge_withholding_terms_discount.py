@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 from connector.migrate import drop_columns
 
 revision: str = '0004'
@@ -23,9 +23,9 @@ def upgrade() -> None:
     op.create_table('invoice_withholdings',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
-    sa.Column('rate', connector.db.DecimalType(7, 4), nullable=False),
-    sa.Column('base', connector.db.DecimalType(18, 2), nullable=False),
-    sa.Column('amount', connector.db.DecimalType(18, 2), nullable=False),
+    sa.Column('rate', database.DecimalType(7, 4), nullable=False),
+    sa.Column('base', database.DecimalType(18, 2), nullable=False),
+    sa.Column('amount', database.DecimalType(18, 2), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_withholdings_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice_withholdings')),
     sa.UniqueConstraint('invoice_id', 'rate', name=op.f('uq_invoice_withholdings_invoice_id_rate'))
@@ -39,21 +39,21 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('payment_days', sa.Integer(), nullable=False, server_default='0'))
 
     with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('withholding_rate', connector.db.DecimalType(7, 4), nullable=True))
+        batch_op.add_column(sa.Column('withholding_rate', database.DecimalType(7, 4), nullable=True))
 
     with op.batch_alter_table('invoice_taxes', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('surcharge_rate', connector.db.DecimalType(7, 4), nullable=True))
-        batch_op.add_column(sa.Column('surcharge_amount', connector.db.DecimalType(18, 2), nullable=False, server_default='0.00'))
+        batch_op.add_column(sa.Column('surcharge_rate', database.DecimalType(7, 4), nullable=True))
+        batch_op.add_column(sa.Column('surcharge_amount', database.DecimalType(18, 2), nullable=False, server_default='0.00'))
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('discount_percent', connector.db.DecimalType(7, 4), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('discount_total', connector.db.DecimalType(18, 2), nullable=False, server_default='0.00'))
-        batch_op.add_column(sa.Column('surcharge_total', connector.db.DecimalType(18, 2), nullable=False, server_default='0.00'))
-        batch_op.add_column(sa.Column('withholding_total', connector.db.DecimalType(18, 2), nullable=False, server_default='0.00'))
+        batch_op.add_column(sa.Column('discount_percent', database.DecimalType(7, 4), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('discount_total', database.DecimalType(18, 2), nullable=False, server_default='0.00'))
+        batch_op.add_column(sa.Column('surcharge_total', database.DecimalType(18, 2), nullable=False, server_default='0.00'))
+        batch_op.add_column(sa.Column('withholding_total', database.DecimalType(18, 2), nullable=False, server_default='0.00'))
         batch_op.add_column(sa.Column('due_date', sa.Date(), nullable=True))
 
     with op.batch_alter_table('products', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('withholding_rate', connector.db.DecimalType(7, 4), nullable=True))
+        batch_op.add_column(sa.Column('withholding_rate', database.DecimalType(7, 4), nullable=True))
 
     # ### end Alembic commands ###
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 from connector.migrate import drop_columns
 from sqlalchemy.dialects import postgresql
 revision: str = '0005'
@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('header_name', sa.String(length=80), nullable=True),
     sa.Column('secret_encrypted', sa.Text(), nullable=True),
     sa.Column('rate_limit_per_second', sa.Double(), nullable=True),
-    sa.Column('created_at', connector.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connections')),
     sa.UniqueConstraint('name', name=op.f('uq_connections_name'))
     )
@@ -39,8 +39,8 @@ def upgrade() -> None:
     sa.Column('flow_version_id', sa.Integer(), nullable=False),
     sa.Column('edited_trigger', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('started_at', connector.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', connector.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['flow_version_id'], ['flow_versions.id'], name=op.f('fk_run_attempts_flow_version_id_flow_versions')),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_run_attempts_run_id_runs')),
@@ -51,13 +51,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_run_attempts_run_id'), ['run_id'], unique=False)
 
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('pruned_at', connector.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('pruned_at', database.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('run_steps', schema=None) as batch_op:
         batch_op.add_column(sa.Column('queue_wait_ms', sa.Integer(), nullable=True))
 
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('enqueued_at', connector.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('enqueued_at', database.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('trigger_override', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
         batch_op.add_column(sa.Column('replays', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('entity_key', sa.String(length=150), nullable=True))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import connector.db
+import database
 from connector.migrate import drop_columns
 from sqlalchemy.dialects import postgresql
 revision: str = '0006'

@@ -9,8 +9,8 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select, update
 
 from connector import jobs, retention
-from connector.db import utcnow
 from connector.models import Event, Run, RunStatus
+from database import utcnow
 from invoicing.models import Invoice
 from tests.conftest import drain
 from tests.factories import deal, make_api_key, make_hook, make_issuer, post_deal

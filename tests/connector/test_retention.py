@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from connector import retention
-from connector.db import utcnow
 from connector.models import Event, Run, RunStatus, RunStep
+from database import utcnow
 from tests.conftest import drain
 from tests.factories import deal, make_hook, post_deal
 

@@ -8,9 +8,9 @@ from rq.job import Job
 from sqlalchemy import func, select, update
 
 from connector import jobs, replay
-from connector.db import utcnow
 from connector.models import Run, RunStatus
 from connector.runtime import build_runtime
+from database import utcnow
 from invoicing.models import Invoice
 from tests.conftest import drain
 from tests.factories import deal, make_hook, post_deal

@@ -17,7 +17,7 @@ from alembic import command
 from sqlalchemy.orm import Session
 
 from connector import migrate
-from connector.db import make_engine
+from database import make_engine
 from invoicing.models import Customer, Invoice, Product
 from tests.conftest import BACKENDS, POSTGRES_URL, _with_search_path
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from connector.admin import bootstrap_api_key, hash_api_key
-from connector.db import utcnow
 from connector.models import ApiKey
 from connector.runtime import Runtime, build_runtime
+from database import utcnow
 from tests.conftest import drain
 from tests.factories import deal, make_api_key, make_hook, post_deal
 from web import create_app

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from connector.db import utcnow
 from connector.models import Run
+from database import utcnow
 from tests.conftest import drain
 from tests.factories import deal, make_api_key, make_hook, post_deal
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from connector import db
-from connector.db import insert_new, is_transient, make_engine, utcnow
+import database as db
+from database import insert_new, is_transient, make_engine, utcnow
 from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.processes import free_port
 

@@ -1,4 +1,8 @@
-"""Database engine, session factory and the column types both the engine and invoicing use."""
+"""Shared database plumbing: engine, sessions, column types, `utcnow`, insert helpers.
+
+Neutral ground: the engine (connector/) and the invoicing core both import it, it imports
+neither.
+"""
 
 from __future__ import annotations
 
