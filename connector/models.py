@@ -205,15 +205,28 @@ class RunStep(Base):
 
 
 class Connection(Base):
-    """Where an HTTP action calls and with which credentials (stored encrypted)."""
+    """An account at another system (a CRM, any HTTP API): where its provider calls, with
+    which credentials (stored encrypted), and the address its webhooks arrive at."""
 
     __tablename__ = "connections"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
+    # The provider (connector.connections): "http", or a CRM ("hubspot", "salesforce", …).
+    type: Mapped[str] = mapped_column(String(30), default="http")
     base_url: Mapped[str] = mapped_column(String(500))
     auth: Mapped[str] = mapped_column(String(20), default="none")  # none, bearer, basic, header
     header_name: Mapped[str | None] = mapped_column(String(80))  # for auth "header"
+    # The provider's non-secret config, valid against its schema; secrets never go here.
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
     rate_limit_per_second: Mapped[float | None]
+    # The account at the other side (a HubSpot portal, a Salesforce org): events route by it.
+    account_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Its own inbound webhook address, /hooks/<token> (CRM types; http connections have none).
+    inbound_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # OAuth 2: the current access token (encrypted) and when it expires; the refresh token
+    # lives in the secret, replaced there when the provider rotates it.
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
