@@ -3,12 +3,15 @@
 Every expression must compile and call known functions; every path it reads must exist in
 the trigger's output schema or in an earlier step's; each action's required inputs must be
 mapped; and the mapping, evaluated on the trigger's sample data, must satisfy the action's
-input schema. The same evaluation gives the preview people see while building the flow.
+input schema. The same evaluation gives the preview people see while building the flow. A
+literal text that spells such a path ("trigger.deal_id") is an expression written without
+{"$expr": ...}, and is refused: as it stands it would be sent as that very text.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +159,8 @@ def _read_paths(
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and mapping.EXPR in node:
             _check_expression(node[mapping.EXPR], path, trigger_schema, scope, errors)
+        elif isinstance(node, str):
+            _check_literal(node, path, trigger_schema, scope, errors)
         elif isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
@@ -168,6 +173,82 @@ def _read_paths(
 
 
 ROOT = ({"x-root": True}, "")
+
+# A path as people write one by mistake in a literal: trigger.customer.tax_id, steps.x.lines[0].
+_PATH = re.compile(r"(?:trigger|steps)(?:\.[A-Za-z_][A-Za-z0-9_]*|\[(?:[0-9]+|\*)?\])+")
+_TEMPLATE = re.compile(r"\{\{(.*)\}\}", re.DOTALL)  # {{trigger.deal_id}}, as Zapier writes it
+
+
+def _check_literal(
+    text: str,
+    where: str,
+    trigger_schema: str,
+    scope: dict[str, Schema | None],
+    errors: list[FieldError],
+) -> None:
+    """Refuse a literal text that is exactly a readable path: an expression missing its $expr.
+
+    Whoever truly wants that text sent as it is can write it as a JMESPath string,
+    {"$expr": "'trigger.deal_id'"}, which is not refused.
+    """
+    path = _path_in(text)
+    if path is not None and _readable(path, trigger_schema, scope):
+        errors.append(FieldError.of(where, "literal_looks_like_path", text=text, expression=path))
+
+
+def _path_in(text: str) -> str | None:
+    """The path `text` spells once spaces, {{ }} and a leading $. or @. are taken off."""
+    inner = text.strip()
+    template = _TEMPLATE.fullmatch(inner)
+    if template:
+        inner = template.group(1).strip()
+    if inner.startswith(("$.", "@.")):
+        inner = inner[2:]
+    return inner if _PATH.fullmatch(inner) else None
+
+
+def _readable(path: str, trigger_schema: str, scope: dict[str, Schema | None]) -> bool:
+    """Whether every part of `path` (matching _PATH) exists in the schema it reads."""
+    root, *parts = re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\[", path)
+    current: Schema | None
+    if root == "steps":
+        if parts[0] not in scope:
+            return False
+        current, parts = scope[parts[0]] or ({}, ""), parts[1:]
+    else:
+        current = (schemas.load_schema(trigger_schema), trigger_schema)
+    for part in parts:
+        schema, base = schemas.resolve_ref(*current)
+        current = _items_of(schema, base) if part == "[" else _member_of(schema, base, part)
+        if current is None:
+            return False
+    return True
+
+
+def _member_of(schema: dict[str, Any], base: str, name: str) -> Schema | None:
+    """The schema of field `name` of a value of `schema`; ({}, base) when any value may be
+    there (an open object), None when it cannot be there."""
+    properties = schema.get("properties", {})
+    if name in properties:
+        return schemas.resolve_ref(properties[name], base)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        return schemas.resolve_ref(extra, base)
+    if "properties" in schema or extra is False or not _may_be(schema, "object"):
+        return None
+    return {}, base
+
+
+def _items_of(schema: dict[str, Any], base: str) -> Schema | None:
+    if not _may_be(schema, "array"):
+        return None
+    items = schema.get("items")
+    return schemas.resolve_ref(items, base) if isinstance(items, dict) else ({}, base)
+
+
+def _may_be(schema: dict[str, Any], kind: str) -> bool:
+    declared = schema.get("type")
+    return declared is None or declared == kind or (isinstance(declared, list) and kind in declared)
 
 
 def _check_expression(

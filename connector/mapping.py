@@ -96,6 +96,19 @@ def evaluate(
     return result
 
 
+def truthy(value: Any) -> bool:
+    """Whether JMESPath counts `value` as true: all but false, null, "", [] and {}.
+
+    Python's own test differs: 0, 0.0 and Decimal(0) are false there (and `0 in (False,)`
+    holds, since 0 == False), yet an amount of 0 is a true JMESPath value.
+    """
+    if value is None or value is False:
+        return False
+    if isinstance(value, str | list | tuple | dict):
+        return len(value) > 0
+    return True
+
+
 def _evaluate(
     node: Compiled,
     data: dict[str, Any],

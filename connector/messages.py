@@ -43,6 +43,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "expression {expression!r} reads {field!r}, which does not exist there (fields: {known})",
         "la expresión {expression!r} lee {field!r}, que no existe ahí (campos: {known})",
     ),
+    # A literal that should have been an expression (connector.checks)
+    "literal_looks_like_path": (
+        "the text {text!r} looks like a field reference, but it is plain text, so it would be "
+        "sent as it is instead of the field's value; to use the field's value, write it as an "
+        'expression: {{"$expr": "{expression}"}}',
+        "el texto {text!r} parece una referencia a un campo, pero está escrito como texto "
+        "normal y se enviaría tal cual, no el valor del campo; para usar el valor del campo, "
+        'escríbelo como expresión: {{"$expr": "{expression}"}}',
+    ),
     # Writing and evaluating expressions (connector.mapping)
     "expression_shape": (
         'write an expression as {{"$expr": "<JMESPath>"}} with nothing else',

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from connector.checks import check_flow
+from connector.checks import check_flow, enableable
+from connector.errors import ConfigurationError
 from connector.registry import default_registry
 from web.demo import DEMO_FLOW
 
@@ -122,3 +123,98 @@ def test_the_preview_uses_the_sample_given_instead_of_the_example():
     sample["customer"]["tax_id"] = "X1234567L"
     report = check_flow(DEMO_FLOW, default_registry(), sample)
     assert report.preview["invoice"]["customer"]["tax_id"] == "X1234567L"
+
+
+# --- a literal that is a path: an expression written without {"$expr": ...} ---------------
+
+
+def flagged(flow) -> list[tuple[str, str, str]]:
+    return [
+        (e.path, e.params["text"], e.params["expression"])
+        for e in check_flow(flow, default_registry()).errors
+        if e.code == "literal_looks_like_path"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("trigger.deal_id", "trigger.deal_id"),
+        ("trigger.customer.tax_id", "trigger.customer.tax_id"),
+        ("steps.deal", "steps.deal"),
+        ("  trigger.deal_id\n", "trigger.deal_id"),
+        ("{{trigger.deal_id}}", "trigger.deal_id"),
+        ("{{ trigger.customer.tax_id }}", "trigger.customer.tax_id"),
+        ("$.trigger.deal_id", "trigger.deal_id"),
+        ("@.trigger.title", "trigger.title"),
+        ("trigger.lines[0].sku", "trigger.lines[0].sku"),
+        ("trigger.lines[*].sku", "trigger.lines[*].sku"),
+    ],
+)
+def test_a_literal_that_is_exactly_a_readable_path_is_refused_naming_the_field(text, path):
+    flow = flow_with(external_ref=text)
+    assert flagged(flow) == [("steps[1].input.external_ref", text, path)]
+    found = problems(flow)
+    assert any(
+        p.startswith(f"steps[1].input.external_ref: the text {text!r} looks like a field reference")
+        and p.endswith(f'write it as an expression: {{"$expr": "{path}"}}')
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pedido trigger.deal_id",  # words around it: a sentence, not a path
+        "trigger.cliente",  # not a field of the trigger
+        "trigger.customer.tax_id.digits",  # below a text there is nothing to read
+        "steps.issue.number",  # no such earlier step
+        "steps.invoice.invoice_id",  # the step itself, not an earlier one
+        "trigger",  # the root alone is a word
+        "Trigger.deal_id",
+        "trigger.deal_id.",
+        "{{trigger.deal_id}} y más",
+    ],
+)
+def test_a_literal_that_only_resembles_a_path_stays_literal(text):
+    flow = flow_with(notes=text, external_ref="trigger.deal_id")
+    assert flagged(flow) == [("steps[1].input.external_ref", "trigger.deal_id", "trigger.deal_id")]
+
+
+def test_a_path_wanted_as_text_can_be_written_as_a_jmespath_string():
+    flow = flow_with(notes={"$expr": "'trigger.title'"}, external_ref="trigger.deal_id")
+    assert flagged(flow) == [("steps[1].input.external_ref", "trigger.deal_id", "trigger.deal_id")]
+
+
+def test_literals_nested_in_lists_and_objects_and_later_steps_are_checked():
+    flow = flow_with(
+        lines=[{"description": "{{trigger.title}}", "quantity": 1, "unit_price": "1.00"}]
+    )
+    flow["steps"].append(
+        {
+            "id": "issue",
+            "action": "invoicing.issue_invoice",
+            "input": {"invoice_id": "steps.invoice.invoice_id"},
+        }
+    )
+    assert flagged(flow) == [
+        ("steps[1].input.lines[0].description", "{{trigger.title}}", "trigger.title"),
+        ("steps[2].input.invoice_id", "steps.invoice.invoice_id", "steps.invoice.invoice_id"),
+    ]
+
+
+def test_a_filter_literal_that_is_a_path_is_refused_too():
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"].insert(
+        0, {"id": "positive", "filter": {"amount": "trigger.amount"}, "explain": "no amount"}
+    )
+    assert flagged(flow) == [
+        ("steps[0].filter.amount", "trigger.amount", "trigger.amount"),
+    ]
+    flow["steps"][0]["filter"] = {"$expr": "trigger.amount"}
+    assert problems(flow) == []
+
+
+def test_a_flow_with_a_literal_path_is_refused_for_enabling():
+    with pytest.raises(ConfigurationError, match="looks like a field reference"):
+        enableable(flow_with(external_ref="trigger.deal_id"), default_registry())

@@ -1,11 +1,13 @@
 """Mappings: literals stay literal; {"$expr": "<JMESPath>"} is compiled once and evaluated."""
 
 import copy
+from decimal import Decimal
 
+import jmespath
 import pytest
 
 from connector.errors import ConfigurationError, FailureClass
-from connector.mapping import compile_mapping, evaluate
+from connector.mapping import compile_mapping, evaluate, truthy
 
 DATA = {
     "trigger": {
@@ -279,3 +281,42 @@ def test_several_runtime_errors_are_reported_together():
     with pytest.raises(ConfigurationError) as exc:
         evaluate(compiled, DATA)
     assert [e.path for e in exc.value.errors] == ["a", "b"]
+
+
+# --- truth, as a filter step sees it -------------------------------------------------------
+
+FALSE_IN_JMESPATH = [False, None, "", [], {}]
+TRUE_IN_JMESPATH = [
+    True,
+    0,
+    0.0,
+    Decimal("0"),
+    Decimal("0.00"),
+    -1,
+    "0",
+    " ",
+    "false",
+    [0],
+    {"a": None},
+]
+
+
+@pytest.mark.parametrize("value", FALSE_IN_JMESPATH, ids=repr)
+def test_only_false_null_and_empty_text_list_or_object_are_false(value):
+    assert truthy(value) is False
+
+
+@pytest.mark.parametrize("value", TRUE_IN_JMESPATH, ids=repr)
+def test_everything_else_is_true_zero_amounts_included(value):
+    # An amount of 0 is true in JMESPath although 0 == False in Python.
+    assert truthy(value) is True
+
+
+@pytest.mark.parametrize("value", FALSE_IN_JMESPATH + TRUE_IN_JMESPATH, ids=repr)
+def test_truth_agrees_with_jmespath_own_not(value):
+    assert truthy(value) is not jmespath.search("!value", {"value": value})
+
+
+def test_an_empty_tuple_is_an_empty_list_and_false():
+    assert truthy(()) is False
+    assert truthy((0,)) is True

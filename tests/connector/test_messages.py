@@ -59,6 +59,7 @@ def bad_flows() -> list[dict[str, Any]]:
         with_input(notes={"$expr": "deal.title"}),  # unknown_root
         with_input(notes={"$expr": "steps.issue.number"}),  # unknown_step
         with_input(notes={"$expr": "trigger.customer.nombre"}),  # unknown_field
+        with_input(external_ref="trigger.deal_id"),  # literal_looks_like_path
         with_input(notes={"$expr": "trigger.title", "x": 1}),  # expression_shape
         with_input(notes={"$expr": "trigger.customer.["}),  # expression_syntax
         with_input(notes={"$expr": "trigger.title &"}),  # expression_syntax (lexer)
@@ -88,6 +89,7 @@ def test_every_design_time_problem_reads_in_spanish_and_its_english_is_made_agai
         "unknown_root",
         "unknown_step",
         "unknown_field",
+        "literal_looks_like_path",
         "expression_shape",
         "expression_syntax",
         "expression_runtime",
@@ -117,6 +119,7 @@ def test_the_checks_name_the_field_and_the_expression_in_spanish():
     flow["steps"][1]["input"]["customer"] = {"$expr": "trigger.cliente"}
     flow["steps"][1]["input"]["currency"] = "USD"
     flow["steps"][1]["input"]["notes"] = {"$expr": "steps.issue.number"}
+    flow["steps"][1]["input"]["external_ref"] = "{{ trigger.deal_id }}"
 
     found = spanish(check_flow(flow, default_registry()).errors)
 
@@ -128,6 +131,11 @@ def test_the_checks_name_the_field_and_the_expression_in_spanish():
     assert found["steps[1].input.notes"] == [
         "la expresión 'steps.issue.number' lee steps.issue, que no es un paso anterior "
         "(anteriores: deal)"
+    ]
+    assert found["steps[1].input.external_ref"] == [
+        "el texto '{{ trigger.deal_id }}' parece una referencia a un campo, pero está escrito "
+        "como texto normal y se enviaría tal cual, no el valor del campo; para usar el valor del "
+        'campo, escríbelo como expresión: {"$expr": "trigger.deal_id"}'
     ]
     assert found["steps[1].input.currency"] == [
         "con los datos de ejemplo, el valor debe ser uno de estos: EUR"
