@@ -3,22 +3,31 @@ outbound guard and the per-connection rate limit."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
+from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import outbound
+from connector import connections, outbound
+from connector.connections import (
+    AuthKind,
+    ConnectionView,
+    OAuthTokens,
+    Providers,
+    Said,
+    default_providers,
+    read_secret,
+    refused,
+)
 from connector.crypto import SecretBox
 from connector.errors import ConfigurationError
 from connector.models import Connection
 
-AUTH_KINDS = ("none", "bearer", "basic", "header")
+AUTH_KINDS = tuple(AuthKind)
 
 
 @dataclass
@@ -27,6 +36,10 @@ class HttpClient:
     secrets: SecretBox
     allowed: outbound.Allowed
     limiter: outbound.RateLimiter | None = None
+    providers: Providers = field(default_factory=default_providers)
+    # For the OAuth 2 refresh lock; the rate limiter's Redis when not given.
+    redis: Redis | None = None
+    _tokens: OAuthTokens | None = field(default=None, init=False, repr=False)
 
     def request(
         self,
@@ -46,44 +59,78 @@ class HttpClient:
             return outbound.request(
                 method.upper(), url, allowed=self.allowed, headers=sent, payload=payload
             )
-        conn = self._connection(connection)
+        conn, secret = self._connection(connection)
+        spec = self.providers.get(conn.type)
         if not url.startswith(("http://", "https://")):
             url = urljoin(conn.base_url.rstrip("/") + "/", url.lstrip("/"))
         if not outbound.within(url, conn.base_url):
-            raise ConfigurationError(
-                f"{url} is outside connection {connection!r} "
-                f"({conn.base_url}): its credentials stay there"
+            raise refused(
+                "url",
+                Said(
+                    f"{url} is outside connection {connection!r} ({conn.base_url}): its "
+                    "credentials stay there; use a path under it",
+                    f"{url} queda fuera de la conexión {connection!r} ({conn.base_url}): sus "
+                    "credenciales no salen de ahí; usa una ruta dentro de ella",
+                ),
             )
-        if self.limiter is not None and conn.rate_limit_per_second:
-            self.limiter.wait(f"connection:{conn.id}", conn.rate_limit_per_second)
+        rate = conn.rate_limit_per_second or spec.rate_limit_per_second
+        if self.limiter is not None and rate:
+            self.limiter.wait(f"connection:{conn.id}", rate)
+        oauth = spec.auth_kind(conn) is AuthKind.OAUTH2
+        if oauth:
+            secret = {**secret, "access_token": self.tokens().access_token(conn.id)}
+        answer = self._send(method, url, conn, spec.authenticate(conn, secret), sent, payload)
+        if oauth and answer.status == 401:
+            # Revoked before its time (or expired early): one fresh token, one more try.
+            token = self.tokens().access_token(conn.id, stale=secret["access_token"])
+            secret = {**secret, "access_token": token}
+            answer = self._send(method, url, conn, spec.authenticate(conn, secret), sent, payload)
+        return answer
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        conn: ConnectionView,
+        credentials: dict[str, str],
+        headers: dict[str, str],
+        payload: Any,
+    ) -> outbound.Answer:
         return outbound.request(
             method.upper(),
             url,
             allowed=self.allowed,
-            headers=sent,
-            credentials=self._auth(conn),
+            headers=headers,
+            credentials=credentials,
             scope=conn.base_url,
             payload=payload,
         )
 
-    def _connection(self, name: str) -> Connection:
+    def tokens(self) -> OAuthTokens:
+        """The OAuth 2 token keeper for this client's database and Redis."""
+        if self._tokens is None:
+            redis = self.redis or (self.limiter.redis if self.limiter else None)
+            if redis is None:
+                raise ConfigurationError("OAuth 2 connections need Redis for the refresh lock")
+            self._tokens = OAuthTokens(
+                self.sessions, self.secrets, redis, self.allowed, self.providers
+            )
+        return self._tokens
+
+    def _connection(self, name: str) -> tuple[ConnectionView, dict[str, str]]:
         with self.sessions() as s:
             conn = s.scalar(select(Connection).where(Connection.name == name))
             if conn is None:
-                raise ConfigurationError(f"there is no connection named {name!r}")
-            s.expunge(conn)
-            return conn
-
-    def _auth(self, conn: Connection) -> dict[str, str]:
-        if conn.auth == "none" or not conn.secret_encrypted:
-            return {}
-        secret = json.loads(self.secrets.decrypt(conn.secret_encrypted))
-        if conn.auth == "bearer":
-            return {"Authorization": f"Bearer {secret['token']}"}
-        if conn.auth == "basic":
-            pair = f"{secret['username']}:{secret['password']}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        return {conn.header_name or "X-Api-Key": secret["value"]}
+                raise refused(
+                    "connection",
+                    Said(
+                        f"there is no connection named {name!r}; create it under "
+                        "Connections or fix the name",
+                        f"no hay ninguna conexión llamada {name!r}; créala en Conexiones o "
+                        "corrige el nombre",
+                    ),
+                )
+            return ConnectionView.of(conn), read_secret(conn, self.secrets)
 
 
 def save_connection(
@@ -97,26 +144,15 @@ def save_connection(
     header_name: str | None = None,
     rate_limit_per_second: float | None = None,
 ) -> Connection:
-    """Create or replace a connection; its secret is stored encrypted and never shown again."""
-    if auth not in AUTH_KINDS:
-        raise ConfigurationError(f"auth must be one of {', '.join(AUTH_KINDS)}")
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigurationError("base_url must start with http:// or https://")
-    needed = {
-        "bearer": ["token"],
-        "basic": ["username", "password"],
-        "header": ["value"],
-        "none": [],
-    }[auth]
-    missing = [k for k in needed if not (secret or {}).get(k)]
-    if missing:
-        raise ConfigurationError(f"auth {auth!r} needs secret fields: {', '.join(missing)}")
-    conn = s.scalar(select(Connection).where(Connection.name == name))
-    if conn is None:
-        conn = Connection(name=name)
-        s.add(conn)
-    conn.base_url, conn.auth, conn.header_name = base_url, auth, header_name
-    conn.rate_limit_per_second = rate_limit_per_second
-    conn.secret_encrypted = box.encrypt(json.dumps(secret)) if needed else None
-    s.flush()
-    return conn
+    """Create or replace an HTTP connection (connections.save_connection for every type)."""
+    return connections.save_connection(
+        s,
+        box,
+        name=name,
+        base_url=base_url,
+        type="http",
+        auth=auth,
+        secret=secret,
+        header_name=header_name,
+        rate_limit_per_second=rate_limit_per_second,
+    )

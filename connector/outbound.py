@@ -182,6 +182,7 @@ def request(
     credentials: Mapping[str, str] | None = None,
     scope: str | None = None,
     payload: Any = None,
+    form: Mapping[str, str] | None = None,
     timeout: tuple[float, float] = TIMEOUT,
     max_bytes: int = MAX_RESPONSE_BYTES,
     total: float = TOTAL_SECONDS,
@@ -195,7 +196,8 @@ def request(
 
     Timeouts, broken connections, every 5xx, 408, 425 and 429 raise TransientError (with the
     server's Retry-After, in seconds or as a date); a failed TLS check is a ConfigurationError;
-    other 4xx answers are returned for the caller to judge.
+    other 4xx answers are returned for the caller to judge. `form` sends a form body instead
+    of `payload` as JSON (OAuth 2 token endpoints want one).
     """
     deadline = time.monotonic() + total
     first = urlsplit(url)
@@ -221,6 +223,7 @@ def request(
                     target,
                     headers={**sent, "Host": host},
                     json=payload,
+                    data=form,
                     timeout=timeout,
                     allow_redirects=False,
                     stream=True,
@@ -245,6 +248,7 @@ def request(
                         ) from None
                     if response.status_code in (301, 302, 303):  # the body is not sent again
                         method, payload = ("GET" if method != "HEAD" else method), None
+                        form = None
                     continue
                 if response.status_code in RETRYABLE or 500 <= response.status_code <= 599:
                     raise TransientError(  # its body is not read: nobody would look at it

@@ -1,0 +1,5 @@
+"""Connection providers (connector.connections): one module per type, listed explicitly."""
+
+from providers import http
+
+ALL = (http.SPEC,)
