@@ -44,6 +44,8 @@ class Settings:
     verifactu_url: str | None = None
     verifactu_cert: Path | None = None
     verifactu_key: Path | None = None
+    # Previous secret keys, still able to decrypt until `web.cli rotate-secret-key` has run.
+    old_secret_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +58,9 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             secret_key=env.get("PUENTE_SECRET_KEY") or _instance_secret(instance_dir),
             instance_dir=instance_dir,
+            old_secret_keys=tuple(
+                k.strip() for k in env.get("PUENTE_OLD_SECRET_KEYS", "").split(",") if k.strip()
+            ),
             queue_name=env.get("PUENTE_QUEUE", "puente"),
             public_url=env.get("PUENTE_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
             max_body_bytes=int(env.get("PUENTE_MAX_BODY_BYTES", 256 * 1024)),

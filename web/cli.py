@@ -1,4 +1,5 @@
-"""Command line: `python -m web.cli <command>` (init, demo, api-key, sweep, send-sample)."""
+"""Command line: `python -m web.cli <command>` (init, demo, api-key, sweep, send-sample,
+rotate-secret-key)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import uuid
 import requests
 
 from connector import admin, jobs, migrate, retention
-from connector.crypto import SecretBox
+from connector.crypto import SecretBox, reencrypt_all
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from connector.standard_webhooks import headers_for
-from database import make_engine, make_sessionmaker
+from database import Base, make_engine, make_sessionmaker
 from web import demo
 
 
@@ -39,7 +40,7 @@ def send_sample(settings: Settings, url: str | None, deal_id: str | None) -> int
     """
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine).begin() as s:
-        sub, secret = demo.ensure_demo(s, SecretBox(settings.secret_key), default_registry())
+        sub, secret = demo.ensure_demo(s, SecretBox.for_settings(settings), default_registry())
         token = sub.token
     engine.dispose()
     body = json.dumps(demo.sample_deal(deal_id), ensure_ascii=False).encode()
@@ -54,6 +55,23 @@ def send_sample(settings: Settings, url: str | None, deal_id: str | None) -> int
             print(f"run:      {settings.public_url}/ui/runs/{run_id}")
         print(f"invoices: {settings.public_url}/ui/invoices")
     return 0 if response.ok else 1
+
+
+def rotate_secret_key(settings: Settings) -> dict[str, int]:
+    """Re-encrypt every stored secret with PUENTE_SECRET_KEY, in one transaction.
+
+    Values encrypted with a key in PUENTE_OLD_SECRET_KEYS are opened with it; once this has
+    run, the old keys can go. Needs only the database, not Redis.
+    """
+    import connector.models  # noqa: F401  (their tables are what is rotated)
+    import invoicing.models  # noqa: F401
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as s:
+            return reencrypt_all(s, SecretBox.for_settings(settings), Base.metadata)
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     sample = sub.add_parser("send-sample", help="send a signed sample 'deal won'")
     sample.add_argument("--url", help="webhook URL (default: the demo webhook on this server)")
     sample.add_argument("--deal-id", help="deal id (default: a new one each time)")
+    sub.add_parser(
+        "rotate-secret-key",
+        help="re-encrypt every stored secret with PUENTE_SECRET_KEY "
+        "(the previous keys in PUENTE_OLD_SECRET_KEYS)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -85,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "send-sample":
         return send_sample(settings, args.url, args.deal_id)
+    if args.command == "rotate-secret-key":
+        return _rotate(settings)
     rt = build_runtime(settings)
     if args.command == "demo":
         with rt.sessions.begin() as s:
@@ -101,6 +126,21 @@ def main(argv: list[str] | None = None) -> int:
             print(retention.prune(s, args.days or settings.retention_days))
     elif args.command == "verifactu-submit":
         return _submit_loop(rt, args.every)
+    return 0
+
+
+def _rotate(settings: Settings) -> int:
+    try:
+        counts = rotate_secret_key(settings)
+    except ValueError as exc:  # a value no configured key opens: nothing was changed
+        print(f"nothing rotated: {exc}", file=sys.stderr)
+        return 1
+    for column, count in counts.items():
+        print(f"{column}: {count} re-encrypted")
+    print(
+        f"{sum(counts.values())} secrets now encrypted with PUENTE_SECRET_KEY alone; "
+        "PUENTE_OLD_SECRET_KEYS can be removed"
+    )
     return 0
 
 
