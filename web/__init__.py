@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -19,6 +19,7 @@ from database import is_transient
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
+EXTENSION = "puente"  # where the app keeps its runtime: read it with current_runtime()
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -41,14 +42,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["puente"] = runtime
+    app.extensions[EXTENSION] = runtime
 
     from web import api, filters, hooks, i18n, metrics, ui
 
     app.register_blueprint(hooks.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(ui.bp)
+    ui.register(app)
+    pages = frozenset(bp.name for bp in ui.BLUEPRINTS)  # their errors are pages, not JSON
     i18n.init_app(app)
     filters.init_app(app)
 
@@ -60,11 +62,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def index() -> Any:
         from flask import redirect, url_for
 
-        return redirect(url_for("ui.runs"))
+        return redirect(url_for("runs.runs"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        if request.blueprint == "ui":
+        if request.blueprint in pages:
             return exc
         code = exc.code or 500
         body = {
@@ -94,7 +96,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             f"{DATABASE_RETRY_AFTER_SECONDS} seconds",
             retry_after=DATABASE_RETRY_AFTER_SECONDS,
         )
-        if request.blueprint == "ui":
+        if request.blueprint in pages:
             return unavailable
         body = {"error": "database_unavailable", "message": unavailable.description}
         return jsonify(body), 503, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
@@ -122,5 +124,10 @@ def _health(rt: Runtime) -> Any:
 
 
 def runtime_of(app: Flask) -> Runtime:
-    rt: Runtime = app.extensions["puente"]
+    rt: Runtime = app.extensions[EXTENSION]
     return rt
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the app handling this request (or in this app context)."""
+    return runtime_of(current_app)

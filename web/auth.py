@@ -1,4 +1,5 @@
-"""Bearer API keys for the JSON API; the same keys sign people in to the UI."""
+"""Bearer API keys for the JSON API; the same keys sign people in to the UI (whose pages check
+the sign-in with web.ui.common.require_login)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, jsonify, redirect, request, session, url_for
+from flask import g, jsonify, request, session
 
 from connector.admin import find_api_key
 from connector.models import ApiKey
+from web import current_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _check(key: str) -> ApiKey | None:
-    with current_app.extensions["puente"].sessions.begin() as s:
+    with current_runtime().sessions.begin() as s:
         row = find_api_key(s, key)
         if row is not None:
             s.flush()  # keep last_used_at
@@ -46,26 +48,8 @@ def _unauthorized(message: str) -> Any:
     return response, 401
 
 
-def require_login(view: F) -> F:
-    """Send people who have not signed in to the sign-in page."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "api_key_id" not in session or not _live(session["api_key_id"]):
-            session.clear()  # a revoked key signs its people out
-            return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _live(api_key_id: int) -> bool:
-    with current_app.extensions["puente"].sessions() as s:
-        row = s.get(ApiKey, api_key_id)
-        return row is not None and row.revoked_at is None
-
-
 def sign_in(key: str) -> bool:
+    """Sign this browser in with an API key; False when the key is unknown or revoked."""
     row = _check(key.strip())
     if row is None:
         return False

@@ -12,6 +12,7 @@ FIELD = "csrf_token"
 
 
 def token() -> str:
+    """The session's token (made on first use): templates put it in every form."""
     if FIELD not in session:
         session[FIELD] = secrets.token_urlsafe(32)
     value: str = session[FIELD]
@@ -30,7 +31,3 @@ def protect(bp: Blueprint) -> None:
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, "the form has expired: reload the page and try again")
         return None
-
-    @bp.app_context_processor
-    def inject() -> dict[str, Any]:
-        return {"csrf_token": token}

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from redis.exceptions import RedisError
 from sqlalchemy import case, func, select
 
 from connector.models import Flow, Run, RunStatus, RunStep
 from database import utcnow
+from web import current_runtime
 from web.auth import require_api_key
 
 bp = Blueprint("metrics", __name__)
@@ -30,7 +31,7 @@ def _label(value: str) -> str:
 @bp.get("/metrics")
 @require_api_key
 def metrics() -> Any:
-    rt = current_app.extensions["puente"]
+    rt = current_runtime()
     lines: list[str] = []
     with rt.sessions() as s:
         lines += [

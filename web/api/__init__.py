@@ -15,7 +15,7 @@ from invoicing.errors import (
     InvoicingError,
     NotFoundError,
 )
-from web import json_input
+from web import current_runtime, json_input
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -167,9 +167,7 @@ def iso(value: Any) -> str | None:
 
 
 def sessions() -> Any:
-    from flask import current_app
-
-    return current_app.extensions["puente"].sessions
+    return current_runtime().sessions
 
 
 from web.api import (  # noqa: E402,F401  (register their routes)

@@ -5,21 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from sqlalchemy import select
 
 from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
 from connector.models import Flow, FlowVersion
+from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
 
 EXPORT_FORMAT = "puente.flow/1"
-
-
-def _runtime() -> Any:
-    return current_app.extensions["puente"]
 
 
 def report_json(report: CheckReport) -> dict[str, Any]:
@@ -42,7 +39,8 @@ def flow_json(flow: Flow, report: CheckReport | None = None) -> dict[str, Any]:
         "updated_at": iso(flow.updated_at),
     }
     if flow.subscription is not None:
-        body["webhook_url"] = f"{_runtime().settings.public_url}/hooks/{flow.subscription.token}"
+        public = current_runtime().settings.public_url
+        body["webhook_url"] = f"{public}/hooks/{flow.subscription.token}"
     if report is not None:
         body["check"] = report_json(report)
     return body
@@ -76,7 +74,7 @@ def get_flow(flow_id: int) -> Any:
     with sessions()() as s:
         flow = _load(s, flow_id)
         report = (
-            check_flow(flow.current_version.document, _runtime().registry)
+            check_flow(flow.current_version.document, current_runtime().registry)
             if flow.current_version
             else None
         )
@@ -95,7 +93,7 @@ def create_flow() -> Any:
 
 
 def _create(document: dict[str, Any], enabled: bool) -> Any:
-    rt = _runtime()
+    rt = current_runtime()
     with sessions().begin() as s:
         secret = None
         subscription_id = None
@@ -120,7 +118,7 @@ def update_flow(flow_id: int) -> Any:
     """Save a new version; runs already started keep the version they started with."""
     document = _document(json_body())
     with sessions().begin() as s:
-        saved = admin.save_flow(s, _runtime().registry, document, flow=_load(s, flow_id))
+        saved = admin.save_flow(s, current_runtime().registry, document, flow=_load(s, flow_id))
         return jsonify(flow_json(saved.flow, saved.report))
 
 
@@ -128,7 +126,8 @@ def update_flow(flow_id: int) -> Any:
 @require_api_key
 def switch_flow(flow_id: int, change: str) -> Any:
     with sessions().begin() as s:
-        flow = admin.set_enabled(s, _runtime().registry, _load(s, flow_id), change == "enable")
+        registry = current_runtime().registry
+        flow = admin.set_enabled(s, registry, _load(s, flow_id), change == "enable")
         return jsonify(flow_json(flow))
 
 
@@ -140,7 +139,7 @@ def check_document() -> Any:
     sample = data.get("sample")
     if sample is not None and not isinstance(sample, dict):
         raise ApiError(422, "invalid", "sample must be a trigger item (an object)", "sample")
-    return jsonify(report_json(check_flow(_document(data), _runtime().registry, sample)))
+    return jsonify(report_json(check_flow(_document(data), current_runtime().registry, sample)))
 
 
 @bp.get("/flows/<int:flow_id>/versions")
@@ -241,7 +240,7 @@ def dry_run_flow(flow_id: int) -> Any:
 
 
 def _dry_run(document: dict[str, Any], data: dict[str, Any]) -> Any:
-    rt = _runtime()
+    rt = current_runtime()
     trigger = data.get("trigger")
     if trigger is not None and not isinstance(trigger, dict):
         raise ApiError(422, "invalid", "trigger must be a trigger item (an object)", "trigger")

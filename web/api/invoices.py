@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -21,6 +21,7 @@ from invoicing.models import (
     VerifactuRecord,
 )
 from invoicing.service import CustomerData, Invoicing, LineData
+from web import current_runtime
 from web.api import ApiError, bp, is_id, iso, json_body, listing, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
 from web.auth import require_api_key
@@ -288,7 +289,7 @@ def _issued(s: Session, invoice_id: int) -> Invoice:
 @require_api_key
 def facturae_xml(invoice_id: int) -> Any:
     """Facturae 3.2.2, signed (XAdES-EPES) when PUENTE_FACTURAE_P12 is configured."""
-    credentials = current_app.extensions["puente"].facturae_credentials
+    credentials = current_runtime().facturae_credentials
     with sessions()() as s:
         document = exports.facturae_xml(_issued(s, invoice_id), credentials)
     response = Response(document, mimetype="application/xml")

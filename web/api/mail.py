@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
 from invoicing import mailer
 from invoicing.models import InvoiceEmail
+from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, sessions
 from web.api.idempotency import idempotent, request_key
 from web.auth import require_api_key
@@ -50,7 +51,7 @@ def send_invoice(invoice_id: int) -> Any:
     to = data.get("to")
     if to is not None and not isinstance(to, str):
         raise ApiError(422, "invalid", "to must be an email address", "to")
-    runtime = current_app.extensions["puente"]
+    runtime = current_runtime()
     settings = mailer.MailSettings.from_settings(runtime.settings)
     failure: mailer.MailDeliveryError | None = None
     with sessions().begin() as s:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connector import jobs, replay
 from connector.models import Run, RunStatus
+from web import current_runtime
 from web.api import (
     ApiError,
     bp,
@@ -128,7 +129,7 @@ def replay_run(run_id: int) -> Any:
     trigger = data.get("trigger")
     if trigger is not None and not isinstance(trigger, dict):
         raise ApiError(422, "invalid", "trigger must be a trigger item (an object)", "trigger")
-    rt = current_app.extensions["puente"]
+    rt = current_runtime()
     with sessions().begin() as s:
         if s.get(Run, run_id) is None:
             raise not_found("run", run_id)
@@ -149,7 +150,7 @@ def replay_runs() -> Any:
     per_second = data.get("per_second", 5)
     if not isinstance(per_second, int | float) or not 0 < per_second <= 100:
         raise ApiError(422, "invalid", "per_second must be a number from 0 to 100", "per_second")
-    rt = current_app.extensions["puente"]
+    rt = current_runtime()
     with sessions().begin() as s:
         ids = data.get("run_ids")
         if ids is None:

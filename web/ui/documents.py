@@ -1,5 +1,5 @@
 """Quotes, orders and delivery notes for people: lists, one document with what is left of each
-line, and converting it (all or part of it) into the next kind (on the ui blueprint)."""
+line, and converting it (all or part of it) into the next kind."""
 
 from __future__ import annotations
 
@@ -14,34 +14,24 @@ from sqlalchemy.orm import Session, selectinload
 from invoicing import documents as chain
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
-from web.auth import require_login
 from web.filters import number
 from web.i18n import translate
-from web.ui import PAGE, _sessions, bp, page_number
+from web.ui.common import (
+    HELPERS,
+    KINDS,
+    PAGE,
+    PLURALS,
+    blueprint,
+    doc_url,
+    page_number,
+    require_login,
+    sessions,
+)
 
-KINDS = {
-    "quotes": DocumentKind.QUOTE,
-    "orders": DocumentKind.ORDER,
-    "delivery-notes": DocumentKind.DELIVERY_NOTE,
-}
-PLURALS = {kind: plural for plural, kind in KINDS.items()}
+bp = blueprint("documents", __name__)
+
 KIND = "<any(quotes, orders, 'delivery-notes'):kind>"
 QUANTITY_DECIMALS = 8  # what an InvoiceLine.quantity keeps
-
-
-def doc_url(doc: Invoice) -> str:
-    """The page of any document: invoices have their own."""
-    if doc.kind == DocumentKind.INVOICE:
-        return url_for("ui.invoice_detail", invoice_id=doc.id)
-    return url_for("ui.document_detail", kind=PLURALS[DocumentKind(doc.kind)], doc_id=doc.id)
-
-
-def doc_name(doc: Invoice) -> str:
-    """Its kind and its number once it has one: "Pedido #12", "Factura F2026-00042"."""
-    return f"{translate(f'doc_kind_{doc.kind}')} {doc.number or f'#{doc.id}'}"
-
-
-HELPERS = {"doc_url": doc_url, "doc_name": doc_name}
 
 
 @dataclass
@@ -76,7 +66,7 @@ class Conversion:
 @bp.get("/documents")
 @require_login
 def documents_index() -> Any:
-    return redirect(url_for("ui.documents", kind="quotes"))
+    return redirect(url_for("documents.documents", kind="quotes"))
 
 
 @bp.get(f"/documents/{KIND}", endpoint="documents")
@@ -84,7 +74,7 @@ def documents_index() -> Any:
 def document_list(kind: str) -> Any:
     page = page_number()
     query = select(Invoice).where(Invoice.kind == KINDS[kind])
-    with _sessions()() as s:
+    with sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(
             query.options(selectinload(Invoice.customer), selectinload(Invoice.converted_from))
@@ -125,7 +115,7 @@ def document_convert(kind: str, doc_id: int) -> Any:
         flash("doc_err_quantities", "error")
         return _page(kind, doc_id, to, entered, problems, status=422)
     try:
-        with _sessions().begin() as s:
+        with sessions().begin() as s:
             # Lock the document so two people converting it at once cannot both take the rest.
             doc = s.get(Invoice, doc_id, with_for_update=True)
             if doc is None or doc.kind != KINDS[kind]:
@@ -142,9 +132,9 @@ def document_convert(kind: str, doc_id: int) -> Any:
         return _page(kind, doc_id, to, entered, problems, status=409)
     flash(f"doc_created_{new_kind}", "ok")
     if new_kind == DocumentKind.INVOICE:
-        return redirect(url_for("ui.invoice_detail", invoice_id=new_id))
+        return redirect(url_for("invoices.invoice_detail", invoice_id=new_id))
     return redirect(
-        url_for("ui.document_detail", kind=PLURALS[DocumentKind(new_kind)], doc_id=new_id)
+        url_for("documents.document_detail", kind=PLURALS[DocumentKind(new_kind)], doc_id=new_id)
     )
 
 
@@ -192,7 +182,7 @@ def _page(
     problems: dict[int, str] | None = None,
     status: int = 200,
 ) -> Any:
-    with _sessions()() as s:
+    with sessions()() as s:
         doc = s.get(Invoice, doc_id)
         if doc is None:
             abort(404)

@@ -1,5 +1,5 @@
 """Customers (search, fiscal data, their documents, editing) and the catalog (products and CRM
-code mappings) for people (on the ui blueprint)."""
+code mappings) for people."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from connector import schemas
 from invoicing import catalog
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import Customer, DocumentKind, Invoice, Product, SkuMapping
-from web.auth import require_login
 from web.i18n import translate
-from web.ui import PAGE, _sessions, bp, page_number
-from web.ui_documents import HELPERS
+from web.ui.common import HELPERS, PAGE, blueprint, page_number, require_login, sessions
+
+bp = blueprint("catalog", __name__)
 
 EDITABLE = ("name", "email", "street", "postal_code", "city", "province")
 ADDRESS = ("street", "postal_code", "city", "province")
@@ -44,7 +44,7 @@ def customers() -> Any:
         if compact:
             matches.append(Customer.tax_id.contains(compact, autoescape=True))
         query = query.where(or_(*matches))
-    with _sessions()() as s:
+    with sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(
             query.order_by(Customer.name, Customer.id).limit(PAGE).offset((page - 1) * PAGE)
@@ -67,7 +67,7 @@ def customer_detail(customer_id: int) -> Any:
     values: dict[str, str] | None = None
     if request.method == "POST":
         values = {k: (request.form.get(k) or "").strip() for k in EDITABLE}
-        with _sessions().begin() as s:
+        with sessions().begin() as s:
             customer = s.get(Customer, customer_id)
             if customer is None:
                 abort(404)
@@ -79,8 +79,8 @@ def customer_detail(customer_id: int) -> Any:
                     setattr(customer, key, values[key] or None)
         if not errors:
             flash("cat_customer_saved", "ok")
-            return redirect(url_for("ui.customer_detail", customer_id=customer_id))
-    with _sessions()() as s:
+            return redirect(url_for("catalog.customer_detail", customer_id=customer_id))
+    with sessions()() as s:
         customer = s.get(Customer, customer_id)
         if customer is None:
             abort(404)
@@ -166,7 +166,7 @@ def product_create() -> Any:
         errors.setdefault("unit_price", translate("cat_err_price"))
     if not errors:
         try:
-            with _sessions().begin() as s:
+            with sessions().begin() as s:
                 catalog.create_product(
                     s,
                     catalog.ProductData(
@@ -184,7 +184,7 @@ def product_create() -> Any:
     if errors:
         return _catalog_page(product=values, product_errors=errors)
     flash("cat_product_created", "ok")
-    return redirect(url_for("ui.products"))
+    return redirect(url_for("catalog.products"))
 
 
 @bp.post("/products/mappings")
@@ -194,7 +194,7 @@ def mapping_create() -> Any:
     errors = _lengths(values)
     if not errors:
         try:
-            with _sessions().begin() as s:
+            with sessions().begin() as s:
                 catalog.map_code(s, values["source"], values["external_code"], values["sku"])
         except InvalidDocumentError as exc:
             errors = {
@@ -206,7 +206,7 @@ def mapping_create() -> Any:
     if errors:
         return _catalog_page(mapping=values, mapping_errors=errors)
     flash("cat_mapping_saved", "ok")
-    return redirect(url_for("ui.products"))
+    return redirect(url_for("catalog.products"))
 
 
 def _lengths(values: dict[str, str]) -> dict[str, str]:
@@ -253,7 +253,7 @@ def _catalog_page(
 ) -> Any:
     page = page_number()
     mpage = max(request.args.get("mpage", 1, type=int) or 1, 1)
-    with _sessions()() as s:
+    with sessions()() as s:
         total = s.scalar(select(func.count()).select_from(Product)) or 0
         rows = s.scalars(
             select(Product).order_by(Product.sku).limit(PAGE).offset((page - 1) * PAGE)

@@ -1,5 +1,6 @@
-"""The flow editor: the flow as JSON, checked on every save with a preview on sample data,
-enabled only without problems, and a dry run that shows what each step would do."""
+"""Flows for people: the list, and the editor: the flow as JSON, checked on every save with a
+preview on sample data, enabled only without problems, and a dry run that shows what each step
+would do."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from connector import admin
 from connector.checks import check_flow
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
 from connector.models import Flow
-from web.auth import require_login
-from web.ui import _sessions, bp
+from web import current_runtime
+from web.ui.common import blueprint, require_login, sessions
+
+bp = blueprint("flows", __name__)
 
 FUNCTION_HELP = [
     ("coalesce(a, b, ...)", "func_coalesce"),
@@ -25,6 +30,19 @@ FUNCTION_HELP = [
     ("format_date(fecha, '%d/%m/%Y'), add_days(fecha, `30`)", "func_dates"),
     ("upper, lower, trim, left(t, `n`), replace(t, 'a', 'b'), concat(...), nif(t)", "func_text"),
 ]
+
+
+@bp.get("/flows")
+@require_login
+def flows() -> Any:
+    with sessions()() as s:
+        rows = s.scalars(
+            select(Flow)
+            .options(selectinload(Flow.subscription), selectinload(Flow.current_version))
+            .order_by(Flow.id)
+        ).all()
+        public = current_runtime().settings.public_url
+        return render_template("ui/flows.html", flows=rows, public_url=public)
 
 
 def _parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -40,8 +58,8 @@ def _parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
 @bp.route("/flows/<int:flow_id>", methods=["GET", "POST"])
 @require_login
 def flow_edit(flow_id: int) -> Any:
-    rt = current_app.extensions["puente"]
-    with _sessions()() as s:
+    rt = current_runtime()
+    with sessions()() as s:
         flow = s.get(Flow, flow_id)
         if flow is None:
             abort(404)
@@ -55,10 +73,10 @@ def flow_edit(flow_id: int) -> Any:
         report = check_flow(document, rt.registry)
     if request.method == "POST" and document is not None and action == "save":
         try:
-            with _sessions().begin() as s:
+            with sessions().begin() as s:
                 saved = admin.save_flow(s, rt.registry, document, flow=s.get_one(Flow, flow_id))
             flash("flow_saved" if saved.report.ok else "flow_saved_draft", "ok")
-            return redirect(url_for("ui.flow_edit", flow_id=flow_id))
+            return redirect(url_for("flows.flow_edit", flow_id=flow_id))
         except PuenteError as exc:  # its problems are listed under the editor
             flash("flow_save_refused" if exc.errors else exc.message, "error")
             status = 422
@@ -88,9 +106,9 @@ def flow_edit(flow_id: int) -> Any:
 @bp.post("/flows/<int:flow_id>/<any(enable, disable):change>")
 @require_login
 def flow_switch(flow_id: int, change: str) -> Any:
-    rt = current_app.extensions["puente"]
+    rt = current_runtime()
     try:
-        with _sessions().begin() as s:
+        with sessions().begin() as s:
             flow = s.get(Flow, flow_id)
             if flow is None:
                 abort(404)
@@ -98,7 +116,7 @@ def flow_switch(flow_id: int, change: str) -> Any:
         flash("flow_enabled" if change == "enable" else "flow_disabled", "ok")
     except PuenteError as exc:  # its problems are listed on the flow's page
         flash("flow_enable_refused" if exc.errors else exc.message, "error")
-    return redirect(url_for("ui.flow_edit", flow_id=flow_id))
+    return redirect(url_for("flows.flow_edit", flow_id=flow_id))
 
 
 def _by_step(errors: list[FieldError]) -> dict[str, list[FieldError]]:

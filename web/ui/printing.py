@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from invoicing import chain, pdf, verifactu
 from invoicing.models import DocumentKind, Invoice
-from web.auth import require_login
-from web.ui import _sessions, bp
+from web.ui.common import blueprint, require_login, sessions
+
+bp = blueprint("printing", __name__)
 
 
 def _invoice(s: Session, invoice_id: int) -> Invoice:
@@ -30,7 +31,7 @@ def _inline_svg(url: str) -> Markup:
 @bp.get("/invoices/<int:invoice_id>/print")
 @require_login
 def invoice_print(invoice_id: int) -> Any:
-    with _sessions()() as s:
+    with sessions()() as s:
         invoice = _invoice(s, invoice_id)
         draft = pdf.is_draft(invoice)
         return render_template(
@@ -46,7 +47,7 @@ def invoice_print(invoice_id: int) -> Any:
 @bp.get("/invoices/<int:invoice_id>/pdf")
 @require_login
 def invoice_pdf(invoice_id: int) -> Any:
-    with _sessions()() as s:
+    with sessions()() as s:
         invoice = _invoice(s, invoice_id)
         return pdf_response(pdf.pdf_of(invoice), pdf.filename(invoice))
 

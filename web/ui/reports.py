@@ -1,5 +1,5 @@
 """The reports page: conversion by owner and campaign, time to invoice and to be paid, and
-the won deals never billed (on the ui blueprint)."""
+the won deals never billed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 
 from invoicing import reports as data
-from web.auth import require_login
-from web.ui import PAGE, bp, page_number
+from web.ui.common import PAGE, blueprint, page_number, require_login, sessions
+
+bp = blueprint("reports", __name__)
 
 
 def _days(value: timedelta | None) -> Decimal | None:
@@ -59,7 +60,7 @@ def reports_page() -> Any:
     first, last, error = _range()
     page = page_number()
     since, until = data.day_bounds(first, last)
-    with current_app.extensions["puente"].sessions() as s:
+    with sessions()() as s:
         result = data.summary(s, since, until)
         unbilled = data.never_billed(s, since, until, PAGE, (page - 1) * PAGE)
     everyone = [result.totals, *result.by_owner, *result.by_campaign]

@@ -1,0 +1,56 @@
+"""Settings for people: our company's fiscal data and its numbering series."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from invoicing import issuing
+from invoicing.errors import InvoicingError
+from invoicing.models import Issuer
+from web.ui.common import blueprint, require_login, sessions
+
+bp = blueprint("settings", __name__)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@require_login
+def settings() -> Any:
+    """Our company's fiscal data: needed before the first invoice is issued."""
+    errors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = {
+            k: (request.form.get(k) or "").strip() for k in issuing.IssuerData.__annotations__
+        }
+        data = {k: v for k, v in values.items() if v}
+        try:
+            with sessions().begin() as s:
+                issuing.configure_issuer(
+                    s,
+                    issuing.IssuerData(
+                        **{
+                            "tax_id": "",
+                            "name": "",
+                            "street": "",
+                            "postal_code": "",
+                            "city": "",
+                            "province": "",
+                            **data,
+                        }
+                    ),
+                )
+            flash("settings_ok", "ok")
+            return redirect(url_for("settings.settings"))
+        except InvoicingError as exc:
+            errors = dict(getattr(exc, "errors", [])) or {"": str(exc)}
+    with sessions()() as s:
+        issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
+        if not values and issuer is not None:
+            values = {k: getattr(issuer, k) or "" for k in issuing.IssuerData.__annotations__}
+        series = list(issuer.series) if issuer else []
+        return render_template(
+            "ui/settings.html", values=values, errors=errors, series=series
+        ), 422 if errors else 200
