@@ -211,6 +211,15 @@ def insert_new(
     return session.scalar(statement.returning(model))
 
 
+def insert_ignore(
+    session: Session, table: Any, rows: list[dict[str, Any]], unique: list[str]
+) -> None:
+    """INSERT the rows, skipping those whose `unique` columns exist already (one statement)."""
+    dialect = session.get_bind().dialect.name
+    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(build(table).on_conflict_do_nothing(index_elements=unique), rows)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
     sessions = sessionmaker(engine, expire_on_commit=False)
     event.listen(sessions, "do_orm_execute", _fresh_under_lock)

@@ -1,4 +1,5 @@
-"""Actions, one module per family; ALL lists every action the registry knows."""
+"""Actions, one module per family; ALL lists every action the registry knows, SERVICES
+what their domains register in the runtime."""
 
 from actions import http, invoicing
 
@@ -13,3 +14,6 @@ ALL = (
     invoicing.CANCEL_INVOICE,
     http.REQUEST,
 )
+
+# What the domains behind the actions register in the runtime when it is built.
+SERVICES = (invoicing.install_services,)

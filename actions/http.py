@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.errors import ConfigurationError, ValidationError
-from connector.spec import ActionContext, ActionSpec
+from connector.spec import ActionContext, ActionSpec, Effects
 
 
 def request(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def request(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     answer = ctx.http.request(
         data["method"],
         data["url"],
-        connection=data.get("connection"),
+        connection=data.get("connection") or ctx.connection,
         headers=data.get("headers"),
         payload=data.get("body"),
         idempotency_key=ctx.idempotency_key,
@@ -41,6 +41,6 @@ REQUEST = ActionSpec(
     input_schema="actions/http.request.input.json",
     output_schema="actions/http.request.output.json",
     perform=request,
-    effects="external",
+    effects=Effects.EXTERNAL_WRITE,
     max_attempts=6,
 )

@@ -5,16 +5,70 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from connector.errors import ConfigurationError, FieldError, TransientError, ValidationError
-from connector.spec import ActionContext, ActionSpec
-from invoicing import chain, documents
+from connector.events import OUTBOX
+from connector.settings import Settings
+from connector.spec import (
+    ActionContext,
+    ActionSpec,
+    DomainEvent,
+    Effects,
+    ServiceKey,
+    ServiceRegistry,
+)
+from database import utcnow
+from invoicing import chain, documents, outbox
 from invoicing.deals import DealData
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.facturae import SigningCredentials, load_pkcs12
 from invoicing.mailer import MailDeliveryError, MailSettings
 from invoicing.money import cents, to_decimal
-from invoicing.service import CustomerData, DraftResult, LineData
+from invoicing.service import CustomerData, DraftResult, Invoicing, LineData
+
+# The services the invoicing side registers in the runtime (see install_services).
+INVOICING = ServiceKey[Invoicing]("invoicing")
+SIGNING = ServiceKey[SigningCredentials | None]("invoicing.signing")
+MAIL = ServiceKey[MailSettings | None]("invoicing.mail")
+
+
+def install_services(services: ServiceRegistry, settings: Settings) -> None:
+    """Register the invoicing facade (in the step's transaction), the Facturae signing
+    certificate (loaded once, on first use: reading a PKCS#12 costs ~40 ms) and outgoing mail
+    (None when no SMTP host is set)."""
+    services.provide_factory(INVOICING, Invoicing)
+    p12, password = settings.facturae_p12, settings.facturae_p12_password
+    services.provide_lazy(SIGNING, lambda: _credentials(p12, password))
+    services.provide(MAIL, MailSettings.from_settings(settings) if settings.smtp_host else None)
+    services.provide(OUTBOX, _Outbox())
+
+
+class _Outbox:
+    """The invoicing core's outbox as the engine reads it (connector.events)."""
+
+    def unpublished(self, session: Session, limit: int) -> list[DomainEvent]:
+        return [
+            DomainEvent(
+                e.id, e.topic, e.subject_id, e.payload, e.created_at.astimezone(UTC).isoformat()
+            )
+            for e in outbox.unpublished(session, limit)
+        ]
+
+    def mark_published(self, session: Session, ids: list[int]) -> None:
+        outbox.mark_published(session, ids, utcnow())
+
+
+def _credentials(path: Path | None, password: str | None) -> SigningCredentials | None:
+    return None if path is None else load_pkcs12(path.read_bytes(), password)
+
+
+def signing_credentials(services: ServiceRegistry) -> SigningCredentials | None:
+    """The signing certificate as this process has it configured (the web uses it too)."""
+    return services.get(SIGNING) if services.has(SIGNING) else None
 
 
 @contextmanager
@@ -33,14 +87,15 @@ def _explained(what: str) -> Iterator[None]:
 
 
 def record_won_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
-    """Keep the won deal for reports, once per source and deal id."""
+    """Keep the won deal for reports, once per source and deal id (the trigger's deal)."""
     owner = data.get("owner") or {}
     amount = data.get("amount")
+    source, ref = _identity(ctx, data.get("source") or "webhook", str(data["deal_id"]))
     with _explained("the deal cannot be recorded"):
-        deal, created = ctx.invoicing.record_deal(
+        deal, created = ctx.service(INVOICING).record_deal(
             DealData(
-                source=data.get("source") or "webhook",
-                external_ref=str(data["deal_id"]),
+                source=source,
+                external_ref=ref,
                 won_at=datetime.fromisoformat(data["won_at"]),
                 title=data.get("title"),
                 owner_name=owner.get("name"),
@@ -61,13 +116,28 @@ def record_won_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _identity(ctx: ActionContext, source: Any, ref: Any) -> tuple[Any, Any]:
+    """What a record made for the trigger's item is unique by: the trigger's entity when the
+    run has one, never the mapped fields (a wrong mapping would put two deals on one
+    invoice); the mapped ones only for runs whose trigger names no entity."""
+    if ctx.entity is None:
+        return source, ref
+    if ref not in (None, "", ctx.entity.key):
+        ctx.log.warning(
+            "the mapped reference %r is not the trigger's %r: the trigger's is kept",
+            ref,
+            ctx.entity.key,
+        )
+    return ctx.entity.source, ctx.entity.key
+
+
 def convert_document(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Turn a quote, order or delivery note into the next document, all or part of it."""
     takes = None
     if data.get("lines") is not None:
         takes = [documents.Take(line["line_id"], line.get("quantity")) for line in data["lines"]]
     with _explained("the document cannot be converted"):
-        draft, created = ctx.invoicing.convert(
+        draft, created = ctx.service(INVOICING).convert(
             data["document_id"], data["to"], takes, idempotency_key=ctx.idempotency_key
         )
     return {
@@ -83,7 +153,7 @@ def convert_document(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
 def find_or_create_customer(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """The customer with this tax id, created when there is none."""
     with _explained("the customer cannot be found or created"):
-        result = ctx.invoicing.find_or_create_customer(CustomerData.from_json(data))
+        result = ctx.service(INVOICING).find_or_create_customer(CustomerData.from_json(data))
     customer = result.customer
     return {
         "customer_id": customer.id,
@@ -101,7 +171,7 @@ def find_or_create_customer(ctx: ActionContext, data: dict[str, Any]) -> dict[st
 def issue_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Number, date and register the draft; repeating it changes nothing."""
     with _explained("the invoice cannot be issued"):
-        issued = ctx.invoicing.issue(data["invoice_id"], data.get("series"))
+        issued = ctx.service(INVOICING).issue(data["invoice_id"], data.get("series"))
     invoice = issued.invoice
     return {
         "invoice_id": invoice.id,
@@ -121,7 +191,7 @@ def issue_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 def cancel_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Cancel an invoice issued in error (VERI*FACTU anulación); repeating changes nothing."""
     with _explained("the invoice cannot be cancelled"):
-        invoice, cancelled_now = ctx.invoicing.cancel(data["invoice_id"], data["reason"])
+        invoice, cancelled_now = ctx.service(INVOICING).cancel(data["invoice_id"], data["reason"])
     return {
         "invoice_id": invoice.id,
         "number": invoice.number,
@@ -133,17 +203,18 @@ def cancel_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 def send_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Email the issued invoice with its PDF and Facturae; once per idempotency key."""
-    if ctx.settings is None or not ctx.settings.smtp_host:
+    mail = ctx.service(MAIL)
+    if mail is None:
         raise ConfigurationError(
             "sending mail is not set up: set PUENTE_SMTP_HOST and PUENTE_MAIL_FROM on the workers"
         )
     try:
         with _explained("the invoice cannot be sent"):
-            email, created = ctx.invoicing.send_invoice(
+            email, created = ctx.service(INVOICING).send_invoice(
                 data["invoice_id"],
-                MailSettings.from_settings(ctx.settings),
+                mail,
                 to=data.get("to"),
-                credentials=ctx.signing,
+                credentials=ctx.service(SIGNING),
                 idempotency_key=ctx.idempotency_key,
             )
     except MailDeliveryError as exc:  # the failed attempt stays in the invoice's email history
@@ -168,7 +239,7 @@ def record_payment(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Record money received, once per idempotency key."""
     paid_on = date.fromisoformat(data["paid_on"]) if data.get("paid_on") else date.today()
     with _explained("the payment cannot be recorded"):
-        recorded = ctx.invoicing.record_payment(
+        recorded = ctx.service(INVOICING).record_payment(
             data["invoice_id"],
             data["amount"],
             paid_on,
@@ -191,13 +262,14 @@ def record_payment(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """Find or create the customer by tax id and create the draft, once per key and deal."""
+    source, ref = _identity(ctx, data.get("source"), data.get("external_ref"))
     with _explained("the invoice cannot be created"):
-        result = ctx.invoicing.create_draft_invoice(
+        result = ctx.service(INVOICING).create_draft_invoice(
             customer=CustomerData.from_json(data["customer"]),
             lines=[LineData.from_json(line) for line in data["lines"]],
             currency=data.get("currency", "EUR"),
-            source=data.get("source"),
-            external_ref=data.get("external_ref"),
+            source=source,
+            external_ref=ref,
             idempotency_key=ctx.idempotency_key,
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
@@ -260,7 +332,8 @@ def _spec(
     title: str,
     title_es: str,
     keys: tuple[tuple[str, str], ...] = (),
-    effects: str = "database",
+    effects: Effects = Effects.DATABASE,
+    upsert: bool = False,
 ) -> ActionSpec:
     name = perform.__name__
     return ActionSpec(
@@ -273,6 +346,7 @@ def _spec(
         perform=perform,
         business_keys=keys,
         effects=effects,
+        upsert=upsert,
     )
 
 
@@ -285,6 +359,7 @@ RECORD_WON_DEAL = _spec(
     record_won_deal,
     "Record won deal",
     "Registrar oportunidad ganada",
+    upsert=True,
 )
 CREATE_DRAFT_INVOICE = _spec(
     create_draft_invoice,
@@ -297,6 +372,7 @@ FIND_OR_CREATE_CUSTOMER = _spec(
     "Find or create customer",
     "Buscar o crear cliente",
     (("customer_tax_id", "tax_id"),),
+    upsert=True,
 )
 # An issued invoice is found by its number; the id until it has one.
 INVOICE_REF = (("invoice_ref", "number"), ("invoice_ref", "invoice_id"))
@@ -307,6 +383,6 @@ SEND_INVOICE = _spec(
     "Send invoice by email",
     "Enviar factura por correo",
     (("invoice_ref", "invoice_id"),),
-    effects="external",
+    effects=Effects.EXTERNAL_WRITE,
 )
 RECORD_PAYMENT = _spec(record_payment, "Record payment", "Registrar cobro", INVOICE_REF)

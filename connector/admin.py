@@ -108,7 +108,10 @@ def save_flow(
             report.errors,
         )
     name = str(document.get("name") or "").strip()[:120] or "(sin nombre)"
-    trigger_key = str((document.get("trigger") or {}).get("key") or "")[:80]
+    declared = document.get("trigger")
+    trigger: dict[str, Any] = declared if isinstance(declared, dict) else {}
+    trigger_key = str(trigger.get("key") or "")[:80]
+    connection = str(trigger.get("connection") or "")[:80] or None
     if flow is None:
         flow = Flow(
             name=name, trigger_key=trigger_key, subscription_id=subscription_id, enabled=False
@@ -125,6 +128,7 @@ def save_flow(
         .values(
             name=name,
             trigger_key=trigger_key,
+            connection=connection,
             current_version_id=version.id,
             **({"enabled": enabled} if enabled is not None else {}),
             **({"subscription_id": subscription_id} if subscription_id is not None else {}),

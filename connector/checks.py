@@ -20,6 +20,7 @@ import jmespath.exceptions
 
 from connector import mapping, messages, schemas
 from connector.errors import ConfigurationError, FieldError
+from connector.flows import trigger_errors
 from connector.functions import FUNCTION_NAMES
 from connector.redaction import redact
 from connector.registry import Registry
@@ -51,6 +52,7 @@ def check_flow(
             FieldError.of("trigger.key", "unknown_trigger", trigger=document["trigger"]["key"])
         )
         return report
+    report.errors.extend(trigger_errors(trigger, document["trigger"]))
     lookups = document.get("lookups") or {}
     scope: dict[str, Schema | None] = {}  # earlier steps' outputs, by step id
     data: dict[str, Any] = {

@@ -9,26 +9,25 @@ example stands in for their output.
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import mapping, schemas
-from connector.errors import ConfigurationError, PuenteError, ValidationError
-from connector.flows import compile_flow
+from connector import mapping, schemas, steps
+from connector.errors import ValidationError
+from connector.flows import CompiledStep, compile_flow
 from connector.redaction import redact
 from connector.registry import Registry
-from connector.runner import Services, StepContext
-from invoicing.service import Invoicing
+from connector.runner import Tools
+from connector.spec import Effects, Entity
 
 
 @dataclass
 class StepResult:
     id: str
     action: str
-    status: str  # "succeeded", "failed", "stopped" (filter) or "skipped" (external effects)
+    status: str  # "succeeded", "failed", "stopped" (filter) or "skipped" (not performed)
     input: Any = None
     output: Any = None
     error: dict[str, Any] | None = None
@@ -46,7 +45,7 @@ def dry_run(
     registry: Registry,
     document: dict[str, Any],
     trigger_item: dict[str, Any] | None = None,
-    services: Services | None = None,
+    tools: Tools | None = None,
     until: str | None = None,
 ) -> DryRun:
     """Run the flow on `trigger_item` (the trigger's example by default), up to step `until`,
@@ -57,14 +56,15 @@ def dry_run(
     errors = schemas.validate(flow.trigger.output_schema, trigger_item)
     if errors:
         raise ValidationError.from_field_errors("the sample is not a valid trigger item", errors)
-    services = services or Services()
+    tools = tools or Tools()
+    entity = flow.trigger.entity(trigger_item)
     result = DryRun("succeeded")
     data: dict[str, Any] = {"trigger": copy.deepcopy(trigger_item), "steps": {}}
     with sessions() as s:
         s.begin()
         try:
             for step in flow.steps:
-                outcome = _step(s, step, data, flow.lookups, services)
+                outcome = _step(s, step, data, flow.lookups, tools, entity)
                 result.steps.append(outcome)
                 if outcome.status in ("failed", "stopped"):
                     result.status = outcome.status
@@ -78,14 +78,21 @@ def dry_run(
 
 
 def _step(
-    s: Session, step: Any, data: dict[str, Any], lookups: dict[str, Any], services: Services
+    s: Session,
+    step: CompiledStep,
+    data: dict[str, Any],
+    lookups: dict[str, Any],
+    tools: Tools,
+    entity: Entity | None,
 ) -> StepResult:
+    """One step through the runner's own executor (steps.*): the same checks, the same
+    failures, the same words; only what reaches the outside is left out."""
     if step.is_filter:
         try:
-            value = mapping.evaluate(step.condition, data, lookups)
-        except ConfigurationError as exc:
-            return StepResult(step.id, "filter", "failed", error=exc.as_dict())
-        passed = value not in (False, None, "", [], {})
+            value = steps.check_filter(step, data, lookups)
+        except Exception as exc:
+            return StepResult(step.id, "filter", "failed", error=_error(exc, step))
+        passed = mapping.truthy(value)
         return StepResult(
             step.id,
             "filter",
@@ -95,40 +102,43 @@ def _step(
             note=None if passed else f"stopped: {step.explain}",
         )
     action = step.action
+    assert action is not None
     inputs: Any = None
     try:
-        inputs = mapping.evaluate(step.input, data, lookups)
-        errors = schemas.validate(action.input_schema, inputs)
-        if errors:
-            raise ValidationError.from_field_errors(
-                f"step '{step.id}': the input is not valid", errors
-            )
+        inputs = steps.map_input(step, data, lookups)
         shown = redact(inputs, action.input_schema)
-        if action.effects != "database":
-            example = schemas.example(action.output_schema)
+        if _skipped(action.effects, tools):
             return StepResult(
                 step.id,
                 action.key,
                 "skipped",
                 shown,
-                example,
+                schemas.example(action.output_schema),
                 note="not performed in a dry run: it reaches the outside world; "
                 "its example output stands in",
             )
-        ctx = StepContext(
-            f"dry-run:{step.id}",
-            Invoicing(s),
-            logging.getLogger(f"puente.dry_run.{action.key}"),
-            services.public_url,
-            services.settings,
-            services.signing,
-        )
+        ctx = tools.context(s, step, f"dry-run:{step.id}", entity, "puente.dry_run")
         with s.begin_nested():
-            output = action.perform(ctx, inputs)
+            output = steps.perform(step, ctx, inputs)
         return StepResult(
             step.id, action.key, "succeeded", shown, redact(output, action.output_schema)
         )
-    except PuenteError as exc:
+    except Exception as exc:
         return StepResult(
-            step.id, action.key, "failed", redact(inputs, action.input_schema), error=exc.as_dict()
+            step.id,
+            action.key,
+            "failed",
+            redact(inputs, action.input_schema),
+            error=_error(exc, step),
         )
+
+
+def _skipped(effects: Effects, tools: Tools) -> bool:
+    """Writes to the outside are never performed; reads only with outbound HTTP at hand."""
+    if effects is Effects.EXTERNAL_WRITE:
+        return True
+    return effects is Effects.READ and tools.http is None
+
+
+def _error(exc: Exception, step: CompiledStep) -> dict[str, Any]:
+    return steps.as_error(exc, step, "dry run").as_dict()

@@ -20,6 +20,7 @@ class CompiledStep:
     input: mapping.Compiled = None
     condition: mapping.Compiled = None
     explain: str = ""
+    connection: str | None = None  # the named connection its action uses, when it has one
 
     @property
     def is_filter(self) -> bool:
@@ -32,6 +33,22 @@ class CompiledFlow:
     trigger: TriggerSpec
     steps: tuple[CompiledStep, ...]
     lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The trigger's config (e.g. which stages count as won) and the connection it listens on.
+    trigger_config: dict[str, Any] = field(default_factory=dict)
+    connection: str | None = None
+
+
+def trigger_errors(trigger: TriggerSpec, declared: dict[str, Any]) -> list[FieldError]:
+    """What is wrong with a flow's trigger settings: its config against the trigger's config
+    schema, and the connection a CRM or polled trigger needs."""
+    errors = []
+    if trigger.config_schema is not None:
+        for error in schemas.validate(trigger.config_schema, declared.get("config") or {}):
+            path = f"trigger.config.{error.path}" if error.path else "trigger.config"
+            errors.append(FieldError(path, error.message, error.code, error.params))
+    if trigger.provider is not None and not declared.get("connection"):
+        errors.append(FieldError.of("trigger.connection", "required", field="connection"))
+    return errors
 
 
 def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
@@ -44,6 +61,8 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
         errors.append(
             FieldError.of("trigger.key", "unknown_trigger", trigger=document["trigger"]["key"])
         )
+    else:
+        errors.extend(trigger_errors(trigger, document["trigger"]))
     steps: list[CompiledStep] = []
     seen: set[str] = set()
     for i, step in enumerate(document["steps"]):
@@ -68,7 +87,16 @@ def compile_flow(document: Any, registry: Registry) -> CompiledFlow:
             errors.extend(exc.errors)
             continue
         if action is not None:
-            steps.append(CompiledStep(step["id"], action, compiled))
+            steps.append(
+                CompiledStep(step["id"], action, compiled, connection=step.get("connection"))
+            )
     if errors or trigger is None:
         raise ConfigurationError("the flow is not valid: " + "; ".join(map(str, errors)), errors)
-    return CompiledFlow(document["name"], trigger, tuple(steps), document.get("lookups") or {})
+    return CompiledFlow(
+        document["name"],
+        trigger,
+        tuple(steps),
+        document.get("lookups") or {},
+        document["trigger"].get("config") or {},
+        document["trigger"].get("connection"),
+    )

@@ -137,7 +137,7 @@ def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
         rt.registry,
         run_id,
         run_timeout=rt.settings.run_timeout_seconds,
-        services=rt.services,
+        tools=rt.tools,
     )
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)

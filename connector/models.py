@@ -81,6 +81,8 @@ class Flow(Base):
     name: Mapped[str] = mapped_column(String(120))
     trigger_key: Mapped[str] = mapped_column(String(80))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    # The connection its trigger listens on (a CRM's one address for all its events), by name.
+    connection: Mapped[str | None] = mapped_column(String(80), index=True)
     enabled: Mapped[bool] = mapped_column(default=False)
     current_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("flow_versions.id", use_alter=True)
@@ -108,13 +110,16 @@ class FlowVersion(Base):
 
 
 class Event(Base):
-    """One trigger item as received; unique per subscription and delivery: redelivery is a no-op."""
+    """One trigger item as received; unique per source, trigger and delivery (or item) key:
+    a redelivery is a no-op."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("subscription_id", "dedup_key"),)
+    __table_args__ = (UniqueConstraint("source", "trigger_key", "dedup_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    # Where it came from: "subscription:<id>", "connection:<id>", "outbox", "poll:<flow id>".
+    source: Mapped[str] = mapped_column(String(80))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     trigger_key: Mapped[str] = mapped_column(String(80))
     dedup_key: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=EventStatus.ACCEPTED)
@@ -149,18 +154,36 @@ class Run(Base):
     # A replay may edit the trigger data; the event keeps what was received.
     trigger_override: Mapped[Any] = mapped_column(JSONType, nullable=True)
     replays: Mapped[int] = mapped_column(default=0)
-    # Runs with the same entity (source + deal) never run at the same time.
+    # Runs with the same entity (the trigger's: source + deal) never run at the same time.
     entity_key: Mapped[str | None] = mapped_column(String(150), index=True)
-    # Business keys, to find runs by what people know.
-    deal_ref: Mapped[str | None] = mapped_column(String(100), index=True)
-    invoice_ref: Mapped[str | None] = mapped_column(String(60), index=True)
-    customer_tax_id: Mapped[str | None] = mapped_column(String(30), index=True)
 
     event: Mapped[Event] = relationship()
     flow: Mapped[Flow] = relationship()
     flow_version: Mapped[FlowVersion] = relationship()
     steps: Mapped[list[RunStep]] = relationship(order_by="RunStep.id", back_populates="run")
     attempts_log: Mapped[list[RunAttempt]] = relationship(order_by="RunAttempt.attempt")
+    keys: Mapped[list[RunKey]] = relationship(order_by="RunKey.id", lazy="selectin")
+
+    def key(self, name: str) -> str | None:
+        """The last value of business key `name` (e.g. an invoice's number after its id)."""
+        values = [k.value for k in self.keys if k.name == name]
+        return values[-1] if values else None
+
+
+class RunKey(Base):
+    """A business key a run is found by (deal, invoice, customer tax id, …), as its trigger
+    and actions declare them; a run may have several values of one name."""
+
+    __tablename__ = "run_keys"
+    __table_args__ = (
+        UniqueConstraint("run_id", "name", "value"),
+        Index("ix_run_keys_name_value", "name", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(100))
 
 
 class RunAttempt(Base):
@@ -202,6 +225,18 @@ class RunStep(Base):
     resume_sealed: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[Run] = relationship(back_populates="steps")
+
+
+class TriggerState(Base):
+    """What a trigger keeps between calls: a poll's cursor, a webhook registered at the
+    source; by name ("poll:flow:<id>", "subscribe:flow:<id>")."""
+
+    __tablename__ = "trigger_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    state: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Connection(Base):

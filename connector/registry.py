@@ -7,16 +7,23 @@ from dataclasses import dataclass
 from functools import cache
 
 from connector.errors import ConfigurationError
-from connector.spec import ActionSpec, TriggerSpec
+from connector.spec import ActionSpec, ServiceInstaller, TriggerKind, TriggerSpec
 
 
 @dataclass(frozen=True)
 class Registry:
     triggers: dict[str, TriggerSpec]
     actions: dict[str, ActionSpec]
+    # What the domains register in the runtime's service registry when it is built.
+    installers: tuple[ServiceInstaller, ...] = ()
 
     @classmethod
-    def build(cls, triggers: Iterable[TriggerSpec], actions: Iterable[ActionSpec]) -> Registry:
+    def build(
+        cls,
+        triggers: Iterable[TriggerSpec],
+        actions: Iterable[ActionSpec],
+        installers: Iterable[ServiceInstaller] = (),
+    ) -> Registry:
         t: dict[str, TriggerSpec] = {}
         a: dict[str, ActionSpec] = {}
         for spec in triggers:
@@ -27,7 +34,13 @@ class Registry:
             if action.key in a:
                 raise ValueError(f"action {action.key!r} is registered twice")
             a[action.key] = action
-        return cls(t, a)
+        return cls(t, a, tuple(installers))
+
+    def event_triggers(self, topic: str) -> list[TriggerSpec]:
+        """The event triggers an outbox event of `topic` feeds."""
+        return [
+            t for t in self.triggers.values() if t.kind is TriggerKind.EVENT and t.topic == topic
+        ]
 
     def trigger(self, key: str) -> TriggerSpec:
         try:
@@ -50,4 +63,4 @@ def default_registry() -> Registry:
     import actions
     import triggers
 
-    return Registry.build(triggers.ALL, actions.ALL)
+    return Registry.build(triggers.ALL, actions.ALL, actions.SERVICES)

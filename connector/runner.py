@@ -26,30 +26,34 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import mapping, schemas
+from connector import mapping, steps
 from connector.errors import (
     ConfigurationError,
     FailureClass,
     PuenteError,
     TransientError,
-    ValidationError,
 )
 from connector.flows import CompiledFlow, CompiledStep, compile_flow
-from connector.models import Event, FlowVersion, Run, RunAttempt, RunStatus, RunStep, StepStatus
+from connector.models import (
+    Event,
+    FlowVersion,
+    Run,
+    RunAttempt,
+    RunKey,
+    RunStatus,
+    RunStep,
+    StepStatus,
+)
 from connector.redaction import redact
 from connector.registry import Registry
-from connector.spec import ActionSpec
-from database import is_transient, reading, utcnow
-from invoicing.service import Invoicing
+from connector.spec import ActionContext, ActionSpec, Effects, Entity, ServiceRegistry
+from database import insert_ignore, reading, utcnow
 
 if TYPE_CHECKING:
     from connector.crypto import SecretBox
     from connector.http_client import HttpClient
-    from connector.settings import Settings
-    from invoicing.facturae import SigningCredentials
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,12 @@ BACKOFF_CAP_SECONDS = 300.0
 QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
 FILTER = "filter"  # what a filter step's row shows as its action
 MAX_STORED_BYTES = 64 * 1024  # per stored step input or output
+MAX_KEY_VALUE = 100  # RunKey.value's length
 
 # The runner's own statements, built once (building one costs more than running it on
 # SQLite). Keys given at execution besides the b_* ones are the columns they set.
-_runs, _events, _versions, _steps, _attempts = (
-    cast(Table, model.__table__) for model in (Run, Event, FlowVersion, RunStep, RunAttempt)
+_runs, _events, _versions, _steps, _attempts, _keys = (
+    cast(Table, model.__table__) for model in (Run, Event, FlowVersion, RunStep, RunAttempt, RunKey)
 )
 _other = _runs.alias("other")
 _CLAIM = (
@@ -102,7 +107,7 @@ _LOAD = (
     .where(_events.c.id == bindparam("b_event"), _versions.c.id == bindparam("b_version"))
 )
 _STORED_STEPS = select(
-    _steps.c.step_id, _steps.c.status, _steps.c.output, _steps.c.resume_sealed
+    _steps.c.step_id, _steps.c.status, _steps.c.input, _steps.c.output, _steps.c.resume_sealed
 ).where(_steps.c.run_id == bindparam("b_run"))
 _LOGGED_ATTEMPTS = (
     select(func.count()).select_from(_attempts).where(_attempts.c.run_id == bindparam("b_run"))
@@ -130,28 +135,33 @@ class Outcome:
     attempts: int = 0  # the run's attempts so far, when it is to be retried
 
 
-@dataclass
-class StepContext:
-    """The ActionContext given to actions."""
-
-    idempotency_key: str
-    invoicing: Invoicing
-    log: logging.Logger
-    public_url: str
-    settings: Settings | None = None  # outgoing mail and the like
-    signing: SigningCredentials | None = None  # for Facturae files, when configured
-    http: HttpClient | None = None  # outbound calls (connections, guard, rate limits)
-
-
 @dataclass(frozen=True)
-class Services:
-    """What the process offers every action besides the database."""
+class Tools:
+    """What the process gives steps besides the database (a worker: Runtime.tools)."""
 
-    public_url: str = ""
-    settings: Settings | None = None
-    signing: SigningCredentials | None = None
-    http: HttpClient | None = None
+    services: ServiceRegistry = field(default_factory=ServiceRegistry)
+    http: HttpClient | None = None  # outbound calls (connections, guard, rate limits)
     secrets: SecretBox | None = None  # seals outputs the log masks, for a faithful resume
+
+    def context(
+        self,
+        session: Session | None,
+        step: CompiledStep,
+        key: str,
+        entity: Entity | None,
+        logger: str = "puente",
+    ) -> ActionContext:
+        """The one ActionContext an action gets."""
+        assert step.action is not None
+        return ActionContext(
+            idempotency_key=key,
+            log=logging.getLogger(f"{logger}.{step.action.key}"),
+            session=session,
+            services=self.services,
+            http=self.http,
+            connection=step.connection,
+            entity=entity,
+        )
 
 
 def idempotency_key(event_id: int, flow_version_id: int, step_id: str) -> str:
@@ -194,10 +204,10 @@ def execute_run(
     *,
     run_timeout: int = 300,
     now: Callable[[], datetime] = utcnow,
-    services: Services | None = None,
+    tools: Tools | None = None,
 ) -> Outcome:
-    """Run a queued run to its end, or to its first failure; `services` are what the
-    actions get besides the database (Runtime.services in a worker).
+    """Run a queued run to its end, or to its first failure; `tools` are what the actions
+    get besides the database (Runtime.tools in a worker).
 
     Steps with only database effects share a transaction, each in a savepoint with its row:
     on the happy path a run is two transactions, the claim and then its steps with the finish.
@@ -205,11 +215,12 @@ def execute_run(
     it did is committed with its row before anything else can fail. A failed step rolls back
     to its savepoint (unless its error keeps what it wrote as the failure's record, like a
     refused email), and its row, the steps before it and the failure commit together: a
-    retry resumes at the first unfinished step.
+    retry resumes at the first unfinished step. A replay with an edited trigger performs
+    again the finished upsert steps whose mapped input changed (see _Attempt._step).
     """
-    services = services or Services()
+    tools = tools or Tools()
     started = now()
-    claim = _claim(sessions, run_id, started, run_timeout, services.secrets)
+    claim = _claim(sessions, run_id, started, run_timeout, tools.secrets)
     if claim is None:
         with reading(sessions) as s:
             if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
@@ -222,25 +233,21 @@ def execute_run(
     except ConfigurationError as exc:
         with sessions.begin() as s:
             return _fail(s, claim, exc, now)
-    keys: dict[str, str] = {}  # those of the steps done before stay on the run's row
-    for step in flow.steps:
-        if step.id in claim.done:
-            keys.update(_business_keys(step.action, claim.done[step.id]))
     attempt = _Attempt(
         claim,
-        services,
+        tools,
         flow.lookups,
         now,
         {"trigger": claim.payload, "steps": dict(claim.done)},
-        keys,
+        _entity(flow, claim.payload),
     )
-    batches = _batches([step for step in flow.steps if step.id not in claim.done])
+    batches = _batches([step for step in flow.steps if attempt.to_run(step)])
     for n, batch in enumerate(batches, 1):
         try:
             with sessions.begin() as s:
                 outcome = attempt.run(s, batch)
                 if outcome is None and n == len(batches):
-                    _finish(s, claim, RunStatus.SUCCEEDED, None, now(), attempt.keys)
+                    _finish(s, claim, RunStatus.SUCCEEDED, None, now())
                     outcome = Outcome("succeeded")
             attempt.committed()
         except Exception as exc:  # the transaction is lost (connection, commit): log it anew
@@ -249,8 +256,13 @@ def execute_run(
         if outcome is not None:
             return outcome
     with sessions.begin() as s:  # no step left to run (all done by earlier attempts)
-        _finish(s, claim, RunStatus.SUCCEEDED, None, now(), attempt.keys)
+        _finish(s, claim, RunStatus.SUCCEEDED, None, now())
     return Outcome("succeeded")
+
+
+def _entity(flow: CompiledFlow, payload: Any) -> Entity | None:
+    """What the run's trigger item is about, as its trigger names it."""
+    return flow.trigger.entity(payload) if isinstance(payload, dict) else None
 
 
 def _batches(steps: list[CompiledStep]) -> list[list[CompiledStep]]:
@@ -265,7 +277,7 @@ def _batches(steps: list[CompiledStep]) -> list[list[CompiledStep]]:
 
 
 def _external(step: CompiledStep) -> bool:
-    return step.action is not None and step.action.effects != "database"
+    return step.action is not None and step.action.effects is not Effects.DATABASE
 
 
 @dataclass(frozen=True)
@@ -282,6 +294,8 @@ class _Claim:
     waited: int  # ms from enqueued to started
     stored: frozenset[str]  # steps with a row already (an earlier attempt)
     done: dict[str, Any]  # outputs of the steps an earlier attempt finished
+    done_inputs: dict[str, Any]  # their inputs, as logged
+    edited: bool  # a replay with a corrected trigger
 
 
 def _claim(
@@ -336,6 +350,8 @@ def _claim(
             for st in steps
             if st.status == StepStatus.SUCCEEDED
         },
+        done_inputs={st.step_id: st.input for st in steps if st.status == StepStatus.SUCCEEDED},
+        edited=row.trigger_override is not None,
     )
 
 
@@ -344,12 +360,11 @@ class _Attempt:
     """One attempt's way through the steps: their outputs, and the step in progress."""
 
     claim: _Claim
-    services: Services
+    tools: Tools
     lookups: dict[str, dict[str, Any]]
     now: Callable[[], datetime]
     data: dict[str, Any]
-    keys: dict[str, str] = field(default_factory=dict)  # business keys for the run's row
-    kept: dict[str, str] = field(default_factory=dict)  # the keys of committed steps
+    entity: Entity | None
     waited: int | None = None  # queue wait, logged on the attempt's first step
     step: CompiledStep | None = None
     started: datetime | None = None
@@ -359,7 +374,11 @@ class _Attempt:
 
     def __post_init__(self) -> None:
         self.waited = self.claim.waited
-        self.kept = dict(self.keys)
+
+    def to_run(self, step: CompiledStep) -> bool:
+        """Steps not finished yet, and, in a replay with a corrected trigger, the finished
+        upserts inside our database (performed again if their input changed)."""
+        return step.id not in self.claim.done or (self.claim.edited and _upsert(step))
 
     def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
         """Run `batch` in `s`, each step in a savepoint with its row; an outcome when the run
@@ -379,7 +398,7 @@ class _Attempt:
                 return self.failed(s, exc)
             savepoint.commit()
             if not passed:
-                _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now(), self.keys)
+                _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now())
                 return Outcome("stopped")
             self.waited = None
         return None
@@ -388,38 +407,43 @@ class _Attempt:
         """Perform one step and write its row; False when a filter stops the run."""
         assert self.started is not None
         if step.is_filter:
-            value = mapping.evaluate(step.condition, self.data, self.lookups)
-            passed = value not in (False, None, "", [], {})  # JMESPath's falsy values
+            value = steps.check_filter(step, self.data, self.lookups)
+            passed = mapping.truthy(value)
             status = StepStatus.SUCCEEDED if passed else StepStatus.STOPPED
             output = {"passed": passed, "explain": step.explain}
             self._record(s, status, {"condition": value}, output, None)
             self.data["steps"][step.id] = {"passed": True}
             return passed
-        inputs, output = _perform(
-            s, self.claim, step, self.data, self.services, self.lookups, self.mapped
-        )
+        inputs = steps.map_input(step, self.data, self.lookups)
+        self.mapped.append(inputs)
+        if step.id in self.claim.done and _logged(step, inputs) == self.claim.done_inputs.get(
+            step.id
+        ):
+            return True  # a finished upsert whose input the correction did not change
+        key = idempotency_key(self.claim.event_id, self.claim.version_id, step.id)
+        ctx = self.tools.context(s, step, key, self.entity)
+        output = steps.perform(step, ctx, inputs)
         self._record(s, StepStatus.SUCCEEDED, inputs, output, None)
-        self.keys.update(_business_keys(step.action, output))
+        _add_keys(s, self.claim.run_id, _business_keys(step.action, output))
         self.data["steps"][step.id] = output
         return True
 
     def failed(self, s: Session, exc: Exception) -> Outcome:
         """Log the step in progress as failed and settle the run (retry, dead, failed) in `s`."""
         step = self.step
-        error = _as_error(exc, step, self.claim.run_id)
+        error = steps.as_error(exc, step, f"run {self.claim.run_id}")
         if step is not None:
             inputs = self.mapped[0] if self.mapped else None
             self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
-        return _fail(s, self.claim, error, self.now, step.action if step else None, self.keys)
+        return _fail(s, self.claim, error, self.now, step.action if step else None)
 
     def committed(self) -> None:
-        """The batch is committed: its steps and keys are kept, no step is in progress."""
-        self.kept, self.step, self.cause = dict(self.keys), None, None
+        """The batch is committed: no step is in progress."""
+        self.step, self.cause = None, None
 
     def lost(self, s: Session, exc: Exception) -> Outcome:
         """The batch's transaction was lost: nothing of it stayed; log the failure anew, with
         the step's own error when it had one (what broke the transaction)."""
-        self.keys = dict(self.kept)
         return self.failed(s, self.cause or exc)
 
     def _record(
@@ -443,8 +467,19 @@ class _Attempt:
             self.now(),
             self.clock,
             self.waited,
-            self.services.secrets,
+            self.tools.secrets,
         )
+
+
+def _upsert(step: CompiledStep) -> bool:
+    return (
+        step.action is not None and step.action.upsert and step.action.effects is Effects.DATABASE
+    )
+
+
+def _logged(step: CompiledStep, inputs: Any) -> Any:
+    """The input as the log keeps it (masked, capped), to compare with a logged one."""
+    return capped(redact(inputs, step.action.input_schema if step.action else None))
 
 
 def _stopped(step: CompiledStep) -> dict[str, Any]:
@@ -452,67 +487,28 @@ def _stopped(step: CompiledStep) -> dict[str, Any]:
     return {"class": "stopped", "message": message, "errors": []}
 
 
-def _perform(
-    s: Session,
-    claim: _Claim,
-    step: CompiledStep,
-    data: dict[str, Any],
-    services: Services,
-    lookups: dict[str, dict[str, Any]],
-    mapped: list[Any],
-) -> tuple[Any, Any]:
-    """Map, validate and perform one action step in `s`; its inputs and output.
-
-    `mapped` receives the inputs as soon as they are known, for a failure's row."""
-    action = step.action
-    assert action is not None
-    inputs = mapping.evaluate(step.input, data, lookups)
-    mapped.append(inputs)
-    errors = schemas.validate(action.input_schema, inputs)
-    if errors:
-        raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid", errors)
-    ctx = StepContext(
-        idempotency_key(claim.event_id, claim.version_id, step.id),
-        Invoicing(s),
-        logging.getLogger(f"puente.{action.key}"),
-        services.public_url,
-        services.settings,
-        services.signing,
-        services.http,
-    )
-    output = action.perform(ctx, inputs)
-    errors = schemas.validate(action.output_schema, output)
-    if errors:
-        raise PuenteError.from_field_errors(
-            f"action {action.key} returned output that breaks its schema", errors
-        )
-    return inputs, output
-
-
-def _as_error(exc: Exception, step: CompiledStep | None, run_id: int) -> PuenteError:
-    """What a step's exception means for the run."""
-    if isinstance(exc, PuenteError):
-        return exc
-    if isinstance(exc, DBAPIError):
-        # Lost connections and serialization failures pass; the rest is a bug to look at.
-        cls = TransientError if is_transient(exc) else PuenteError
-        return cls(f"database error: {exc.orig}")
-    where = step.action.key if step and step.action else f"step '{step.id if step else '?'}'"
-    log.exception("run %s crashed in %s", run_id, where)
-    return PuenteError(f"unexpected error in {where}: {exc!r}")
+def business_keys(declared: tuple[tuple[str, str], ...], data: Any) -> dict[str, str]:
+    """The business keys `declared` as (name, dotted path) pairs found in `data`: for each
+    name the first path with a value."""
+    keys: dict[str, str] = {}
+    for name, path in declared:
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if name not in keys and value not in (None, ""):
+            keys[name] = str(value)[:MAX_KEY_VALUE]
+    return keys
 
 
 def _business_keys(action: ActionSpec | None, output: Any) -> dict[str, str]:
-    """The business keys the action declares in its output (invoice, customer tax id), kept
-    on the run's row to find it by them."""
-    keys: dict[str, str] = {}
-    for column, path in action.business_keys if action else ():
-        value: Any = output
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if column not in keys and value not in (None, ""):
-            keys[column] = str(value)[: getattr(_runs.c[column].type, "length", None)]
-    return keys
+    return business_keys(action.business_keys, output) if action else {}
+
+
+def _add_keys(s: Session, run_id: int, keys: dict[str, str]) -> None:
+    """Index the run by its business keys, in the step's transaction (gone with it)."""
+    if keys:
+        rows = [{"run_id": run_id, "name": n, "value": v} for n, v in keys.items()]
+        insert_ignore(s, _keys, rows, ["run_id", "name", "value"])
 
 
 def _record_step(
@@ -584,7 +580,6 @@ def _fail(
     error: PuenteError,
     now: Callable[[], datetime],
     action: ActionSpec | None = None,
-    keys: dict[str, str] | None = None,
 ) -> Outcome:
     """Retry a transient failure while the action's policy allows; then the dead-letter list."""
     transient = error.failure_class is FailureClass.TRANSIENT
@@ -602,13 +597,12 @@ def _fail(
                 "error": error.as_dict(),
                 "enqueued_at": when + timedelta(seconds=delay),
                 "deadline_at": when + timedelta(seconds=delay) + QUEUED_GRACE,
-                **(keys or {}),
             },
         )
         _close_attempt(s, claim, "retry", error.as_dict(), when)
         return Outcome("retry", delay, claim.attempts)
     status = RunStatus.DEAD if transient else RunStatus.FAILED
-    _finish(s, claim, status, error.as_dict(), now(), keys)
+    _finish(s, claim, status, error.as_dict(), now())
     return Outcome(str(status))
 
 
@@ -618,7 +612,6 @@ def _finish(
     status: RunStatus,
     error: dict[str, Any] | None,
     finished: datetime,
-    keys: dict[str, str] | None = None,
 ) -> None:
     s.execute(
         _SET_RUN,
@@ -628,7 +621,6 @@ def _finish(
             "error": error,
             "finished_at": finished,
             "deadline_at": None,
-            **(keys or {}),
         },
     )
     _close_attempt(s, claim, status, error, finished)

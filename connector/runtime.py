@@ -15,12 +15,12 @@ from sqlalchemy.orm import sessionmaker
 from connector.crypto import SecretBox
 from connector.registry import Registry, default_registry
 from connector.settings import Settings
+from connector.spec import ServiceRegistry
 from database import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:
     from connector.http_client import HttpClient
-    from connector.runner import Services
-    from invoicing.facturae import SigningCredentials
+    from connector.runner import Tools
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,9 @@ class Runtime:
     queue: Queue
     registry: Registry
     secrets: SecretBox
-
-    @cached_property
-    def facturae_credentials(self) -> SigningCredentials | None:
-        """The signing certificate, loaded once (reading a PKCS#12 costs ~40 ms)."""
-        path = self.settings.facturae_p12
-        if path is None:
-            return None
-        from invoicing.facturae import load_pkcs12
-
-        return load_pkcs12(path.read_bytes(), self.settings.facturae_p12_password)
+    # What the domains offer actions (the invoicing facade, signing credentials, mail),
+    # registered by the registry's installers when the runtime is built.
+    services: ServiceRegistry
 
     @cached_property
     def http(self) -> HttpClient:
@@ -56,18 +49,12 @@ class Runtime:
             RateLimiter(self.redis),
         )
 
-    @property
-    def services(self) -> Services:
-        """What actions get besides the database, as this process has them configured."""
-        from connector.runner import Services
+    @cached_property
+    def tools(self) -> Tools:
+        """What steps get besides the database: services, outbound HTTP, the sealing key."""
+        from connector.runner import Tools
 
-        return Services(
-            self.settings.public_url,
-            self.settings,
-            self.facturae_credentials,
-            self.http,
-            self.secrets,
-        )
+        return Tools(self.services, self.http, self.secrets)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -82,15 +69,25 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         )
     engine = make_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    registry = registry or default_registry()
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         redis=redis,
         queue=Queue(settings.queue_name, connection=redis),
-        registry=registry or default_registry(),
-        secrets=SecretBox(settings.secret_key),
+        registry=registry,
+        secrets=SecretBox.for_settings(settings),
+        services=build_services(registry, settings),
     )
+
+
+def build_services(registry: Registry, settings: Settings) -> ServiceRegistry:
+    """The service registry the registry's installers fill for these settings."""
+    services = ServiceRegistry()
+    for install in registry.installers:
+        install(services, settings)
+    return services
 
 
 _current: Runtime | None = None

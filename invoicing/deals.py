@@ -29,13 +29,18 @@ class DealData:
 
 
 def record_deal(session: Session, data: DealData) -> tuple[Deal, bool]:
-    """Store a won deal once per (source, deal id); a repeat returns the stored one."""
+    """Store a won deal once per (source, deal id); a repeat updates the stored one with what
+    it says now (a corrected replay corrects the reports) and returns it."""
     values = {f: getattr(data, f) for f in DealData.__dataclass_fields__}
     deal = insert_new(session, Deal, values, unique=["source", "external_ref"])
     if deal is not None:
         return deal, True
     existing = _find(session, data.source, data.external_ref)
     assert existing is not None  # the conflict was with it
+    for name, value in values.items():
+        if getattr(existing, name) != value:
+            setattr(existing, name, value)
+    session.flush()
     return existing, False
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from invoicing.models import Invoice, OutboxEvent
@@ -32,3 +34,25 @@ def drafted(session: Session, invoice: Invoice, **extra: Any) -> None:
             **extra,
         },
     )
+
+
+def unpublished(session: Session, limit: int) -> list[OutboxEvent]:
+    """The oldest events not handed on yet, locked for this transaction (other consumers
+    skip them on PostgreSQL; SQLite has one writer at a time anyway)."""
+    return list(
+        session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def mark_published(session: Session, ids: list[int], when: datetime) -> None:
+    """Handed on: in the same transaction as what the consumer made of them."""
+    if ids:
+        session.execute(
+            update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(published_at=when)
+        )

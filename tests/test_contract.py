@@ -10,14 +10,22 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from connector.connections import default_providers
 from connector.http_client import HttpClient, save_connection
-from connector.models import Run
 from connector.outbound import Allowed
 from connector.registry import default_registry
-from connector.runner import StepContext
+from connector.runtime import build_services
 from connector.schemas import load_schema, validate
 from connector.settings import Settings
-from connector.spec import ActionSpec, TriggerSpec
+from connector.spec import (
+    ActionContext,
+    ActionSpec,
+    DomainEvent,
+    Effects,
+    Entity,
+    TriggerKind,
+    TriggerSpec,
+)
 from invoicing.service import Invoicing
 from tests.factories import make_draft, make_issuer
 from tests.fake_api import fake_api
@@ -30,6 +38,7 @@ TRIGGERS = sorted(REGISTRY.triggers.values(), key=lambda spec: spec.key)
 ACTIONS = sorted(REGISTRY.actions.values(), key=lambda spec: spec.key)
 SCHEMAS = sorted(
     {(t.key, t.output_schema) for t in TRIGGERS}
+    | {(t.key, t.config_schema) for t in TRIGGERS if t.config_schema}
     | {(a.key, name) for a in ACTIONS for name in (a.input_schema, a.output_schema)}
 )
 SPECS: list[TriggerSpec | ActionSpec] = [*TRIGGERS, *ACTIONS]
@@ -47,6 +56,19 @@ def at_path(data: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         data = data[part]
     return data
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=spec_id)
+def test_every_trigger_of_a_provider_names_one_that_exists(trigger):
+    if trigger.provider is not None:
+        assert default_providers().get(trigger.provider).key == trigger.provider
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=spec_id)
+def test_every_action_says_what_it_does_and_only_database_actions_are_upserts(action):
+    assert isinstance(action.effects, Effects)
+    assert not action.upsert or action.effects is Effects.DATABASE
+    assert action.max_attempts >= 1
 
 
 def test_the_registry_ships_at_least_one_trigger_and_one_action():
@@ -69,7 +91,7 @@ def test_every_registered_schema_loads_is_2020_12_and_has_examples_that_validate
 def test_every_key_is_family_dot_name_and_the_family_is_its_module(spec):
     assert KEY.match(spec.key), spec.key
     family = spec.key.split(".")[0]
-    function = spec.parse if isinstance(spec, TriggerSpec) else spec.perform
+    function = spec.function if isinstance(spec, TriggerSpec) else spec.perform
     package = "triggers" if isinstance(spec, TriggerSpec) else "actions"
 
     assert function.__module__ == f"{package}.{family}"
@@ -83,9 +105,57 @@ def test_every_trigger_and_action_has_an_english_and_a_spanish_title(spec):
     assert spec.description.strip()
 
 
+# What each kind needs: the functions that make its items, and nothing of another kind's.
+KIND_FUNCTIONS = {
+    TriggerKind.WEBHOOK: ("verify", "parse"),
+    TriggerKind.POLL: ("poll",),
+    TriggerKind.EVENT: ("topic", "from_event"),
+}
+
+
 @pytest.mark.parametrize("trigger", TRIGGERS, ids=spec_id)
-def test_every_trigger_parses_its_schema_example_into_items_valid_against_its_schema(trigger):
-    items = trigger.parse(example(trigger.output_schema), "msg_contract")
+def test_every_trigger_declares_a_kind_with_its_functions_and_only_those(trigger):
+    assert isinstance(trigger.kind, TriggerKind)
+    for kind, needed in KIND_FUNCTIONS.items():
+        for name in needed:
+            present = getattr(trigger, name) is not None
+            assert present is (kind is trigger.kind), (trigger.key, name)
+    if trigger.kind is TriggerKind.POLL:
+        assert trigger.poll_every_seconds >= 1
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=spec_id)
+def test_every_trigger_names_the_entity_and_business_keys_of_its_example(trigger):
+    item = example(trigger.output_schema)
+
+    entity = trigger.entity(item)
+
+    assert isinstance(entity, Entity)
+    assert entity.source and entity.key
+    assert trigger.entity(copy.deepcopy(item)) == entity  # a function of the item alone
+    for name, path in trigger.business_keys:
+        assert re.match(r"^[a-z][a-z0-9_]{0,39}$", name), name
+        assert path.split(".")[0] in load_schema(trigger.output_schema)["properties"], path
+
+
+def items_of(trigger: TriggerSpec, data: Any) -> list[Any]:
+    """The items a trigger makes of its example, whatever its kind."""
+    if trigger.kind is TriggerKind.EVENT:
+        assert trigger.from_event is not None and trigger.topic is not None
+        payload = {k: v for k, v in data.items() if k not in ("event_id", "occurred_at")}
+        event = DomainEvent(data["event_id"], trigger.topic, 1, payload, data["occurred_at"])
+        return trigger.from_event(event)
+    assert trigger.parse is not None
+    return trigger.parse(data, "msg_contract", {})
+
+
+# A poll reads a server: tests/connector/test_poll.py runs each against a local one.
+PUSHED = [t for t in TRIGGERS if t.kind is not TriggerKind.POLL]
+
+
+@pytest.mark.parametrize("trigger", PUSHED, ids=spec_id)
+def test_every_pushed_trigger_makes_items_valid_against_its_schema_from_its_example(trigger):
+    items = items_of(trigger, example(trigger.output_schema))
 
     assert items
     for item in items:
@@ -103,12 +173,11 @@ def perform(
     http: HttpClient | None = None,
 ) -> dict[str, Any]:
     with rt.sessions.begin() as s:
-        ctx = StepContext(
+        ctx = ActionContext(
             idempotency_key=key,
-            invoicing=Invoicing(s),
             log=logging.getLogger(f"puente.{action.key}"),
-            public_url=rt.settings.public_url,
-            settings=settings,
+            session=s,
+            services=build_services(rt.registry, settings or rt.settings),
             http=http,
         )
         return action.perform(ctx, data)
@@ -173,15 +242,15 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
 
     assert validate(action.output_schema, first) == []
     assert validate(action.output_schema, again) == []
-    # Each declared business key names a run column and a path the output has; every column
-    # gets a value from one of its paths.
+    # Each declared business key is a plain name and a path the output has; every name gets
+    # a value from one of its paths.
     found: dict[str, list[Any]] = {}
-    for column, path in action.business_keys:
-        assert column in Run.__table__.c, column
-        found.setdefault(column, []).append(at_path(first, path))
-    for column, values in found.items():
-        assert any(v is not None for v in values), (column, values)
-    if action.effects == "external" and api.seen:
+    for name, path in action.business_keys:
+        assert re.match(r"^[a-z][a-z0-9_]{0,39}$", name), name
+        found.setdefault(name, []).append(at_path(first, path))
+    for name, values in found.items():
+        assert any(v is not None for v in values), (name, values)
+    if action.effects is Effects.EXTERNAL_WRITE and api.seen:
         # An outside API dedupes by the key we send: both calls carried the same one.
         assert [seen.headers["Idempotency-Key"] for seen in api.seen] == [key, key]
         assert api.seen[0].headers["Authorization"] == "Bearer t0k3n"

@@ -40,7 +40,7 @@ def test_a_signed_deal_won_becomes_a_draft_invoice_and_a_succeeded_run(rt, clien
     with rt.sessions() as s:
         run = s.get_one(Run, run_id)
         assert run.status == RunStatus.SUCCEEDED, run.error
-        assert run.deal_ref == "D-42"
+        assert run.key("deal_ref") == "D-42"
         deal_step, step = run.steps
         assert (deal_step.step_id, deal_step.status) == ("deal", "succeeded")
         assert deal_step.output["external_ref"] == "D-42"

@@ -280,7 +280,7 @@ def test_a_worker_killed_mid_step_is_swept_and_the_deal_billed_once(settings, rt
         assert run.attempts == 2
         assert run.attempts_log[0].error["message"] == jobs.UNFINISHED
         invoice_id = next(st.output["invoice_id"] for st in run.steps if st.step_id == "invoice")
-        assert run.invoice_ref == str(invoice_id)
+        assert run.key("invoice_ref") == str(invoice_id)
     assert sum(invoices_per_deal(rt).values()) == 1 + len(missed)
     assert jobs.sweep(rt) == []
 
@@ -371,7 +371,7 @@ def finish_retries(rt: Runtime, run_ids: list[int]) -> int:
         if not pending:
             break
         for run_id in pending:
-            runner.execute_run(rt.sessions, rt.registry, run_id)
+            runner.execute_run(rt.sessions, rt.registry, run_id, tools=rt.tools)
             retried += 1
     return retried
 
@@ -412,7 +412,9 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
     try:
         holder.exec_driver_sql("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            running = pool.submit(runner.execute_run, rt.sessions, rt.registry, run_id)
+            running = pool.submit(
+                runner.execute_run, rt.sessions, rt.registry, run_id, tools=rt.tools
+            )
             waiting = wait_for(
                 lambda: postgres_waiters(rt, "customers", app_name(settings)),
                 20,
@@ -443,7 +445,9 @@ def test_postgresql_connections_cut_while_a_run_is_in_its_draft_step(settings, r
     assert invoices_per_deal(rt)[payload["deal_id"]] == 0
     assert count(rt, Deal) == 0
 
-    second = runner.execute_run(rt.sessions, rt.registry, run_id)  # the scheduled retry
+    second = runner.execute_run(
+        rt.sessions, rt.registry, run_id, tools=rt.tools
+    )  # the scheduled retry
 
     assert second.status == "succeeded"
     assert_recovered(rt, run_id, payload, [(1, "retry"), (2, RunStatus.SUCCEEDED)], 2)
@@ -760,7 +764,9 @@ def test_runs_of_one_deal_executed_at_once_without_the_deal_lock_make_one_invoic
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(
             pool.map(
-                lambda rid: runner.execute_run(rt.sessions, rt.registry, rid), run_ids, timeout=40
+                lambda rid: runner.execute_run(rt.sessions, rt.registry, rid, tools=rt.tools),
+                run_ids,
+                timeout=40,
             )
         )
     finish_retries(rt, run_ids)
@@ -806,7 +812,9 @@ def test_a_run_claimed_while_the_sweeper_looks_is_not_queued_again(settings, rt,
         # The worker's claim updates the run, then waits (uncommitted) to log its attempt.
         holder.exec_driver_sql("LOCK TABLE run_attempts IN ACCESS EXCLUSIVE MODE")
         with ThreadPoolExecutor(max_workers=2) as pool:
-            worker = pool.submit(runner.execute_run, rt.sessions, rt.registry, run_id)
+            worker = pool.submit(
+                runner.execute_run, rt.sessions, rt.registry, run_id, tools=rt.tools
+            )
             [claiming] = wait_for(
                 lambda: postgres_lock_waiters(rt, app), 20, "the claim to wait for run_attempts"
             )

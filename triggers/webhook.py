@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector import standard_webhooks
-from connector.spec import Delivery, ParsedItem, TriggerSpec
+from connector.spec import Delivery, Entity, ParsedItem, TriggerKind, TriggerSpec
 
 
 class PayloadShapeError(ValueError):
@@ -19,7 +19,7 @@ def verify(delivery: Delivery, secret: str, now: int, tolerance: int) -> str:
     return standard_webhooks.verify(secret, delivery.headers, delivery.body, now, tolerance)
 
 
-def parse(payload: Any, delivery_id: str) -> list[ParsedItem]:
+def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     if isinstance(payload, dict):
         return [ParsedItem(delivery_id, _normalize(payload))]
     if isinstance(payload, list) and payload and all(isinstance(p, dict) for p in payload):
@@ -31,12 +31,22 @@ def _normalize(deal: dict[str, Any]) -> dict[str, Any]:
     return deal if "source" in deal else {**deal, "source": "webhook"}
 
 
+def entity(deal: dict[str, Any]) -> Entity | None:
+    """The CRM deal: its source system and id."""
+    if deal.get("deal_id") is None:
+        return None
+    return Entity(str(deal.get("source") or "webhook"), str(deal["deal_id"]))
+
+
 DEAL_WON = TriggerSpec(
     key="webhook.deal_won",
     title="Deal won (signed webhook)",
     title_es="Oportunidad ganada (webhook firmado)",
     description="A deal marked won, sent by any system that signs with Standard Webhooks.",
+    kind=TriggerKind.WEBHOOK,
     output_schema="triggers/deal_won.json",
+    entity=entity,
+    business_keys=(("deal_ref", "deal_id"),),
     verify=verify,
     parse=parse,
 )

@@ -1,4 +1,10 @@
-"""Inbound webhooks: find the subscription, verify, parse, persist, acknowledge with 202."""
+"""Inbound webhooks: find the address, verify, parse, persist, acknowledge.
+
+An address belongs to a standalone subscription (the generic signed trigger, one trigger)
+or to a connection (a CRM sends all its events to one URL, signed with the account's
+secret): one delivery then goes through each webhook trigger of the connection's provider,
+and fans out to every enabled flow on that trigger, once each, deduplicated per item.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,17 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import bindparam, select
 
 from connector import intake, schemas
-from connector.models import Subscription
-from connector.spec import Delivery
+from connector.errors import FieldError
+from connector.models import Connection, Subscription
+from connector.runtime import Runtime
+from connector.spec import Delivery, ParsedItem, TriggerKind, TriggerSpec
 from connector.standard_webhooks import SignatureError
 from database import reading
-from web import json_input
+from web import current_runtime, json_input
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 log = logging.getLogger(__name__)
@@ -27,58 +35,104 @@ def _error(status: int, error: str, message: str, **extra: Any) -> Any:
 _ACTIVE_SUBSCRIPTION = select(  # built once: every delivery looks its hook up
     Subscription.id, Subscription.trigger_key, Subscription.secret_encrypted
 ).where(Subscription.token == bindparam("b_token"), Subscription.active.is_(True))
+_CONNECTION = select(
+    Connection.id, Connection.name, Connection.type, Connection.secret_encrypted
+).where(Connection.inbound_token == bindparam("b_token"))
 
 
 @bp.post("/<token>")
 def receive(token: str) -> Any:
-    rt = current_app.extensions["puente"]
+    rt = current_runtime()
     with reading(rt.sessions) as s:
         sub = s.execute(_ACTIVE_SUBSCRIPTION, {"b_token": token}).one_or_none()
-    if sub is None:
+        conn = None if sub is not None else s.execute(_CONNECTION, {"b_token": token}).one_or_none()
+    if sub is not None:
+        route = intake.Route.subscription(sub.id)
+        triggers = [rt.registry.trigger(sub.trigger_key)]
+        secret = rt.secrets.decrypt(sub.secret_encrypted)
+    elif conn is not None:
+        route = intake.Route.connection(conn.id, conn.name)
+        triggers = [
+            t
+            for t in rt.registry.triggers.values()
+            if t.kind is TriggerKind.WEBHOOK and t.provider == conn.type
+        ]
+        # The account's credentials (a CRM signs with its app's or account's secret), as a
+        # JSON object: the provider's triggers take the fields they verify with.
+        secret = rt.secrets.decrypt(conn.secret_encrypted) if conn.secret_encrypted else "{}"
+    else:
         return _error(404, "unknown_hook", "no active webhook at this address; check the URL")
-    trigger = rt.registry.trigger(sub.trigger_key)
+    if not triggers:
+        return _error(404, "unknown_hook", "this connection receives no webhooks")
     body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH answers 413 before we read more
-    delivery = Delivery(headers={k.lower(): v for k, v in request.headers.items()}, body=body)
+    delivery = Delivery(
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        method=request.method,
+        url=request.url,
+        query=request.args.to_dict(),
+    )
+    return _deliver(rt, route, triggers, delivery, secret)
+
+
+def _deliver(
+    rt: Runtime, route: intake.Route, triggers: list[TriggerSpec], delivery: Delivery, secret: str
+) -> Any:
+    first = triggers[0]
+    assert first.verify is not None and first.parse is not None
     try:
-        delivery_id = trigger.verify(
-            delivery,
-            rt.secrets.decrypt(sub.secret_encrypted),
-            int(time.time()),
-            rt.settings.signature_tolerance_seconds,
+        # The triggers of one address share its secret and its signature scheme.
+        delivery_id = first.verify(
+            delivery, secret, int(time.time()), rt.settings.signature_tolerance_seconds
         )
     except SignatureError as exc:
-        log.warning("hook %s: rejected delivery from %s: %s", sub.id, request.remote_addr, exc)
+        log.warning("%s: rejected delivery from %s: %s", route.source, request.remote_addr, exc)
         return _error(401, "invalid_signature", str(exc))
     try:
-        payload = json_input.parse(body)
+        payload = json_input.parse(delivery.body)
     except json_input.BadJson as exc:
         return _error(400, "invalid_json", str(exc))
-    try:
-        items = trigger.parse(payload, delivery_id)
-    except ValueError as exc:
-        return _error(400, "invalid_payload", str(exc))
+    event_ids: list[int] = []
+    run_ids: list[int] = []
+    duplicate = True
+    for trigger in triggers:
+        assert trigger.parse is not None
+        try:
+            items = trigger.parse(payload, delivery_id, {})
+        except ValueError as exc:
+            return _error(400, "invalid_payload", str(exc))
+        if not items:
+            continue  # not an event this trigger cares about
+        errors = _invalid(trigger, items)
+        if errors:
+            result = intake.reject(rt, route, trigger.key, delivery_id, payload, errors)
+        else:
+            result = intake.accept(rt, route, trigger, items)
+        if result.errors is not None:
+            return _error(
+                422,
+                "invalid_deal",
+                "the deal does not match the expected format; fix the fields listed and "
+                "send it again with a new webhook-id",
+                errors=result.errors,
+                event_ids=result.event_ids,
+            )
+        event_ids += result.event_ids
+        run_ids += result.run_ids
+        duplicate = duplicate and result.duplicate
+    duplicate = duplicate and bool(event_ids)
+    if first.answer is not None:
+        answer = first.answer(delivery)
+        return Response(answer.body, answer.status, content_type=answer.content_type)
+    body_out = {"run_ids": run_ids, "event_ids": event_ids, "duplicate": duplicate}
+    return jsonify(body_out), 200 if duplicate else 202
 
+
+def _invalid(trigger: TriggerSpec, items: list[ParsedItem]) -> list[FieldError]:
+    """Every item's schema errors, each path prefixed with the item's index when many."""
     errors = []
     for index, item in enumerate(items):
         for err in schemas.validate(trigger.output_schema, item.data):
             path = f"[{index}].{err.path}" if len(items) > 1 else err.path
             errors.append(type(err)(path, err.message, err.code, err.params))
-    if errors:
-        result = intake.reject(rt, sub.id, sub.trigger_key, delivery_id, payload, errors)
-    else:
-        result = intake.accept(rt, sub.id, sub.trigger_key, items)
-    if result.errors is not None:
-        return _error(
-            422,
-            "invalid_deal",
-            "the deal does not match the expected format; fix the fields listed and "
-            "send it again with a new webhook-id",
-            errors=result.errors,
-            event_ids=result.event_ids,
-        )
-    body_out = {
-        "run_ids": result.run_ids,
-        "event_ids": result.event_ids,
-        "duplicate": result.duplicate,
-    }
-    return jsonify(body_out), 200 if result.duplicate else 202
+    return errors

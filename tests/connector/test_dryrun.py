@@ -44,7 +44,7 @@ def test_a_dry_run_performs_database_steps_then_rolls_everything_back(rt):
     make_issuer(rt)
     before = counts(rt)
 
-    result = dry_run(rt.sessions, default_registry(), FULL_FLOW, deal(deal_id="D-dry"))
+    result = dry_run(rt.sessions, default_registry(), FULL_FLOW, deal(deal_id="D-dry"), rt.tools)
 
     assert result.status == "succeeded"
     statuses = {step.id: step.status for step in result.steps}
@@ -67,7 +67,7 @@ def test_a_dry_run_performs_database_steps_then_rolls_everything_back(rt):
 def test_a_dry_run_stops_at_the_first_failure_with_its_reason(rt):
     sample = deal()
     sample["customer"]["tax_id"] = "12345678A"
-    result = dry_run(rt.sessions, default_registry(), DEMO_FLOW, sample)
+    result = dry_run(rt.sessions, default_registry(), DEMO_FLOW, sample, rt.tools)
     assert result.status == "failed"
     failed = result.steps[-1]
     assert failed.id == "invoice"

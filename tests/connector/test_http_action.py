@@ -52,7 +52,7 @@ def test_a_flaky_api_is_retried_until_it_answers_and_nothing_is_done_twice(rt, c
         outcomes = []
         for _ in range(3):
             outcome = runner.execute_run(
-                rt.sessions, rt.registry, run_id, services=runner.Services(http=http)
+                rt.sessions, rt.registry, run_id, tools=runner.Tools(rt.services, http)
             )
             outcomes.append(outcome)
         assert [o.status for o in outcomes] == ["retry", "retry", "succeeded"]

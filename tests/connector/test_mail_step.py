@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from connector import runner
 from connector.models import Run, RunStatus
+from connector.runtime import build_services
 from invoicing.models import Invoice, InvoiceEmail, InvoiceStatus
 from tests.connector.test_dryrun import FULL_FLOW  # deal, draft, issue, send
 from tests.factories import deal, make_hook, make_issuer, post_deal
@@ -26,9 +27,8 @@ def execute(rt, run_id: int, smtp: SmtpServer) -> runner.Outcome:
     settings = rt.settings.with_(
         smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
     )
-    return runner.execute_run(
-        rt.sessions, rt.registry, run_id, services=runner.Services(settings=settings)
-    )
+    tools = runner.Tools(build_services(rt.registry, settings))
+    return runner.execute_run(rt.sessions, rt.registry, run_id, tools=tools)
 
 
 def emails(rt) -> list[tuple[str, str, bool]]:

@@ -32,8 +32,8 @@ def test_payloads_of_old_finished_runs_are_pruned_and_their_metadata_kept(rt, cl
     assert counts == {"steps": 2, "events": 1, "replay_payloads": 0}
     with rt.sessions() as s:
         pruned = s.get_one(Run, old)
-        assert pruned.status == RunStatus.SUCCEEDED and pruned.deal_ref  # metadata stays
-        assert pruned.invoice_ref is not None
+        assert pruned.status == RunStatus.SUCCEEDED and pruned.key("deal_ref")  # metadata stays
+        assert pruned.key("invoice_ref") is not None
         assert all(st.input == {"_pruned": True} for st in pruned.steps)
         assert s.get_one(Event, 1).payload == {"_pruned": True}
         assert s.get_one(Event, 1).pruned_at is not None

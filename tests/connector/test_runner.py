@@ -19,6 +19,7 @@ from connector.errors import TransientError
 from connector.models import Run, RunStatus, RunStep
 from connector.registry import Registry
 from connector.runtime import build_runtime
+from connector.spec import Effects
 from invoicing.models import Invoice
 from tests.conftest import drain
 from tests.factories import deal, make_hook, post_deal
@@ -47,17 +48,14 @@ def registry_with(**performs: Any) -> Registry:
         dataclasses.replace(CREATE_DRAFT_INVOICE, key=f"test.{name}", perform=perform)
         for name, perform in performs.items()
     ]
-    return Registry.build(triggers.ALL, [*actions.ALL, *extra])
+    return Registry.build(triggers.ALL, [*actions.ALL, *extra], actions.SERVICES)
 
 
 def two_step_flow(second_action: str) -> dict[str, Any]:
-    """Step 1 makes the draft; step 2 (under test) makes a second draft for another deal ref."""
+    """Step 1 makes the draft invoice; step 2 (under test) makes a draft quote for the deal
+    (one record of each kind per deal: the trigger's deal is what they are unique by)."""
     first = INVOICE_STEP
-    second = {
-        "id": "second",
-        "action": second_action,
-        "input": {**first["input"], "external_ref": {"$expr": "join('-', [trigger.deal_id, 'b'])"}},
-    }
+    second = {"id": "second", "action": second_action, "input": {**first["input"], "kind": "quote"}}
     return {**demo.DEMO_FLOW, "steps": [first, second]}
 
 
@@ -67,7 +65,7 @@ def invoices(rt) -> int:
 
 
 def execute(rt, registry: Registry, run_id: int) -> runner.Outcome:
-    return runner.execute_run(rt.sessions, registry, run_id)
+    return runner.execute_run(rt.sessions, registry, run_id, tools=rt.tools)
 
 
 def queue_run(
@@ -131,7 +129,7 @@ def test_an_action_s_own_retry_policy_decides_when_to_give_up(rt, client):
     patient = dataclasses.replace(
         CREATE_DRAFT_INVOICE, key="test.once", max_attempts=1, perform=Flaky(failures=100)
     )
-    registry = Registry.build(triggers.ALL, [*actions.ALL, patient])
+    registry = Registry.build(triggers.ALL, [*actions.ALL, patient], actions.SERVICES)
     flow = {**demo.DEMO_FLOW, "steps": [{**INVOICE_STEP, "action": "test.once"}]}
     run_id = queue_run(rt, client, flow, registry=registry)
 
@@ -328,10 +326,14 @@ def test_a_step_with_outside_effects_is_committed_before_the_steps_after_it(rt, 
         [
             *actions.ALL,
             dataclasses.replace(
-                CREATE_DRAFT_INVOICE, key="test.outside", perform=outside, effects="external"
+                CREATE_DRAFT_INVOICE,
+                key="test.outside",
+                perform=outside,
+                effects=Effects.EXTERNAL_WRITE,
             ),
             dataclasses.replace(CREATE_DRAFT_INVOICE, key="test.later", perform=later),
         ],
+        actions.SERVICES,
     )
     first = INVOICE_STEP
     flow = {
@@ -342,10 +344,7 @@ def test_a_step_with_outside_effects_is_committed_before_the_steps_after_it(rt, 
             {
                 "id": "later",
                 "action": "test.later",
-                "input": {
-                    **first["input"],
-                    "external_ref": {"$expr": "join('-', [trigger.deal_id, 'c'])"},
-                },
+                "input": {**first["input"], "kind": "order"},
             },
         ],
     }
@@ -432,6 +431,7 @@ def test_a_retry_resumes_from_what_a_step_really_gave_not_the_masked_log(rt, cli
             dataclasses.replace(REQUEST, key="test.token", perform=token),
             dataclasses.replace(CREATE_DRAFT_INVOICE, key="test.flaky", perform=Flaky(failures=1)),
         ],
+        actions.SERVICES,
     )
     flow = {
         **demo.DEMO_FLOW,
@@ -454,7 +454,7 @@ def test_a_retry_resumes_from_what_a_step_really_gave_not_the_masked_log(rt, cli
     run_id = queue_run(rt, client, flow, registry=registry)
 
     def run() -> str:
-        return runner.execute_run(rt.sessions, registry, run_id, services=rt.services).status
+        return runner.execute_run(rt.sessions, registry, run_id, tools=rt.tools).status
 
     assert run() == "retry"  # the draft failed once: the retry reads the token step again
     assert run() == "succeeded"

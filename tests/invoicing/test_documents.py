@@ -152,10 +152,10 @@ def test_a_flow_may_start_with_a_quote_and_convert_it_once_per_step(rt):
     import logging
 
     from actions.invoicing import convert_document, create_draft_invoice
-    from connector.runner import StepContext
+    from connector.spec import ActionContext
 
     def ctx(s, key):
-        return StepContext(key, Invoicing(s), logging.getLogger("test"), "")
+        return ActionContext(key, logging.getLogger("test"), s, rt.services)
 
     data = {
         "kind": "quote",

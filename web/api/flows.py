@@ -250,7 +250,7 @@ def _dry_run(document: dict[str, Any], data: dict[str, Any]) -> Any:
         rt.registry,
         document,
         trigger,
-        rt.services,
+        rt.tools,
         until=until if isinstance(until, str) else None,
     )
     return jsonify({"status": result.status, "steps": [asdict(step) for step in result.steps]})

@@ -9,6 +9,7 @@ from flask import Response, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from actions.invoicing import signing_credentials
 from connector import schemas
 from invoicing import chain, corrections, exports, issuing, payments, verifactu
 from invoicing.models import (
@@ -289,7 +290,7 @@ def _issued(s: Session, invoice_id: int) -> Invoice:
 @require_api_key
 def facturae_xml(invoice_id: int) -> Any:
     """Facturae 3.2.2, signed (XAdES-EPES) when PUENTE_FACTURAE_P12 is configured."""
-    credentials = current_runtime().facturae_credentials
+    credentials = signing_credentials(current_runtime().services)
     with sessions()() as s:
         document = exports.facturae_xml(_issued(s, invoice_id), credentials)
     response = Response(document, mimetype="application/xml")

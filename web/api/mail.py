@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import jsonify, request
 
+from actions.invoicing import signing_credentials
 from invoicing import mailer
 from invoicing.models import InvoiceEmail
 from web import current_runtime
@@ -61,7 +62,7 @@ def send_invoice(invoice_id: int) -> Any:
                 invoice_id,
                 settings,
                 to=to,
-                credentials=runtime.facturae_credentials,
+                credentials=signing_credentials(runtime.services),
                 idempotency_key=request_key(),
             )
             body = email_json(email)

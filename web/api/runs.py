@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from connector import jobs, replay
-from connector.models import Run, RunStatus
+from connector.models import Run, RunKey, RunStatus
 from web import current_runtime
 from web.api import (
     ApiError,
@@ -25,6 +25,13 @@ from web.api import (
 )
 from web.auth import require_api_key
 
+SEARCH_KEYS = ("deal_ref", "invoice_ref", "customer_tax_id")
+
+
+def runs_with_key(name: str, value: str) -> Select[Any]:
+    """The ids of the runs with business key `name` = `value`."""
+    return select(RunKey.run_id).where(RunKey.name == name, RunKey.value == value)
+
 
 def run_json(run: Run, with_steps: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -32,9 +39,10 @@ def run_json(run: Run, with_steps: bool = False) -> dict[str, Any]:
         "status": run.status,
         "flow": {"id": run.flow_id, "name": run.flow.name, "version": run.flow_version.version},
         "event_id": run.event_id,
-        "deal_ref": run.deal_ref,
-        "invoice_ref": run.invoice_ref,
-        "customer_tax_id": run.customer_tax_id,
+        "deal_ref": run.key("deal_ref"),
+        "invoice_ref": run.key("invoice_ref"),
+        "customer_tax_id": run.key("customer_tax_id"),
+        "keys": {key.name: key.value for key in run.keys},
         "attempts": run.attempts,
         "replays": run.replays,
         "created_at": iso(run.created_at),
@@ -80,7 +88,9 @@ def run_json(run: Run, with_steps: bool = False) -> dict[str, Any]:
 @require_api_key
 def list_runs() -> Any:
     limit, offset = page()
-    query = select(Run).options(selectinload(Run.flow), selectinload(Run.flow_version))
+    query = select(Run).options(
+        selectinload(Run.flow), selectinload(Run.flow_version), selectinload(Run.keys)
+    )
     status = request.args.get("status")
     if status:
         if status not in set(RunStatus):
@@ -88,13 +98,12 @@ def list_runs() -> Any:
                 400, "bad_request", f"status must be one of: {', '.join(RunStatus)}", "status"
             )
         query = query.where(Run.status == status)
-    for name, column in (
-        ("deal_ref", Run.deal_ref),
-        ("invoice_ref", Run.invoice_ref),
-        ("customer_tax_id", Run.customer_tax_id),
-    ):
-        if request.args.get(name):
-            query = query.where(column == request.args[name])
+    # Any business key a trigger or action declares: ?deal_ref=…, ?invoice_ref=…, or
+    # ?key.<name>=… for the others.
+    for arg, value in request.args.items():
+        name = arg.removeprefix("key.")
+        if value and (arg.startswith("key.") or name in SEARCH_KEYS):
+            query = query.where(Run.id.in_(runs_with_key(name, value)))
     if request.args.get("flow_id"):
         query = query.where(Run.flow_id == whole("flow_id", 0, minimum=1))
     return listing(query, Run.id.desc(), run_json, limit, offset)

@@ -82,7 +82,7 @@ def flow_edit(flow_id: int) -> Any:
             status = 422
     elif request.method == "POST" and document is not None and action == "dry_run":
         try:
-            result = dry_run(rt.sessions, rt.registry, document, services=rt.services)
+            result = dry_run(rt.sessions, rt.registry, document, tools=rt.tools)
             trial = {"status": result.status, "steps": [asdict(st) for st in result.steps]}
         except PuenteError as exc:
             flash("flow_dry_run_refused" if exc.errors else exc.message, "error")

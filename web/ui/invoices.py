@@ -10,6 +10,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from actions.invoicing import signing_credentials
 from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
 from invoicing.models import Invoice, Issuer
@@ -122,7 +123,7 @@ def invoice_send(invoice_id: int) -> Any:
                     invoice_id,
                     mailer.MailSettings.from_settings(runtime.settings),
                     to=to,
-                    credentials=runtime.facturae_credentials,
+                    credentials=signing_credentials(runtime.services),
                 )
                 flash("sent_ok", "ok")
             except mailer.MailDeliveryError as exc:  # committed: the attempt is recorded

@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from connector import jobs, replay
 from connector.errors import PuenteError
-from connector.models import Run, RunStatus
+from connector.models import Run, RunKey, RunStatus
 from web import current_runtime
 from web.ui.common import PAGE, blueprint, page_number, require_login, sessions
 
@@ -24,15 +24,15 @@ bp = blueprint("runs", __name__)
 def runs() -> Any:
     status = request.args.get("status") or None
     page = page_number()
-    query = select(Run).options(selectinload(Run.flow))
+    query = select(Run).options(selectinload(Run.flow), selectinload(Run.keys))
     if status in set(RunStatus):
         query = query.where(Run.status == status)
     else:
         status = None
     q = (request.args.get("q") or "").strip()
-    if q:  # a deal id, an invoice number or a customer's tax id
+    if q:  # any business key: a deal id, an invoice number, a customer's tax id…
         query = query.where(
-            or_(Run.deal_ref == q, Run.invoice_ref == q, Run.customer_tax_id == q.upper())
+            Run.id.in_(select(RunKey.run_id).where(RunKey.value.in_({q, q.upper()})))
         )
     with sessions()() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -1,0 +1,78 @@
+"""Invoicing events: what happens in the invoicing core (an invoice issued, paid, cancelled; a
+customer created) starts flows, e.g. paid → "Cobrado" on the CRM deal.
+
+Fed from the core's outbox (connector.events): one item per event, exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.spec import DomainEvent, Entity, ParsedItem, TriggerKind, TriggerSpec
+
+
+def item(event: DomainEvent) -> list[ParsedItem]:
+    """The event's payload, with its id and time: the item's key is the event's."""
+    data = {"event_id": event.id, "occurred_at": event.created_at, **event.payload}
+    return [ParsedItem(f"outbox:{event.id}", data)]
+
+
+def invoice(data: dict[str, Any]) -> Entity | None:
+    return None if data.get("invoice_id") is None else Entity("invoice", str(data["invoice_id"]))
+
+
+def customer(data: dict[str, Any]) -> Entity | None:
+    return None if data.get("customer_id") is None else Entity("customer", str(data["customer_id"]))
+
+
+# An issued invoice is found by its number; the id until it has one.
+INVOICE_KEYS = (
+    ("invoice_ref", "number"),
+    ("invoice_ref", "invoice_id"),
+    ("deal_ref", "external_ref"),
+)
+
+
+def _invoice_event(topic: str, title: str, title_es: str, description: str) -> TriggerSpec:
+    name = topic.replace(".", "_")
+    return TriggerSpec(
+        key=f"invoicing.{name}",
+        title=title,
+        title_es=title_es,
+        description=description,
+        kind=TriggerKind.EVENT,
+        output_schema=f"triggers/{name}.json",
+        entity=invoice,
+        business_keys=INVOICE_KEYS,
+        topic=topic,
+        from_event=item,
+    )
+
+
+INVOICE_ISSUED = _invoice_event(
+    "invoice.issued",
+    "Invoice issued",
+    "Factura emitida",
+    "An invoice got its number, date and VERI*FACTU record.",
+)
+INVOICE_PAID = _invoice_event(
+    "invoice.paid", "Invoice paid", "Factura cobrada", "An issued invoice is paid in full."
+)
+INVOICE_CANCELLED = _invoice_event(
+    "invoice.cancelled",
+    "Invoice cancelled",
+    "Factura anulada",
+    "An invoice issued in error was cancelled (VERI*FACTU anulación).",
+)
+CUSTOMER_CREATED = TriggerSpec(
+    key="invoicing.customer_created",
+    title="Customer created",
+    title_es="Cliente creado",
+    description="A new customer was created in the invoicing core.",
+    kind=TriggerKind.EVENT,
+    output_schema="triggers/customer_created.json",
+    entity=customer,
+    business_keys=(("customer_tax_id", "tax_id"),),
+    topic="customer.created",
+    from_event=item,
+)
