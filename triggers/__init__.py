@@ -1,9 +1,10 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import invoicing, webhook
+from triggers import http, invoicing, webhook
 
 ALL = (
     webhook.DEAL_WON,
+    http.DEALS_POLLED,
     invoicing.INVOICE_ISSUED,
     invoicing.INVOICE_PAID,
     invoicing.INVOICE_CANCELLED,

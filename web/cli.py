@@ -12,7 +12,7 @@ import uuid
 
 import requests
 
-from connector import admin, jobs, migrate, retention
+from connector import admin, events, jobs, lifecycle, migrate, polling, retention
 from connector.crypto import SecretBox, reencrypt_all
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
@@ -81,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="create the demo webhook and flow; print URL and secret")
     key = sub.add_parser("api-key", help="create an API key and print it (shown once)")
     key.add_argument("--name", required=True)
-    sweep = sub.add_parser("sweep", help="re-enqueue runs whose job was lost; prune hourly")
+    sweep = sub.add_parser(
+        "sweep",
+        help="re-enqueue runs whose job was lost, prune hourly; between sweeps, hand internal "
+        "events to their flows and run the polls that are due",
+    )
     sweep.add_argument("--every", type=float, default=0, help="repeat every N seconds")
     prune = sub.add_parser("prune", help="drop payloads older than the retention period")
     prune.add_argument("--days", type=int, help="default: PUENTE_RETENTION_DAYS (30)")
@@ -145,6 +149,7 @@ def _rotate(settings: Settings) -> int:
 
 
 PRUNE_EVERY_SECONDS = 3600
+TICK_SECONDS = 2.0  # outbox events and due polls are looked at this often
 
 
 def _submit_loop(rt: Runtime, every: float) -> int:
@@ -171,12 +176,21 @@ def _submit_loop(rt: Runtime, every: float) -> int:
 
 
 def _sweep_loop(rt: Runtime, every: float) -> int:
+    """Every `every` seconds: re-enqueue lost runs (and prune hourly). Between sweeps, every
+    TICK_SECONDS: hand the outbox's events to the flows on event triggers, and poll the
+    flows on poll triggers that are due."""
     log = logging.getLogger("puente.sweeper")
     days = rt.settings.retention_days
-    last_prune = 0.0
+    last_prune = last_sweep = 0.0
     while True:
         try:
-            jobs.sweep(rt)
+            events.dispatch(rt)
+            for flow_id in polling.due(rt):
+                polling.poll_flow(rt, flow_id)
+            if time.monotonic() - last_sweep >= every:
+                jobs.sweep(rt)
+                lifecycle.sync(rt)  # webhooks registered at the sources, as flows need them
+                last_sweep = time.monotonic()
             if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                 with rt.sessions.begin() as s:
                     pruned = retention.prune(s, days)
@@ -189,7 +203,7 @@ def _sweep_loop(rt: Runtime, every: float) -> int:
                 return 1
         if not every:
             return 0
-        time.sleep(every)
+        time.sleep(min(every, TICK_SECONDS))
 
 
 if __name__ == "__main__":
