@@ -29,22 +29,41 @@ from invoicing.facturae import SigningCredentials, load_pkcs12
 from invoicing.mailer import MailDeliveryError, MailSettings
 from invoicing.money import cents, to_decimal
 from invoicing.service import CustomerData, DraftResult, Invoicing, LineData
+from invoicing.settings import InvoicingSettings
 
 # The services the invoicing side registers in the runtime (see install_services).
 INVOICING = ServiceKey[Invoicing]("invoicing")
+INVOICING_SETTINGS = ServiceKey[InvoicingSettings]("invoicing.settings")
 SIGNING = ServiceKey[SigningCredentials | None]("invoicing.signing")
 MAIL = ServiceKey[MailSettings | None]("invoicing.mail")
 
 
 def install_services(services: ServiceRegistry, settings: Settings) -> None:
-    """Register the invoicing facade (in the step's transaction), the Facturae signing
-    certificate (loaded once, on first use: reading a PKCS#12 costs ~40 ms) and outgoing mail
-    (None when no SMTP host is set)."""
+    """Register the invoicing core's own settings, the invoicing facade (in the step's
+    transaction), the Facturae signing certificate (loaded once, on first use: reading a
+    PKCS#12 costs ~40 ms) and outgoing mail (None when no SMTP host is set).
+
+    The engine's `settings` carry nothing of invoicing: its settings are
+    `InvoicingSettings.from_env()`, unless the runtime was given some
+    (`build_runtime(settings, services={INVOICING_SETTINGS: InvoicingSettings(...)})`,
+    e.g. a test's SMTP server), which the certificate and mail are then built from.
+    """
+    config = (
+        services.get(INVOICING_SETTINGS)
+        if services.has(INVOICING_SETTINGS)
+        else InvoicingSettings.from_env()
+    )
+    services.provide(INVOICING_SETTINGS, config)
     services.provide_factory(INVOICING, Invoicing)
-    p12, password = settings.facturae_p12, settings.facturae_p12_password
+    p12, password = config.facturae_p12, config.facturae_p12_password
     services.provide_lazy(SIGNING, lambda: _credentials(p12, password))
-    services.provide(MAIL, MailSettings.from_settings(settings) if settings.smtp_host else None)
+    services.provide(MAIL, MailSettings.from_settings(config) if config.smtp_host else None)
     services.provide(OUTBOX, _Outbox())
+
+
+def invoicing_settings(services: ServiceRegistry) -> InvoicingSettings:
+    """The invoicing settings this process runs with (the web and the CLI use them too)."""
+    return services.get(INVOICING_SETTINGS)
 
 
 class _Outbox:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from connector.crypto import SecretBox
 from connector.registry import Registry, default_registry
 from connector.settings import Settings
-from connector.spec import ServiceRegistry
+from connector.spec import ServiceKey, ServiceRegistry
 from database import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ class Runtime:
     queue: Queue
     registry: Registry
     secrets: SecretBox
-    # What the domains offer actions (the invoicing facade, signing credentials, mail),
-    # registered by the registry's installers when the runtime is built.
+    # What the domains offer actions (the invoicing facade and settings, signing credentials,
+    # mail), registered by the registry's installers when the runtime is built.
     services: ServiceRegistry
 
     @cached_property
@@ -61,7 +62,14 @@ class Runtime:
         self.redis.close()
 
 
-def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    services: Mapping[ServiceKey[Any], Any] | None = None,
+) -> Runtime:
+    """The runtime for `settings`; `services` are given to `build_services` (a domain's own
+    settings built in code rather than read from the environment, as tests do)."""
     if not settings.redis_url:
         raise RuntimeError(
             "REDIS_URL is not set: point it at Redis (redis://host:6379/0), "
@@ -78,15 +86,34 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         queue=Queue(settings.queue_name, connection=redis),
         registry=registry,
         secrets=SecretBox.for_settings(settings),
-        services=build_services(registry, settings),
+        services=build_services(registry, settings, services),
     )
 
 
-def build_services(registry: Registry, settings: Settings) -> ServiceRegistry:
-    """The service registry the registry's installers fill for these settings."""
+def build_services(
+    registry: Registry,
+    settings: Settings,
+    given: Mapping[ServiceKey[Any], Any] | None = None,
+) -> ServiceRegistry:
+    """The service registry the registry's installers fill for these settings.
+
+    The engine's `Settings` carry nothing of a domain: a domain reads its own configuration
+    (the invoicing core: `invoicing/settings.py`, from the environment) when its installer
+    runs. `given` is how to configure a domain in code instead: each value is registered
+    before the installers run, so an installer can build on it (the invoicing installer uses
+    a given `INVOICING_SETTINGS` rather than reading the environment), and registered again
+    after them, so a given value always wins over what an installer provides. (Rather than
+    an untyped bag on `Settings`: each given value is typed by its `ServiceKey`, and the
+    engine never learns what a domain's settings are.)
+    """
     services = ServiceRegistry()
+    given = given or {}
+    for key, value in given.items():
+        services.provide(key, value)
     for install in registry.installers:
         install(services, settings)
+    for key, value in given.items():
+        services.provide(key, value)
     return services
 
 

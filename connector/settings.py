@@ -1,4 +1,8 @@
-"""Read every setting from the environment in one place."""
+"""Read every engine setting from the environment in one place.
+
+Only what the engine needs is here; a domain reads its own settings (the invoicing core's
+are `invoicing/settings.py`) and hands them to its actions as a runtime service.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Settings:
-    """Process configuration; build it with `Settings.from_env()`."""
+    """The engine's process configuration; build it with `Settings.from_env()`."""
 
     database_url: str
     redis_url: str | None
@@ -26,24 +30,10 @@ class Settings:
     run_timeout_seconds: int = 300
     bootstrap_api_key: str | None = None
     log_level: str = "INFO"
-    # A PKCS#12 certificate to sign Facturae files with (XAdES-EPES); unsigned without one.
-    facturae_p12: Path | None = None
-    facturae_p12_password: str | None = None
-    # Outgoing mail for sending invoices; no host means sending is refused with a clear error.
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    mail_from: str | None = None
     # Days run payloads are kept; run metadata stays (connector.retention).
     retention_days: int = 30
     # Non-public targets outbound HTTP may reach anyway: hosts or CIDR ranges, comma-separated.
     http_allow: str = ""
-    # VERI*FACTU submission: the AEAT endpoint and the client certificate (PEM) to present.
-    verifactu_url: str | None = None
-    verifactu_cert: Path | None = None
-    verifactu_key: Path | None = None
     # Previous secret keys, still able to decrypt until `web.cli rotate-secret-key` has run.
     old_secret_keys: tuple[str, ...] = ()
 
@@ -68,31 +58,13 @@ class Settings:
             run_timeout_seconds=int(env.get("PUENTE_RUN_TIMEOUT", 300)),
             bootstrap_api_key=env.get("PUENTE_BOOTSTRAP_API_KEY") or None,
             log_level=env.get("PUENTE_LOG_LEVEL", "INFO").upper(),
-            facturae_p12=Path(env["PUENTE_FACTURAE_P12"])
-            if env.get("PUENTE_FACTURAE_P12")
-            else None,
-            facturae_p12_password=env.get("PUENTE_FACTURAE_P12_PASSWORD") or None,
-            smtp_host=env.get("PUENTE_SMTP_HOST") or None,
-            smtp_port=int(env.get("PUENTE_SMTP_PORT", 587)),
-            smtp_user=env.get("PUENTE_SMTP_USER") or None,
-            smtp_password=env.get("PUENTE_SMTP_PASSWORD") or None,
-            smtp_starttls=env.get("PUENTE_SMTP_STARTTLS", "true").lower()
-            not in ("0", "false", "no"),
-            mail_from=env.get("PUENTE_MAIL_FROM") or None,
             http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
             retention_days=int(env.get("PUENTE_RETENTION_DAYS", 30)),
-            verifactu_url=env.get("PUENTE_VERIFACTU_URL") or None,
-            verifactu_cert=_path(env.get("PUENTE_VERIFACTU_CERT")),
-            verifactu_key=_path(env.get("PUENTE_VERIFACTU_KEY")),
         )
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests, launcher)."""
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
 
 
 def normalize_database_url(url: str) -> str:

@@ -33,8 +33,8 @@ from invoicing.errors import (
 from invoicing.models import Invoice, InvoiceEmail, InvoiceStatus
 
 if TYPE_CHECKING:
-    from connector.settings import Settings
     from invoicing.facturae import SigningCredentials
+    from invoicing.settings import InvoicingSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class MailSettings:
     cafile: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MailSettings:
+    def from_settings(cls, settings: InvoicingSettings) -> MailSettings:
+        """The mail part of the invoicing settings (PUENTE_SMTP_*, PUENTE_MAIL_FROM)."""
         return cls(
             host=settings.smtp_host,
             port=settings.smtp_port,

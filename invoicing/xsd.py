@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from invoicing.settings import standards_root
+
 XMLDSIG_SCHEMA_URL = "http://www.w3.org/TR/xmldsig-core/xmldsig-core-schema.xsd"
-DEFAULT_STANDARDS = Path(__file__).resolve().parents[1] / "standards"
 
 
 def standards_dir(part: str) -> Path:
     """standards/<part> of the project; PUENTE_STANDARDS_DIR names another `standards`."""
-    override = os.environ.get("PUENTE_STANDARDS_DIR")
-    return (Path(override) if override else DEFAULT_STANDARDS) / part
+    return standards_root() / part
 
 
 class OfflineResolver(etree.Resolver):

@@ -15,10 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 
+from actions.invoicing import INVOICING_SETTINGS
 from connector import migrate, runtime
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from database import Base
+from invoicing.settings import InvoicingSettings
 from web import create_app
 
 POSTGRES_URL = os.environ.get(
@@ -108,10 +110,29 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
     )
 
 
+# What invoicing/settings.py reads (PUENTE_STANDARDS_DIR aside: the XSDs are the same anywhere).
+INVOICING_VARIABLES = ("PUENTE_FACTURAE_", "PUENTE_SMTP_", "PUENTE_MAIL_FROM", "PUENTE_VERIFACTU_")
+
+
+@pytest.fixture(autouse=True)
+def _no_invoicing_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runtime built without invoicing settings reads them from the environment: tests
+    see none of the developer's certificate, mail server or AEAT endpoint."""
+    for name in list(os.environ):
+        if name.startswith(INVOICING_VARIABLES):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
+def invoicing_settings() -> InvoicingSettings:
+    """The invoicing side's own settings in `rt`: nothing configured (override to mail...)."""
+    return InvoicingSettings()
+
+
+@pytest.fixture
+def rt(settings: Settings, invoicing_settings: InvoicingSettings) -> Iterator[Runtime]:
     """The runtime tests and in-process workers share, like a worker process has one."""
-    built = build_runtime(settings)
+    built = build_runtime(settings, services={INVOICING_SETTINGS: invoicing_settings})
     runtime.install(built)
     yield built
     runtime.install(None)

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from actions.invoicing import INVOICING_SETTINGS, invoicing_settings
 from connector.connections import default_providers
 from connector.http_client import HttpClient, save_connection
 from connector.outbound import Allowed
 from connector.registry import default_registry
 from connector.runtime import build_services
 from connector.schemas import load_schema, validate
-from connector.settings import Settings
 from connector.spec import (
     ActionContext,
     ActionSpec,
@@ -27,6 +27,7 @@ from connector.spec import (
     TriggerSpec,
 )
 from invoicing.service import Invoicing
+from invoicing.settings import InvoicingSettings
 from tests.factories import make_draft, make_issuer
 from tests.fake_api import fake_api
 from tests.smtp import SENDER, smtp_server
@@ -169,7 +170,7 @@ def perform(
     action: ActionSpec,
     data: dict[str, Any],
     key: str,
-    settings: Settings | None = None,
+    invoicing: InvoicingSettings | None = None,
     http: HttpClient | None = None,
 ) -> dict[str, Any]:
     with rt.sessions.begin() as s:
@@ -177,7 +178,11 @@ def perform(
             idempotency_key=key,
             log=logging.getLogger(f"puente.{action.key}"),
             session=s,
-            services=build_services(rt.registry, settings or rt.settings),
+            services=build_services(
+                rt.registry,
+                rt.settings,
+                {INVOICING_SETTINGS: invoicing or invoicing_settings(rt.services)},
+            ),
             http=http,
         )
         return action.perform(ctx, data)
@@ -224,7 +229,7 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
 
     # Real servers on 127.0.0.1: mail for actions that send it, an API for HTTP actions.
     with smtp_server() as smtp, fake_api() as api:
-        settings = rt.settings.with_(
+        invoicing = InvoicingSettings(
             smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
         )
         with rt.sessions.begin() as s:
@@ -237,8 +242,8 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
                 secret={"token": "t0k3n"},
             )
         http = HttpClient(rt.sessions, rt.secrets, Allowed.parse("127.0.0.1"))
-        first = perform(rt, action, copy.deepcopy(data), key, settings, http)
-        again = perform(rt, action, copy.deepcopy(data), key, settings, http)
+        first = perform(rt, action, copy.deepcopy(data), key, invoicing, http)
+        again = perform(rt, action, copy.deepcopy(data), key, invoicing, http)
 
     assert validate(action.output_schema, first) == []
     assert validate(action.output_schema, again) == []

@@ -154,9 +154,10 @@ TICK_SECONDS = 2.0  # outbox events and due polls are looked at this often
 
 def _submit_loop(rt: Runtime, every: float) -> int:
     """Submit queued records, waiting as long as the AEAT asks between submissions."""
+    from actions.invoicing import invoicing_settings
     from invoicing import aeat
 
-    settings = rt.settings
+    settings = invoicing_settings(rt.services)
     if not settings.verifactu_url:
         print("PUENTE_VERIFACTU_URL is not set: records stay queued", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from connector import admin
 from connector.runtime import build_runtime
 from connector.settings import PROJECT_ROOT, Settings
+from invoicing.settings import InvoicingSettings
 from web import cli, demo
 
 STOP_GRACE_SECONDS = 10
@@ -124,7 +125,8 @@ def main() -> int:
             ],
             [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],
         ]
-        if settings.verifactu_url:
+        # A submitter only when the children's environment names an AEAT endpoint.
+        if InvoicingSettings.from_env(env).verifactu_url:
             commands.append([sys.executable, "-m", "web.cli", "verifactu-submit", "--every", "60"])
         for command in commands:
             children.append(

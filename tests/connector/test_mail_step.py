@@ -6,10 +6,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from actions.invoicing import INVOICING_SETTINGS
 from connector import runner
 from connector.models import Run, RunStatus
 from connector.runtime import build_services
 from invoicing.models import Invoice, InvoiceEmail, InvoiceStatus
+from invoicing.settings import InvoicingSettings
 from tests.connector.test_dryrun import FULL_FLOW  # deal, draft, issue, send
 from tests.factories import deal, make_hook, make_issuer, post_deal
 from tests.smtp import SENDER, SmtpServer, smtp_server
@@ -24,10 +26,10 @@ def queued(rt, client) -> int:
 
 
 def execute(rt, run_id: int, smtp: SmtpServer) -> runner.Outcome:
-    settings = rt.settings.with_(
+    mail = InvoicingSettings(
         smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
     )
-    tools = runner.Tools(build_services(rt.registry, settings))
+    tools = runner.Tools(build_services(rt.registry, rt.settings, {INVOICING_SETTINGS: mail}))
     return runner.execute_run(rt.sessions, rt.registry, run_id, tools=tools)
 
 

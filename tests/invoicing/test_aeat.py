@@ -762,12 +762,15 @@ def test_the_fake_endpoint_really_checks_both_schemas(
 def test_the_submit_command_sends_the_queue_to_the_configured_endpoint(
     rt: Runtime, fake_aeat: FakeAeat, settings: Any
 ) -> None:
+    from actions.invoicing import INVOICING_SETTINGS
     from connector.runtime import build_runtime
+    from invoicing.settings import InvoicingSettings
     from web.cli import _submit_loop
 
     make_issuer(rt)
     issue_invoices(rt, 2)
-    configured = build_runtime(settings.with_(verifactu_url=fake_aeat.url))
+    endpoint = InvoicingSettings(verifactu_url=fake_aeat.url)
+    configured = build_runtime(settings, services={INVOICING_SETTINGS: endpoint})
     try:
         assert _submit_loop(configured, every=0) == 0
     finally:
@@ -775,7 +778,7 @@ def test_the_submit_command_sends_the_queue_to_the_configured_endpoint(
 
     assert [r.status for r in records(rt)] == ["accepted", "accepted"]
     assert len(fake_aeat.received) == 1
-    unconfigured = build_runtime(settings)
+    unconfigured = build_runtime(settings, services={INVOICING_SETTINGS: InvoicingSettings()})
     try:
         assert _submit_loop(unconfigured, every=0) == 2  # says so, sends nothing
     finally:

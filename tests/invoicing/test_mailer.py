@@ -15,7 +15,6 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
-from connector.settings import Settings
 from invoicing import facturae
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.facturae import SigningCredentials
@@ -29,6 +28,7 @@ from invoicing.mailer import (
 )
 from invoicing.models import Invoice, InvoiceEmail, Issuer
 from invoicing.payments import record_payment
+from invoicing.settings import InvoicingSettings
 from tests import certificates
 from tests.factories import deal, make_draft, make_issuer
 from tests.smtp import SENDER, SmtpServer, free_port, smtp_server
@@ -446,11 +446,9 @@ def test_without_any_sender_address_the_error_says_what_to_set(rt, smtp):
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def test_mail_settings_come_from_the_puente_settings(tmp_path):
-    settings = Settings.from_env(
+def test_mail_settings_come_from_the_invoicing_settings():
+    settings = InvoicingSettings.from_env(
         {
-            "PUENTE_SECRET_KEY": "x",
-            "PUENTE_INSTANCE_DIR": str(tmp_path),
             "PUENTE_SMTP_HOST": "smtp.example.com",
             "PUENTE_SMTP_PORT": "2525",
             "PUENTE_SMTP_USER": "u",

@@ -6,9 +6,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 
+from actions.invoicing import INVOICING_SETTINGS
 from connector.runtime import build_runtime
 from invoicing import facturae
 from invoicing.issuing import issue
+from invoicing.settings import InvoicingSettings
 from tests.certificates import self_signed
 from tests.factories import make_api_key, make_draft, make_issued, make_issuer
 from web import create_app
@@ -66,7 +68,8 @@ def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(setti
             b"demo", key_pair, certificate, None, serialization.BestAvailableEncryption(b"clave")
         )
     )
-    signing = build_runtime(settings.with_(facturae_p12=p12, facturae_p12_password="clave"))
+    certificate_set = InvoicingSettings(facturae_p12=p12, facturae_p12_password="clave")
+    signing = build_runtime(settings, services={INVOICING_SETTINGS: certificate_set})
     try:
         api_key = make_api_key(signing)
         invoice_id = make_issued(signing)

@@ -10,11 +10,12 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.runtime import build_runtime
-from connector.settings import Settings
+from actions.invoicing import INVOICING_SETTINGS
+from connector.runtime import Runtime, build_runtime
 from invoicing import facturae
 from invoicing.issuing import issue
 from invoicing.models import InvoiceEmail
+from invoicing.settings import InvoicingSettings
 from tests.factories import deal, make_api_key, make_draft, make_issuer
 from tests.smtp import SmtpServer, free_port, smtp_server
 from web import create_app
@@ -30,17 +31,18 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def settings(settings: Settings, smtp: SmtpServer) -> Settings:
+def invoicing_settings(smtp: SmtpServer) -> InvoicingSettings:
     """The app of these tests mails through the test server."""
-    return settings.with_(
+    return InvoicingSettings(
         smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
     )
 
 
 @contextmanager
-def client_with(settings: Settings, **changes: Any) -> Iterator[FlaskClient]:
-    """A client of an app whose settings differ (same database)."""
-    other = build_runtime(settings.with_(**changes))
+def client_with(rt: Runtime, **changes: Any) -> Iterator[FlaskClient]:
+    """A client of an app whose invoicing settings differ (same database)."""
+    changed = rt.services.get(INVOICING_SETTINGS).with_(**changes)
+    other = build_runtime(rt.settings, services={INVOICING_SETTINGS: changed})
     try:
         yield create_app(runtime=other).test_client()
     finally:
@@ -192,11 +194,11 @@ def test_a_refused_recipient_answers_502_and_the_failure_is_kept(rt, client, smt
     assert len(smtp.inbox.messages) == 1
 
 
-def test_a_server_that_is_down_answers_502_transient(rt, settings, smtp):
+def test_a_server_that_is_down_answers_502_transient(rt, smtp):
     key = make_api_key(rt)
     invoice_id = issued_invoice(rt)
 
-    with client_with(settings, smtp_port=free_port()) as down:
+    with client_with(rt, smtp_port=free_port()) as down:
         response = send(down, key, invoice_id)
 
     assert response.status_code == 502
@@ -205,11 +207,11 @@ def test_a_server_that_is_down_answers_502_transient(rt, settings, smtp):
     assert emails(rt) == [("failed", CUSTOMER_EMAIL)]
 
 
-def test_mail_not_configured_answers_503(rt, settings, smtp):
+def test_mail_not_configured_answers_503(rt, smtp):
     key = make_api_key(rt)
     invoice_id = issued_invoice(rt)
 
-    with client_with(settings, smtp_host=None) as unconfigured:
+    with client_with(rt, smtp_host=None) as unconfigured:
         response = send(unconfigured, key, invoice_id)
 
     assert response.status_code == 503

@@ -135,16 +135,17 @@ def test_rectifying_from_the_page_opens_the_new_draft_that_points_at_the_origina
 
 
 def test_sending_from_the_page_mails_the_customer_and_lists_the_attempt(settings):
+    from actions.invoicing import INVOICING_SETTINGS
     from connector.runtime import build_runtime
+    from invoicing.settings import InvoicingSettings
     from tests.smtp import SENDER, smtp_server
     from web import create_app
 
     with smtp_server() as smtp:
-        mailing = build_runtime(
-            settings.with_(
-                smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
-            )
+        mail = InvoicingSettings(
+            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
         )
+        mailing = build_runtime(settings, services={INVOICING_SETTINGS: mail})
         try:
             client = create_app(runtime=mailing).test_client()
             invoice_id = issued(mailing, client)

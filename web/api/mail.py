@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from actions.invoicing import signing_credentials
+from actions.invoicing import invoicing_settings, signing_credentials
 from invoicing import mailer
 from invoicing.models import InvoiceEmail
 from web import current_runtime
@@ -53,7 +53,7 @@ def send_invoice(invoice_id: int) -> Any:
     if to is not None and not isinstance(to, str):
         raise ApiError(422, "invalid", "to must be an email address", "to")
     runtime = current_runtime()
-    settings = mailer.MailSettings.from_settings(runtime.settings)
+    settings = mailer.MailSettings.from_settings(invoicing_settings(runtime.services))
     failure: mailer.MailDeliveryError | None = None
     with sessions().begin() as s:
         try:

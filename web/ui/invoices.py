@@ -10,7 +10,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from actions.invoicing import signing_credentials
+from actions.invoicing import invoicing_settings, signing_credentials
 from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
 from invoicing.models import Invoice, Issuer
@@ -121,7 +121,7 @@ def invoice_send(invoice_id: int) -> Any:
                 mailer.send_invoice(
                     s,
                     invoice_id,
-                    mailer.MailSettings.from_settings(runtime.settings),
+                    mailer.MailSettings.from_settings(invoicing_settings(runtime.services)),
                     to=to,
                     credentials=signing_credentials(runtime.services),
                 )
