@@ -102,3 +102,38 @@ def test_export_carries_no_secret_and_import_starts_disabled(rt, client):
     assert (smuggled.status_code, smuggled.json["field"]) == (422, "webhook_secret")
     wrong = client.post("/api/v1/flows/import", headers=headers, json={"document": DEMO_FLOW})
     assert (wrong.status_code, wrong.json["field"]) == (422, "format")
+
+
+def test_a_flow_on_an_internal_event_gets_no_webhook_and_runs_when_the_event_happens(rt, client):
+    from connector import events
+    from tests.factories import make_issued
+
+    document = {
+        "name": "Cobrada → volver a emitir (sin efecto)",
+        "trigger": {"key": "invoicing.invoice_paid"},
+        "steps": [
+            {
+                "id": "again",
+                "action": "invoicing.issue_invoice",
+                "input": {"invoice_id": {"$expr": "trigger.invoice_id"}},
+            }
+        ],
+    }
+    created = client.post(
+        "/api/v1/flows", headers=auth(rt), json={"document": document, "enabled": True}
+    )
+    assert created.status_code == 201 and created.json["enabled"] is True
+    assert "webhook_secret" not in created.json and "webhook_url" not in created.json
+    invoice_id = make_issued(rt)
+    paid = client.post(
+        f"/api/v1/invoices/{invoice_id}/payments",
+        headers=auth(rt),
+        json={"amount": "3001.41", "paid_on": "2026-12-04"},
+    )
+    assert paid.status_code == 201 and paid.json["status"] == "paid"
+
+    [run_id] = events.dispatch(rt)
+    drain(rt)
+
+    run = client.get(f"/api/v1/runs/{run_id}", headers=auth(rt)).json
+    assert run["status"] == "succeeded" and run["flow"]["id"] == created.json["id"]

@@ -12,6 +12,7 @@ from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
 from connector.models import Flow, FlowVersion
+from connector.spec import TriggerKind
 from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
@@ -86,7 +87,9 @@ def get_flow(flow_id: int) -> Any:
 def create_flow() -> Any:
     """A new flow (disabled unless "enabled": true and it has no problems).
 
-    A webhook trigger gets its own endpoint; its secret is shown in this answer only.
+    A standalone webhook trigger (the generic signed one) gets its own endpoint; its secret
+    is shown in this answer only. A CRM's trigger listens on its connection's address, an
+    event or poll trigger on no address at all.
     """
     data = json_body()
     return _create(_document(data), enabled=bool(data.get("enabled", False)))
@@ -98,7 +101,8 @@ def _create(document: dict[str, Any], enabled: bool) -> Any:
         secret = None
         subscription_id = None
         trigger_key = str((document.get("trigger") or {}).get("key") or "")
-        if trigger_key in rt.registry.triggers:
+        trigger = rt.registry.triggers.get(trigger_key)
+        if trigger and trigger.kind is TriggerKind.WEBHOOK and trigger.provider is None:
             hook = admin.create_subscription(
                 s, rt.secrets, str(document.get("name", ""))[:120], trigger_key
             )
