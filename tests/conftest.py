@@ -140,6 +140,22 @@ def rt(settings: Settings, invoicing_settings: InvoicingSettings) -> Iterator[Ru
 
 
 @pytest.fixture
+def local_rt(
+    settings: Settings, invoicing_settings: InvoicingSettings, rt: Runtime
+) -> Iterator[Runtime]:
+    """The runtime with outbound HTTP allowed to 127.0.0.1, where the tests' fake APIs and
+    CRMs listen (the guard refuses loopback otherwise)."""
+    built = build_runtime(
+        settings.with_(http_allow="127.0.0.1"),
+        services={INVOICING_SETTINGS: invoicing_settings},
+    )
+    runtime.install(built)
+    yield built
+    runtime.install(rt)
+    built.close()
+
+
+@pytest.fixture
 def app(rt: Runtime) -> Flask:
     application = create_app(runtime=rt)
     application.config["TESTING"] = True

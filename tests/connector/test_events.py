@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 import actions
 import triggers
-from connector import admin, events, jobs, runtime
+from connector import admin, events, jobs
 from connector.models import Event, Run, RunStatus
 from connector.registry import Registry
 from connector.runtime import Runtime, build_runtime
@@ -61,16 +61,6 @@ def paid_flow(api_url: str) -> dict[str, Any]:
 def api() -> Iterator[FakeApi]:
     with fake_api() as server:
         yield server
-
-
-@pytest.fixture
-def local_rt(settings, rt) -> Iterator[Runtime]:
-    """The runtime with outbound HTTP allowed to 127.0.0.1, where the fake CRM listens."""
-    built = build_runtime(settings.with_(http_allow="127.0.0.1"))
-    runtime.install(built)
-    yield built
-    runtime.install(rt)
-    built.close()
 
 
 def add_flow(rt: Runtime, flow: dict[str, Any]) -> int:

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import func, select
 
-from connector import admin, polling, runtime
+from connector import admin, polling
 from connector.http_client import save_connection
 from connector.models import Run, RunStatus, TriggerState
-from connector.runtime import Runtime, build_runtime
+from connector.runtime import Runtime
 from invoicing.models import Invoice
 from tests.conftest import drain
 from tests.factories import deal
@@ -68,15 +68,6 @@ def crm() -> Iterator[DealsApi]:
     yield api
     server.shutdown()
     thread.join(5)
-
-
-@pytest.fixture
-def local_rt(settings, rt) -> Iterator[Runtime]:
-    built = build_runtime(settings.with_(http_allow="127.0.0.1"))
-    runtime.install(built)
-    yield built
-    runtime.install(rt)
-    built.close()
 
 
 def polled_flow() -> dict[str, Any]:
