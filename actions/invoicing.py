@@ -36,6 +36,8 @@ INVOICING = ServiceKey[Invoicing]("invoicing")
 INVOICING_SETTINGS = ServiceKey[InvoicingSettings]("invoicing.settings")
 SIGNING = ServiceKey[SigningCredentials | None]("invoicing.signing")
 MAIL = ServiceKey[MailSettings | None]("invoicing.mail")
+# The address of an invoice's page, to write back to a CRM deal.
+INVOICE_LINK = ServiceKey[Callable[[int], str]]("invoicing.link")
 
 
 def install_services(services: ServiceRegistry, settings: Settings) -> None:
@@ -59,6 +61,8 @@ def install_services(services: ServiceRegistry, settings: Settings) -> None:
     services.provide_lazy(SIGNING, lambda: _credentials(p12, password))
     services.provide(MAIL, MailSettings.from_settings(config) if config.smtp_host else None)
     services.provide(OUTBOX, _Outbox())
+    public = settings.public_url.rstrip("/")
+    services.provide(INVOICE_LINK, lambda invoice_id: f"{public}/ui/invoices/{invoice_id}")
 
 
 def invoicing_settings(services: ServiceRegistry) -> InvoicingSettings:

@@ -117,6 +117,11 @@ class HttpClient:
             )
         return self._tokens
 
+    def view(self, name: str) -> ConnectionView:
+        """What an action may read of a connection: its type, base URL, settings, account
+        (never its secret)."""
+        return self._connection(name)[0]
+
     def _connection(self, name: str) -> tuple[ConnectionView, dict[str, str]]:
         with self.sessions() as s:
             conn = s.scalar(select(Connection).where(Connection.name == name))

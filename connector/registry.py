@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from connector.errors import ConfigurationError
-from connector.spec import ActionSpec, ServiceInstaller, TriggerKind, TriggerSpec
+from connector.spec import ActionSpec, ServiceInstaller, TemplateSpec, TriggerKind, TriggerSpec
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Registry:
     actions: dict[str, ActionSpec]
     # What the domains register in the runtime's service registry when it is built.
     installers: tuple[ServiceInstaller, ...] = ()
+    templates: dict[str, TemplateSpec] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -23,6 +24,7 @@ class Registry:
         triggers: Iterable[TriggerSpec],
         actions: Iterable[ActionSpec],
         installers: Iterable[ServiceInstaller] = (),
+        templates: Iterable[TemplateSpec] = (),
     ) -> Registry:
         t: dict[str, TriggerSpec] = {}
         a: dict[str, ActionSpec] = {}
@@ -34,12 +36,17 @@ class Registry:
             if action.key in a:
                 raise ValueError(f"action {action.key!r} is registered twice")
             a[action.key] = action
-        return cls(t, a, tuple(installers))
+        made: dict[str, TemplateSpec] = {}
+        for template in templates:
+            if template.key in made:
+                raise ValueError(f"template {template.key!r} is registered twice")
+            made[template.key] = template
+        return cls(t, a, tuple(installers), made)
 
     def event_triggers(self, topic: str) -> list[TriggerSpec]:
         """The event triggers an outbox event of `topic` feeds."""
         return [
-            t for t in self.triggers.values() if t.kind is TriggerKind.EVENT and t.topic == topic
+            t for t in self.triggers.values() if t.kind is TriggerKind.EVENT and topic in t.topics
         ]
 
     def trigger(self, key: str) -> TriggerSpec:
@@ -61,6 +68,7 @@ class Registry:
 def default_registry() -> Registry:
     """The registry of everything shipped in triggers/ and actions/."""
     import actions
+    import templates
     import triggers
 
-    return Registry.build(triggers.ALL, actions.ALL, actions.SERVICES)
+    return Registry.build(triggers.ALL, actions.ALL, actions.SERVICES, templates.ALL)

@@ -213,8 +213,8 @@ class TriggerSpec:
     # whose items are recorded as seen without firing.
     poll: Callable[[PollContext, Any], PollResult] | None = None
     poll_every_seconds: int = 300
-    # event: the outbox topic, and the items an event gives.
-    topic: str | None = None
+    # event: the outbox topics it listens to, and the items an event gives.
+    topics: tuple[str, ...] = ()
     from_event: Callable[[DomainEvent], list[ParsedItem]] | None = None
     # Lifecycle at the source: register and remove the webhook (Pipedrive, Zoho), and renew
     # subscriptions that expire. Each gets (ctx, webhook URL) and returns state to keep.
@@ -256,6 +256,20 @@ class ActionSpec:
     # Retry policy for transient failures: attempts in all, and the first backoff (seconds).
     max_attempts: int = 5
     backoff_base: float = 2.0
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A ready-made flow: installed for one connection of its type, created enabled."""
+
+    key: str  # "<connection type>.<name>", e.g. "hubspot.deal_won_to_invoice"
+    title: str
+    title_es: str
+    description: str
+    description_es: str
+    connection_type: str
+    # The flow document for the named connection.
+    document: Callable[[str], dict[str, Any]]
 
 
 ServiceInstaller = Callable[[ServiceRegistry, Any], None]

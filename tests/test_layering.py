@@ -7,11 +7,12 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAINS = ("invoicing", "actions", "triggers", "providers", "web")
+DOMAINS = ("invoicing", "actions", "triggers", "providers", "templates", "web")
 # The only doors: the registries read the ALL tuples (and actions.SERVICES) of the packages.
 ALLOWED = {
     ("connector/registry.py", "actions"),
     ("connector/registry.py", "triggers"),
+    ("connector/registry.py", "templates"),
     ("connector/connections.py", "providers"),
 }
 

@@ -8,5 +8,6 @@ ALL = (
     invoicing.INVOICE_ISSUED,
     invoicing.INVOICE_PAID,
     invoicing.INVOICE_CANCELLED,
+    invoicing.INVOICE_STATUS,
     invoicing.CUSTOMER_CREATED,
 )

@@ -44,7 +44,7 @@ def _invoice_event(topic: str, title: str, title_es: str, description: str) -> T
         output_schema=f"triggers/{name}.json",
         entity=invoice,
         business_keys=INVOICE_KEYS,
-        topic=topic,
+        topics=(topic,),
         from_event=item,
     )
 
@@ -64,6 +64,31 @@ INVOICE_CANCELLED = _invoice_event(
     "Factura anulada",
     "An invoice issued in error was cancelled (VERI*FACTU anulación).",
 )
+# What the CRM's payment status field says at each step of the invoice's life.
+PAYMENT_STATUS = {"invoice.issued": ("issued", "Pendiente"), "invoice.paid": ("paid", "Cobrado")}
+
+
+def status_item(event: DomainEvent) -> list[ParsedItem]:
+    """An invoice issued or paid, with the status to write back to the CRM deal."""
+    status, payment = PAYMENT_STATUS[event.topic]
+    [parsed] = item(event)
+    return [
+        ParsedItem(parsed.dedup_key, {**parsed.data, "status": status, "payment_status": payment})
+    ]
+
+
+INVOICE_STATUS = TriggerSpec(
+    key="invoicing.invoice_status",
+    title="Invoice issued or paid",
+    title_es="Factura emitida o cobrada",
+    description="An invoice was issued (payment pending) or paid in full: what a CRM deal shows.",
+    kind=TriggerKind.EVENT,
+    output_schema="triggers/invoice_status.json",
+    entity=invoice,
+    business_keys=INVOICE_KEYS,
+    topics=tuple(PAYMENT_STATUS),
+    from_event=status_item,
+)
 CUSTOMER_CREATED = TriggerSpec(
     key="invoicing.customer_created",
     title="Customer created",
@@ -73,6 +98,6 @@ CUSTOMER_CREATED = TriggerSpec(
     output_schema="triggers/customer_created.json",
     entity=customer,
     business_keys=(("customer_tax_id", "tax_id"),),
-    topic="customer.created",
+    topics=("customer.created",),
     from_event=item,
 )

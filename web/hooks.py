@@ -69,7 +69,9 @@ def receive(token: str) -> Any:
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,
         method=request.method,
-        url=request.url,
+        # The address the sender called, as it signed it (HubSpot v3 signs the full URI):
+        # the public URL, not what a proxy in front of us forwarded.
+        url=rt.settings.public_url.rstrip("/") + request.full_path.rstrip("?"),
         query=request.args.to_dict(),
     )
     return _deliver(rt, route, triggers, delivery, secret)

@@ -198,3 +198,36 @@ def test_each_payment_that_settles_an_invoice_is_its_own_event(local_rt, api):
         entities = {s.get_one(Run, r).entity_key for r in run_ids}
     assert entities == {f"invoice:{first}", f"invoice:{second}"}
     assert len(api.seen) == 2
+
+
+def test_the_invoice_status_trigger_says_pendiente_when_issued_and_cobrado_when_paid(local_rt):
+    with local_rt.sessions.begin() as s:
+        saved = admin.save_flow(
+            s,
+            local_rt.registry,
+            {
+                "name": "Estado",
+                "trigger": {"key": "invoicing.invoice_status"},
+                "steps": [
+                    {
+                        "id": "paid",
+                        "filter": {"$expr": "trigger.payment_status == 'Cobrado'"},
+                        "explain": "todavía no está cobrada",
+                    }
+                ],
+            },
+            enabled=True,
+        )
+        assert saved.report.errors == []
+    invoice_id = make_issued(local_rt)  # issued: Pendiente
+    issued = events.dispatch(local_rt)
+    with local_rt.sessions() as s:
+        total = s.get_one(Invoice, invoice_id).amount_due
+    pay(local_rt, invoice_id, str(total))
+    paid = events.dispatch(local_rt)
+    drain(local_rt)
+
+    with local_rt.sessions() as s:
+        runs = [s.get_one(Run, run_id) for run_id in issued + paid]
+        assert [r.event.payload["payment_status"] for r in runs] == ["Pendiente", "Cobrado"]
+        assert [r.status for r in runs] == [RunStatus.STOPPED, RunStatus.SUCCEEDED]

@@ -182,4 +182,5 @@ from web.api import (  # noqa: E402,F401  (register their routes)
     products,
     reports,
     runs,
+    templates,
 )

@@ -1,0 +1,137 @@
+"""What the CRM action families share (actions/hubspot.py, pipedrive.py, salesforce.py,
+zoho.py): each reads and writes through its own API, then these turn the result into the
+same outputs, so one flow template fits every CRM.
+
+A CRM module gives a `CrmApi` of three calls; `get_deal`, `update_deal` and `add_note` here do
+the rest (settings, the invoice link, errors a person can read, loop-safe writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actions.invoicing import INVOICE_LINK
+from connector.errors import ConfigurationError, ValidationError
+from connector.outbound import Answer
+from connector.spec import ActionContext, ActionSpec, Effects
+from providers.crm import CrmSettings
+
+
+@dataclass(frozen=True)
+class CrmApi:
+    """One CRM's calls; each gets the context (ctx.http, ctx.connection) and the settings."""
+
+    # The normalized deal (providers.crm.normalized).
+    read_deal: Callable[[ActionContext, CrmSettings, str], dict[str, Any]]
+    # Write these fields (CRM names) on the deal.
+    write_deal: Callable[[ActionContext, CrmSettings, str, dict[str, Any]], None]
+    # Add a note to the deal; the note's id.
+    write_note: Callable[[ActionContext, CrmSettings, str, str], str | None]
+
+
+def settings(ctx: ActionContext) -> CrmSettings:
+    if ctx.http is None or ctx.connection is None:
+        raise ConfigurationError(
+            "this step reads and writes through a CRM connection: choose one for the step"
+        )
+    return CrmSettings.of(ctx.http.view(ctx.connection))
+
+
+def get_deal(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    return api.read_deal(ctx, settings(ctx), str(data["deal_id"]))
+
+
+def update_deal(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Write the invoice's number, link and payment status into the configured fields.
+
+    These fields are ours: no CRM trigger of ours reacts to them (only a stage change
+    starts a deal flow), so writing them back never invoices again."""
+    crm = settings(ctx)
+    fields: dict[str, Any] = dict(data.get("fields") or {})
+    url = data.get("invoice_url")
+    if url is None and data.get("invoice_id") is not None:
+        url = ctx.service(INVOICE_LINK)(int(data["invoice_id"]))
+    for name, value in (
+        (crm.invoice_number_field, data.get("invoice_number")),
+        (crm.invoice_url_field, url),
+        (crm.payment_status_field, data.get("payment_status")),
+    ):
+        if value is not None:
+            fields[name] = value
+    deal_id = str(data["deal_id"])
+    if fields:
+        api.write_deal(ctx, crm, deal_id, fields)
+    return {"deal_id": deal_id, "written": fields, "id": None, "created": bool(fields)}
+
+
+def add_note(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """A note for the deal's owner; no text, no note. With `fail`, the run then fails with
+    the note's text: the deal's owner and the run log say the same thing."""
+    deal_id, text = str(data["deal_id"]), (data.get("text") or "").strip()
+    if not text:
+        return {"deal_id": deal_id, "written": {}, "id": None, "created": False}
+    note_id = api.write_note(ctx, settings(ctx), deal_id, text)
+    if data.get("fail"):
+        raise ValidationError(text)
+    return {"deal_id": deal_id, "written": {"note": text}, "id": note_id, "created": True}
+
+
+def check(answer: Answer, what: str) -> Answer:
+    """The CRM's answer, or the error it means. 429 and 5xx never get here: the outbound
+    client raises them as worth trying again, honouring Retry-After. 401/403 are the
+    connection's credentials; another 4xx says what the CRM refused."""
+    if answer.status < 400:
+        return answer
+    if answer.status in (401, 403):
+        raise ConfigurationError(
+            f"{what}: the CRM refused the connection's credentials ({answer.status}); "
+            'check them under Connections and use "Probar conexión"'
+        )
+    raise ValidationError(f"{what}: the CRM answered {answer.status}: {str(answer.body)[:300]}")
+
+
+def specs(
+    crm: str,
+    title: str,
+    get: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
+    update: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
+    note: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
+) -> tuple[ActionSpec, ActionSpec, ActionSpec]:
+    """The three actions of a CRM family, with their schema files and effects."""
+    return (
+        ActionSpec(
+            key=f"{crm}.get_deal",
+            title=f"Read a {title} deal",
+            title_es=f"Leer una oportunidad de {title}",
+            description=f"The {title} deal with its lines and company, as a normalized deal.",
+            input_schema=f"actions/{crm}.get_deal.input.json",
+            output_schema=f"actions/{crm}.get_deal.output.json",
+            perform=get,
+            business_keys=(("deal_ref", "deal_id"), ("customer_tax_id", "customer.tax_id")),
+            effects=Effects.READ,
+        ),
+        ActionSpec(
+            key=f"{crm}.update_deal",
+            title=f"Write invoice data on a {title} deal",
+            title_es=f"Escribir la factura en una oportunidad de {title}",
+            description="The invoice's number, link and payment status, into the deal's fields.",
+            input_schema=f"actions/{crm}.update_deal.input.json",
+            output_schema=f"actions/{crm}.update_deal.output.json",
+            perform=update,
+            business_keys=(("deal_ref", "deal_id"),),
+            effects=Effects.EXTERNAL_WRITE,
+        ),
+        ActionSpec(
+            key=f"{crm}.add_note",
+            title=f"Add a note to a {title} deal",
+            title_es=f"Añadir una nota a una oportunidad de {title}",
+            description="A note for the deal's owner (nothing when there is no text).",
+            input_schema=f"actions/{crm}.add_note.input.json",
+            output_schema=f"actions/{crm}.add_note.output.json",
+            perform=note,
+            business_keys=(("deal_ref", "deal_id"),),
+            effects=Effects.EXTERNAL_WRITE,
+        ),
+    )

@@ -1,0 +1,139 @@
+"""The two ready-made flows every CRM gets, built from its action family's keys
+(`<crm>.get_deal`, `<crm>.update_deal`, `<crm>.add_note`) and trigger (`<crm>.deal_won`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.spec import TemplateSpec
+
+
+def deal_won_to_invoice(crm: str, name: str) -> TemplateSpec:
+    """Won deal → read it with its lines and company → a note for its owner when it cannot
+    be invoiced (then the run fails saying why) → the won-deal record → the draft invoice →
+    its link on the deal."""
+
+    def document(connection: str) -> dict[str, Any]:
+        deal = "steps.deal"
+        return {
+            "name": f"{name}: oportunidad ganada → factura en borrador",
+            "description": f"Cuando una oportunidad de {name} pasa a ganada, crea el cliente "
+            "por su NIF y la factura en borrador con sus líneas, y deja el enlace en la "
+            "oportunidad.",
+            "trigger": {"key": f"{crm}.deal_won", "connection": connection},
+            "steps": [
+                {
+                    "id": "deal",
+                    "name": "Leer la oportunidad, sus líneas y su empresa",
+                    "action": f"{crm}.get_deal",
+                    "connection": connection,
+                    "input": {"deal_id": {"$expr": "trigger.deal_id"}},
+                },
+                {
+                    "id": "won",
+                    "filter": {"$expr": f"{deal}.is_won"},
+                    "explain": "la etapa de la oportunidad no cuenta como ganada",
+                },
+                {
+                    "id": "warn",
+                    "name": "Avisar al comercial si falta algo para facturar",
+                    "action": f"{crm}.add_note",
+                    "connection": connection,
+                    "input": {
+                        "deal_id": {"$expr": "trigger.deal_id"},
+                        "text": {"$expr": f"{deal}.problem"},
+                        "fail": True,
+                    },
+                },
+                {
+                    "id": "record",
+                    "name": "Registrar la oportunidad ganada",
+                    "action": "invoicing.record_won_deal",
+                    "input": {
+                        "deal_id": {"$expr": f"{deal}.deal_id"},
+                        "source": {"$expr": f"{deal}.source"},
+                        "title": {"$expr": f"{deal}.title"},
+                        "won_at": {"$expr": f"{deal}.won_at"},
+                        "currency": {"$expr": f"{deal}.currency"},
+                        "customer": {"$expr": f"{deal}.customer"},
+                        "lines": {"$expr": f"{deal}.lines"},
+                    },
+                },
+                {
+                    "id": "invoice",
+                    "name": "Crear factura en borrador",
+                    "action": "invoicing.create_draft_invoice",
+                    "input": {
+                        "customer": {"$expr": f"{deal}.customer"},
+                        "lines": {"$expr": f"{deal}.lines"},
+                        "currency": {"$expr": f"{deal}.currency"},
+                        "notes": {"$expr": f"{deal}.title"},
+                    },
+                },
+                {
+                    "id": "link",
+                    "name": "Dejar el enlace a la factura en la oportunidad",
+                    "action": f"{crm}.update_deal",
+                    "connection": connection,
+                    "input": {
+                        "deal_id": {"$expr": "trigger.deal_id"},
+                        "invoice_id": {"$expr": "steps.invoice.invoice_id"},
+                    },
+                },
+            ],
+        }
+
+    return TemplateSpec(
+        key=f"{crm}.deal_won_to_invoice",
+        title=f"{name}: won deal → draft invoice",
+        title_es=f"{name}: oportunidad ganada → factura en borrador",
+        description=f"A deal won in {name} becomes a draft invoice with its lines and customer; "
+        "the invoice's link is written on the deal.",
+        description_es=f"Una oportunidad ganada en {name} se convierte en una factura en "
+        "borrador con sus líneas y su cliente; el enlace a la factura queda en la oportunidad.",
+        connection_type=crm,
+        document=document,
+    )
+
+
+def invoice_status_to_crm(crm: str, name: str) -> TemplateSpec:
+    """Invoice issued → number, link and "Pendiente" on the deal; paid → "Cobrado"."""
+
+    def document(connection: str) -> dict[str, Any]:
+        return {
+            "name": f"{name}: número y estado de cobro en la oportunidad",
+            "description": f"Cuando se emite o se cobra una factura que vino de {name}, "
+            "escribe su número, su enlace y Pendiente o Cobrado en la oportunidad.",
+            "trigger": {"key": "invoicing.invoice_status"},
+            "steps": [
+                {
+                    "id": "mine",
+                    "filter": {"$expr": f"trigger.source == '{crm}' && trigger.external_ref"},
+                    "explain": f"la factura no viene de una oportunidad de {name}",
+                },
+                {
+                    "id": "status",
+                    "name": "Escribir número, enlace y estado de cobro",
+                    "action": f"{crm}.update_deal",
+                    "connection": connection,
+                    "input": {
+                        "deal_id": {"$expr": "trigger.external_ref"},
+                        "invoice_id": {"$expr": "trigger.invoice_id"},
+                        "invoice_number": {"$expr": "trigger.number"},
+                        "payment_status": {"$expr": "trigger.payment_status"},
+                    },
+                },
+            ],
+        }
+
+    return TemplateSpec(
+        key=f"{crm}.invoice_status_to_crm",
+        title=f"{name}: invoice number and payment status on the deal",
+        title_es=f"{name}: número de factura y estado de cobro en la oportunidad",
+        description=f"When an invoice from a {name} deal is issued or paid, the deal shows its "
+        "number, link and Pendiente / Cobrado.",
+        description_es=f"Cuando se emite o se cobra una factura de una oportunidad de {name}, "
+        "la oportunidad muestra su número, su enlace y Pendiente / Cobrado.",
+        connection_type=crm,
+        document=document,
+    )
