@@ -175,6 +175,74 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CrmCompany(Base):
+    """A company in the built-in CRM: who the opportunities are with, and who is billed."""
+
+    __tablename__ = "crm_companies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    tax_id: Mapped[str | None] = mapped_column(String(30))
+    email: Mapped[str | None] = mapped_column(String(254))
+    street: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    province: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2), default="ES")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CrmContact(Base):
+    __tablename__ = "crm_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("crm_companies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Opportunity(Base):
+    """An opportunity on the built-in pipeline; marked won, it starts the deal-won flows."""
+
+    __tablename__ = "opportunities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    company_id: Mapped[int] = mapped_column(ForeignKey("crm_companies.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("crm_contacts.id"))
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    owner_name: Mapped[str | None] = mapped_column(String(120))
+    owner_email: Mapped[str | None] = mapped_column(String(254))
+    campaign: Mapped[str | None] = mapped_column(String(120))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    expected_close: Mapped[date | None] = mapped_column(Date)
+    won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    company: Mapped[CrmCompany] = relationship()
+    contact: Mapped[CrmContact | None] = relationship()
+    lines: Mapped[list[OpportunityLine]] = relationship(
+        order_by="OpportunityLine.position", cascade="all, delete-orphan"
+    )
+
+
+class OpportunityLine(Base):
+    __tablename__ = "opportunity_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"), index=True)
+    position: Mapped[int]
+    sku: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[Decimal] = mapped_column(Precise)
+    unit_price: Mapped[Decimal] = mapped_column(Precise)
+    discount_percent: Mapped[Decimal] = mapped_column(Percent, default=Decimal("0"))
+    tax_rate: Mapped[Decimal] = mapped_column(Percent, default=Decimal("21"))
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (

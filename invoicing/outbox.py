@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from invoicing.models import Invoice, OutboxEvent
 
 TOPICS = frozenset(
-    {"customer.created", "invoice.drafted", "invoice.issued", "invoice.paid", "invoice.cancelled"}
+    {
+        "customer.created",
+        "invoice.drafted",
+        "invoice.issued",
+        "invoice.paid",
+        "invoice.cancelled",
+        "opportunity.won",
+    }
 )
 
 

@@ -1,6 +1,6 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import http, invoicing, webhook
+from triggers import crm, http, invoicing, webhook
 
 ALL = (
     webhook.DEAL_WON,
@@ -10,4 +10,5 @@ ALL = (
     invoicing.INVOICE_CANCELLED,
     invoicing.INVOICE_STATUS,
     invoicing.CUSTOMER_CREATED,
+    crm.DEAL_WON,
 )

@@ -134,6 +134,16 @@ _CORE: dict[str, dict[str, str]] = {
         "total_tax": "Total IVA",
         "total_invoice": "Total factura",
         "settings": "Ajustes",
+        "pipeline": "Oportunidades",
+        "pipeline_help": "El embudo de ventas de Puente. Al pasar una oportunidad a «Ganada» se "
+        "ponen en marcha los flujos de oportunidad ganada: se crea la factura en borrador.",
+        "pipeline_move": "Etapa",
+        "pipeline_apply": "Cambiar",
+        "pipeline_won": "Oportunidad ganada: su factura en borrador se está creando.",
+        "pipeline_moved": "Oportunidad movida.",
+        "pipeline_bad_stage": "Esa etapa no existe: elige una de la lista.",
+        "pipeline_cannot_win": "No se puede marcar como ganada: añade antes las líneas de lo "
+        "vendido.",
         "issuer": "Nuestra empresa (emisor)",
         "issuer_help": "Los datos fiscales con los que se emiten las facturas. "
         "Necesarios antes de emitir la primera.",
@@ -305,6 +315,15 @@ _CORE: dict[str, dict[str, str]] = {
         "total_tax": "Total VAT",
         "total_invoice": "Invoice total",
         "settings": "Settings",
+        "pipeline": "Opportunities",
+        "pipeline_help": "Puente's sales pipeline. Moving an opportunity to “Won” starts the "
+        "deal-won flows: its draft invoice is created.",
+        "pipeline_move": "Stage",
+        "pipeline_apply": "Move",
+        "pipeline_won": "Opportunity won: its draft invoice is being created.",
+        "pipeline_moved": "Opportunity moved.",
+        "pipeline_bad_stage": "That stage does not exist: choose one from the list.",
+        "pipeline_cannot_win": "It cannot be marked won: add the lines of what was sold first.",
         "issuer": "Our company (issuer)",
         "issuer_help": "The fiscal data invoices are issued with. Needed before the first one.",
         "street": "Street",

@@ -172,6 +172,7 @@ def sessions() -> Any:
 
 from web.api import (  # noqa: E402,F401  (register their routes)
     connections,
+    crm,
     customers,
     documents,
     flows,
