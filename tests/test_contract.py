@@ -147,7 +147,8 @@ def items_of(trigger: TriggerSpec, data: Any) -> list[Any]:
     if trigger.kind is TriggerKind.EVENT:
         assert trigger.from_event is not None
         payload = {k: v for k, v in data.items() if k not in ("event_id", "occurred_at")}
-        event = DomainEvent(data["event_id"], trigger.topics[0], 1, payload, data["occurred_at"])
+        when = data.get("occurred_at", "2026-12-04T10:00:00+00:00")
+        event = DomainEvent(data.get("event_id", 1), trigger.topics[0], 1, payload, when)
         return trigger.from_event(event)
     assert trigger.parse is not None
     return trigger.parse(data, "msg_contract", {})
