@@ -1,7 +1,7 @@
 """Actions, one module per family; ALL lists every action the registry knows, SERVICES
 what their domains register in the runtime."""
 
-from actions import http, invoicing
+from actions import crm, http, invoicing
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -14,6 +14,9 @@ ALL = (
     invoicing.CANCEL_INVOICE,
     http.REQUEST,
 )
+
+# The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.
+CRM_APIS: dict[str, crm.CrmApi] = {}
 
 # What the domains behind the actions register in the runtime when it is built.
 SERVICES = (invoicing.install_services,)

@@ -8,15 +8,27 @@ the rest (settings, the invoice link, errors a person can read, loop-safe writes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from actions.invoicing import INVOICE_LINK
+from connector import intake
 from connector.errors import ConfigurationError, ValidationError
+from connector.models import Connection, Event
 from connector.outbound import Answer
-from connector.spec import ActionContext, ActionSpec, Effects
+from connector.runtime import Runtime
+from connector.spec import ActionContext, ActionSpec, Effects, ParsedItem
+from invoicing.deals import DealData
+from invoicing.models import Deal
+from invoicing.service import Invoicing
 from providers.crm import CrmSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,8 @@ class CrmApi:
     write_deal: Callable[[ActionContext, CrmSettings, str, dict[str, Any]], None]
     # Add a note to the deal; the note's id.
     write_note: Callable[[ActionContext, CrmSettings, str, str], str | None]
+    # The ids of the deals won since a time, for reconciliation; None if not offered.
+    list_won: Callable[[ActionContext, CrmSettings, datetime], list[str]] | None = None
 
 
 def settings(ctx: ActionContext) -> CrmSettings:
@@ -135,3 +149,74 @@ def specs(
             effects=Effects.EXTERNAL_WRITE,
         ),
     )
+
+
+def reconcile(rt: Runtime, apis: Mapping[str, CrmApi], since: datetime) -> dict[str, list[str]]:
+    """Compare each CRM connection's deals won since `since` with what reached us; the
+    missing ones, by connection name.
+
+    A won deal that never reached us (a webhook lost, its flow disabled at the time) is
+    recorded as a won deal, so the never-billed report shows it; with the connection's
+    setting `reconcile_runs`, it is also run through its deal-won flows now (once: its item
+    key is the deal's)."""
+    missing: dict[str, list[str]] = {}
+    with rt.sessions() as s:
+        connections = list(s.scalars(select(Connection).where(Connection.type.in_(apis))))
+        s.expunge_all()
+    for conn in connections:
+        api = apis[conn.type]
+        if api.list_won is None:
+            continue
+        ctx = ActionContext(
+            f"reconcile:{conn.id}", log, None, rt.services, rt.http, connection=conn.name
+        )
+        crm = CrmSettings.of(rt.http.view(conn.name))
+        try:
+            won = api.list_won(ctx, crm, since)
+        except Exception as exc:  # one CRM down must not stop the others
+            log.warning("reconcile %s: the CRM could not be read: %s", conn.name, exc)
+            continue
+        lost = [deal_id for deal_id in won if deal_id not in _reached(rt, conn, since)]
+        for deal_id in lost:
+            _catch_up(rt, api, ctx, crm, conn, deal_id)
+        if lost:
+            missing[conn.name] = lost
+            log.warning("reconcile %s: won deals that never reached us: %s", conn.name, lost)
+    return missing
+
+
+def _reached(rt: Runtime, conn: Connection, since: datetime) -> set[str]:
+    """The deals of the connection we know: by an event, a won-deal record or an invoice."""
+    with rt.sessions() as s:
+        payloads = s.scalars(
+            select(Event.payload).where(
+                Event.source == f"connection:{conn.id}", Event.received_at >= since
+            )
+        )
+        known = {str(p.get("deal_id")) for p in payloads if isinstance(p, dict)}
+        known |= set(s.scalars(select(Deal.external_ref).where(Deal.source == conn.type)))
+    return known
+
+
+def _catch_up(
+    rt: Runtime, api: CrmApi, ctx: ActionContext, crm: CrmSettings, conn: Connection, deal_id: str
+) -> None:
+    deal = api.read_deal(ctx, crm, deal_id)
+    with rt.sessions.begin() as s:
+        Invoicing(s).record_deal(
+            DealData(
+                source=conn.type,
+                external_ref=deal_id,
+                won_at=datetime.fromisoformat(deal["won_at"]),
+                title=deal.get("title"),
+                owner_name=(deal.get("owner") or {}).get("name"),
+                currency=deal.get("currency", "EUR"),
+                customer_name=deal["customer"].get("name"),
+                customer_tax_id=deal["customer"].get("tax_id") or None,
+            )
+        )
+    trigger = rt.registry.triggers.get(f"{conn.type}.deal_won")
+    if trigger is not None and (conn.settings or {}).get("reconcile_runs"):
+        item = {"deal_id": deal_id, "event_id": f"reconcile:{deal_id}", "stage": deal.get("stage")}
+        route = intake.Route.connection(conn.id, conn.name)
+        intake.accept(rt, route, trigger, [ParsedItem(f"reconcile:{deal_id}", item)])

@@ -149,6 +149,9 @@ class ProviderSpec:
     rate_limit_per_second: float | None = None  # when the connection sets none
     # OAuth 2: where a refresh token is exchanged for an access token.
     token_url: Callable[[ConnectionView], str] | None = None
+    # OAuth 2, when that place is one of the credentials (Zoho's accounts server is the
+    # account's data centre's): given the decrypted secret too; wins over token_url.
+    secret_token_url: Callable[[ConnectionView, Mapping[str, str]], str] | None = None
     # Deliveries arrive at the connection's own address, /hooks/<inbound token> (CRMs).
     inbound: bool = False
     # Tidies the document before it is validated and saved (drops what its auth does not use).
@@ -362,7 +365,12 @@ class OAuthTokens:
             conn = s.get_one(Connection, connection_id)
             view, secret = ConnectionView.of(conn), read_secret(conn, self.box)
         spec = self.providers.get(view.type)
-        url = spec.token_url(view) if spec.token_url else str(view.settings.get("token_url", ""))
+        if spec.secret_token_url is not None:
+            url = spec.secret_token_url(view, secret)
+        elif spec.token_url is not None:
+            url = spec.token_url(view)
+        else:
+            url = str(view.settings.get("token_url", ""))
         missing = [k for k in ("client_id", "client_secret", "refresh_token") if not secret.get(k)]
         if missing or not url:
             raise refused(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from connector.connections import webhook_url
+from connector.connections import read_secret, webhook_url
 from connector.errors import PuenteError
 from connector.models import Connection, Flow, TriggerState
 from connector.runtime import Runtime
@@ -78,7 +78,8 @@ def _try(rt: Runtime, name: str, record: list[str], work: Any) -> None:
 
 
 def _context(rt: Runtime, conn: Connection) -> PollContext:
-    return PollContext(rt.http, conn.name, dict(conn.settings or {}), log)
+    secret = read_secret(conn, rt.secrets)
+    return PollContext(rt.http, conn.name, dict(conn.settings or {}), log, secret=secret)
 
 
 def _subscribe(rt: Runtime, conn: Connection, trigger: TriggerSpec) -> None:
@@ -113,6 +114,9 @@ def _unsubscribe(rt: Runtime, kept: TriggerState) -> None:
 
 
 def _expiring(state: Any, now: datetime) -> bool:
+    renew_at = (state or {}).get("renew_at")  # a source whose subscriptions live a day or less
+    if renew_at is not None:
+        return datetime.fromisoformat(renew_at) <= now
     expires = (state or {}).get("expires_at")
     return expires is not None and datetime.fromisoformat(expires) - RENEW_BEFORE <= now
 

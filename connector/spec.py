@@ -180,6 +180,10 @@ class PollContext:
     connection: str | None
     config: dict[str, Any]
     log: logging.Logger
+    # Lifecycle only (subscribe/unsubscribe/renew): the connection's decrypted credentials,
+    # for a source that is given some of them when its webhook is registered (Pipedrive's
+    # HTTP Basic user and password). Empty for polls.
+    secret: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,9 @@ class TriggerSpec:
     parse: Callable[[Any, str, dict[str, Any]], list[ParsedItem]] | None = None
     # webhook: the answer to an accepted delivery, when the source expects its own (None: JSON).
     answer: Callable[[Delivery], Answer] | None = None
+    # webhook: what its body is. "json": parse gets it parsed (strictly, web/json_input);
+    # "xml": parse gets the raw bytes and reads them itself, safely (Salesforce's SOAP).
+    body_format: str = "json"
     # poll: poll(ctx, cursor) → new items and the next cursor; cursor None on the first poll,
     # whose items are recorded as seen without firing.
     poll: Callable[[PollContext, Any], PollResult] | None = None

@@ -9,16 +9,19 @@ import logging
 import sys
 import time
 import uuid
+from datetime import timedelta
 
 import requests
 
+import actions
+from actions import crm
 from connector import admin, events, jobs, lifecycle, migrate, polling, retention
 from connector.crypto import SecretBox, reencrypt_all
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from connector.standard_webhooks import headers_for
-from database import Base, make_engine, make_sessionmaker
+from database import Base, make_engine, make_sessionmaker, utcnow
 from web import demo
 
 
@@ -149,7 +152,9 @@ def _rotate(settings: Settings) -> int:
 
 
 PRUNE_EVERY_SECONDS = 3600
-TICK_SECONDS = 2.0  # outbox events and due polls are looked at this often
+TICK_SECONDS = 2.0
+RECONCILE_EVERY_SECONDS = 3600  # each CRM's won deals compared with what reached us
+RECONCILE_WINDOW_DAYS = 7  # outbox events and due polls are looked at this often
 
 
 def _submit_loop(rt: Runtime, every: float) -> int:
@@ -182,7 +187,7 @@ def _sweep_loop(rt: Runtime, every: float) -> int:
     flows on poll triggers that are due."""
     log = logging.getLogger("puente.sweeper")
     days = rt.settings.retention_days
-    last_prune = last_sweep = 0.0
+    last_prune = last_sweep = last_reconcile = 0.0
     while True:
         try:
             events.dispatch(rt)
@@ -192,6 +197,10 @@ def _sweep_loop(rt: Runtime, every: float) -> int:
                 jobs.sweep(rt)
                 lifecycle.sync(rt)  # webhooks registered at the sources, as flows need them
                 last_sweep = time.monotonic()
+            if time.monotonic() - last_reconcile > RECONCILE_EVERY_SECONDS:
+                since = utcnow() - timedelta(days=RECONCILE_WINDOW_DAYS)
+                crm.reconcile(rt, actions.CRM_APIS, since)  # lost won deals, each CRM
+                last_reconcile = time.monotonic()
             if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                 with rt.sessions.begin() as s:
                     pruned = retention.prune(s, days)
