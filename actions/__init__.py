@@ -1,7 +1,7 @@
 """Actions, one module per family; ALL lists every action the registry knows, SERVICES
 what their domains register in the runtime."""
 
-from actions import crm, http, invoicing
+from actions import crm, http, invoicing, pipedrive
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -13,10 +13,15 @@ ALL = (
     invoicing.RECORD_PAYMENT,
     invoicing.CANCEL_INVOICE,
     http.REQUEST,
+    pipedrive.GET_DEAL,
+    pipedrive.UPDATE_DEAL,
+    pipedrive.ADD_NOTE,
 )
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.
-CRM_APIS: dict[str, crm.CrmApi] = {}
+CRM_APIS: dict[str, crm.CrmApi] = {
+    "pipedrive": pipedrive.API,
+}
 
 # What the domains behind the actions register in the runtime when it is built.
 SERVICES = (invoicing.install_services,)

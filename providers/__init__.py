@@ -1,5 +1,5 @@
 """Connection providers (connector.connections): one module per type, listed explicitly."""
 
-from providers import http
+from providers import http, pipedrive
 
-ALL = (http.SPEC,)
+ALL = (http.SPEC, pipedrive.SPEC)

@@ -1,6 +1,6 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import crm, http, invoicing, webhook
+from triggers import crm, http, invoicing, pipedrive, webhook
 
 ALL = (
     webhook.DEAL_WON,
@@ -11,4 +11,5 @@ ALL = (
     invoicing.INVOICE_STATUS,
     invoicing.CUSTOMER_CREATED,
     crm.DEAL_WON,
+    pipedrive.DEAL_WON,
 )
