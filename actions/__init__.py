@@ -1,7 +1,7 @@
 """Actions, one module per family; ALL lists every action the registry knows, SERVICES
 what their domains register in the runtime."""
 
-from actions import crm, http, invoicing, pipedrive
+from actions import crm, http, invoicing, pipedrive, zoho
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -16,11 +16,15 @@ ALL = (
     pipedrive.GET_DEAL,
     pipedrive.UPDATE_DEAL,
     pipedrive.ADD_NOTE,
+    zoho.GET_DEAL,
+    zoho.UPDATE_DEAL,
+    zoho.ADD_NOTE,
 )
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.
 CRM_APIS: dict[str, crm.CrmApi] = {
     "pipedrive": pipedrive.API,
+    "zoho": zoho.API,
 }
 
 # What the domains behind the actions register in the runtime when it is built.

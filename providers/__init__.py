@@ -1,5 +1,5 @@
 """Connection providers (connector.connections): one module per type, listed explicitly."""
 
-from providers import http, pipedrive
+from providers import http, pipedrive, zoho
 
-ALL = (http.SPEC, pipedrive.SPEC)
+ALL = (http.SPEC, pipedrive.SPEC, zoho.SPEC)

@@ -1,8 +1,10 @@
 """Ready-made flows, one module per connection type; ALL lists every template."""
 
-from templates import pipedrive
+from templates import pipedrive, zoho
 
 ALL: tuple = (
     pipedrive.DEAL_WON_TO_INVOICE,
     pipedrive.INVOICE_STATUS_TO_CRM,
+    zoho.DEAL_WON_TO_INVOICE,
+    zoho.INVOICE_STATUS_TO_CRM,
 )

@@ -1,6 +1,6 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import crm, http, invoicing, pipedrive, webhook
+from triggers import crm, http, invoicing, pipedrive, webhook, zoho
 
 ALL = (
     webhook.DEAL_WON,
@@ -12,4 +12,5 @@ ALL = (
     invoicing.CUSTOMER_CREATED,
     crm.DEAL_WON,
     pipedrive.DEAL_WON,
+    zoho.DEAL_WON,
 )
