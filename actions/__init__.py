@@ -1,7 +1,7 @@
 """Actions, one module per family; ALL lists every action the registry knows, SERVICES
 what their domains register in the runtime."""
 
-from actions import crm, http, invoicing, pipedrive, zoho
+from actions import crm, http, invoicing, pipedrive, salesforce, zoho
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -19,11 +19,15 @@ ALL = (
     zoho.GET_DEAL,
     zoho.UPDATE_DEAL,
     zoho.ADD_NOTE,
+    salesforce.GET_DEAL,
+    salesforce.UPDATE_DEAL,
+    salesforce.ADD_NOTE,
 )
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.
 CRM_APIS: dict[str, crm.CrmApi] = {
     "pipedrive": pipedrive.API,
+    "salesforce": salesforce.API_CALLS,
     "zoho": zoho.API,
 }
 

@@ -1,10 +1,12 @@
 """Ready-made flows, one module per connection type; ALL lists every template."""
 
-from templates import pipedrive, zoho
+from templates import pipedrive, salesforce, zoho
 
 ALL: tuple = (
     pipedrive.DEAL_WON_TO_INVOICE,
     pipedrive.INVOICE_STATUS_TO_CRM,
     zoho.DEAL_WON_TO_INVOICE,
     zoho.INVOICE_STATUS_TO_CRM,
+    salesforce.DEAL_WON_TO_INVOICE,
+    salesforce.INVOICE_STATUS_TO_CRM,
 )

@@ -1,6 +1,6 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import crm, http, invoicing, pipedrive, webhook, zoho
+from triggers import crm, http, invoicing, pipedrive, salesforce, webhook, zoho
 
 ALL = (
     webhook.DEAL_WON,
@@ -13,4 +13,5 @@ ALL = (
     crm.DEAL_WON,
     pipedrive.DEAL_WON,
     zoho.DEAL_WON,
+    salesforce.DEAL_WON,
 )

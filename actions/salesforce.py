@@ -1,0 +1,333 @@
+"""Salesforce Opportunities through the REST API (v59.0): read one with its line items and
+account, write the invoice's fields on it, add a Note to it.
+
+Reads: GET /sobjects/Opportunity/{id}, a SOQL query of its OpportunityLineItems (followed
+through nextRecordsUrl), GET /sobjects/Account/{AccountId} and GET /sobjects/User/{OwnerId}.
+Writes: PATCH /sobjects/Opportunity/{id} with the custom fields the settings name, and a
+classic Note (POST /sobjects/Note, ParentId = the opportunity): it shows under "Notes &
+Attachments" of the opportunity. Field names are Salesforce API names (NIF__c…), matched
+without regard to case as Salesforce does.
+
+An expired access token (401 INVALID_SESSION_ID) is refreshed and the call made once more
+by the HTTP client; 429 and 5xx are retried by the runner, and so is 403
+REQUEST_LIMIT_EXCEEDED (the org's API allowance is spent for now).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+import actions.crm
+from actions.crm import CrmApi, check
+from connector.connections import Said, refused
+from connector.errors import TransientError, ValidationError
+from connector.outbound import Answer
+from connector.spec import ActionContext
+from providers.crm import Company, CrmSettings, Line, normalized
+from providers.salesforce import API
+
+MAX_PAGES = 20  # a bound on following nextRecordsUrl (2,000 records a page at most)
+RECORD_ID = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+LINES_QUERY = (
+    "SELECT Id, Quantity, UnitPrice, Discount, Description, Product2.Name, "
+    "Product2.ProductCode FROM OpportunityLineItem WHERE OpportunityId = '{id}' "
+    "ORDER BY SortOrder, CreatedDate"
+)
+COUNTRIES = {
+    "spain": "ES",
+    "españa": "ES",
+    "espana": "ES",
+    "portugal": "PT",
+    "france": "FR",
+    "francia": "FR",
+    "germany": "DE",
+    "alemania": "DE",
+    "italy": "IT",
+    "italia": "IT",
+    "andorra": "AD",
+    "united kingdom": "GB",
+    "reino unido": "GB",
+}
+
+
+# Calls
+
+
+def _errors(answer: Answer) -> list[dict[str, Any]]:
+    """Salesforce's error list: [{"message", "errorCode", "fields"}]."""
+    body = answer.body
+    if isinstance(body, dict):
+        body = [body]
+    return [e for e in body if isinstance(e, dict)] if isinstance(body, list) else []
+
+
+def _checked(answer: Answer, what: str) -> Answer:
+    """The answer, or the error it means (actions.crm.check, plus Salesforce's own codes)."""
+    codes = {str(e.get("errorCode")) for e in _errors(answer)}
+    if answer.status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
+        raise TransientError(f"{what}: Salesforce says the org's API request limit is spent")
+    if answer.status == 400 and codes & {"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"}:
+        said = "; ".join(str(e.get("message", ""))[:200] for e in _errors(answer))
+        raise ValidationError(
+            f"{what}: Salesforce does not know a field ({said}); create the custom fields "
+            "the README lists, or fix their names in the connection's settings"
+        )
+    return check(answer, what)
+
+
+def _send(ctx: ActionContext, method: str, path: str, payload: Any = None) -> Answer:
+    assert ctx.http is not None
+    return ctx.http.request(
+        method,
+        path,
+        connection=ctx.connection,
+        payload=payload,
+        idempotency_key=ctx.idempotency_key if method != "GET" else None,
+    )
+
+
+def _call(ctx: ActionContext, method: str, path: str, what: str, payload: Any = None) -> Answer:
+    return _checked(_send(ctx, method, path, payload), what)
+
+
+def _record(ctx: ActionContext, kind: str, record_id: str, what: str) -> dict[str, Any] | None:
+    """GET /sobjects/{kind}/{id}; None when Salesforce has no such record."""
+    answer = _send(ctx, "GET", f"{API}/sobjects/{kind}/{record_id}")
+    if answer.status == 404:
+        return None
+    body = _checked(answer, what).body
+    return body if isinstance(body, dict) else None
+
+
+def _query(ctx: ActionContext, soql: str, what: str) -> Iterator[dict[str, Any]]:
+    """Every record a SOQL query finds, page after page (nextRecordsUrl), bounded."""
+    path = f"{API}/query?{urlencode({'q': soql})}"
+    for _ in range(MAX_PAGES):
+        body = _call(ctx, "GET", path, what).body
+        if not isinstance(body, dict):
+            return
+        for record in body.get("records") or []:
+            if isinstance(record, dict):
+                yield record
+        following = body.get("nextRecordsUrl")
+        if body.get("done", True) or not isinstance(following, str) or not following:
+            return
+        path = following
+    raise ValidationError(f"{what}: more than {MAX_PAGES} pages of results; too many lines")
+
+
+# Reading
+
+
+def _field(record: Mapping[str, Any], name: str) -> Any:
+    """A field by its API name, whatever its case (Salesforce's names are case-insensitive)."""
+    if name in record:
+        return record[name]
+    lowered = name.lower()
+    return next((v for k, v in record.items() if k.lower() == lowered), None)
+
+
+def _checked_id(deal_id: str) -> str:
+    if not RECORD_ID.match(deal_id):
+        raise refused(
+            "deal_id",
+            Said(
+                f"{deal_id!r} is not a Salesforce record id (15 or 18 letters and digits)",
+                f"{deal_id!r} no es un id de registro de Salesforce (15 o 18 letras y cifras)",
+            ),
+        )
+    return deal_id
+
+
+def read_deal(ctx: ActionContext, crm: CrmSettings, deal_id: str) -> dict[str, Any]:
+    """The Opportunity, its line items, its Account and its owner → the normalized deal."""
+    deal_id = _checked_id(deal_id)
+    deal = _record(ctx, "Opportunity", deal_id, f"reading Salesforce opportunity {deal_id}")
+    if deal is None:
+        raise refused(
+            "deal_id",
+            Said(
+                f"Salesforce has no opportunity {deal_id} (deleted, or the connection's user "
+                "cannot see it)",
+                f"Salesforce no tiene la oportunidad {deal_id} (borrada, o el usuario de la "
+                "conexión no puede verla)",
+            ),
+        )
+    stage = deal.get("StageName")
+    won_by_metadata = [stage] if deal.get("IsWon") is True and stage else []
+    account_id = deal.get("AccountId")
+    assert ctx.http is not None and ctx.connection is not None
+    site = ctx.http.view(ctx.connection).base_url.rstrip("/")
+    return normalized(
+        source="salesforce",
+        deal_id=str(deal.get("Id") or deal_id),
+        title=deal.get("Name"),
+        stage=stage,
+        won=crm.won(stage, won_by_metadata),
+        won_at=_won_at(deal),
+        currency=deal.get("CurrencyIsoCode"),
+        amount=_plain(deal.get("Amount")),
+        owner=_owner(ctx, deal.get("OwnerId")),
+        company=_company(ctx, crm, str(account_id)) if account_id else None,
+        lines=list(_lines(ctx, deal_id)),
+        settings=crm,
+        # The classic record address: Salesforce sends it on to Lightning when that is on.
+        deal_url=f"{site}/{deal.get('Id') or deal_id}",
+    )
+
+
+def _won_at(deal: Mapping[str, Any]) -> str:
+    """CloseDate (a date: the day it was won) as an ISO 8601 date-time, else the last change."""
+    close = deal.get("CloseDate")
+    if isinstance(close, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", close):
+        return f"{close}T00:00:00+00:00"
+    changed = str(deal.get("LastModifiedDate") or "")
+    # Salesforce writes 2026-12-04T10:00:00.000+0000
+    match = re.match(
+        r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})$", changed
+    )
+    if match:
+        zone = match.group(2)
+        zone = "+00:00" if zone == "Z" else f"{zone[:3]}:{zone[-2:]}"
+        return f"{match.group(1)}{zone}"
+    raise ValidationError(
+        "the Salesforce opportunity has neither a close date nor a modification date"
+    )
+
+
+def _plain(value: Any) -> str | None:
+    """A JSON number as a plain decimal text (120000.0 → "120000.0"), exactly as written."""
+    if value in (None, ""):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    text = format(number, "f")
+    return text
+
+
+def _owner(ctx: ActionContext, owner_id: Any) -> dict[str, Any] | None:
+    if not owner_id:
+        return None
+    user = _record(ctx, "User", str(owner_id), f"reading Salesforce user {owner_id}")
+    owner = {"id": str(owner_id)}
+    if user:
+        owner["name"] = str(user.get("Name") or "")[:120]
+        email = user.get("Email")
+        if isinstance(email, str) and "@" in email:
+            owner["email"] = email
+    return owner
+
+
+def _company(ctx: ActionContext, crm: CrmSettings, account_id: str) -> Company | None:
+    account = _record(ctx, "Account", account_id, f"reading Salesforce account {account_id}")
+    if account is None:
+        return None
+    tax_id = _field(account, crm.tax_id_field)
+    return Company(
+        name=_text(account.get("Name")),
+        tax_id=_text(tax_id),
+        street=_text(account.get("BillingStreet")),
+        postal_code=_text(account.get("BillingPostalCode")),
+        city=_text(account.get("BillingCity")),
+        province=_text(account.get("BillingState")),
+        country=_country(account.get("BillingCountryCode"), account.get("BillingCountry")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    text = " ".join(str(value).split())  # BillingStreet may span lines
+    return text or None
+
+
+def _country(code: Any, name: Any) -> str | None:
+    """ISO alpha-2: the picklist's code when the org uses State and Country picklists, else
+    the name as typed (a known name, or two letters)."""
+    for value in (code, name):
+        text = str(value or "").strip()
+        if re.match(r"^[A-Za-z]{2}$", text):
+            return text.upper()
+        if text.lower() in COUNTRIES:
+            return COUNTRIES[text.lower()]
+    return None
+
+
+def _lines(ctx: ActionContext, deal_id: str) -> Iterator[Line]:
+    what = f"reading the products of Salesforce opportunity {deal_id}"
+    for item in _query(ctx, LINES_QUERY.format(id=deal_id), what):
+        product = item.get("Product2") if isinstance(item.get("Product2"), dict) else {}
+        name = _text(product.get("Name")) if product else None
+        note = _text(item.get("Description"))
+        description = " — ".join(t for t in (name, note) if t) or "(sin descripción)"
+        yield Line(
+            description=description,
+            quantity=_plain(item.get("Quantity")) or "1",
+            unit_price=_plain(item.get("UnitPrice")),
+            sku=_text(product.get("ProductCode")) if product else None,
+            discount_percent=_plain(item.get("Discount")),
+        )
+
+
+# Writing
+
+
+def write_deal(ctx: ActionContext, _crm: CrmSettings, deal_id: str, fields: dict[str, Any]) -> None:
+    """PATCH the opportunity's fields (Salesforce answers 204 No Content)."""
+    deal_id = _checked_id(deal_id)
+    _call(
+        ctx,
+        "PATCH",
+        f"{API}/sobjects/Opportunity/{deal_id}",
+        f"writing on Salesforce opportunity {deal_id}",
+        fields,
+    )
+
+
+def write_note(ctx: ActionContext, _crm: CrmSettings, deal_id: str, text: str) -> str | None:
+    """A Note on the opportunity (its Notes & Attachments); the new Note's id."""
+    deal_id = _checked_id(deal_id)
+    title = f"Puente: {text}"
+    note = {
+        "ParentId": deal_id,
+        "Title": title if len(title) <= 80 else title[:79] + "…",
+        "Body": text[:32000],
+    }
+    answer = _call(
+        ctx,
+        "POST",
+        f"{API}/sobjects/Note",
+        f"adding a note to Salesforce opportunity {deal_id}",
+        note,
+    )
+    body = answer.body if isinstance(answer.body, dict) else {}
+    return str(body["id"]) if body.get("id") else None
+
+
+API_CALLS = CrmApi(read_deal=read_deal, write_deal=write_deal, write_note=write_note)
+
+
+def get_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The opportunity with its line items and account, normalized."""
+    return actions.crm.get_deal(API_CALLS, ctx, data)
+
+
+def update_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The invoice's number, link and payment status, into the opportunity's fields."""
+    return actions.crm.update_deal(API_CALLS, ctx, data)
+
+
+def add_note(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """A Note on the opportunity for its owner."""
+    return actions.crm.add_note(API_CALLS, ctx, data)
+
+
+GET_DEAL, UPDATE_DEAL, ADD_NOTE = actions.crm.specs(
+    "salesforce", "Salesforce", get_deal, update_deal, add_note
+)
