@@ -1,7 +1,7 @@
 """Actions, one module per family; ALL lists every action the registry knows, SERVICES
 what their domains register in the runtime."""
 
-from actions import crm, http, invoicing, pipedrive, salesforce, zoho
+from actions import crm, http, hubspot, invoicing, pipedrive, salesforce, zoho
 
 ALL = (
     invoicing.RECORD_WON_DEAL,
@@ -13,6 +13,9 @@ ALL = (
     invoicing.RECORD_PAYMENT,
     invoicing.CANCEL_INVOICE,
     http.REQUEST,
+    hubspot.GET_DEAL,
+    hubspot.UPDATE_DEAL,
+    hubspot.ADD_NOTE,
     pipedrive.GET_DEAL,
     pipedrive.UPDATE_DEAL,
     pipedrive.ADD_NOTE,
@@ -26,6 +29,7 @@ ALL = (
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.
 CRM_APIS: dict[str, crm.CrmApi] = {
+    "hubspot": hubspot.API,
     "pipedrive": pipedrive.API,
     "salesforce": salesforce.API_CALLS,
     "zoho": zoho.API,

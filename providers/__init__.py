@@ -1,5 +1,5 @@
 """Connection providers (connector.connections): one module per type, listed explicitly."""
 
-from providers import http, pipedrive, salesforce, zoho
+from providers import http, hubspot, pipedrive, salesforce, zoho
 
-ALL = (http.SPEC, pipedrive.SPEC, zoho.SPEC, salesforce.SPEC)
+ALL = (http.SPEC, hubspot.SPEC, pipedrive.SPEC, zoho.SPEC, salesforce.SPEC)

@@ -1,8 +1,10 @@
 """Ready-made flows, one module per connection type; ALL lists every template."""
 
-from templates import pipedrive, salesforce, zoho
+from templates import hubspot, pipedrive, salesforce, zoho
 
 ALL: tuple = (
+    hubspot.DEAL_WON_TO_INVOICE,
+    hubspot.INVOICE_STATUS_TO_CRM,
     pipedrive.DEAL_WON_TO_INVOICE,
     pipedrive.INVOICE_STATUS_TO_CRM,
     zoho.DEAL_WON_TO_INVOICE,

@@ -1,6 +1,6 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import crm, http, invoicing, pipedrive, salesforce, webhook, zoho
+from triggers import crm, http, hubspot, invoicing, pipedrive, salesforce, webhook, zoho
 
 ALL = (
     webhook.DEAL_WON,
@@ -11,6 +11,7 @@ ALL = (
     invoicing.INVOICE_STATUS,
     invoicing.CUSTOMER_CREATED,
     crm.DEAL_WON,
+    hubspot.DEAL_WON,
     pipedrive.DEAL_WON,
     zoho.DEAL_WON,
     salesforce.DEAL_WON,

@@ -1,0 +1,210 @@
+"""HubSpot: a deal moved to another stage (webhook `deal.propertyChange` of `dealstage`), at the
+connection's address.
+
+HubSpot posts a JSON array of events, signed with the app's client secret: signature v3
+(`X-HubSpot-Signature-v3`, base64 HMAC-SHA256 of method + URI + body + timestamp, with
+`X-HubSpot-Request-Timestamp` in milliseconds, refused when older than the tolerance, 5 minutes
+by default), or v1/v2 (`X-HubSpot-Signature`, hex SHA-256) on apps that still send those.
+
+Only a change of `dealstage` is a deal event here (writing the invoice's fields back on the
+deal changes other properties, so it never starts a run); whether the new stage counts as won
+is decided when the flow reads the deal (`hubspot.get_deal`, by the pipeline's metadata or the
+connection's `won_stages`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.spec import Delivery, Entity, ParsedItem, TriggerKind, TriggerSpec
+from connector.standard_webhooks import SignatureError
+
+DEAL_TYPE_ID = "0-3"  # HubSpot's object type id of deals (generic object.* subscriptions)
+# HubSpot's v3 rule: these escapes in the URI are signed as the characters they stand for.
+URI_DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+
+
+def verify(delivery: Delivery, secret: str, now: int, tolerance: int) -> str:
+    """The delivery is signed with the connection's client secret (v3 when HubSpot sends it,
+    else v1/v2 as X-HubSpot-Signature-Version says); the delivery id names its events."""
+    try:
+        credentials = json.loads(secret or "{}")
+    except ValueError:
+        credentials = {}
+    key = credentials.get("client_secret") if isinstance(credentials, dict) else None
+    if not key:
+        raise SignatureError(
+            "this HubSpot connection has no client_secret: copy the app's client secret "
+            "(private app → Auth) into the connection"
+        )
+    headers = delivery.headers
+    if headers.get("x-hubspot-signature-v3"):
+        _verify_v3(delivery, key, now, tolerance)
+    else:
+        _verify_v1_v2(delivery, key)
+    return _delivery_id(delivery.body)
+
+
+def _verify_v3(delivery: Delivery, key: str, now: int, tolerance: int) -> None:
+    given = delivery.headers["x-hubspot-signature-v3"].strip()
+    stamp = delivery.headers.get("x-hubspot-request-timestamp", "").strip()
+    if not stamp.isdigit():
+        raise SignatureError(
+            "the delivery has X-HubSpot-Signature-v3 but no X-HubSpot-Request-Timestamp"
+        )
+    if abs(now * 1000 - int(stamp)) > tolerance * 1000:
+        raise SignatureError(
+            f"the delivery's X-HubSpot-Request-Timestamp is more than {tolerance} seconds "
+            "away from now: a replay, or a clock that is wrong"
+        )
+    signed = delivery.method.upper().encode() + _uri(delivery.url).encode()
+    signed += delivery.body + stamp.encode()
+    expected = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, given.encode()):
+        raise SignatureError(
+            "the X-HubSpot-Signature-v3 does not match: check the connection's client_secret "
+            "(the app's, under Auth) and that HubSpot calls the connection's webhook URL as "
+            "Puente shows it"
+        )
+
+
+def _verify_v1_v2(delivery: Delivery, key: str) -> None:
+    given = delivery.headers.get("x-hubspot-signature", "").strip().lower()
+    version = delivery.headers.get("x-hubspot-signature-version", "v1").strip().lower()
+    if not given:
+        raise SignatureError(
+            "the delivery is not signed by HubSpot (no X-HubSpot-Signature-v3 nor "
+            "X-HubSpot-Signature header)"
+        )
+    if version == "v1":
+        source = key.encode() + delivery.body
+    elif version == "v2":
+        source = key.encode() + delivery.method.upper().encode() + delivery.url.encode()
+        source += delivery.body
+    else:
+        raise SignatureError(f"unknown X-HubSpot-Signature-Version {version[:10]!r}")
+    expected = hashlib.sha256(source).hexdigest()
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        raise SignatureError(
+            f"the X-HubSpot-Signature ({version}) does not match: check the connection's "
+            "client_secret (the app's, under Auth)"
+        )
+
+
+def _uri(url: str) -> str:
+    for escaped, plain in URI_DECODED.items():
+        url = url.replace(escaped, plain).replace(escaped.lower(), plain)
+    return url
+
+
+def _delivery_id(body: bytes) -> str:
+    """The batch's events (unchanged when HubSpot tries again; attemptNumber aside)."""
+    try:
+        events = json.loads(body)
+    except ValueError:
+        events = None
+    if isinstance(events, list) and events and all(isinstance(e, dict) for e in events):
+        keys = sorted(_event_key(e) for e in events)
+        return "batch:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:40]
+    return "body:" + hashlib.sha256(body).hexdigest()[:40]
+
+
+def _event_key(event: dict[str, Any]) -> str:
+    """HubSpot says eventId alone is not guaranteed unique: with the account, the object and
+    the time it names one event, and a retry (a new attemptNumber) names the same."""
+    parts = (event.get(k) for k in ("portalId", "objectId", "eventId", "occurredAt"))
+    return ":".join("" if p is None else str(p) for p in parts)
+
+
+def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    """Each deal stage change in the batch → one item; any other event → none."""
+    if isinstance(payload, dict) and "subscriptionType" not in payload and "deal_id" in payload:
+        return _already_normalized(payload)
+    if isinstance(payload, dict):
+        payload = [payload]  # one event, as a test tool may send it
+    if not isinstance(payload, list):
+        raise ValueError("a HubSpot webhook is a JSON array of events")
+    items = []
+    for event in payload:
+        if not isinstance(event, dict) or not _stage_change(event):
+            continue
+        deal = event.get("objectId")
+        if deal in (None, "") or event.get("eventId") in (None, ""):
+            raise ValueError("a HubSpot deal event has objectId and eventId")
+        stage = event.get("propertyValue")
+        portal = event.get("portalId")
+        data = {
+            "deal_id": str(deal),
+            "event_id": str(event["eventId"]),
+            "occurred_at": _when(event.get("occurredAt")),
+            "stage": None if stage in (None, "") else str(stage),
+            "account_id": None if portal in (None, "") else str(portal),
+        }
+        items.append(ParsedItem(f"hubspot:{_event_key(event)}", data))
+    return items
+
+
+def _already_normalized(payload: dict[str, Any]) -> list[ParsedItem]:
+    """An event already in Puente's shape (schemas/triggers/crm_deal_event.json), as a test or
+    a replay tool sends it (signed all the same): taken as it is."""
+    fields = ("deal_id", "event_id", "occurred_at", "stage", "account_id")
+    data = {k: payload[k] for k in fields if k in payload}
+    if data.get("event_id") in (None, ""):
+        raise ValueError("an event in Puente's shape has deal_id and event_id")
+    return [ParsedItem(f"hubspot:{payload['event_id']}", data)]
+
+
+def _stage_change(event: dict[str, Any]) -> bool:
+    if event.get("propertyName") != "dealstage":
+        return False
+    kind = event.get("subscriptionType")
+    if kind == "deal.propertyChange":
+        return True
+    # The developer platform's generic subscriptions name the object by its type id.
+    return kind == "object.propertyChange" and str(event.get("objectTypeId")) == DEAL_TYPE_ID
+
+
+def _when(millis: Any) -> str | None:
+    """occurredAt (milliseconds since 1970) as ISO 8601 UTC."""
+    try:
+        return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def entity(data: dict[str, Any]) -> Entity:
+    return Entity("hubspot", str(data["deal_id"]))
+
+
+DEAL_WON = TriggerSpec(
+    key="hubspot.deal_won",
+    title="Deal won (HubSpot)",
+    title_es="Oportunidad ganada (HubSpot)",
+    description="A HubSpot deal moved to another stage; the flow reads it and goes on only "
+    "when the stage counts as won.",
+    kind=TriggerKind.WEBHOOK,
+    output_schema="triggers/crm_deal_event.json",
+    entity=entity,
+    business_keys=(("deal_ref", "deal_id"),),
+    provider="hubspot",
+    verify=verify,
+    parse=parse,
+)
