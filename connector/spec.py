@@ -274,8 +274,10 @@ class TemplateSpec:
     title_es: str
     description: str
     description_es: str
-    connection_type: str
-    # The flow document for the named connection.
+    # The type of connection it is installed for; None for a template whose trigger has an
+    # address of its own (a signed webhook): installing it creates that address.
+    connection_type: str | None
+    # The flow document for the named connection ("" when it needs none).
     document: Callable[[str], dict[str, Any]]
 
 

@@ -1,6 +1,6 @@
 """Ready-made flows, one module per connection type; ALL lists every template."""
 
-from templates import hubspot, pipedrive, salesforce, zoho
+from templates import hubspot, pipedrive, salesforce, webhook, zoho
 
 ALL: tuple = (
     hubspot.DEAL_WON_TO_INVOICE,
@@ -11,4 +11,5 @@ ALL: tuple = (
     zoho.INVOICE_STATUS_TO_CRM,
     salesforce.DEAL_WON_TO_INVOICE,
     salesforce.INVOICE_STATUS_TO_CRM,
+    webhook.HOURS_TO_INVOICE,
 )

@@ -278,3 +278,22 @@ def test_every_action_performs_its_example_and_a_replay_with_the_same_key_is_a_n
         return
     assert (first["created"], again["created"]) == (True, False)
     assert without_created(again) == without_created(first)
+
+
+TEMPLATES = sorted(REGISTRY.templates.values(), key=lambda t: t.key)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.key)
+def test_every_template_is_a_flow_without_problems_in_both_languages(template):
+    from connector.checks import check_flow
+
+    document = template.document("" if template.connection_type is None else "my-crm")
+    report = check_flow(document, REGISTRY)
+
+    assert report.errors == [], report.errors
+    assert template.key.split(".")[0] == (template.connection_type or "webhook")
+    assert template.title_es != template.title and template.description_es
+    trigger = REGISTRY.trigger(document["trigger"]["key"])
+    if template.connection_type is not None and trigger.provider is not None:
+        assert trigger.provider == template.connection_type
+        assert document["trigger"]["connection"] == "my-crm"

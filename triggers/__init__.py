@@ -4,6 +4,7 @@ from triggers import crm, http, hubspot, invoicing, pipedrive, salesforce, webho
 
 ALL = (
     webhook.DEAL_WON,
+    webhook.HOURS_LOGGED,
     http.DEALS_POLLED,
     invoicing.INVOICE_ISSUED,
     invoicing.INVOICE_PAID,

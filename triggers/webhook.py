@@ -50,3 +50,33 @@ DEAL_WON = TriggerSpec(
     verify=verify,
     parse=parse,
 )
+
+
+def parse_hours(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    if isinstance(payload, dict):
+        return [ParsedItem(delivery_id, _normalize(payload))]
+    if isinstance(payload, list) and payload and all(isinstance(p, dict) for p in payload):
+        return [ParsedItem(f"{delivery_id}#{i}", _normalize(p)) for i, p in enumerate(payload)]
+    raise PayloadShapeError("the body must be a ticket (a JSON object) or a non-empty list of them")
+
+
+def ticket(data: dict[str, Any]) -> Entity | None:
+    """The ticket: its source system and id (one invoice per ticket)."""
+    if data.get("ticket_id") is None:
+        return None
+    return Entity(str(data.get("source") or "webhook"), f"ticket:{data['ticket_id']}")
+
+
+HOURS_LOGGED = TriggerSpec(
+    key="webhook.hours_logged",
+    title="Ticket resolved with hours logged (signed webhook)",
+    title_es="Incidencia resuelta con horas (webhook firmado)",
+    description="A ticket resolved with its time entries, sent by a helpdesk or time tracker "
+    "that signs with Standard Webhooks.",
+    kind=TriggerKind.WEBHOOK,
+    output_schema="triggers/hours_logged.json",
+    entity=ticket,
+    business_keys=(("ticket_ref", "ticket_id"), ("customer_tax_id", "customer.tax_id")),
+    verify=verify,
+    parse=parse_hours,
+)

@@ -118,3 +118,46 @@ def test_a_template_for_another_type_of_connection_is_refused_saying_which(api):
     )
 
     assert answer.status_code == 422 and "needs a hubspot" in answer.json["message"]
+
+
+def test_the_hours_template_gets_its_own_signed_address_and_invoices_each_time_entry(rt, client):
+    import json
+
+    from invoicing.models import Invoice
+    from tests.conftest import drain
+    from tests.factories import signed
+
+    headers = {"Authorization": f"Bearer {make_api_key(rt)}"}
+    installed = client.post("/api/v1/templates/webhook.hours_to_invoice/install", headers=headers)
+    assert installed.status_code == 201
+    assert installed.json["webhook_secret"].startswith("whsec_")
+    path = installed.json["webhook_url"].removeprefix(rt.settings.public_url)
+    ticket = {
+        "ticket_id": "T-311",
+        "title": "Migración del correo",
+        "resolved_at": "2026-12-03T17:40:00+01:00",
+        "currency": "EUR",
+        "customer": {"name": "Acme Soluciones SL", "tax_id": "B12345674"},
+        "entries": [
+            {"date": "2026-12-02", "description": "Análisis", "hours": "2.5", "rate": "60"},
+            {"date": "2026-12-03", "hours": 4, "rate": "60", "tax_rate": 21},
+        ],
+    }
+    body = json.dumps(ticket).encode()
+
+    for msg_id in ("msg_t1", "msg_t2"):  # a second delivery of the ticket: one invoice
+        answer = client.post(
+            path, data=body, headers=signed(installed.json["webhook_secret"], body, msg_id)
+        )
+        assert answer.status_code == 202
+    drain(rt)
+
+    with rt.sessions() as s:
+        [invoice] = s.query(Invoice).all()
+        assert [(str(line.quantity), str(line.unit_price)) for line in invoice.lines] == [
+            ("2.50000000", "60.00000000"),
+            ("4.00000000", "60.00000000"),
+        ]
+        assert invoice.lines[0].description == "2026-12-02 Análisis"
+        assert str(invoice.total) == "471.90"  # 390 + 21 % IVA
+        assert invoice.external_ref == "ticket:T-311"

@@ -43,6 +43,8 @@ def install_template(key: str) -> Any:
     if template is None:
         known = ", ".join(sorted(rt.registry.templates))
         raise ApiError(404, "not_found", f"there is no template {key!r}; known: {known}")
+    if template.connection_type is None:
+        return _install_with_address(template)
     name = json_body().get("connection")
     if not isinstance(name, str) or not name:
         raise ApiError(
@@ -70,3 +72,25 @@ def install_template(key: str) -> Any:
             )
         saved = admin.save_flow(s, rt.registry, template.document(name), enabled=True)
         return jsonify({"flow_id": saved.flow.id, "name": saved.flow.name}), 201
+
+
+def _install_with_address(template: TemplateSpec) -> Any:
+    """A template whose trigger has an address of its own: the flow and its signed address,
+    whose secret is shown in this answer only."""
+    rt = current_runtime()
+    document = template.document("")
+    with sessions().begin() as s:
+        hook = admin.create_subscription(
+            s, rt.secrets, document["name"][:120], document["trigger"]["key"]
+        )
+        saved = admin.save_flow(
+            s, rt.registry, document, subscription_id=hook.subscription.id, enabled=True
+        )
+        return jsonify(
+            {
+                "flow_id": saved.flow.id,
+                "name": saved.flow.name,
+                "webhook_url": f"{rt.settings.public_url}/hooks/{hook.subscription.token}",
+                "webhook_secret": hook.secret,
+            }
+        ), 201
