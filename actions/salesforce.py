@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -103,8 +104,11 @@ def _record(ctx: ActionContext, kind: str, record_id: str, what: str) -> dict[st
     return body if isinstance(body, dict) else None
 
 
-def _query(ctx: ActionContext, soql: str, what: str) -> Iterator[dict[str, Any]]:
-    """Every record a SOQL query finds, page after page (nextRecordsUrl), bounded."""
+def _query(
+    ctx: ActionContext, soql: str, what: str, *, whole: bool = True
+) -> Iterator[dict[str, Any]]:
+    """Every record a SOQL query finds, page after page (nextRecordsUrl), bounded: past the
+    bound, an error when the whole answer is needed (`whole`), else what was read."""
     path = f"{API}/query?{urlencode({'q': soql})}"
     for _ in range(MAX_PAGES):
         body = _call(ctx, "GET", path, what).body
@@ -117,7 +121,8 @@ def _query(ctx: ActionContext, soql: str, what: str) -> Iterator[dict[str, Any]]
         if body.get("done", True) or not isinstance(following, str) or not following:
             return
         path = following
-    raise ValidationError(f"{what}: more than {MAX_PAGES} pages of results; too many lines")
+    if whole:
+        raise ValidationError(f"{what}: more than {MAX_PAGES} pages of results; too many lines")
 
 
 # Reading
@@ -275,6 +280,35 @@ def _lines(ctx: ActionContext, deal_id: str) -> Iterator[Line]:
         )
 
 
+# Reconciliation
+
+
+def list_won(ctx: ActionContext, crm: CrmSettings, since: datetime) -> list[str]:
+    """The opportunities won with a close date from `since`'s day (UTC) on, by a SOQL query
+    (dates go unquoted in SOQL): IsWon, or the stages of settings.won_stages when it is set.
+
+    CloseDate, not LastModifiedDate: any later edit changes LastModifiedDate, so an old won
+    opportunity touched by someone would count as won now. The won_at of a deal is its
+    CloseDate too (read_deal)."""
+    day = since.astimezone(UTC).date().isoformat()
+    won = (
+        f"StageName IN ({', '.join(_soql_text(stage) for stage in crm.won_stages)})"
+        if crm.won_stages
+        else "IsWon = true"
+    )
+    soql = f"SELECT Id FROM Opportunity WHERE {won} AND CloseDate >= {day}"
+    found = _query(ctx, soql, "listing the won Salesforce opportunities", whole=False)
+    return [str(record["Id"]) for record in found if record.get("Id")]
+
+
+def _soql_text(value: str) -> str:
+    """A SOQL string literal: quotes and backslashes escaped with a backslash, and the
+    control characters SOQL names (\\n \\r \\t \\b \\f)."""
+    escapes = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\b": "\\b", "\f": "\\f"}  # fmt: skip
+    return "'" + "".join(escapes.get(char, char) for char in value) + "'"
+
+
 # Writing
 
 
@@ -310,7 +344,9 @@ def write_note(ctx: ActionContext, _crm: CrmSettings, deal_id: str, text: str) -
     return str(body["id"]) if body.get("id") else None
 
 
-API_CALLS = CrmApi(read_deal=read_deal, write_deal=write_deal, write_note=write_note)
+API_CALLS = CrmApi(
+    read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won
+)
 
 
 def get_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:

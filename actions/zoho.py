@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from actions import crm
 from connector.connections import ConnectionView
@@ -25,6 +25,7 @@ from providers.zoho import ACCOUNTS, api_url
 
 SOURCE = "zoho"
 MAX_PAGES = 25  # 200 products a page: 5,000 lines is more than any invoice takes
+MAX_SEARCH_PAGES = 10  # 200 deals a page: Zoho's search gives 2,000 records at most
 DEFAULT_WON = ("Closed Won",)  # Zoho's own closed-won stage, when the pipeline says nothing
 NOTE_TITLE = "Puente"
 # Zoho's billing country is free text: the names people write, to ISO 3166-1 alpha-2.
@@ -290,6 +291,59 @@ def _text(value: Any) -> str | None:
     return _plain(number) if number is not None else str(value)
 
 
+# Reconciliation
+
+
+def list_won(ctx: ActionContext, settings: CrmSettings, since: datetime) -> list[str]:
+    """The deals won with a closing date from `since`'s day (UTC) on: Zoho's search
+    (GET /Deals/search?criteria=((Closing_Date:greater_equal:<day>)), 200 a page while
+    info.more_records), then those whose stage is won, as read_deal decides it (the
+    configured won_stages, else the Closed Won stages of the deal's pipeline)."""
+    assert ctx.http is not None and ctx.connection is not None
+    view = ctx.http.view(ctx.connection)
+    criteria = quote(f"((Closing_Date:greater_equal:{since.astimezone(UTC).date().isoformat()}))")
+    pipelines: dict[tuple[str | None, str | None], list[str]] = {}
+    found: list[str] = []
+    for page in range(1, MAX_SEARCH_PAGES + 1):
+        answer = _get(
+            ctx,
+            view,
+            f"Deals/search?criteria={criteria}&page={page}&per_page=200",
+            "searching the Zoho CRM deals closed lately",
+        )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 204 or not body.get("data"):
+            break  # Zoho answers 204 with no body when nothing matches
+        for deal in body["data"]:
+            if (
+                isinstance(deal, dict)
+                and deal.get("id")
+                and _won(ctx, view, settings, deal, pipelines)
+            ):
+                found.append(str(deal["id"]))
+        if not (body.get("info") or {}).get("more_records"):
+            break
+    return found
+
+
+def _won(
+    ctx: ActionContext,
+    view: ConnectionView,
+    settings: CrmSettings,
+    deal: dict[str, Any],
+    pipelines: dict[tuple[str | None, str | None], list[str]],
+) -> bool:
+    """read_deal's "won", reading each layout and pipeline's won stages once."""
+    stage = deal.get("Stage")
+    if settings.won_stages:
+        return settings.won(str(stage) if stage is not None else None, ())
+    named = deal.get("Pipeline")
+    key = (_lookup_id(deal.get("Layout")), named.get("name") if isinstance(named, dict) else named)
+    if key not in pipelines:
+        pipelines[key] = _won_stages(ctx, view, deal)
+    return settings.won(str(stage) if stage is not None else None, pipelines[key])
+
+
 # Writing
 
 
@@ -336,7 +390,9 @@ def write_note(ctx: ActionContext, _settings: CrmSettings, deal_id: str, text: s
     return str(found["id"]) if found.get("id") else None
 
 
-API = crm.CrmApi(read_deal=read_deal, write_deal=write_deal, write_note=write_note)
+API = crm.CrmApi(
+    read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won
+)
 
 
 def get_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:

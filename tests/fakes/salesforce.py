@@ -11,7 +11,11 @@ What it follows (Salesforce's REST API and OAuth documentation):
 - GET /services/data/v59.0/sobjects/<Object>/<id> → the record with "attributes"; 404
   [{"errorCode": "NOT_FOUND"}] when missing.
 - GET /services/data/v59.0/query?q=<SOQL> → {"totalSize", "done", "records",
-  "nextRecordsUrl"}; the next pages at /services/data/v59.0/query/<locator>.
+  "nextRecordsUrl"}; the next pages at /services/data/v59.0/query/<locator>. It knows two
+  shapes: an opportunity's line items, and the won opportunities since a day
+  (`SELECT Id FROM Opportunity WHERE IsWon = true|StageName IN ('…', …) AND CloseDate >=
+  YYYY-MM-DD`: a date literal is never quoted; strings escape ' and \\ with a backslash).
+  Anything else → 400 MALFORMED_QUERY.
 - PATCH /sobjects/Opportunity/<id> → 204; a field the object lacks → 400 INVALID_FIELD.
 - POST /sobjects/Note → 201 {"id", "success": true, "errors": []}.
 - Scripted failures: 429 with Retry-After, 503, 403 REQUEST_LIMIT_EXCEEDED.
@@ -53,6 +57,13 @@ OPPORTUNITY_FIELDS = {
     "Puente_Payment_Status__c",
 }
 LINES = re.compile(r"FROM\s+OpportunityLineItem\s+WHERE\s+OpportunityId\s*=\s*'(\w+)'", re.I)
+WON = re.compile(
+    r"^SELECT\s+Id\s+FROM\s+Opportunity\s+WHERE\s+"
+    r"(?:(?P<is_won>IsWon\s*=\s*true)|StageName\s+IN\s*\((?P<stages>.*)\))"
+    r"\s+AND\s+CloseDate\s*>=\s*(?P<day>\S+)\s*$",
+    re.I | re.S,
+)
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass
@@ -89,7 +100,8 @@ class FakeSalesforce:
         }
 
     def new_id(self, prefix: str) -> str:
-        return f"{prefix}7F{next(self._ids):013d}"[:15] + "QAA"
+        """An 18-character id of the kind `prefix` names, unique in this org."""
+        return f"{prefix}7F{next(self._ids):010d}QAA"
 
     def add_account(self, **fields: Any) -> str:
         account_id = self.new_id("001")
@@ -272,17 +284,45 @@ class FakeSalesforce:
         return 405, {}, _error("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
 
     def _query(self, soql: str) -> tuple[int, dict[str, str], Any]:
+        won = WON.match(soql.strip())
         match = LINES.search(soql)
-        if match is None:
-            return 400, {}, _error("MALFORMED_QUERY", "this fake answers line item queries only")
-        deal_id = match.group(1)
-        records = [
-            {"attributes": {"type": "OpportunityLineItem"}, **item}
-            for item in self.line_items.get(deal_id, [])
-        ]
+        if won is not None:
+            found = self._won_since(won)
+            if isinstance(found, str):
+                return 400, {}, _error("MALFORMED_QUERY", found)
+            records = [{"attributes": {"type": "Opportunity"}, "Id": i} for i in found]
+        elif match is not None:
+            deal_id = match.group(1)
+            records = [
+                {"attributes": {"type": "OpportunityLineItem"}, **item}
+                for item in self.line_items.get(deal_id, [])
+            ]
+        else:
+            return 400, {}, _error("MALFORMED_QUERY", "this fake answers two query shapes only")
         locator = f"01g7F00000{next(self._ids):05d}"
         self._cursors[locator] = records
         return self._page(f"{locator}-0", total=len(records))
+
+    def _won_since(self, won: re.Match[str]) -> list[str] | str:
+        """The ids the won-opportunities query finds, or why Salesforce would refuse it."""
+        day = won.group("day")
+        if not DAY.match(day):
+            return (
+                f"value of filter criterion for field 'CloseDate' must be of type date and "
+                f"should not be enclosed in quotes: {day}"
+            )
+        if won.group("is_won"):
+            return [
+                d for d, o in self.opportunities.items() if o.get("IsWon") and o["CloseDate"] >= day
+            ]
+        stages = _soql_strings(won.group("stages"))
+        if stages is None:
+            return f"unexpected token in the IN list: {won.group('stages')}"
+        return [
+            d
+            for d, o in self.opportunities.items()
+            if o["StageName"] in stages and o["CloseDate"] >= day
+        ]
 
     def _page(self, cursor: str, total: int | None = None) -> tuple[int, dict[str, str], Any]:
         locator, _, start_text = cursor.rpartition("-")
@@ -333,6 +373,39 @@ class FakeSalesforce:
         note_id = self.new_id("002")
         self.notes.append({"Id": note_id, **note})
         return 201, {}, {"id": note_id, "success": True, "errors": []}
+
+
+def _soql_strings(text: str) -> list[str] | None:
+    """The values of a SOQL list of string literals ('a', 'b\\'c'), or None if malformed."""
+    unescape = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+    values: list[str] = []
+    rest = text.strip()
+    while rest:
+        if not rest.startswith("'"):
+            return None
+        value, index, closed = [], 1, False
+        while index < len(rest):
+            char = rest[index]
+            if char == "\\" and index + 1 < len(rest):
+                value.append(unescape.get(rest[index + 1], rest[index + 1]))
+                index += 2
+            elif char == "'":
+                closed = True
+                break
+            else:
+                value.append(char)
+                index += 1
+        if not closed:
+            return None
+        values.append("".join(value))
+        rest = rest[index + 1 :].strip()
+        if rest.startswith(","):
+            rest = rest[1:].strip()
+            if not rest:
+                return None
+        elif rest:
+            return None
+    return values or None
 
 
 def _error(code: str, message: str, fields: list[str] | None = None) -> list[dict[str, Any]]:

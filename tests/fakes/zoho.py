@@ -11,6 +11,9 @@ Facts from Zoho's public documentation (CRM API v2 and the OAuth guide):
 - GET /crm/v2/{module}/{id} → {"data": [record]}; lookups are {"name", "id"}.
 - GET /crm/v2/Deals/{id}/Products?page&per_page → {"data": [...], "info": {"per_page",
   "count", "page", "more_records"}}; none → 204.
+- GET /crm/v2/Deals/search?criteria=((Closing_Date:greater_equal:YYYY-MM-DD))&page&per_page
+  → {"data": [deal…], "info": {"per_page", "count", "page", "more_records"}}; nothing found →
+  204 with no body; a criteria this fake does not know → 400 INVALID_QUERY.
 - GET /crm/v2/settings/pipeline?layout_id= → {"pipeline": [{"display_value", "maps": [{
   "display_value", "actual_value", "forecast_type": "Closed Won"|"Open"|"Closed Lost"}]}]}.
 - PUT /crm/v2/Deals/{id} {"data": [{fields}]} and POST /crm/v2/Deals/{id}/Notes {"data": [{
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 import threading
 import time
@@ -43,6 +47,7 @@ LAYOUT_ID = "5725767000000091023"
 CLIENT_ID = "1000.PUENTETESTCLIENT"
 CLIENT_SECRET = "zoho-client-secret"
 REFRESH_TOKEN = "1000.refresh.token"
+CLOSED_SINCE = re.compile(r"^\(?\(Closing_Date:greater_equal:(\d{4}-\d{2}-\d{2})\)\)?$")
 
 
 def standard_pipeline() -> list[dict[str, Any]]:
@@ -281,6 +286,8 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
                 return self._pipeline(query)
             if path == ["actions", "watch"]:
                 return self._watch(method, query, body)
+            if path == ["Deals", "search"] and method == "GET":
+                return self._search(query)
             module, record = [*path, ""][:2]
             if module == "Deals" and len(path) == 3 and path[2] == "Products":
                 return self._products(record, query)
@@ -311,6 +318,25 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
             if layout not in zoho.pipelines:
                 return self._send(400, _error("INVALID_DATA", "Invalid layoutid"))
             self._send(200, {"pipeline": zoho.pipelines[layout]})
+
+        def _search(self, query: dict[str, str]) -> None:
+            """The deals closing on or after a day, in pages; 204 when there are none."""
+            match = CLOSED_SINCE.match(query.get("criteria", ""))
+            if match is None:
+                return self._send(400, _error("INVALID_QUERY", "invalid criteria"))
+            found = [
+                deal
+                for deal in zoho.deals.values()
+                if str(deal.get("Closing_Date") or "") >= match.group(1)
+            ]
+            page = int(query.get("page", 1))
+            per_page = min(int(query.get("per_page", 200)), zoho.per_page_max)
+            chunk = found[(page - 1) * per_page : page * per_page]
+            if not chunk:
+                return self._send(204)
+            more = page * per_page < len(found)
+            info = {"per_page": per_page, "count": len(chunk), "page": page, "more_records": more}
+            self._send(200, {"data": chunk, "info": info})
 
         def _products(self, deal_id: str, query: dict[str, str]) -> None:
             items = zoho.products.get(deal_id, [])
