@@ -16,6 +16,7 @@ ALL = (
     hubspot.GET_DEAL,
     hubspot.UPDATE_DEAL,
     hubspot.ADD_NOTE,
+    hubspot.GET_COMPANY,
     pipedrive.GET_DEAL,
     pipedrive.UPDATE_DEAL,
     pipedrive.ADD_NOTE,

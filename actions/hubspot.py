@@ -19,7 +19,7 @@ import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.outbound import Answer
-from connector.spec import ActionContext
+from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, normalized
 
 DEAL_PROPERTIES = (
@@ -265,15 +265,18 @@ def _amount_off(unit_off: Decimal, price: Decimal) -> tuple[Decimal | None, Deci
     return None, price - unit_off
 
 
-def _company(ctx: ActionContext, crm: CrmSettings, company_id: str) -> Company:
+def _company_path(crm: CrmSettings, company_id: str) -> str:
     properties = ",".join(dict.fromkeys([*COMPANY_PROPERTIES, crm.tax_id_field]))
-    body = _call(
-        ctx,
-        "GET",
-        f"crm/v3/objects/companies/{_id(company_id)}?properties={quote(properties, safe=',')}",
-        f"reading HubSpot company {company_id}",
-    )
-    props = body.get("properties") or {}
+    return f"crm/v3/objects/companies/{_id(company_id)}?properties={quote(properties, safe=',')}"
+
+
+def _company(ctx: ActionContext, crm: CrmSettings, company_id: str) -> Company:
+    path = _company_path(crm, company_id)
+    body = _call(ctx, "GET", path, f"reading HubSpot company {company_id}")
+    return _company_of(body.get("properties") or {}, crm)
+
+
+def _company_of(props: dict[str, Any], crm: CrmSettings) -> Company:
     tax_id = _text(props.get(crm.tax_id_field))
     street = ", ".join(t for t in (_text(props.get("address")), _text(props.get("address2"))) if t)
     return Company(
@@ -458,4 +461,55 @@ def add_note(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 GET_DEAL, UPDATE_DEAL, ADD_NOTE = actions.crm.specs(
     "hubspot", "HubSpot", get_deal, update_deal, add_note
+)
+
+
+def get_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The HubSpot company as a customer (name, NIF/CIF from settings.tax_id_field, address),
+    and whether it has a NIF/CIF yet. HubSpot companies have no e-mail of their own."""
+    crm = actions.crm.settings(ctx)
+    company_id = str(data["company_id"])
+    answer = _send(ctx, "GET", _company_path(crm, company_id))
+    if answer.status == 404:
+        raise refused(
+            "company_id",
+            Said(
+                f"HubSpot has no company {company_id} (deleted, or of another account)",
+                f"HubSpot no tiene ninguna empresa {company_id} (borrada, o de otra cuenta)",
+            ),
+        )
+    body = _body(check(answer, f"reading HubSpot company {company_id}"))
+    props = body.get("properties") or {}
+    company = _company_of(props, crm)
+    name = company.name or _text(props.get("domain")) or f"Empresa {company_id}"
+    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
+    if company.street and company.postal_code and company.city:
+        address = {
+            "street": company.street,
+            "postal_code": company.postal_code,
+            "city": company.city,
+            "province": company.province,
+            "country": company.country,
+        }
+        customer["address"] = {k: v for k, v in address.items() if v}
+    assert ctx.http is not None and ctx.connection is not None
+    portal = ctx.http.view(ctx.connection).account_id
+    return {
+        "company_id": str(body.get("id") or company_id),
+        "customer": customer,
+        "has_tax_id": bool(company.tax_id),
+        "company_url": f"{APP}/contacts/{portal}/record/0-2/{company_id}" if portal else None,
+    }
+
+
+GET_COMPANY = ActionSpec(
+    key="hubspot.get_company",
+    title="Read a HubSpot company as a customer",
+    title_es="Leer una empresa de HubSpot como cliente",
+    description="The HubSpot company's name, NIF/CIF and address, as a customer.",
+    input_schema="actions/hubspot.get_company.input.json",
+    output_schema="actions/hubspot.get_company.output.json",
+    perform=get_company,
+    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
+    effects=Effects.READ,
 )

@@ -5,6 +5,8 @@ from templates import hubspot, pipedrive, salesforce, webhook, zoho
 ALL: tuple = (
     hubspot.DEAL_WON_TO_INVOICE,
     hubspot.INVOICE_STATUS_TO_CRM,
+    hubspot.DEAL_WON_TO_INVOICE_POLLED,
+    hubspot.COMPANY_TO_CUSTOMER,
     pipedrive.DEAL_WON_TO_INVOICE,
     pipedrive.INVOICE_STATUS_TO_CRM,
     zoho.DEAL_WON_TO_INVOICE,

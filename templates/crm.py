@@ -8,10 +8,13 @@ from typing import Any
 from connector.spec import TemplateSpec
 
 
-def deal_won_to_invoice(crm: str, name: str) -> TemplateSpec:
+def deal_won_to_invoice(
+    crm: str, name: str, trigger: str | None = None, suffix: str = ""
+) -> TemplateSpec:
     """Won deal → read it with its lines and company → a note for its owner when it cannot
     be invoiced (then the run fails saying why) → the won-deal record → the draft invoice →
-    its link on the deal."""
+    its link on the deal. `trigger` (default `<crm>.deal_won`) starts it from another
+    trigger of the same item shape (a poll), under the key `<crm>.deal_won_to_invoice<suffix>`."""
 
     def document(connection: str) -> dict[str, Any]:
         deal = "steps.deal"
@@ -20,7 +23,7 @@ def deal_won_to_invoice(crm: str, name: str) -> TemplateSpec:
             "description": f"Cuando una oportunidad de {name} pasa a ganada, crea el cliente "
             "por su NIF y la factura en borrador con sus líneas, y deja el enlace en la "
             "oportunidad.",
-            "trigger": {"key": f"{crm}.deal_won", "connection": connection},
+            "trigger": {"key": trigger or f"{crm}.deal_won", "connection": connection},
             "steps": [
                 {
                     "id": "deal",
@@ -84,7 +87,7 @@ def deal_won_to_invoice(crm: str, name: str) -> TemplateSpec:
         }
 
     return TemplateSpec(
-        key=f"{crm}.deal_won_to_invoice",
+        key=f"{crm}.deal_won_to_invoice{suffix}",
         title=f"{name}: won deal → draft invoice",
         title_es=f"{name}: oportunidad ganada → factura en borrador",
         description=f"A deal won in {name} becomes a draft invoice with its lines and customer; "

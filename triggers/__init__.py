@@ -13,6 +13,8 @@ ALL = (
     invoicing.CUSTOMER_CREATED,
     crm.DEAL_WON,
     hubspot.DEAL_WON,
+    hubspot.DEAL_WON_POLLED,
+    hubspot.COMPANY_CHANGED,
     pipedrive.DEAL_WON,
     zoho.DEAL_WON,
     salesforce.DEAL_WON,

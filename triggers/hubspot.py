@@ -21,10 +21,21 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.spec import Delivery, Entity, ParsedItem, TriggerKind, TriggerSpec
+from connector.errors import ConfigurationError
+from connector.spec import (
+    Delivery,
+    Entity,
+    ParsedItem,
+    PollContext,
+    PollResult,
+    TriggerKind,
+    TriggerSpec,
+)
 from connector.standard_webhooks import SignatureError
+from providers.crm import CrmSettings
 
 DEAL_TYPE_ID = "0-3"  # HubSpot's object type id of deals (generic object.* subscriptions)
+COMPANY_TYPE_ID = "0-2"  # and of companies
 # HubSpot's v3 rule: these escapes in the URI are signed as the characters they stand for.
 URI_DECODED = {
     "%3A": ":",
@@ -207,4 +218,195 @@ DEAL_WON = TriggerSpec(
     provider="hubspot",
     verify=verify,
     parse=parse,
+)
+
+
+# Polling: for accounts that cannot register webhooks (no app of their own, say).
+
+MODIFIED = "hs_lastmodifieddate"  # a deal's last change, kept by HubSpot
+SEARCH = "crm/v3/objects/deals/search"
+SEARCH_PAGE = 200  # the most a CRM search gives in one page
+SEARCH_PAGES = 10  # a bound on one poll: the rest waits for the next poll, past the cursor
+SINCE_EVER = "1970-01-01T00:00:00Z"  # the cursor of an account that had no deals at all
+
+
+def poll(ctx: PollContext, cursor: Any) -> PollResult:
+    """The deals changed since `cursor` (HubSpot's CRM search on hs_lastmodifieddate, oldest
+    first), one item per change, and the newest change as the next cursor.
+
+    The first poll (no cursor) only asks where the account stands (its newest change) and
+    starts just past it; polling.py fires nothing for it. The search is "from the cursor on"
+    (GTE): a deal changed at the cursor's very millisecond is read again and dropped as
+    already seen (its key is the deal and its change's time). Deals already invoiced (their
+    invoice link property set) are left out: writing the invoice back changes the deal, and
+    must not start it again."""
+    if ctx.http is None or ctx.connection is None:
+        raise ConfigurationError("this trigger reads HubSpot through a connection: choose one")
+    view = ctx.http.view(ctx.connection)
+    if cursor is None:
+        newest = _search(ctx, {"sorts": [{"propertyName": MODIFIED, "direction": "DESCENDING"}]})
+        rows = [r for r in newest.get("results") or [] if _modified(r)]
+        if not rows:
+            return PollResult([], SINCE_EVER)
+        # Just past the newest change: what exists now is never read as new.
+        return PollResult([], _when(_millis(_modified(rows[0])) + 1))
+    linked = CrmSettings.of(view).invoice_url_field
+    filters = [
+        {"propertyName": MODIFIED, "operator": "GTE", "value": str(_millis(cursor))},
+        {"propertyName": linked, "operator": "NOT_HAS_PROPERTY"},
+    ]
+    items: list[ParsedItem] = []
+    newest_seen = str(cursor)
+    after: str | None = None
+    for _ in range(SEARCH_PAGES):
+        query: dict[str, Any] = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
+            "properties": ["dealstage", MODIFIED],
+            "limit": SEARCH_PAGE,
+        }
+        if after:
+            query["after"] = after
+        body = _search(ctx, query)
+        for row in body.get("results") or []:
+            changed = _modified(row)
+            if not isinstance(row, dict) or row.get("id") in (None, "") or changed is None:
+                continue
+            items.append(_polled(row, changed, view.account_id))
+            if _millis(changed) >= _millis(newest_seen):
+                newest_seen = changed
+        after = ((body.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            break
+    return PollResult(items, newest_seen)
+
+
+def _search(ctx: PollContext, query: dict[str, Any]) -> dict[str, Any]:
+    """POST the search; 429 and 5xx are raised by the outbound client (the poll waits for
+    its next turn with its cursor unchanged), any other refusal says what to check."""
+    assert ctx.http is not None
+    answer = ctx.http.request("POST", SEARCH, connection=ctx.connection, payload=query)
+    if answer.status in (401, 403):
+        raise ConfigurationError(
+            f"HubSpot refused to search deals ({answer.status}): check the connection's "
+            "access_token and that the private app has the scope crm.objects.deals.read"
+        )
+    if answer.status >= 400:
+        raise ConfigurationError(
+            f"HubSpot refused the deal search ({answer.status}: {str(answer.body)[:300]}); "
+            "check that the deal property for the invoice link exists (settings."
+            "invoice_url_field)"
+        )
+    return answer.body if isinstance(answer.body, dict) else {}
+
+
+def _modified(row: Any) -> str | None:
+    props = row.get("properties") if isinstance(row, dict) else None
+    value = (props or {}).get(MODIFIED)
+    return str(value) if value not in (None, "") else None
+
+
+def _millis(stamp: Any) -> int:
+    """HubSpot's datetime (ISO 8601 "…Z", or milliseconds) in milliseconds since 1970, as
+    the search's filters take it."""
+    text = str(stamp).strip()
+    if text.isdigit():
+        return int(text)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _polled(row: dict[str, Any], changed: str, portal: str | None) -> ParsedItem:
+    deal_id = str(row["id"])
+    stage = (row.get("properties") or {}).get("dealstage")
+    data = {
+        "deal_id": deal_id,
+        "event_id": f"{deal_id}@{changed}"[:150],
+        "occurred_at": _when(_millis(changed)),
+        "stage": None if stage in (None, "") else str(stage),
+        "account_id": portal,
+    }
+    return ParsedItem(f"hubspot-poll:{deal_id}@{_millis(changed)}", data)
+
+
+DEAL_WON_POLLED = TriggerSpec(
+    key="hubspot.deal_won_polled",
+    title="Deal won (HubSpot, read every few minutes)",
+    title_es="Oportunidad ganada (HubSpot, leída cada pocos minutos)",
+    description="HubSpot deals changed since the last poll, for accounts that cannot register "
+    "webhooks; the flow reads each and goes on only when its stage counts as won.",
+    kind=TriggerKind.POLL,
+    output_schema="triggers/crm_deal_event.json",
+    entity=entity,  # the webhook's: a deal arriving both ways is one entity, one invoice
+    business_keys=(("deal_ref", "deal_id"),),
+    provider="hubspot",
+    poll=poll,
+    poll_every_seconds=300,
+)
+
+
+# Companies: created or changed in HubSpot → the customer in Puente.
+
+
+def parse_company(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    """Each company created or changed in the batch → one item (the last event of each
+    company: a company created with its properties comes as several events at once); any
+    other event → none."""
+    if isinstance(payload, dict) and "subscriptionType" not in payload and "company_id" in payload:
+        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a test or a
+        # replay tool sends it (signed all the same): taken as it is.
+        fields = ("company_id", "event_id", "occurred_at", "account_id")
+        data = {k: payload[k] for k in fields if k in payload}
+        if data.get("event_id") in (None, ""):
+            raise ValueError("an event in Puente's shape has company_id and event_id")
+        return [ParsedItem(f"hubspot-company:{payload['event_id']}", data)]
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list):
+        raise ValueError("a HubSpot webhook is a JSON array of events")
+    latest: dict[str, ParsedItem] = {}
+    for event in payload:
+        if not isinstance(event, dict) or not _company_event(event):
+            continue
+        company = event.get("objectId")
+        if company in (None, "") or event.get("eventId") in (None, ""):
+            raise ValueError("a HubSpot company event has objectId and eventId")
+        portal = event.get("portalId")
+        data = {
+            "company_id": str(company),
+            "event_id": str(event["eventId"]),
+            "occurred_at": _when(event.get("occurredAt")),
+            "account_id": None if portal in (None, "") else str(portal),
+        }
+        latest.pop(str(company), None)  # keeps the batch's order, the last event each
+        latest[str(company)] = ParsedItem(f"hubspot-company:{_event_key(event)}", data)
+    return list(latest.values())
+
+
+def _company_event(event: dict[str, Any]) -> bool:
+    kind = event.get("subscriptionType")
+    if kind in ("company.creation", "company.propertyChange"):
+        return True
+    generic = kind in ("object.creation", "object.propertyChange")
+    return generic and str(event.get("objectTypeId")) == COMPANY_TYPE_ID
+
+
+def company_entity(data: dict[str, Any]) -> Entity:
+    return Entity("hubspot-company", str(data["company_id"]))
+
+
+COMPANY_CHANGED = TriggerSpec(
+    key="hubspot.company_changed",
+    title="Company created or changed (HubSpot)",
+    title_es="Empresa creada o modificada (HubSpot)",
+    description="A HubSpot company was created or one of its properties changed; the flow "
+    "reads it and keeps its customer (by NIF/CIF) in Puente.",
+    kind=TriggerKind.WEBHOOK,
+    output_schema="triggers/crm_company_event.json",
+    entity=company_entity,
+    business_keys=(("company_ref", "company_id"),),
+    provider="hubspot",
+    verify=verify,  # the deal webhook's: one address, one client secret
+    parse=parse_company,
 )

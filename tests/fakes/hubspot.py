@@ -12,6 +12,13 @@ pipelines' stages have metadata.isClosed and metadata.probability as texts; PATC
 property that does not exist is 400 VALIDATION_ERROR / PROPERTY_DOESNT_EXIST; a note is created
 with its associations (note → deal is type 214); 429 comes with Retry-After and the
 X-HubSpot-RateLimit-* headers. `fail` scripts answers for the next calls to a path (429, 5xx).
+
+The CRM search (POST /crm/v3/objects/deals/search): filterGroups OR'ed, the filters of a group
+AND'ed (EQ, IN, GTE, HAS_PROPERTY, NOT_HAS_PROPERTY; a datetime compared in milliseconds, given
+as milliseconds or ISO 8601), `sorts` on one property, `limit` at most 200, paged with `after`.
+HubSpot keeps each deal's `hs_lastmodifieddate`: `touch_deal` changes a deal as a person would,
+and a PATCH that changes a value moves it too. `company_creation` / `company_property_change`
+make the webhook events HubSpot posts for companies.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ class FakeHubSpot:
     embed_limit: int = 100  # associations embedded in a record read before paging.next
     page_limit: int = 500  # the most associations the v4 API gives in one page
     _ids: int = 90000
+    _clock: int = 0  # the last hs_lastmodifieddate given, in milliseconds (always moves on)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_id(self) -> str:
@@ -85,6 +93,21 @@ class FakeHubSpot:
                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             }
         self.failures.setdefault((method, path), []).append((status, headers))
+
+    def modified_now(self) -> str:
+        """A new hs_lastmodifieddate, later than any given before (as HubSpot writes it)."""
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        self._clock = max(now, self._clock + 1)
+        when = datetime.fromtimestamp(self._clock / 1000, UTC)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def touch_deal(self, deal_id: str, **properties: Any) -> str:
+        """Change a deal as a person does in HubSpot; its new hs_lastmodifieddate."""
+        with self.lock:
+            deal = self.deals.setdefault(deal_id, {})
+            deal.update(properties)
+            deal["hs_lastmodifieddate"] = self.modified_now()
+            return str(deal["hs_lastmodifieddate"])
 
     def calls_to(self, method: str, prefix: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.path.startswith(prefix)]
@@ -338,7 +361,11 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
                         for n in unknown
                     ],
                 )
-            api.deals[deal_id].update(properties)
+            deal = api.deals[deal_id]
+            changed = any(deal.get(k) != v for k, v in properties.items())
+            deal.update(properties)
+            if changed:  # writing the same values again changes nothing
+                deal["hs_lastmodifieddate"] = api.modified_now()
             return 200, _record(deal_id, api.deals[deal_id], list(properties))
 
         def _note(self, body: Any) -> Any:
@@ -358,13 +385,26 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
             return 201, _record(note_id, props, None)
 
         def _search(self, body: Any) -> Any:
-            [group] = body["filterGroups"]
-            found = []
-            for deal_id, props in api.deals.items():
-                if all(self._matches(props, f) for f in group["filters"]):
-                    found.append(_record(deal_id, props, body.get("properties")))
-            start = int(body.get("after") or 0)
+            groups = body.get("filterGroups") or [{"filters": []}]
             limit = int(body.get("limit", 10))
+            if limit > 200:
+                return 400, _error(400, "limit must be 200 or less", "VALIDATION_ERROR")
+            rows = [
+                (deal_id, props)
+                for deal_id, props in api.deals.items()
+                if any(all(self._matches(props, f) for f in g["filters"]) for g in groups)
+            ]
+            for sort in reversed(body.get("sorts") or []):  # unset values last, either way
+                name = sort["propertyName"]
+                unset = [row for row in rows if row[1].get(name) in (None, "")]
+                rows = sorted(
+                    (row for row in rows if row[1].get(name) not in (None, "")),
+                    key=lambda row, name=name: str(row[1][name]),
+                    reverse=sort.get("direction") == "DESCENDING",
+                )
+                rows += unset
+            found = [_record(i, p, body.get("properties")) for i, p in rows]
+            start = int(body.get("after") or 0)
             answer: dict[str, Any] = {"total": len(found), "results": found[start : start + limit]}
             if start + limit < len(found):
                 answer["paging"] = {"next": {"after": str(start + limit)}}
@@ -373,6 +413,9 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
         @staticmethod
         def _matches(props: dict[str, Any], rule: dict[str, Any]) -> bool:
             value = props.get(rule["propertyName"])
+            if rule["operator"] in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
+                has = value not in (None, "")
+                return has if rule["operator"] == "HAS_PROPERTY" else not has
             if rule["operator"] == "IN":
                 return str(value) in rule["values"]
             if rule["operator"] == "EQ":
@@ -380,13 +423,56 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
             if rule["operator"] == "GTE":
                 if value is None:
                     return False
-                when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-                return when.timestamp() * 1000 >= int(rule["value"])
+                return _millis(value) >= _millis(rule["value"])
             raise ValueError(f"operator {rule['operator']} is not in this fake")
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
     return Handler
+
+
+def _millis(value: Any) -> int:
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def company_creation(company_id: str, event_id: int, portal_id: int = PORTAL_ID) -> dict:
+    """The event HubSpot posts when a company is created (subscription company.creation)."""
+    return {
+        "eventId": event_id,
+        "subscriptionId": 92901,
+        "portalId": portal_id,
+        "appId": 186886,
+        "occurredAt": int(datetime.now(UTC).timestamp() * 1000),
+        "subscriptionType": "company.creation",
+        "attemptNumber": 0,
+        "objectId": int(company_id),
+        "changeFlag": "CREATED",
+        "changeSource": "CRM_UI",
+        "sourceId": "userId:69864216",
+    }
+
+
+def company_property_change(
+    company_id: str, event_id: int, name: str, value: Any, portal_id: int = PORTAL_ID
+) -> dict:
+    """The event HubSpot posts when a company's property changes (company.propertyChange)."""
+    return {
+        "eventId": event_id,
+        "subscriptionId": 92902,
+        "portalId": portal_id,
+        "appId": 186886,
+        "occurredAt": int(datetime.now(UTC).timestamp() * 1000),
+        "subscriptionType": "company.propertyChange",
+        "attemptNumber": 0,
+        "objectId": int(company_id),
+        "propertyName": name,
+        "propertyValue": "" if value is None else str(value),
+        "changeSource": "CRM_UI",
+        "sourceId": "userId:69864216",
+    }
 
 
 @contextmanager
