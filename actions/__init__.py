@@ -20,6 +20,7 @@ ALL = (
     pipedrive.GET_DEAL,
     pipedrive.UPDATE_DEAL,
     pipedrive.ADD_NOTE,
+    pipedrive.GET_ORGANIZATION,
     zoho.GET_DEAL,
     zoho.UPDATE_DEAL,
     zoho.ADD_NOTE,

@@ -17,7 +17,7 @@ from typing import Any
 import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
-from connector.spec import ActionContext
+from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, normalized
 
 PAGE = 100  # items per page (Pipedrive allows up to 500)
@@ -234,6 +234,13 @@ def _company(ctx: ActionContext, crm: CrmSettings, org_id: str, email: str | Non
         ctx, "GET", f"v1/organizations/{org_id}", f"reading Pipedrive organization {org_id}"
     )
     org = body.get("data") if isinstance(body.get("data"), dict) else {}
+    return _company_of(ctx, crm, org, email)
+
+
+def _company_of(
+    ctx: ActionContext, crm: CrmSettings, org: dict[str, Any], email: str | None
+) -> Company:
+    """The organization as a company: its NIF/CIF from settings.tax_id_field, its address."""
     tax_id = _field(org, crm.tax_id_field)
     if tax_id is None and not HASH_KEY.match(crm.tax_id_field):
         key = _keys(ctx, "organizationFields").get(crm.tax_id_field.casefold())
@@ -363,4 +370,60 @@ def add_note(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 GET_DEAL, UPDATE_DEAL, ADD_NOTE = actions.crm.specs(
     "pipedrive", "Pipedrive", get_deal, update_deal, add_note
+)
+
+
+def get_organization(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """GET /v1/organizations/{id} as a customer (name, NIF/CIF from settings.tax_id_field,
+    address), and whether it has a NIF/CIF yet. Organizations have no e-mail of their own."""
+    crm = actions.crm.settings(ctx)
+    company_id = str(data["company_id"])
+    assert ctx.http is not None and ctx.connection is not None
+    path = f"v1/organizations/{company_id}"
+    answer = ctx.http.request("GET", path, connection=ctx.connection)
+    body = answer.body if isinstance(answer.body, dict) else {}
+    org = body.get("data")
+    if answer.status == 404 or (answer.status < 400 and not isinstance(org, dict)):
+        raise refused(
+            "company_id",
+            Said(
+                f"Pipedrive has no organization {company_id} (deleted, or of another company)",
+                f"Pipedrive no tiene ninguna organización {company_id} (borrada, o de otra "
+                "empresa)",
+            ),
+        )
+    check(answer, f"reading Pipedrive organization {company_id}")
+    assert isinstance(org, dict)
+    company = _company_of(ctx, crm, org, None)
+    name = company.name or f"Organización {company_id}"
+    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
+    if company.street and company.postal_code and company.city:
+        address = {
+            "street": company.street,
+            "postal_code": company.postal_code,
+            "city": company.city,
+            "province": company.province,
+            "country": company.country,
+        }
+        customer["address"] = {k: v for k, v in address.items() if v}
+    site = re.sub(r"/api$", "", ctx.http.view(ctx.connection).base_url.rstrip("/"))
+    found = str(org.get("id") or company_id)
+    return {
+        "company_id": found,
+        "customer": customer,
+        "has_tax_id": bool(company.tax_id),
+        "company_url": f"{site}/organization/{found}",
+    }
+
+
+GET_ORGANIZATION = ActionSpec(
+    key="pipedrive.get_organization",
+    title="Read a Pipedrive organization as a customer",
+    title_es="Leer una organización de Pipedrive como cliente",
+    description="The Pipedrive organization's name, NIF/CIF and address, as a customer.",
+    input_schema="actions/pipedrive.get_organization.input.json",
+    output_schema="actions/pipedrive.get_organization.output.json",
+    perform=get_organization,
+    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
+    effects=Effects.READ,
 )

@@ -9,6 +9,8 @@ ALL: tuple = (
     hubspot.COMPANY_TO_CUSTOMER,
     pipedrive.DEAL_WON_TO_INVOICE,
     pipedrive.INVOICE_STATUS_TO_CRM,
+    pipedrive.DEAL_WON_TO_INVOICE_POLLED,
+    pipedrive.ORGANIZATION_TO_CUSTOMER,
     zoho.DEAL_WON_TO_INVOICE,
     zoho.INVOICE_STATUS_TO_CRM,
     salesforce.DEAL_WON_TO_INVOICE,

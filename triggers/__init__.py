@@ -16,6 +16,8 @@ ALL = (
     hubspot.DEAL_WON_POLLED,
     hubspot.COMPANY_CHANGED,
     pipedrive.DEAL_WON,
+    pipedrive.DEAL_WON_POLLED,
+    pipedrive.ORGANIZATION_CHANGED,
     zoho.DEAL_WON,
     salesforce.DEAL_WON,
 )

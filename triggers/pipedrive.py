@@ -17,13 +17,24 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from actions.crm import check
 from connector.errors import ConfigurationError, TransientError
-from connector.spec import Delivery, Entity, ParsedItem, PollContext, TriggerKind, TriggerSpec
+from connector.spec import (
+    Delivery,
+    Entity,
+    ParsedItem,
+    PollContext,
+    PollResult,
+    TriggerKind,
+    TriggerSpec,
+)
 from connector.standard_webhooks import SignatureError
+from providers.crm import CrmSettings
 
 WEBHOOK_VERSION = "2.0"  # the version Puente registers (Pipedrive's recommended one)
 
@@ -172,6 +183,16 @@ def entity(data: dict[str, Any]) -> Entity:
 
 def subscribe(ctx: PollContext, url: str) -> dict[str, Any]:
     """POST /v1/webhooks: deal changes to the connection's address, with its Basic auth."""
+    return _register(ctx, url, "deal", "change")
+
+
+def subscribe_organizations(ctx: PollContext, url: str) -> dict[str, Any]:
+    """POST /v1/webhooks: every organization event ("*": created, changed; deletions are
+    ignored by `parse_organization`) to the connection's address, with its Basic auth."""
+    return _register(ctx, url, "organization", "*")
+
+
+def _register(ctx: PollContext, url: str, kind: str, action: str) -> dict[str, Any]:
     user, password = ctx.secret.get("webhook_user"), ctx.secret.get("webhook_password")
     if not user or not password:
         raise ConfigurationError(
@@ -186,14 +207,14 @@ def subscribe(ctx: PollContext, url: str) -> dict[str, Any]:
             connection=ctx.connection,
             payload={
                 "subscription_url": url,
-                "event_action": "change",
-                "event_object": "deal",
+                "event_action": action,
+                "event_object": kind,
                 "http_auth_user": user,
                 "http_auth_password": password,
                 "version": WEBHOOK_VERSION,
             },
         ),
-        "registering Puente's webhook in Pipedrive",
+        f"registering Puente's webhook for {kind} events in Pipedrive",
     )
     data = answer.body.get("data") if isinstance(answer.body, dict) else None
     webhook = data.get("id") if isinstance(data, dict) else None
@@ -227,5 +248,231 @@ DEAL_WON = TriggerSpec(
     verify=verify,
     parse=parse,
     subscribe=subscribe,
+    unsubscribe=unsubscribe,
+)
+
+
+# Polling: for accounts that cannot register webhooks (no admin rights, say).
+
+RECENTS_PAGE = 500  # the most Pipedrive gives in one page
+RECENTS_PAGES = 10  # a bound on one poll: the rest waits for the next poll, past the cursor
+FIELD_PAGES = 20  # a bound on reading /v1/dealFields
+STAMP = "%Y-%m-%d %H:%M:%S"  # Pipedrive's v1 times and since_timestamp: UTC, to the second
+HASH_KEY = re.compile(r"^[0-9a-f]{40}$")
+
+
+def poll(ctx: PollContext, cursor: Any) -> PollResult:
+    """The deals changed since `cursor` (GET /v1/recents?items=deal&since_timestamp=…, oldest
+    first), one item per deal and change, and the newest change (update_time) as the next
+    cursor.
+
+    The first poll (no cursor) only asks where the account stands (its most recently updated
+    deal) and starts a second past it; polling.py fires nothing for it. Pipedrive's times have
+    whole seconds and /v1/recents gives what changed after since_timestamp, so each poll asks
+    from a second before the cursor and keeps what changed at the cursor or later: a change
+    read twice has the same key (the deal and its update_time) and starts nothing again.
+    Deals already invoiced (the invoice link field set) are left out: writing the invoice
+    back changes the deal, and must not start it again."""
+    if ctx.http is None or ctx.connection is None:
+        raise ConfigurationError("this trigger reads Pipedrive through a connection: choose one")
+    view = ctx.http.view(ctx.connection)
+    if cursor is None:
+        return PollResult([], _start(ctx))
+    since = _time(cursor)
+    query = {
+        "since_timestamp": (since - timedelta(seconds=1)).strftime(STAMP),
+        "items": "deal",
+        "limit": RECENTS_PAGE,
+    }
+    linked = CrmSettings.of(view).invoice_url_field
+    link_key: str | None = linked if HASH_KEY.match(linked) else None
+    changed: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    start = 0
+    for _ in range(RECENTS_PAGES):
+        body = _get(ctx, f"v1/recents?{urlencode({**query, 'start': start})}", "recent deals")
+        for row in body.get("data") or []:  # "data": null when nothing changed
+            deal = row.get("data") if isinstance(row, dict) and row.get("item") == "deal" else None
+            if not isinstance(deal, dict) or deal.get("id") in (None, ""):
+                continue
+            when = _time_or_none(deal.get("update_time"))
+            if when is None or when < since or deal.get("deleted") is True:
+                continue
+            changed[str(deal["id"])] = (when, deal)  # a deal listed twice: its latest
+        pagination = (body.get("additional_data") or {}).get("pagination") or {}
+        if not pagination.get("more_items_in_collection"):
+            break
+        following = pagination.get("next_start")
+        start = int(following) if following is not None else start + RECENTS_PAGE
+    if not changed:
+        return PollResult([], cursor)
+    if link_key is None:
+        link_key = _deal_field_key(ctx, linked)
+    items = [
+        _polled(deal_id, when, deal, view.account_id)
+        for deal_id, (when, deal) in sorted(changed.items(), key=lambda kv: kv[1][0])
+        if not (link_key and _has(deal, link_key))
+    ]
+    newest = max(when for when, _ in changed.values())
+    return PollResult(items, max(newest, since).strftime(STAMP))
+
+
+def _start(ctx: PollContext) -> str:
+    """A second past the most recently updated deal (or now, for an account with none)."""
+    query = urlencode({"status": "all_not_deleted", "sort": "update_time DESC", "limit": 1})
+    body = _get(ctx, f"v1/deals?{query}", "the most recently updated deal")
+    rows = [r for r in body.get("data") or [] if isinstance(r, dict)]
+    newest = _time_or_none(rows[0].get("update_time")) if rows else None
+    if newest is None:
+        return datetime.now(UTC).strftime(STAMP)
+    return (newest + timedelta(seconds=1)).strftime(STAMP)
+
+
+def _get(ctx: PollContext, path: str, what: str) -> dict[str, Any]:
+    """GET through the connection; 429 and 5xx are raised by the outbound client (the poll
+    waits for its next turn with its cursor unchanged), a refusal says what to check."""
+    assert ctx.http is not None
+    answer = ctx.http.request("GET", path, connection=ctx.connection)
+    if answer.status in (401, 403):
+        raise ConfigurationError(
+            f"Pipedrive refused to list {what} (HTTP {answer.status}): check the connection's "
+            "api_token and that its user can see the deals"
+        )
+    check(answer, f"reading {what} from Pipedrive")
+    return answer.body if isinstance(answer.body, dict) else {}
+
+
+def _deal_field_key(ctx: PollContext, name: str) -> str | None:
+    """The key of the deal field called `name` (or with that key), from /v1/dealFields."""
+    start = 0
+    for _ in range(FIELD_PAGES):
+        body = _get(ctx, f"v1/dealFields?start={start}&limit={RECENTS_PAGE}", "deal fields")
+        for field in body.get("data") or []:
+            if not isinstance(field, dict) or not isinstance(field.get("key"), str):
+                continue
+            if name.casefold() in (field["key"].casefold(), str(field.get("name")).casefold()):
+                return str(field["key"])
+        pagination = (body.get("additional_data") or {}).get("pagination") or {}
+        if not pagination.get("more_items_in_collection"):
+            return None
+        following = pagination.get("next_start")
+        start = int(following) if following is not None else start + RECENTS_PAGE
+    return None
+
+
+def _has(deal: dict[str, Any], key: str) -> bool:
+    value = deal.get(key)
+    if value in (None, "") and isinstance(deal.get("custom_fields"), dict):
+        value = deal["custom_fields"].get(key)
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value not in (None, "")
+
+
+def _time(stamp: Any) -> datetime:
+    when = _time_or_none(stamp)
+    if when is None:
+        raise ConfigurationError(f"the poll's cursor {stamp!r} is not a time: reset the flow")
+    return when
+
+
+def _time_or_none(stamp: Any) -> datetime | None:
+    """Pipedrive's "2026-11-27 10:15:00" (UTC) or ISO 8601, to the second, in UTC."""
+    if not isinstance(stamp, str) or not stamp.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def _polled(deal_id: str, when: datetime, deal: dict[str, Any], company: str | None) -> ParsedItem:
+    stage = deal.get("stage_id")
+    stamp = when.isoformat()
+    data = {
+        "deal_id": deal_id,
+        "event_id": f"{deal_id}@{stamp}",
+        "occurred_at": stamp,
+        "stage": None if stage in (None, "") else str(stage),
+        "account_id": company,
+    }
+    return ParsedItem(f"pipedrive-poll:{deal_id}@{stamp}", data)
+
+
+DEAL_WON_POLLED = TriggerSpec(
+    key="pipedrive.deal_won_polled",
+    title="Deal won (Pipedrive, read every few minutes)",
+    title_es="Oportunidad ganada (Pipedrive, leída cada pocos minutos)",
+    description="Pipedrive deals changed since the last poll, for accounts that cannot "
+    "register webhooks; the flow reads each and goes on only when it counts as won.",
+    kind=TriggerKind.POLL,
+    output_schema="triggers/crm_deal_event.json",
+    entity=entity,  # the webhook's: a deal arriving both ways is one entity, one invoice
+    business_keys=(("deal_ref", "deal_id"),),
+    provider="pipedrive",
+    poll=poll,
+    poll_every_seconds=300,
+)
+
+
+# Organizations: added or changed in Pipedrive → the customer in Puente.
+
+
+def parse_organization(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    """An organization added or updated (webhooks v2 create/change, v1 added/updated.
+    organization) → one item; anything else (deals, deletions) → none."""
+    if not isinstance(payload, dict):
+        raise ValueError("a Pipedrive webhook is a JSON object with meta and the organization")
+    if "meta" not in payload and "company_id" in payload and "event_id" in payload:
+        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a test or a
+        # replay tool sends it: taken as it is.
+        fields = ("company_id", "event_id", "occurred_at", "account_id")
+        data = {k: payload[k] for k in fields if k in payload}
+        return [ParsedItem(f"pipedrive-organization:{payload['event_id']}", data)]
+    meta = payload.get("meta")
+    if not isinstance(meta, dict):
+        raise ValueError("a Pipedrive webhook has a meta object")
+    if _is_v2(payload):
+        if meta.get("entity") != "organization" or meta.get("action") not in ("create", "change"):
+            return []
+        record = payload.get("data")
+        org = meta.get("entity_id") or (record.get("id") if isinstance(record, dict) else None)
+    else:
+        event = payload.get("event") or f"{meta.get('action')}.{meta.get('object')}"
+        if event not in ("added.organization", "updated.organization"):
+            return []
+        record = payload.get("current")
+        org = meta.get("id") or (record.get("id") if isinstance(record, dict) else None)
+    if org in (None, ""):
+        return []
+    key = _event_key(payload) or delivery_id
+    data = {
+        "company_id": str(org),
+        "event_id": key,
+        "occurred_at": _when(meta.get("timestamp")),
+        "account_id": None if meta.get("company_id") in (None, "") else str(meta["company_id"]),
+    }
+    return [ParsedItem(f"pipedrive-organization:{key}", data)]
+
+
+def organization_entity(data: dict[str, Any]) -> Entity:
+    return Entity("pipedrive-organization", str(data["company_id"]))
+
+
+ORGANIZATION_CHANGED = TriggerSpec(
+    key="pipedrive.organization_changed",
+    title="Organization added or changed (Pipedrive)",
+    title_es="Organización creada o modificada (Pipedrive)",
+    description="A Pipedrive organization was added or updated; the flow reads it and keeps "
+    "its customer (by NIF/CIF) in Puente.",
+    kind=TriggerKind.WEBHOOK,
+    output_schema="triggers/crm_company_event.json",
+    entity=organization_entity,
+    business_keys=(("company_ref", "company_id"),),
+    provider="pipedrive",
+    verify=verify,  # the deal webhook's: one address, the same user and password
+    parse=parse_organization,
+    subscribe=subscribe_organizations,
     unsubscribe=unsubscribe,
 )

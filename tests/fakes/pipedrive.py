@@ -7,6 +7,10 @@ with start/limit and additional_data.pagination.more_items_in_collection / next_
 null for an empty list; custom fields under 40-character hash keys at the top of the record;
 429 with Retry-After when the rate limit is hit. `fail` scripts answers for the next calls to a
 path (429 with Retry-After, 5xx) so a test can make the API misbehave once.
+
+Changes keep Pipedrive's update_time ("YYYY-MM-DD HH:MM:SS", UTC) from the fake's own clock,
+which only moves forward: GET /v1/recents?since_timestamp=… lists what changed after that time,
+oldest first, as {"item": "deal", "id", "data"}; GET /v1/deals takes sort=<field> ASC|DESC.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
+STAMP = "%Y-%m-%d %H:%M:%S"
 COMPANY_ID = 7781234
 
 
@@ -54,12 +60,32 @@ class FakePipedrive:
     # (method, path) → answers to give first: (status, headers).
     failures: dict[tuple[str, str], list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     page_limit: int = 500  # the most items Pipedrive gives in one page
+    # /v1/recents lists what changed after since_timestamp; True: at it too (a test that the
+    # poller does not depend on which).
+    recents_inclusive: bool = False
     _ids: int = 1000
+    clock: datetime = datetime(2026, 12, 1, 9, 0, 0)  # Pipedrive's time (UTC), moved by tick()
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_id(self) -> int:
         self._ids += 1
         return self._ids
+
+    def tick(self) -> str:
+        """Pipedrive's time a little later, as it writes update_time."""
+        self.clock += timedelta(seconds=7)
+        return self.clock.strftime(STAMP)
+
+    def touch_deal(self, deal_id: int, **changes: Any) -> str:
+        """A user's change of the deal in Pipedrive: its update_time moves on."""
+        with self.lock:
+            self.deals[deal_id].update(changes, update_time=self.tick())
+            return str(self.deals[deal_id]["update_time"])
+
+    def touch_organization(self, org_id: int, **changes: Any) -> str:
+        with self.lock:
+            self.organizations[org_id].update(changes, update_time=self.tick())
+            return str(self.organizations[org_id]["update_time"])
 
     def fail(self, method: str, path: str, status: int, retry_after: int | None = None) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -164,7 +190,12 @@ def route(
     if method == "GET" and rest == ["deals"]:
         wanted = query.get("status")
         rows = [d for d in api.deals.values() if wanted in (None, "all_not_deleted", d["status"])]
+        if query.get("sort"):
+            name, _, direction = query["sort"].strip().partition(" ")
+            rows.sort(key=lambda d: str(d.get(name) or ""), reverse=direction.upper() == "DESC")
         return 200, _page(rows, query, api.page_limit)
+    if method == "GET" and rest == ["recents"]:
+        return _recents(api, query)
     if rest[:1] == ["deals"] and len(rest) >= 2:
         deal_id = int(rest[1])
         deal = api.deals.get(deal_id)
@@ -173,7 +204,7 @@ def route(
         if method == "GET" and len(rest) == 2:
             return 200, {"success": True, "data": deal}
         if method == "PUT" and len(rest) == 2:
-            deal.update(body or {})
+            deal.update(body or {}, update_time=api.tick())
             return 200, {"success": True, "data": deal}
         if method == "GET" and rest[2:] == ["products"]:
             return 200, _page(api.deal_products.get(deal_id, []), query, api.page_limit)
@@ -209,6 +240,38 @@ def route(
             return _not_found("Webhook")
         return 200, {"status": "ok", "success": True}
     return _not_found("endpoint")
+
+
+def _recents(api: FakePipedrive, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """What changed after since_timestamp (required, "YYYY-MM-DD HH:MM:SS"), oldest first."""
+    try:
+        since = datetime.strptime(query.get("since_timestamp", ""), STAMP)
+    except ValueError:
+        return 400, {"success": False, "error": "since_timestamp must be YYYY-MM-DD HH:MM:SS"}
+    kinds = set((query.get("items") or "deal,organization").split(","))
+    found = [
+        ("deal", d) for d in api.deals.values() if "deal" in kinds and d.get("update_time")
+    ] + [
+        ("organization", o)
+        for o in api.organizations.values()
+        if "organization" in kinds and o.get("update_time")
+    ]
+    rows = sorted(
+        (
+            {"item": kind, "id": record["id"], "data": record}
+            for kind, record in found
+            if datetime.strptime(record["update_time"], STAMP) > since
+            or (api.recents_inclusive and datetime.strptime(record["update_time"], STAMP) == since)
+        ),
+        key=lambda row: row["data"]["update_time"],
+    )
+    answer = _page(rows, query, api.page_limit)
+    shown = answer["data"] or []
+    answer["additional_data"].update(
+        since_timestamp=query["since_timestamp"],
+        last_timestamp_on_page=shown[-1]["data"]["update_time"] if shown else None,
+    )
+    return 200, answer
 
 
 @contextmanager
