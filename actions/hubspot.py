@@ -20,7 +20,7 @@ from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.outbound import Answer
 from connector.spec import ActionContext, ActionSpec, Effects
-from providers.crm import Company, CrmSettings, Line, normalized
+from providers.crm import Company, CrmSettings, Line, country_code, normalized
 
 DEAL_PROPERTIES = (
     "dealname",
@@ -49,21 +49,6 @@ MAX_PAGES = 20  # a bound on every paginated read
 NOTE_TO_DEAL = 214  # HubSpot-defined association type: note → deal
 PRIMARY_COMPANY = "deal_to_company"  # the primary company; others are "…_unlabeled"
 APP = "https://app.hubspot.com"
-COUNTRIES = {
-    "spain": "ES",
-    "españa": "ES",
-    "espana": "ES",
-    "portugal": "PT",
-    "france": "FR",
-    "francia": "FR",
-    "germany": "DE",
-    "alemania": "DE",
-    "italy": "IT",
-    "italia": "IT",
-    "andorra": "AD",
-    "united kingdom": "GB",
-    "reino unido": "GB",
-}
 
 
 # Calling
@@ -297,12 +282,7 @@ def _text(value: Any) -> str | None:
 
 
 def _country(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    if len(text) == 2 and text.isalpha():
-        return text.upper()
-    return COUNTRIES.get(text.casefold())
+    return country_code(value)
 
 
 def _iso(stamp: Any) -> str:

@@ -18,26 +18,11 @@ import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.spec import ActionContext, ActionSpec, Effects
-from providers.crm import Company, CrmSettings, Line, normalized
+from providers.crm import Company, CrmSettings, Line, country_code, normalized
 
 PAGE = 100  # items per page (Pipedrive allows up to 500)
 MAX_PAGES = 50  # a bound on every paginated read
 HASH_KEY = re.compile(r"^[0-9a-f]{40}$")
-COUNTRIES = {
-    "spain": "ES",
-    "españa": "ES",
-    "espana": "ES",
-    "portugal": "PT",
-    "france": "FR",
-    "francia": "FR",
-    "germany": "DE",
-    "alemania": "DE",
-    "italy": "IT",
-    "italia": "IT",
-    "andorra": "AD",
-    "united kingdom": "GB",
-    "reino unido": "GB",
-}
 
 
 # Reading
@@ -281,12 +266,7 @@ def _text(value: Any) -> str | None:
 
 
 def _country(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    if len(text) == 2 and text.isalpha():
-        return text.upper()
-    return COUNTRIES.get(text.casefold())
+    return country_code(value)
 
 
 def _keys(ctx: ActionContext, kind: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from connector.connections import Said, refused
 from connector.errors import TransientError, ValidationError
 from connector.outbound import Answer
 from connector.spec import ActionContext
-from providers.crm import Company, CrmSettings, Line, normalized
+from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.salesforce import API
 
 MAX_PAGES = 20  # a bound on following nextRecordsUrl (2,000 records a page at most)
@@ -38,21 +38,6 @@ LINES_QUERY = (
     "Product2.ProductCode FROM OpportunityLineItem WHERE OpportunityId = '{id}' "
     "ORDER BY SortOrder, CreatedDate"
 )
-COUNTRIES = {
-    "spain": "ES",
-    "españa": "ES",
-    "espana": "ES",
-    "portugal": "PT",
-    "france": "FR",
-    "francia": "FR",
-    "germany": "DE",
-    "alemania": "DE",
-    "italy": "IT",
-    "italia": "IT",
-    "andorra": "AD",
-    "united kingdom": "GB",
-    "reino unido": "GB",
-}
 
 
 # Calls
@@ -254,14 +239,8 @@ def _text(value: Any) -> str | None:
 
 def _country(code: Any, name: Any) -> str | None:
     """ISO alpha-2: the picklist's code when the org uses State and Country picklists, else
-    the name as typed (a known name, or two letters)."""
-    for value in (code, name):
-        text = str(value or "").strip()
-        if re.match(r"^[A-Za-z]{2}$", text):
-            return text.upper()
-        if text.lower() in COUNTRIES:
-            return COUNTRIES[text.lower()]
-    return None
+    the name as typed."""
+    return country_code(code, name)
 
 
 def _lines(ctx: ActionContext, deal_id: str) -> Iterator[Line]:

@@ -20,7 +20,7 @@ from actions import crm
 from connector.connections import ConnectionView
 from connector.errors import ValidationError
 from connector.spec import ActionContext
-from providers.crm import Company, CrmSettings, Line, normalized
+from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.zoho import ACCOUNTS, api_url
 
 SOURCE = "zoho"
@@ -29,15 +29,6 @@ MAX_SEARCH_PAGES = 10  # 200 deals a page: Zoho's search gives 2,000 records at 
 DEFAULT_WON = ("Closed Won",)  # Zoho's own closed-won stage, when the pipeline says nothing
 NOTE_TITLE = "Puente"
 # Zoho's billing country is free text: the names people write, to ISO 3166-1 alpha-2.
-COUNTRIES = {
-    "espana": "ES", "españa": "ES", "spain": "ES", "espagne": "ES", "spanien": "ES",
-    "portugal": "PT", "france": "FR", "francia": "FR", "andorra": "AD",
-    "italy": "IT", "italia": "IT", "germany": "DE", "alemania": "DE", "deutschland": "DE",
-    "united kingdom": "GB", "reino unido": "GB", "uk": "GB", "ireland": "IE", "irlanda": "IE",
-    "netherlands": "NL", "países bajos": "NL", "paises bajos": "NL", "holanda": "NL",
-    "belgium": "BE", "bélgica": "BE", "belgica": "BE", "mexico": "MX", "méxico": "MX",
-    "united states": "US", "estados unidos": "US", "usa": "US",
-}  # fmt: skip
 
 
 # Reading
@@ -172,12 +163,7 @@ def _field(record: dict[str, Any], name: str) -> str | None:
 
 
 def _country(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if len(text) == 2 and text.isalpha():
-        return text.upper()
-    return COUNTRIES.get(text.lower())
+    return country_code(value)
 
 
 def _deal_url(view: ConnectionView, deal_id: str) -> str | None:

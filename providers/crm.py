@@ -25,6 +25,29 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Country names as people type them in a CRM's address fields, to ISO 3166 alpha-2.
+COUNTRIES = {
+    "espana": "ES", "españa": "ES", "spain": "ES", "espagne": "ES", "spanien": "ES",
+    "portugal": "PT", "france": "FR", "francia": "FR", "andorra": "AD",
+    "italy": "IT", "italia": "IT", "germany": "DE", "alemania": "DE", "deutschland": "DE",
+    "united kingdom": "GB", "reino unido": "GB", "uk": "GB", "ireland": "IE", "irlanda": "IE",
+    "netherlands": "NL", "países bajos": "NL", "paises bajos": "NL", "holanda": "NL",
+    "belgium": "BE", "bélgica": "BE", "belgica": "BE", "mexico": "MX", "méxico": "MX",
+    "united states": "US", "estados unidos": "US", "usa": "US",
+}  # fmt: skip
+
+
+def country_code(*values: Any) -> str | None:
+    """The first of `values` that is a country: two letters as they are, or a known name."""
+    for value in values:
+        text = str(value).strip() if value not in (None, "") else ""
+        if len(text) == 2 and text.isalpha():
+            return text.upper()
+        if text.casefold() in COUNTRIES:
+            return COUNTRIES[text.casefold()]
+    return None
+
+
 @dataclass(frozen=True)
 class CrmSettings:
     tax_id_field: str
