@@ -27,6 +27,7 @@ ALL = (
     salesforce.GET_DEAL,
     salesforce.UPDATE_DEAL,
     salesforce.ADD_NOTE,
+    salesforce.GET_ACCOUNT,
 )
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.

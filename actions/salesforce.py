@@ -1,5 +1,6 @@
 """Salesforce Opportunities through the REST API (v59.0): read one with its line items and
-account, write the invoice's fields on it, add a Note to it.
+account, write the invoice's fields on it, add a Note to it; and read an Account as a
+customer.
 
 Reads: GET /sobjects/Opportunity/{id}, a SOQL query of its OpportunityLineItems (followed
 through nextRecordsUrl), GET /sobjects/Account/{AccountId} and GET /sobjects/User/{OwnerId}.
@@ -27,7 +28,7 @@ from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.errors import TransientError, ValidationError
 from connector.outbound import Answer
-from connector.spec import ActionContext
+from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.salesforce import API
 
@@ -345,4 +346,63 @@ def add_note(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 GET_DEAL, UPDATE_DEAL, ADD_NOTE = actions.crm.specs(
     "salesforce", "Salesforce", get_deal, update_deal, add_note
+)
+
+
+def get_account(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The Salesforce account as a customer (name, NIF/CIF from settings.tax_id_field,
+    billing address), and whether it has a NIF/CIF yet."""
+    crm = actions.crm.settings(ctx)
+    account_id = str(data["company_id"])
+    if not RECORD_ID.match(account_id):
+        raise refused(
+            "company_id",
+            Said(
+                f"{account_id!r} is not a Salesforce record id (15 or 18 letters and digits)",
+                f"{account_id!r} no es un id de registro de Salesforce (15 o 18 letras y cifras)",
+            ),
+        )
+    company = _company(ctx, crm, account_id)
+    if company is None:
+        raise refused(
+            "company_id",
+            Said(
+                f"Salesforce has no account {account_id} (deleted, or the connection's user "
+                "cannot see it)",
+                f"Salesforce no tiene la cuenta {account_id} (borrada, o el usuario de la "
+                "conexión no puede verla)",
+            ),
+        )
+    name = company.name or f"Cuenta {account_id}"
+    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
+    if company.street and company.postal_code and company.city:
+        address = {
+            "street": company.street,
+            "postal_code": company.postal_code,
+            "city": company.city,
+            "province": company.province,
+            "country": company.country,
+        }
+        customer["address"] = {k: v for k, v in address.items() if v}
+    assert ctx.http is not None and ctx.connection is not None
+    site = ctx.http.view(ctx.connection).base_url.rstrip("/")
+    return {
+        "company_id": account_id,
+        "customer": customer,
+        "has_tax_id": bool(company.tax_id),
+        # The classic record address: Salesforce sends it on to Lightning when that is on.
+        "company_url": f"{site}/{account_id}",
+    }
+
+
+GET_ACCOUNT = ActionSpec(
+    key="salesforce.get_account",
+    title="Read a Salesforce account as a customer",
+    title_es="Leer una cuenta de Salesforce como cliente",
+    description="The Salesforce account's name, NIF/CIF and billing address, as a customer.",
+    input_schema="actions/salesforce.get_account.input.json",
+    output_schema="actions/salesforce.get_account.output.json",
+    perform=get_account,
+    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
+    effects=Effects.READ,
 )

@@ -15,5 +15,7 @@ ALL: tuple = (
     zoho.INVOICE_STATUS_TO_CRM,
     salesforce.DEAL_WON_TO_INVOICE,
     salesforce.INVOICE_STATUS_TO_CRM,
+    salesforce.DEAL_WON_TO_INVOICE_POLLED,
+    salesforce.ACCOUNT_TO_CUSTOMER,
     webhook.HOURS_TO_INVOICE,
 )

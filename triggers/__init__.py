@@ -20,4 +20,6 @@ ALL = (
     pipedrive.ORGANIZATION_CHANGED,
     zoho.DEAL_WON,
     salesforce.DEAL_WON,
+    salesforce.DEAL_WON_POLLED,
+    salesforce.ACCOUNT_CHANGED,
 )

@@ -1,4 +1,6 @@
-"""Salesforce Outbound Messages: an Opportunity changed → one item per notification.
+"""Salesforce Outbound Messages: an Opportunity changed → one item per notification (an
+Account changed → one item per notification, for `salesforce.account_changed`); and, for orgs
+without Outbound Messages, a poll of the opportunities changed (SOQL on SystemModstamp).
 
 An Outbound Message is a SOAP 1.1 request (text/xml) that a flow or workflow rule sends: up
 to 100 `Notification` elements, each with its own `Id` (the same on every resend, so it
@@ -17,14 +19,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from lxml import etree
 
-from connector.spec import Answer, Delivery, Entity, ParsedItem, TriggerKind, TriggerSpec
+from connector.errors import ConfigurationError, TransientError
+from connector.spec import (
+    Answer,
+    Delivery,
+    Entity,
+    ParsedItem,
+    PollContext,
+    PollResult,
+    TriggerKind,
+    TriggerSpec,
+)
 from connector.standard_webhooks import SignatureError
+from providers.crm import CrmSettings
+from providers.salesforce import API
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -32,6 +48,7 @@ SOBJECT = "urn:sobject.enterprise.soap.sforce.com"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_NOTIFICATIONS = 100  # what the Outbound Messaging WSDL allows in one message
 DEAL_OBJECT = "Opportunity"
+ACCOUNT_OBJECT = "Account"
 
 ACK = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -140,15 +157,8 @@ def _when(text: str | None) -> str | None:
         return None
 
 
-def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
-    """Each Opportunity notification → one item, deduplicated by the notification's Id;
-    notifications about other objects → none."""
-    if isinstance(payload, Mapping) and "deal_id" in payload and "event_id" in payload:
-        # An event already read (a replay's edited item, the schema's example).
-        data = {k: payload[k] for k in payload}
-        return [ParsedItem(f"salesforce:{data['event_id']}", data)]
-    if not isinstance(payload, bytes | str):
-        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
+def _sobjects(payload: bytes | str) -> list[tuple[str, Any, str | None]]:
+    """Every notification of an Outbound Message: (its Id, its sObject, the org id)."""
     found = _notifications(payload)
     org = _text(found, OUTBOUND, "OrganizationId")
     notes = found.findall(f"{{{OUTBOUND}}}Notification")
@@ -157,12 +167,29 @@ def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[Parse
             f"the message has {len(notes)} notifications; Salesforce sends at most "
             f"{MAX_NOTIFICATIONS}"
         )
-    items = []
+    read = []
     for index, note in enumerate(notes):
         event_id = _text(note, OUTBOUND, "Id")
         sobject = note.find(f"{{{OUTBOUND}}}sObject")
         if event_id is None or sobject is None:
             raise ValueError(f"notification {index + 1} has no Id or no sObject")
+        read.append((event_id, sobject, org))
+    return read
+
+
+def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    """Each Opportunity notification → one item, deduplicated by the notification's Id;
+    notifications about other objects (Accounts) → none."""
+    if isinstance(payload, Mapping) and "deal_id" in payload and "event_id" in payload:
+        # An event already read (a replay's edited item, the schema's example).
+        data = {k: payload[k] for k in payload}
+        return [ParsedItem(f"salesforce:{data['event_id']}", data)]
+    if isinstance(payload, Mapping) and "company_id" in payload:
+        return []  # an account event already read: the account trigger's
+    if not isinstance(payload, bytes | str):
+        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
+    items = []
+    for event_id, sobject, org in _sobjects(payload):
         if _object_type(sobject) != DEAL_OBJECT:
             continue
         deal_id = _text(sobject, SOBJECT, "Id")
@@ -185,6 +212,10 @@ def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[Parse
     return items
 
 
+def entity(data: dict[str, Any]) -> Entity:
+    return Entity("salesforce", str(data["deal_id"]))
+
+
 def acknowledge(_delivery: Delivery) -> Answer:
     """The answer that stops Salesforce resending: every notification acknowledged."""
     return Answer(200, ACK, "text/xml; charset=utf-8")
@@ -198,11 +229,215 @@ DEAL_WON = TriggerSpec(
     "opportunity is won); the flow reads it and goes on only when it counts as won.",
     kind=TriggerKind.WEBHOOK,
     output_schema="triggers/crm_deal_event.json",
-    entity=lambda data: Entity("salesforce", str(data["deal_id"])),
+    entity=entity,
     business_keys=(("deal_ref", "deal_id"),),
     provider="salesforce",
     verify=verify,
     parse=parse,
     answer=acknowledge,
+    body_format="xml",
+)
+
+
+# Polling: for orgs that cannot send Outbound Messages (an edition without them, say).
+
+POLL_PAGES = 10  # a bound on one poll's query pages (up to 2,000 records each): the rest
+# waits for the next poll, past the cursor
+SINCE_EVER = "1970-01-01T00:00:00Z"  # the cursor of an org that had no opportunities at all
+API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+NEWEST_QUERY = "SELECT SystemModstamp FROM Opportunity ORDER BY SystemModstamp DESC LIMIT 1"
+CHANGED_QUERY = (
+    "SELECT Id, StageName, IsWon, SystemModstamp FROM Opportunity "
+    "WHERE SystemModstamp >= {since} AND {linked} = null ORDER BY SystemModstamp ASC"
+)
+
+
+def poll(ctx: PollContext, cursor: Any) -> PollResult:
+    """The opportunities changed since `cursor` (a SOQL query on SystemModstamp, oldest
+    first, through the REST query resource and its nextRecordsUrl pages), one item per
+    change, and the newest change as the next cursor.
+
+    The first poll (no cursor) only asks where the org stands (its newest change) and starts
+    one second past it (Salesforce keeps SystemModstamp to the second); polling.py fires
+    nothing for it. The query is "from the cursor on" (>=): an opportunity changed in the
+    cursor's very second is read again and dropped as already seen (its key is the
+    opportunity and its change's time), so nothing changed in that second is lost.
+    Opportunities already invoiced (their invoice link field set) are left out: writing the
+    invoice back changes the opportunity, and must not start it again."""
+    if ctx.http is None or ctx.connection is None:
+        raise ConfigurationError("this trigger reads Salesforce through a connection: choose one")
+    view = ctx.http.view(ctx.connection)
+    if cursor is None:
+        stamps = [s for s in (_stamp(r) for r in _records(ctx, NEWEST_QUERY, 1)) if s]
+        if not stamps:
+            return PollResult([], SINCE_EVER)
+        # Just past the newest change: what exists now is never read as new.
+        return PollResult([], _soql_datetime(_parsed(stamps[0]) + timedelta(seconds=1)))
+    linked = CrmSettings.of(view).invoice_url_field
+    if not API_NAME.match(linked):
+        raise ConfigurationError(
+            f"the connection's invoice_url_field {linked[:80]!r} is not a Salesforce field "
+            "API name (letters, digits and _, such as Puente_Invoice_URL__c)"
+        )
+    since = _soql_datetime(_parsed(str(cursor)))
+    soql = CHANGED_QUERY.format(since=since, linked=linked)
+    items: list[ParsedItem] = []
+    newest_seen = since
+    for row in _records(ctx, soql, POLL_PAGES):
+        changed = _stamp(row)
+        if row.get("Id") in (None, "") or changed is None:
+            continue
+        when = _parsed(changed)
+        items.append(_polled(row, when, view.account_id))
+        if when >= _parsed(newest_seen):
+            newest_seen = _soql_datetime(when)
+    return PollResult(items, newest_seen)
+
+
+def _records(ctx: PollContext, soql: str, pages: int) -> list[dict[str, Any]]:
+    """The records of a query, page after page (nextRecordsUrl), at most `pages` pages. 429
+    and 5xx are raised by the outbound client (the poll waits for its next turn with its
+    cursor unchanged); any other refusal says what to check."""
+    assert ctx.http is not None
+    path = f"{API}/query?{urlencode({'q': soql})}"
+    found: list[dict[str, Any]] = []
+    for _ in range(pages):
+        answer = ctx.http.request("GET", path, connection=ctx.connection)
+        body = answer.body
+        codes = (
+            {str(e.get("errorCode")) for e in body if isinstance(e, dict)}
+            if isinstance(body, list)
+            else set()
+        )
+        if answer.status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
+            raise TransientError("Salesforce says the org's API request limit is spent for now")
+        if answer.status in (401, 403):
+            raise ConfigurationError(
+                f"Salesforce refused to query opportunities ({answer.status}): check the "
+                "connection's client_id, client_secret and refresh_token, and that the "
+                "integration user can read opportunities"
+            )
+        if answer.status >= 400:
+            raise ConfigurationError(
+                f"Salesforce refused the opportunity query ({answer.status}: "
+                f"{str(body)[:300]}); check that the Opportunity field for the invoice link "
+                "exists (settings.invoice_url_field)"
+            )
+        if not isinstance(body, dict):
+            break
+        found += [r for r in body.get("records") or [] if isinstance(r, dict)]
+        following = body.get("nextRecordsUrl")
+        if body.get("done", True) or not isinstance(following, str) or not following:
+            break
+        path = following
+    return found
+
+
+def _stamp(row: dict[str, Any]) -> str | None:
+    value = row.get("SystemModstamp")
+    return str(value) if value not in (None, "") else None
+
+
+def _parsed(stamp: str) -> datetime:
+    """Salesforce's dateTime (2026-12-04T10:00:00.000+0000, or …Z) as a UTC datetime."""
+    text = stamp.strip().replace("Z", "+00:00")
+    when = datetime.fromisoformat(text)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _soql_datetime(when: datetime) -> str:
+    """A SOQL dateTime literal (unquoted), to the second: 2026-12-04T10:00:00Z."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _polled(row: dict[str, Any], when: datetime, org: str | None) -> ParsedItem:
+    deal_id = str(row["Id"])
+    stamp = _soql_datetime(when)
+    stage = row.get("StageName")
+    data = {
+        "deal_id": deal_id,
+        "event_id": f"{deal_id}@{stamp}"[:150],
+        "occurred_at": when.isoformat(),
+        "stage": None if stage in (None, "") else str(stage),
+        "account_id": org,
+    }
+    return ParsedItem(f"salesforce-poll:{deal_id}@{stamp}", data)
+
+
+DEAL_WON_POLLED = TriggerSpec(
+    key="salesforce.deal_won_polled",
+    title="Opportunity won (Salesforce, read every few minutes)",
+    title_es="Oportunidad ganada (Salesforce, leída cada pocos minutos)",
+    description="Salesforce opportunities changed since the last poll, for orgs that cannot "
+    "send Outbound Messages; the flow reads each and goes on only when it counts as won.",
+    kind=TriggerKind.POLL,
+    output_schema="triggers/crm_deal_event.json",
+    entity=entity,  # the Outbound Message's: a deal arriving both ways is one entity, one invoice
+    business_keys=(("deal_ref", "deal_id"),),
+    provider="salesforce",
+    poll=poll,
+    poll_every_seconds=300,
+)
+
+
+# Accounts: created or changed in Salesforce (an Outbound Message on Account) → the customer.
+
+
+def parse_account(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
+    """Each Account notification → one item, deduplicated by the notification's Id;
+    notifications about other objects (Opportunities) → none."""
+    if isinstance(payload, Mapping) and "company_id" in payload:
+        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a replay
+        # tool sends it: taken as it is.
+        fields = ("company_id", "event_id", "occurred_at", "account_id")
+        data = {k: payload[k] for k in fields if k in payload}
+        if data.get("event_id") in (None, ""):
+            raise ValueError("an event in Puente's shape has company_id and event_id")
+        return [ParsedItem(f"salesforce-account:{data['event_id']}", data)]
+    if isinstance(payload, Mapping):
+        return []  # a deal event already read: the opportunity trigger's
+    if not isinstance(payload, bytes | str):
+        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
+    items = []
+    for event_id, sobject, org in _sobjects(payload):
+        if _object_type(sobject) != ACCOUNT_OBJECT:
+            continue
+        account = _text(sobject, SOBJECT, "Id")
+        if account is None:
+            raise ValueError(
+                f"notification {event_id}: the Account has no Id; add the Id field to the "
+                "Outbound Message"
+            )
+        when = _text(sobject, SOBJECT, "LastModifiedDate") or _text(
+            sobject, SOBJECT, "SystemModstamp"
+        )
+        data = {
+            "company_id": account,
+            "event_id": event_id,
+            "occurred_at": _when(when),
+            "account_id": org,
+        }
+        items.append(ParsedItem(f"salesforce-account:{event_id}", data))
+    return items
+
+
+def account_entity(data: dict[str, Any]) -> Entity:
+    return Entity("salesforce-account", str(data["company_id"]))
+
+
+ACCOUNT_CHANGED = TriggerSpec(
+    key="salesforce.account_changed",
+    title="Account created or changed in Salesforce (Outbound Message)",
+    title_es="Cuenta creada o modificada en Salesforce (mensaje saliente)",
+    description="An Account an Outbound Message reports; the flow reads it and keeps its "
+    "customer (by NIF/CIF) in Puente.",
+    kind=TriggerKind.WEBHOOK,
+    output_schema="triggers/crm_company_event.json",
+    entity=account_entity,
+    business_keys=(("company_ref", "company_id"),),
+    provider="salesforce",
+    verify=verify,  # the opportunity message's: one address, one org id
+    parse=parse_account,
+    answer=acknowledge,  # the same Ack, whichever trigger answers
     body_format="xml",
 )

@@ -15,8 +15,13 @@ What it follows (Salesforce's REST API and OAuth documentation):
   shapes: an opportunity's line items, and the won opportunities since a day
   (`SELECT Id FROM Opportunity WHERE IsWon = true|StageName IN ('…', …) AND CloseDate >=
   YYYY-MM-DD`: a date literal is never quoted; strings escape ' and \\ with a backslash).
-  Anything else → 400 MALFORMED_QUERY.
-- PATCH /sobjects/Opportunity/<id> → 204; a field the object lacks → 400 INVALID_FIELD.
+  And the poll's two: the newest change (`SELECT SystemModstamp FROM Opportunity ORDER BY
+  SystemModstamp DESC LIMIT 1`) and the changes since a dateTime (`SELECT Id, StageName,
+  IsWon, SystemModstamp FROM Opportunity WHERE SystemModstamp >= <dateTime> AND <field> =
+  null ORDER BY SystemModstamp ASC`: a dateTime literal is never quoted either, and a field
+  the object lacks → 400 INVALID_FIELD). Anything else → 400 MALFORMED_QUERY.
+- PATCH /sobjects/Opportunity/<id> → 204 (its SystemModstamp moves on); a field the object
+  lacks → 400 INVALID_FIELD.
 - POST /sobjects/Note → 201 {"id", "success": true, "errors": []}.
 - Scripted failures: 429 with Retry-After, 503, 403 REQUEST_LIMIT_EXCEEDED.
 IsWon follows the stage, as Salesforce's OpportunityStage does ("Closed Won" is won).
@@ -31,6 +36,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -52,6 +58,7 @@ OPPORTUNITY_FIELDS = {
     "AccountId",
     "OwnerId",
     "LastModifiedDate",
+    "SystemModstamp",
     "Puente_Invoice_Number__c",
     "Puente_Invoice_URL__c",
     "Puente_Payment_Status__c",
@@ -64,6 +71,19 @@ WON = re.compile(
     re.I | re.S,
 )
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NEWEST = re.compile(
+    r"^SELECT\s+SystemModstamp\s+FROM\s+Opportunity\s+ORDER\s+BY\s+SystemModstamp\s+DESC"
+    r"\s+LIMIT\s+1$",
+    re.I,
+)
+CHANGED = re.compile(
+    r"^SELECT\s+Id\s*,\s*StageName\s*,\s*IsWon\s*,\s*SystemModstamp\s+FROM\s+Opportunity\s+"
+    r"WHERE\s+SystemModstamp\s*(?P<op>>=|>)\s*(?P<since>\S+)"
+    r"(?:\s+AND\s+(?P<field>\w+)\s*=\s*null)?\s+ORDER\s+BY\s+SystemModstamp\s+ASC$",
+    re.I,
+)
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$")
+START = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -86,6 +106,7 @@ class FakeSalesforce:
     seen: list[tuple[str, str]] = field(default_factory=list)
     _cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _clock: Iterator[int] = field(default_factory=lambda: itertools.count(0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # Setting the org up
@@ -125,6 +146,7 @@ class FakeSalesforce:
             "LastModifiedDate": "2026-12-04T10:00:00.000+0000",
             **fields,
         }
+        self.opportunities[deal_id]["SystemModstamp"] = self._tick()
         self.set_stage(deal_id, self.opportunities[deal_id]["StageName"])
         self.line_items[deal_id] = [
             {
@@ -142,6 +164,21 @@ class FakeSalesforce:
             for line in lines
         ]
         return deal_id
+
+    def _tick(self) -> str:
+        """The org's next change time: one second after the one before, as Salesforce writes
+        a dateTime (2026-12-04T10:00:01.000+0000)."""
+        when = START + timedelta(seconds=next(self._clock))
+        return when.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+    def touch_opportunity(self, deal_id: str, stage: str | None = None, **fields: Any) -> str:
+        """Someone changed the opportunity (its stage, its fields); its new SystemModstamp."""
+        if stage is not None:
+            self.set_stage(deal_id, stage)
+        self.opportunities[deal_id].update(fields)
+        stamp = self._tick()
+        self.opportunities[deal_id].update(SystemModstamp=stamp, LastModifiedDate=stamp)
+        return stamp
 
     def set_stage(self, deal_id: str, stage: str) -> None:
         deal = self.opportunities[deal_id]
@@ -161,10 +198,32 @@ class FakeSalesforce:
     ) -> bytes:
         """The SOAP Outbound Message Salesforce posts when the opportunity's rule fires."""
         deal = self.opportunities[deal_id]
-        fields = "".join(
-            f"<sf:{name}>{_xml_value(deal[name])}</sf:{name}>"
-            for name in ("Id", "AccountId", "Amount", "CloseDate", "IsWon", "Name", "StageName")
-            if deal.get(name) is not None
+        fields = ("Id", "AccountId", "Amount", "CloseDate", "IsWon", "Name", "StageName")
+        return self.message([(notification_id, "Opportunity", deal, fields)], org_id)
+
+    def account_message(self, *notifications: tuple[str, str], org_id: str | None = None) -> bytes:
+        """The Outbound Message of an Account rule: (notification Id, account Id) each."""
+        fields = ("Id", "Name", "NIF__c", "LastModifiedDate")
+        return self.message(
+            [(n, "Account", self.accounts[a], fields) for n, a in notifications], org_id
+        )
+
+    def message(
+        self,
+        notifications: list[tuple[str, str, dict[str, Any], tuple[str, ...]]],
+        org_id: str | None = None,
+    ) -> bytes:
+        """An Outbound Message with these notifications: (Id, object, record, its fields)."""
+        notes = "".join(
+            f"<Notification><Id>{note_id}</Id>"
+            f'<sObject xsi:type="sf:{kind}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+            + "".join(
+                f"<sf:{name}>{_xml_value(record[name])}</sf:{name}>"
+                for name in names
+                if record.get(name) is not None
+            )
+            + "</sObject></Notification>"
+            for note_id, kind, record, names in notifications
         )
         return (
             '<?xml version="1.0" encoding="UTF-8"?>'
@@ -177,9 +236,7 @@ class FakeSalesforce:
             '<SessionId xsi:nil="true"/>'
             f"<EnterpriseUrl>{self.url}/services/Soap/c/59.0/{self.org_id[:15]}</EnterpriseUrl>"
             f"<PartnerUrl>{self.url}/services/Soap/u/59.0/{self.org_id[:15]}</PartnerUrl>"
-            f"<Notification><Id>{notification_id}</Id>"
-            '<sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
-            f"{fields}</sObject></Notification>"
+            f"{notes}"
             "</notifications></soapenv:Body></soapenv:Envelope>"
         ).encode()
 
@@ -286,7 +343,19 @@ class FakeSalesforce:
     def _query(self, soql: str) -> tuple[int, dict[str, str], Any]:
         won = WON.match(soql.strip())
         match = LINES.search(soql)
-        if won is not None:
+        changed = CHANGED.match(soql.strip())
+        if NEWEST.match(soql.strip()):
+            newest = sorted(self.opportunities.values(), key=lambda o: _moment(o["SystemModstamp"]))
+            records = [
+                {"attributes": {"type": "Opportunity"}, "SystemModstamp": o["SystemModstamp"]}
+                for o in newest[-1:]
+            ]
+        elif changed is not None:
+            rows = self._changed_since(changed)
+            if isinstance(rows, tuple):
+                return 400, {}, _error(*rows)
+            records = rows
+        elif won is not None:
             found = self._won_since(won)
             if isinstance(found, str):
                 return 400, {}, _error("MALFORMED_QUERY", found)
@@ -324,6 +393,37 @@ class FakeSalesforce:
             if o["StageName"] in stages and o["CloseDate"] >= day
         ]
 
+    def _changed_since(self, changed: re.Match[str]) -> list[dict[str, Any]] | tuple[str, str]:
+        """The opportunities the poll's query finds, oldest change first, or why Salesforce
+        would refuse it (errorCode, message)."""
+        since = changed.group("since")
+        if not DATETIME.match(since):
+            return (
+                "MALFORMED_QUERY",
+                f"value of filter criterion for field 'SystemModstamp' must be of type "
+                f"dateTime and should not be enclosed in quotes: {since}",
+            )
+        linked = changed.group("field")
+        known = {name.lower(): name for name in OPPORTUNITY_FIELDS}
+        if linked and linked.lower() not in known:
+            return ("INVALID_FIELD", f"No such column '{linked}' on entity 'Opportunity'")
+        moment = _moment(since)
+        strict = changed.group("op") == ">"
+        rows = sorted(self.opportunities.values(), key=lambda o: _moment(o["SystemModstamp"]))
+        return [
+            {
+                "attributes": {"type": "Opportunity"},
+                **{k: o.get(k) for k in ("Id", "StageName", "IsWon", "SystemModstamp")},
+            }
+            for o in rows
+            if (
+                _moment(o["SystemModstamp"]) > moment
+                if strict
+                else _moment(o["SystemModstamp"]) >= moment
+            )
+            and not (linked and o.get(known[linked.lower()]))
+        ]
+
     def _page(self, cursor: str, total: int | None = None) -> tuple[int, dict[str, str], Any]:
         locator, _, start_text = cursor.rpartition("-")
         records = self._cursors.get(locator)
@@ -356,6 +456,7 @@ class FakeSalesforce:
                 )
         for name, value in fields.items():
             self.opportunities[deal_id][canonical[name.lower()]] = value
+        self.opportunities[deal_id]["SystemModstamp"] = self._tick()
         return 204, {}, None
 
     def _note(self, note: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
@@ -406,6 +507,11 @@ def _soql_strings(text: str) -> list[str] | None:
         elif rest:
             return None
     return values or None
+
+
+def _moment(stamp: str) -> datetime:
+    """A dateTime as Salesforce writes it (…+0000) or as SOQL takes it (…Z)."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _error(code: str, message: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
