@@ -24,6 +24,7 @@ ALL = (
     zoho.GET_DEAL,
     zoho.UPDATE_DEAL,
     zoho.ADD_NOTE,
+    zoho.GET_ACCOUNT,
     salesforce.GET_DEAL,
     salesforce.UPDATE_DEAL,
     salesforce.ADD_NOTE,

@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from actions import crm
-from connector.connections import ConnectionView
+from connector.connections import ConnectionView, Said, refused
 from connector.errors import ValidationError
-from connector.spec import ActionContext
+from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.zoho import ACCOUNTS, api_url
 
@@ -169,12 +169,16 @@ def _country(value: Any) -> str | None:
 def _deal_url(view: ConnectionView, deal_id: str) -> str | None:
     """The deal in Zoho's web app (crm.zoho.<dc>/crm/org<id>/tab/Potentials/<deal>), when
     the data centre and the organization (set by "Probar conexión") are known."""
+    return _web_url(view, "Potentials", deal_id)
+
+
+def _web_url(view: ConnectionView, tab: str, record_id: str) -> str | None:
     host = (urlsplit(view.base_url).hostname or "").lower()
     accounts = next((url for end, url in ACCOUNTS.items() if host.endswith(end)), None)
     if accounts is None or not view.account_id:
         return None
     web = accounts.replace("://accounts.", "://crm.")
-    return f"{web}/crm/org{view.account_id}/tab/Potentials/{deal_id}"
+    return f"{web}/crm/org{view.account_id}/tab/{tab}/{record_id}"
 
 
 # Lines
@@ -397,3 +401,59 @@ def add_note(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
 
 
 GET_DEAL, UPDATE_DEAL, ADD_NOTE = crm.specs("zoho", "Zoho CRM", get_deal, update_deal, add_note)
+
+
+def get_account(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """GET /Accounts/{id} as a customer (name, NIF/CIF from settings.tax_id_field, billing
+    address), and whether it has a NIF/CIF yet."""
+    settings = crm.settings(ctx)
+    company_id = str(data["company_id"])
+    assert ctx.http is not None and ctx.connection is not None
+    view = ctx.http.view(ctx.connection)
+    what = f"reading Zoho CRM account {company_id}"
+    answer = _get(ctx, view, f"Accounts/{company_id}", what)
+    rows = answer.body.get("data") if isinstance(answer.body, dict) else None
+    if answer.status == 204 or not rows or not isinstance(rows[0], dict):
+        raise refused(
+            "company_id",
+            Said(
+                f"Zoho CRM has no account {company_id} (deleted, or not visible to the "
+                "connected user)",
+                f"Zoho CRM no tiene ninguna cuenta {company_id} (borrada, o que el usuario "
+                "conectado no puede ver)",
+            ),
+        )
+    account = rows[0]
+    company = _company(account, settings)
+    name = company.name or f"Cuenta {company_id}"
+    customer: dict[str, Any] = {"name": str(name)[:120], "tax_id": company.tax_id or ""}
+    if company.email:
+        customer["email"] = company.email
+    if company.street and company.postal_code and company.city:
+        address = {
+            "street": company.street,
+            "postal_code": company.postal_code,
+            "city": company.city,
+            "province": company.province,
+            "country": company.country,
+        }
+        customer["address"] = {k: v for k, v in address.items() if v}
+    return {
+        "company_id": str(account.get("id") or company_id),
+        "customer": customer,
+        "has_tax_id": bool(company.tax_id),
+        "company_url": _web_url(view, "Accounts", company_id),
+    }
+
+
+GET_ACCOUNT = ActionSpec(
+    key="zoho.get_account",
+    title="Read a Zoho CRM account as a customer",
+    title_es="Leer una cuenta de Zoho CRM como cliente",
+    description="The Zoho CRM account's name, NIF/CIF and billing address, as a customer.",
+    input_schema="actions/zoho.get_account.input.json",
+    output_schema="actions/zoho.get_account.output.json",
+    perform=get_account,
+    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
+    effects=Effects.READ,
+)

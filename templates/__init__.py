@@ -13,6 +13,8 @@ ALL: tuple = (
     pipedrive.ORGANIZATION_TO_CUSTOMER,
     zoho.DEAL_WON_TO_INVOICE,
     zoho.INVOICE_STATUS_TO_CRM,
+    zoho.DEAL_WON_TO_INVOICE_POLLED,
+    zoho.ACCOUNT_TO_CUSTOMER,
     salesforce.DEAL_WON_TO_INVOICE,
     salesforce.INVOICE_STATUS_TO_CRM,
     salesforce.DEAL_WON_TO_INVOICE_POLLED,

@@ -19,6 +19,8 @@ ALL = (
     pipedrive.DEAL_WON_POLLED,
     pipedrive.ORGANIZATION_CHANGED,
     zoho.DEAL_WON,
+    zoho.DEAL_WON_POLLED,
+    zoho.ACCOUNT_CHANGED,
     salesforce.DEAL_WON,
     salesforce.DEAL_WON_POLLED,
     salesforce.ACCOUNT_CHANGED,

@@ -14,6 +14,11 @@ Facts from Zoho's public documentation (CRM API v2 and the OAuth guide):
 - GET /crm/v2/Deals/search?criteria=((Closing_Date:greater_equal:YYYY-MM-DD))&page&per_page
   → {"data": [deal…], "info": {"per_page", "count", "page", "more_records"}}; nothing found →
   204 with no body; a criteria this fake does not know → 400 INVALID_QUERY.
+- GET /crm/v2/Deals?sort_by=Modified_Time|Created_Time|id&sort_order=asc|desc&page&per_page,
+  `fields=A,B` (only those and the id), with an optional `If-Modified-Since: <ISO 8601>`
+  header (only the records modified after it)
+  → {"data": [deal…], "info": {"per_page", "count", "page", "more_records"}}; nothing
+  modified since → 304 with no body; no records at all → 204.
 - GET /crm/v2/settings/pipeline?layout_id= → {"pipeline": [{"display_value", "maps": [{
   "display_value", "actual_value", "forecast_type": "Closed Won"|"Open"|"Closed Lost"}]}]}.
 - PUT /crm/v2/Deals/{id} {"data": [{fields}]} and POST /crm/v2/Deals/{id}/Notes {"data": [{
@@ -37,7 +42,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -98,6 +103,7 @@ class FakeZoho:
     pipelines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_page_max: int = 200
+    clock: datetime | None = None  # the last Modified_Time handed out (whole seconds)
     # (method, path fragment, status, headers): the next matching call gets that answer.
     faults: list[tuple[str, str, int, dict[str, str]]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(5725767000001300001))
@@ -119,6 +125,21 @@ class FakeZoho:
 
     def calls(self, method: str, fragment: str = "") -> list[Seen]:
         return [s for s in self.seen if s.method == method and fragment in s.path]
+
+    def tick(self) -> str:
+        """A Modified_Time for a change now (Zoho's: whole seconds, with the org's offset),
+        later than any before it."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        if self.clock is not None and now <= self.clock:
+            now = self.clock + timedelta(seconds=1)
+        self.clock = now
+        return now.astimezone(timezone(timedelta(hours=1))).isoformat()
+
+    def touch_deal(self, deal_id: str, **fields: Any) -> str:
+        """A deal changed in Zoho's UI now: its fields and a new Modified_Time."""
+        self.deals[deal_id].update(fields)
+        self.deals[deal_id]["Modified_Time"] = self.tick()
+        return str(self.deals[deal_id]["Modified_Time"])
 
     # Test data
 
@@ -288,6 +309,8 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
                 return self._watch(method, query, body)
             if path == ["Deals", "search"] and method == "GET":
                 return self._search(query)
+            if path == ["Deals"] and method == "GET":
+                return self._list(query)
             module, record = [*path, ""][:2]
             if module == "Deals" and len(path) == 3 and path[2] == "Products":
                 return self._products(record, query)
@@ -305,7 +328,8 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
                 if not isinstance(data, list) or len(data) != 1:
                     return self._send(400, _error("INVALID_DATA", "data is not a list of one"))
                 store[record].update(data[0])
-                details = {"Modified_Time": datetime.now(UTC).isoformat(), "id": record}
+                store[record]["Modified_Time"] = zoho.tick()
+                details = {"Modified_Time": store[record]["Modified_Time"], "id": record}
                 return self._send(
                     200, {"data": [_error("SUCCESS", "record updated", "success", **details)]}
                 )
@@ -334,6 +358,47 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
             chunk = found[(page - 1) * per_page : page * per_page]
             if not chunk:
                 return self._send(204)
+            more = page * per_page < len(found)
+            info = {"per_page": per_page, "count": len(chunk), "page": page, "more_records": more}
+            self._send(200, {"data": chunk, "info": info})
+
+        def _list(self, query: dict[str, str]) -> None:
+            """The deals, sorted, in pages; with If-Modified-Since, those modified after it."""
+            sort_by = query.get("sort_by", "id")
+            if sort_by not in ("id", "Created_Time", "Modified_Time"):
+                return self._send(400, _error("INVALID_DATA", "invalid sort_by"))
+            if query.get("sort_order", "desc") not in ("asc", "desc"):
+                return self._send(400, _error("INVALID_DATA", "invalid sort_order"))
+            if not zoho.deals:
+                return self._send(204)
+            found = list(zoho.deals.values())
+            since = self.headers.get("If-Modified-Since")
+            if since:
+                try:
+                    after = datetime.fromisoformat(since)
+                except ValueError:
+                    return self._send(400, _error("INVALID_DATA", "If-Modified-Since"))
+                if after.tzinfo is None:
+                    return self._send(400, _error("INVALID_DATA", "If-Modified-Since"))
+                found = [d for d in found if datetime.fromisoformat(d["Modified_Time"]) > after]
+                if not found:
+                    return self._send(304)
+            if sort_by == "id":
+                found.sort(key=lambda d: int(d["id"]))
+            else:
+                found.sort(
+                    key=lambda d: datetime.fromisoformat(d.get(sort_by) or d["Modified_Time"])
+                )
+            if query.get("sort_order", "desc") == "desc":
+                found.reverse()
+            page = int(query.get("page", 1))
+            per_page = min(int(query.get("per_page", 200)), zoho.per_page_max)
+            chunk = found[(page - 1) * per_page : page * per_page]
+            if not chunk:
+                return self._send(204)
+            if query.get("fields"):  # only the fields asked for, and the id
+                names = {"id", *query["fields"].split(",")}
+                chunk = [{k: v for k, v in d.items() if k in names} for d in chunk]
             more = page * per_page < len(found)
             info = {"per_page": per_page, "count": len(chunk), "page": page, "more_records": more}
             self._send(200, {"data": chunk, "info": info})
