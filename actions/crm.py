@@ -43,6 +43,11 @@ class CrmApi:
     write_note: Callable[[ActionContext, CrmSettings, str, str], str | None]
     # The ids of the deals won since a time, for reconciliation; None if not offered.
     list_won: Callable[[ActionContext, CrmSettings, datetime], list[str]] | None = None
+    # Create the customer's company, or update the one with this id (or, with none, the one
+    # whose NIF field holds its tax id): its id, and whether it was created.
+    write_company: (
+        Callable[[ActionContext, CrmSettings, str | None, dict[str, Any]], tuple[str, bool]] | None
+    ) = None
 
 
 def settings(ctx: ActionContext) -> CrmSettings:
@@ -90,6 +95,33 @@ def add_note(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dict[str,
     if data.get("fail"):
         raise ValidationError(text)
     return {"deal_id": deal_id, "written": {"note": text}, "id": note_id, "created": True}
+
+
+def upsert_company(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer as a company in the CRM: updated when it is there (by id, or by its NIF),
+    created when it is not."""
+    if api.write_company is None:
+        raise ConfigurationError("this CRM's connector cannot write companies yet")
+    customer = data["customer"]
+    company_id, created = api.write_company(ctx, settings(ctx), data.get("company_id"), customer)
+    return {"company_id": company_id, "tax_id": customer["tax_id"], "created": created}
+
+
+def company_spec(
+    crm: str, title: str, perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]]
+) -> ActionSpec:
+    """The CRM family's action that creates or updates a company from a customer."""
+    return ActionSpec(
+        key=f"{crm}.upsert_company",
+        title=f"Create or update a {title} company",
+        title_es=f"Crear o actualizar una empresa en {title}",
+        description="The customer (name, NIF, address) as a company in the CRM, found by its NIF.",
+        input_schema=f"actions/{crm}.upsert_company.input.json",
+        output_schema=f"actions/{crm}.upsert_company.output.json",
+        perform=perform,
+        business_keys=(("customer_tax_id", "tax_id"),),
+        effects=Effects.EXTERNAL_WRITE,
+    )
 
 
 def check(answer: Answer, what: str) -> Answer:
