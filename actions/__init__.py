@@ -17,18 +17,22 @@ ALL = (
     hubspot.UPDATE_DEAL,
     hubspot.ADD_NOTE,
     hubspot.GET_COMPANY,
+    hubspot.UPSERT_COMPANY,
     pipedrive.GET_DEAL,
     pipedrive.UPDATE_DEAL,
     pipedrive.ADD_NOTE,
     pipedrive.GET_ORGANIZATION,
+    pipedrive.UPSERT_COMPANY,
     zoho.GET_DEAL,
     zoho.UPDATE_DEAL,
     zoho.ADD_NOTE,
     zoho.GET_ACCOUNT,
+    zoho.UPSERT_COMPANY,
     salesforce.GET_DEAL,
     salesforce.UPDATE_DEAL,
     salesforce.ADD_NOTE,
     salesforce.GET_ACCOUNT,
+    salesforce.UPSERT_COMPANY,
 )
 
 # The CRM families' APIs, for reconciliation (actions.crm.reconcile), by connection type.

@@ -421,7 +421,88 @@ def write_note(ctx: ActionContext, _crm: CrmSettings, deal_id: str, text: str) -
     return str(body["id"]) if body.get("id") not in (None, "") else None
 
 
-API = CrmApi(read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won)
+def write_company(
+    ctx: ActionContext, crm: CrmSettings, company_id: str | None, customer: dict[str, Any]
+) -> tuple[str, bool]:
+    """PATCH the company with this id; without one, the company whose NIF property equals the
+    customer's tax id (POST /crm/v3/objects/companies/search), else POST a new one. HubSpot
+    companies have no e-mail of their own: the customer's is not written."""
+    address = customer.get("address") or {}
+    given = {
+        "name": customer.get("name"),
+        crm.tax_id_field: customer.get("tax_id"),
+        "address": address.get("street"),
+        "zip": address.get("postal_code"),
+        "city": address.get("city"),
+        "state": address.get("province"),
+        "country": address.get("country"),
+    }
+    # Only what the customer has: a value missing here never empties the company's.
+    properties = {k: str(v) for k, v in given.items() if v not in (None, "")}
+    tax_id = str(customer.get("tax_id") or "")
+    found = company_id or _company_with(ctx, crm, tax_id)
+    if found is None:
+        answer = _send(ctx, "POST", "crm/v3/objects/companies", {"properties": properties})
+        _refuse_missing(answer, crm, properties)
+        body = _body(check(answer, f"creating the HubSpot company of {tax_id}"))
+        return str(body["id"]), True
+    path = f"crm/v3/objects/companies/{_id(found)}"
+    answer = _send(ctx, "PATCH", path, {"properties": properties})
+    if answer.status == 404:
+        raise refused(
+            "company_id",
+            Said(
+                f"HubSpot has no company {found} to write on",
+                f"HubSpot no tiene ninguna empresa {found} en la que escribir",
+            ),
+        )
+    _refuse_missing(answer, crm, properties)
+    check(answer, f"writing on HubSpot company {found}")
+    return str(found), False
+
+
+def _company_with(ctx: ActionContext, crm: CrmSettings, tax_id: str) -> str | None:
+    """The id of the company whose NIF property equals the tax id; None if none has it."""
+    if not tax_id:
+        return None
+    rule = {"propertyName": crm.tax_id_field, "operator": "EQ", "value": tax_id}
+    query = {"filterGroups": [{"filters": [rule]}], "properties": ["name"], "limit": 1}
+    what = f"searching the HubSpot company with NIF {tax_id}"
+    answer = _send(ctx, "POST", "crm/v3/objects/companies/search", query)
+    _refuse_missing(answer, crm, {crm.tax_id_field: tax_id})
+    body = _body(check(answer, what))
+    for row in body.get("results") or []:
+        if isinstance(row, dict) and row.get("id") not in (None, ""):
+            return str(row["id"])
+    return None
+
+
+def _refuse_missing(answer: Answer, crm: CrmSettings, properties: dict[str, Any]) -> None:
+    """HubSpot's 400 for a company property that does not exist (most often the NIF's)."""
+    if answer.status != 400 or "PROPERTY_DOESNT_EXIST" not in str(answer.body):
+        return
+    names = ", ".join(_missing(answer.body, properties))
+    raise refused(
+        "customer",
+        Said(
+            f"HubSpot has no company property {names}: create it in HubSpot (Settings → "
+            "Properties → Company properties, single-line text) with exactly that internal "
+            f"name, or set the connection's tax_id_field (now '{crm.tax_id_field}') to yours",
+            f"HubSpot no tiene la propiedad de empresa {names}: créala en HubSpot "
+            "(Configuración → Propiedades → Propiedades de empresa, texto de una línea) con ese "
+            f"nombre interno exacto, o pon en tax_id_field de la conexión (ahora "
+            f"'{crm.tax_id_field}') el nombre que uses",
+        ),
+    )
+
+
+API = CrmApi(
+    read_deal=read_deal,
+    write_deal=write_deal,
+    write_note=write_note,
+    list_won=list_won,
+    write_company=write_company,
+)
 
 
 def get_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -493,3 +574,11 @@ GET_COMPANY = ActionSpec(
     business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
     effects=Effects.READ,
 )
+
+
+def upsert_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer as a HubSpot company: found by id or by its NIF, else created."""
+    return actions.crm.upsert_company(API, ctx, data)
+
+
+UPSERT_COMPANY = actions.crm.company_spec("hubspot", "HubSpot", upsert_company)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import actions.crm
 from actions.crm import CrmApi, check
@@ -333,7 +334,124 @@ def list_won(ctx: ActionContext, crm: CrmSettings, since: datetime) -> list[str]
     return ids
 
 
-API = CrmApi(read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won)
+def write_company(
+    ctx: ActionContext, crm: CrmSettings, company_id: str | None, customer: dict[str, Any]
+) -> tuple[str, bool]:
+    """PUT /v1/organizations/{id} on the organization with this id; without one, on the one
+    whose NIF field holds the customer's tax id (GET /v1/organizations/search), else POST a
+    new one. The address goes as Pipedrive's one `address` text (Pipedrive splits it into
+    its parts itself); organizations have no e-mail of their own, so none is written."""
+    tax_id = str(customer.get("tax_id") or "").strip()
+    key = _nif_key(ctx, crm)
+    body: dict[str, Any] = {"name": customer.get("name"), key: tax_id or None}
+    address = _address_text(customer.get("address") or {})
+    if address:
+        body["address"] = address
+    # Only what the customer has: a value missing here never empties the organization's.
+    body = {k: v for k, v in body.items() if v not in (None, "")}
+    found = company_id or _organization_with(ctx, key, tax_id)
+    if found is None:
+        created = _call(
+            ctx,
+            "POST",
+            "v1/organizations",
+            f"creating the Pipedrive organization of {tax_id}",
+            body,
+        )
+        data = created.get("data") if isinstance(created.get("data"), dict) else {}
+        return str(data["id"]), True
+    assert ctx.http is not None
+    path = f"v1/organizations/{found}"
+    answer = ctx.http.request(
+        "PUT", path, connection=ctx.connection, payload=body, idempotency_key=ctx.idempotency_key
+    )
+    if answer.status == 404:
+        raise refused(
+            "company_id",
+            Said(
+                f"Pipedrive has no organization {found} to write on",
+                f"Pipedrive no tiene ninguna organización {found} en la que escribir",
+            ),
+        )
+    check(answer, f"writing on Pipedrive organization {found}")
+    return str(found), False
+
+
+def _nif_key(ctx: ActionContext, crm: CrmSettings) -> str:
+    """The organization field of the NIF: settings.tax_id_field as a key, or by its name."""
+    if HASH_KEY.match(crm.tax_id_field):
+        return crm.tax_id_field
+    key = _keys(ctx, "organizationFields").get(crm.tax_id_field.casefold())
+    if key is None:
+        raise refused(
+            "customer",
+            Said(
+                f"Pipedrive has no organization field {crm.tax_id_field!r} for the NIF: create "
+                "it in Pipedrive (Settings → Data fields → Organization, text) or set the "
+                "connection's tax_id_field to your field's name or API key",
+                f"Pipedrive no tiene el campo de organización {crm.tax_id_field!r} para el NIF: "
+                "créalo en Pipedrive (Configuración → Campos de datos → Organización, texto) o "
+                "pon en tax_id_field de la conexión el nombre o la clave de API de tu campo",
+            ),
+        )
+    return key
+
+
+def _organization_with(ctx: ActionContext, key: str, tax_id: str) -> str | None:
+    """The id of the organization whose NIF field equals the tax id; None if none has it.
+
+    The search matches the term in any custom field, so each organization found is read and
+    its NIF field compared (written as the reads normalize it: upper case, no spaces or
+    dashes)."""
+    wanted = _normal(tax_id)
+    if not wanted:
+        return None
+    start, what = 0, f"searching the Pipedrive organization with NIF {tax_id}"
+    term = quote(tax_id, safe="")
+    for _ in range(MAX_PAGES):
+        path = (
+            f"v1/organizations/search?term={term}&fields=custom_fields&exact_match=true"
+            f"&start={start}&limit={PAGE}"
+        )
+        body = _call(ctx, "GET", path, what)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        for row in data.get("items") or []:
+            item = row.get("item") if isinstance(row, dict) else None
+            org_id = _id(item.get("id")) if isinstance(item, dict) else None
+            if org_id is None:
+                continue
+            org = _call(
+                ctx, "GET", f"v1/organizations/{org_id}", f"reading Pipedrive organization {org_id}"
+            )
+            record = org.get("data") if isinstance(org.get("data"), dict) else {}
+            if _normal(_field(record, key)) == wanted:
+                return org_id
+        pagination = (body.get("additional_data") or {}).get("pagination") or {}
+        if not pagination.get("more_items_in_collection"):
+            return None
+        following = pagination.get("next_start")
+        start = int(following) if following is not None else start + PAGE
+    return None
+
+
+def _normal(tax_id: Any) -> str:
+    return "" if tax_id is None else str(tax_id).strip().upper().replace(" ", "").replace("-", "")
+
+
+def _address_text(address: dict[str, Any]) -> str:
+    """ "Calle Mayor 1, 28013 Madrid, Madrid, ES": the one line Pipedrive geocodes."""
+    town = " ".join(str(address[k]).strip() for k in ("postal_code", "city") if address.get(k))
+    parts = [address.get("street"), town, address.get("province"), address.get("country")]
+    return ", ".join(str(p).strip() for p in parts if p and str(p).strip())
+
+
+API = CrmApi(
+    read_deal=read_deal,
+    write_deal=write_deal,
+    write_note=write_note,
+    list_won=list_won,
+    write_company=write_company,
+)
 
 
 def get_deal(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -407,3 +525,11 @@ GET_ORGANIZATION = ActionSpec(
     business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
     effects=Effects.READ,
 )
+
+
+def upsert_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer as a Pipedrive organization: found by id or by its NIF, else created."""
+    return actions.crm.upsert_company(API, ctx, data)
+
+
+UPSERT_COMPANY = actions.crm.company_spec("pipedrive", "Pipedrive", upsert_company)

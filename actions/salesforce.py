@@ -1,6 +1,6 @@
 """Salesforce Opportunities through the REST API (v59.0): read one with its line items and
-account, write the invoice's fields on it, add a Note to it; and read an Account as a
-customer.
+account, write the invoice's fields on it, add a Note to it; read an Account as a customer,
+and create or update one from a customer (found by id, or by SOQL on its NIF field).
 
 Reads: GET /sobjects/Opportunity/{id}, a SOQL query of its OpportunityLineItems (followed
 through nextRecordsUrl), GET /sobjects/Account/{AccountId} and GET /sobjects/User/{OwnerId}.
@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
-from connector.errors import TransientError, ValidationError
+from connector.errors import ConfigurationError, TransientError, ValidationError
 from connector.outbound import Answer
 from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
@@ -34,6 +34,7 @@ from providers.salesforce import API
 
 MAX_PAGES = 20  # a bound on following nextRecordsUrl (2,000 records a page at most)
 RECORD_ID = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")  # a field's API name (NIF__c)
 LINES_QUERY = (
     "SELECT Id, Quantity, UnitPrice, Discount, Description, Product2.Name, "
     "Product2.ProductCode FROM OpportunityLineItem WHERE OpportunityId = '{id}' "
@@ -324,8 +325,76 @@ def write_note(ctx: ActionContext, _crm: CrmSettings, deal_id: str, text: str) -
     return str(body["id"]) if body.get("id") else None
 
 
+def write_company(
+    ctx: ActionContext, crm: CrmSettings, company_id: str | None, customer: dict[str, Any]
+) -> tuple[str, bool]:
+    """The customer as an Account: PATCH the one with this id, or (with none) the one whose
+    NIF field holds its tax id, found by SOQL; POST a new one when there is none (201
+    {"id", "success", "errors"}). Accounts have no standard e-mail field: none is written."""
+    nif_field = crm.tax_id_field
+    if not API_NAME.match(nif_field):
+        raise ConfigurationError(
+            f"the connection's tax_id_field {nif_field[:80]!r} is not a Salesforce field API "
+            "name (letters, digits and _, such as NIF__c)"
+        )
+    tax_id = str(customer["tax_id"])
+    address = customer.get("address") or {}
+    fields: dict[str, Any] = {"Name": customer["name"], nif_field: tax_id}
+    for name, key in (
+        ("BillingStreet", "street"),
+        ("BillingPostalCode", "postal_code"),
+        ("BillingCity", "city"),
+        ("BillingState", "province"),
+        ("BillingCountry", "country"),
+    ):
+        if address.get(key):
+            fields[name] = address[key]
+    if company_id is not None:
+        account_id: str | None = _checked_account_id(str(company_id))
+    else:
+        soql = f"SELECT Id FROM Account WHERE {nif_field} = {_soql_text(tax_id)} LIMIT 1"
+        what = f"looking for the Salesforce account with NIF {tax_id}"
+        found = [str(r["Id"]) for r in _query(ctx, soql, what, whole=False) if r.get("Id")]
+        account_id = found[0] if found else None
+    if account_id is not None:
+        _call(
+            ctx,
+            "PATCH",
+            f"{API}/sobjects/Account/{account_id}",
+            f"writing on Salesforce account {account_id}",
+            fields,
+        )
+        return account_id, False
+    answer = _call(
+        ctx, "POST", f"{API}/sobjects/Account", f"creating the Salesforce account {tax_id}", fields
+    )
+    body = answer.body if isinstance(answer.body, dict) else {}
+    if not body.get("id"):
+        raise ValidationError(
+            f"creating the Salesforce account {tax_id}: Salesforce answered no id: "
+            f"{str(answer.body)[:300]}"
+        )
+    return str(body["id"]), True
+
+
+def _checked_account_id(account_id: str) -> str:
+    if not RECORD_ID.match(account_id):
+        raise refused(
+            "company_id",
+            Said(
+                f"{account_id!r} is not a Salesforce record id (15 or 18 letters and digits)",
+                f"{account_id!r} no es un id de registro de Salesforce (15 o 18 letras y cifras)",
+            ),
+        )
+    return account_id
+
+
 API_CALLS = CrmApi(
-    read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won
+    read_deal=read_deal,
+    write_deal=write_deal,
+    write_note=write_note,
+    list_won=list_won,
+    write_company=write_company,
 )
 
 
@@ -406,3 +475,11 @@ GET_ACCOUNT = ActionSpec(
     business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
     effects=Effects.READ,
 )
+
+
+def upsert_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer as an Account (name, NIF field, billing address), found by id or NIF."""
+    return actions.crm.upsert_company(API_CALLS, ctx, data)
+
+
+UPSERT_COMPANY = actions.crm.company_spec("salesforce", "Salesforce", upsert_company)

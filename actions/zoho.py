@@ -1,6 +1,7 @@
 """Zoho CRM deals through its REST API (v2 by default, or the version base_url names): read a
 deal with its products and account (NIF and billing address), write the invoice's fields on
-it, leave it a note.
+it, leave it a note; read an account as a customer, and create or update one from a customer
+(found by id, or by Zoho's search on its NIF field).
 
 "Won" is the pipeline's say (the stages whose forecast type is "Closed Won" in the deal's
 layout, GET /settings/pipeline) unless the connection lists its own won_stages. Zoho gives a
@@ -10,6 +11,7 @@ else the unit price is the net one, so the invoice adds up to what Zoho shows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -18,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from actions import crm
 from connector.connections import ConnectionView, Said, refused
-from connector.errors import ValidationError
+from connector.errors import ConfigurationError, ValidationError
 from connector.spec import ActionContext, ActionSpec, Effects
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.zoho import ACCOUNTS, api_url
@@ -26,6 +28,7 @@ from providers.zoho import ACCOUNTS, api_url
 SOURCE = "zoho"
 MAX_PAGES = 25  # 200 products a page: 5,000 lines is more than any invoice takes
 MAX_SEARCH_PAGES = 10  # 200 deals a page: Zoho's search gives 2,000 records at most
+API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")  # a field's API name (NIF)
 DEFAULT_WON = ("Closed Won",)  # Zoho's own closed-won stage, when the pipeline says nothing
 NOTE_TITLE = "Puente"
 # Zoho's billing country is free text: the names people write, to ISO 3166-1 alpha-2.
@@ -380,8 +383,101 @@ def write_note(ctx: ActionContext, _settings: CrmSettings, deal_id: str, text: s
     return str(found["id"]) if found.get("id") else None
 
 
+def _criteria_text(value: str) -> str:
+    """A value for Zoho's search criteria: its parentheses, commas (and backslashes) escaped
+    with a backslash, as Zoho's search API asks; the URL encoding comes after."""
+    return re.sub(r"([\\(),])", r"\\\1", value)
+
+
+def _find_account(ctx: ActionContext, view: ConnectionView, field: str, tax_id: str) -> str | None:
+    """GET /Accounts/search?criteria=((<field>:equals:<tax id>)): the first account's id;
+    None when Zoho answers 204 (nothing found)."""
+    if not API_NAME.match(field):
+        raise ConfigurationError(
+            f"the connection's tax_id_field {field[:80]!r} is not a Zoho CRM field API name "
+            "(letters, digits and _, such as NIF)"
+        )
+    criteria = quote(f"(({field}:equals:{_criteria_text(tax_id)}))", safe="")
+    answer = _get(
+        ctx,
+        view,
+        f"Accounts/search?criteria={criteria}&page=1&per_page=1",
+        f"looking for the Zoho CRM account with NIF {tax_id}",
+    )
+    rows = answer.body.get("data") if isinstance(answer.body, dict) else None
+    if answer.status == 204 or not rows:
+        return None
+    found = next((str(r["id"]) for r in rows if isinstance(r, dict) and r.get("id")), None)
+    return found
+
+
+def write_company(
+    ctx: ActionContext, settings: CrmSettings, company_id: str | None, customer: dict[str, Any]
+) -> tuple[str, bool]:
+    """The customer as an Account: PUT /Accounts/{id} on the one with this id, or (with none)
+    on the one whose NIF field holds its tax id; else POST /Accounts. Each {"data": [{…}]};
+    a record whose "status" is "error" fails the step."""
+    assert ctx.http is not None and ctx.connection is not None
+    view = ctx.http.view(ctx.connection)
+    tax_id = str(customer["tax_id"])
+    address = customer.get("address") or {}
+    fields: dict[str, Any] = {"Account_Name": customer["name"], settings.tax_id_field: tax_id}
+    for name, key in (
+        ("Billing_Street", "street"),
+        ("Billing_Code", "postal_code"),
+        ("Billing_City", "city"),
+        ("Billing_State", "province"),
+        ("Billing_Country", "country"),
+    ):
+        if address.get(key):
+            fields[name] = address[key]
+    if customer.get("email"):
+        fields["Email"] = customer["email"]
+    if company_id is not None:
+        account_id = str(company_id)
+        if not account_id.isdigit():
+            raise refused(
+                "company_id",
+                Said(
+                    f"{account_id[:80]!r} is not a Zoho CRM record id (digits only)",
+                    f"{account_id[:80]!r} no es un id de registro de Zoho CRM (solo cifras)",
+                ),
+            )
+    else:
+        account_id = _find_account(ctx, view, settings.tax_id_field, tax_id) or ""
+    if account_id:
+        what = f"writing on Zoho CRM account {account_id}"
+        answer = ctx.http.request(
+            "PUT",
+            api_url(view, f"Accounts/{account_id}"),
+            connection=ctx.connection,
+            payload={"data": [fields]},
+            idempotency_key=ctx.idempotency_key,
+        )
+        if answer.status == 204:
+            raise ValidationError(f"{what}: Zoho CRM has no such account")
+        _result(crm.check(answer, what), what)
+        return account_id, False
+    what = f"creating the Zoho CRM account with NIF {tax_id}"
+    answer = ctx.http.request(
+        "POST",
+        api_url(view, "Accounts"),
+        connection=ctx.connection,
+        payload={"data": [fields]},
+        idempotency_key=ctx.idempotency_key,
+    )
+    made = _result(crm.check(answer, what), what).get("details") or {}
+    if not made.get("id"):
+        raise ValidationError(f"{what}: Zoho CRM answered no id: {str(answer.body)[:300]}")
+    return str(made["id"]), True
+
+
 API = crm.CrmApi(
-    read_deal=read_deal, write_deal=write_deal, write_note=write_note, list_won=list_won
+    read_deal=read_deal,
+    write_deal=write_deal,
+    write_note=write_note,
+    list_won=list_won,
+    write_company=write_company,
 )
 
 
@@ -457,3 +553,11 @@ GET_ACCOUNT = ActionSpec(
     business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
     effects=Effects.READ,
 )
+
+
+def upsert_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The customer as an Account (name, NIF field, e-mail, billing address), by id or NIF."""
+    return crm.upsert_company(API, ctx, data)
+
+
+UPSERT_COMPANY = crm.company_spec("zoho", "Zoho CRM", upsert_company)

@@ -13,12 +13,15 @@ property that does not exist is 400 VALIDATION_ERROR / PROPERTY_DOESNT_EXIST; a 
 with its associations (note → deal is type 214); 429 comes with Retry-After and the
 X-HubSpot-RateLimit-* headers. `fail` scripts answers for the next calls to a path (429, 5xx).
 
-The CRM search (POST /crm/v3/objects/deals/search): filterGroups OR'ed, the filters of a group
-AND'ed (EQ, IN, GTE, HAS_PROPERTY, NOT_HAS_PROPERTY; a datetime compared in milliseconds, given
-as milliseconds or ISO 8601), `sorts` on one property, `limit` at most 200, paged with `after`.
+The CRM search (POST /crm/v3/objects/{deals,companies}/search): filterGroups OR'ed, the
+filters of a group AND'ed (EQ, IN, GTE, HAS_PROPERTY, NOT_HAS_PROPERTY; a datetime compared in
+milliseconds, given as milliseconds or ISO 8601), `sorts` on one property, `limit` at most 200,
+paged with `after`.
 HubSpot keeps each deal's `hs_lastmodifieddate`: `touch_deal` changes a deal as a person would,
 and a PATCH that changes a value moves it too. `company_creation` / `company_property_change`
-make the webhook events HubSpot posts for companies.
+make the webhook events HubSpot posts for companies. Companies are created (POST, 201) and
+updated (PATCH, 200) as {"properties": {…}}; a property that does not exist (built-in, or
+in `company_properties`) is 400 PROPERTY_DOESNT_EXIST, as for deals.
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ BUILT_IN_DEAL_PROPERTIES = {
     "hubspot_owner_id",
     "hs_is_closed_won",
 }
+BUILT_IN_COMPANY_PROPERTIES = {
+    "name",
+    "domain",
+    "address",
+    "address2",
+    "zip",
+    "city",
+    "state",
+    "country",
+}
 
 
 @dataclass
@@ -70,6 +83,8 @@ class FakeHubSpot:
     pipelines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # id → stages
     # Custom deal properties that exist (the user creates them in HubSpot).
     deal_properties: set[str] = field(default_factory=set)
+    # Custom company properties that exist (the NIF's, created by the user).
+    company_properties: set[str] = field(default_factory=lambda: {"nif"})
     notes: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     failures: dict[tuple[str, str], list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
@@ -269,8 +284,10 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
                 limit = int(query.get("limit", 10))
                 results = [_record(i, p, ["dealname"]) for i, p in list(api.deals.items())[:limit]]
                 return 200, {"results": results}
-            if kind == "deals" and method == "POST" and rest[1:] == ["search"]:
-                return self._search(body)
+            if kind in ("deals", "companies") and method == "POST" and rest[1:] == ["search"]:
+                return self._search(body, store)
+            if kind == "companies" and method == "POST" and len(rest) == 1:
+                return self._write_company(None, body)
             if len(rest) != 2 or rest[1] not in store:
                 return 404, _error(404, "resource not found", "OBJECT_NOT_FOUND")
             record_id = rest[1]
@@ -281,6 +298,8 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
                 return 200, record
             if method == "PATCH" and kind == "deals":
                 return self._update_deal(record_id, body)
+            if method == "PATCH" and kind == "companies":
+                return self._write_company(record_id, body)
             return 405, _error(405, "method not allowed", "VALIDATION_ERROR")
 
         def _embedded(self, deal_id: str, asked: str) -> dict[str, Any]:
@@ -334,7 +353,33 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
 
         def _update_deal(self, deal_id: str, body: Any) -> Any:
             properties = (body or {}).get("properties") or {}
-            known = BUILT_IN_DEAL_PROPERTIES | api.deal_properties
+            unknown = self._unknown(properties, BUILT_IN_DEAL_PROPERTIES | api.deal_properties)
+            if unknown is not None:
+                return unknown
+            deal = api.deals[deal_id]
+            changed = any(deal.get(k) != v for k, v in properties.items())
+            deal.update(properties)
+            if changed:  # writing the same values again changes nothing
+                deal["hs_lastmodifieddate"] = api.modified_now()
+            return 200, _record(deal_id, api.deals[deal_id], list(properties))
+
+        def _write_company(self, company_id: str | None, body: Any) -> Any:
+            """POST (company_id None: 201 and a new id) or PATCH (200) of a company."""
+            properties = (body or {}).get("properties") or {}
+            known = BUILT_IN_COMPANY_PROPERTIES | api.company_properties
+            unknown = self._unknown(properties, known)
+            if unknown is not None:
+                return unknown
+            if company_id is None:
+                company_id = api.next_id()
+                api.companies[company_id] = dict(properties)
+                return 201, _record(company_id, api.companies[company_id], None)
+            api.companies[company_id].update(properties)
+            return 200, _record(company_id, api.companies[company_id], list(properties))
+
+        @staticmethod
+        def _unknown(properties: dict[str, Any], known: set[str]) -> Any:
+            """HubSpot's 400 for properties that do not exist; None when all do."""
             unknown = [name for name in properties if name not in known]
             if unknown:
                 return 400, _error(
@@ -361,12 +406,7 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
                         for n in unknown
                     ],
                 )
-            deal = api.deals[deal_id]
-            changed = any(deal.get(k) != v for k, v in properties.items())
-            deal.update(properties)
-            if changed:  # writing the same values again changes nothing
-                deal["hs_lastmodifieddate"] = api.modified_now()
-            return 200, _record(deal_id, api.deals[deal_id], list(properties))
+            return None
 
         def _note(self, body: Any) -> Any:
             props = (body or {}).get("properties") or {}
@@ -384,14 +424,14 @@ def _handler(api: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
             api.notes.append({"id": note_id, "properties": props, "deals": deals})
             return 201, _record(note_id, props, None)
 
-        def _search(self, body: Any) -> Any:
+        def _search(self, body: Any, store: dict[str, dict[str, Any]]) -> Any:
             groups = body.get("filterGroups") or [{"filters": []}]
             limit = int(body.get("limit", 10))
             if limit > 200:
                 return 400, _error(400, "limit must be 200 or less", "VALIDATION_ERROR")
             rows = [
                 (deal_id, props)
-                for deal_id, props in api.deals.items()
+                for deal_id, props in store.items()
                 if any(all(self._matches(props, f) for f in g["filters"]) for g in groups)
             ]
             for sort in reversed(body.get("sorts") or []):  # unset values last, either way

@@ -5,8 +5,10 @@ As Pipedrive documents it: the API token in the x-api-token header (or the api_t
 parameter), 401 without a valid one; answers {"success": true, "data": …}, lists paginated
 with start/limit and additional_data.pagination.more_items_in_collection / next_start, "data":
 null for an empty list; custom fields under 40-character hash keys at the top of the record;
-429 with Retry-After when the rate limit is hit. `fail` scripts answers for the next calls to a
-path (429 with Retry-After, 5xx) so a test can make the API misbehave once.
+429 with Retry-After when the rate limit is hit. Organizations are searched (GET
+/v1/organizations/search), created (POST) and updated (PUT) as in API v1. `fail` scripts
+answers for the next calls to a path (429 with Retry-After, 5xx) so a test can make the API
+misbehave once.
 
 Changes keep Pipedrive's update_time ("YYYY-MM-DD HH:MM:SS", UTC) from the fake's own clock,
 which only moves forward: GET /v1/recents?since_timestamp=… lists what changed after that time,
@@ -211,6 +213,20 @@ def route(
     if method == "GET" and rest[:1] == ["products"] and len(rest) == 2:
         product = api.products.get(int(rest[1]))
         return (200, {"success": True, "data": product}) if product else _not_found("Product")
+    if method == "GET" and rest == ["organizations", "search"]:
+        return _search_organizations(api, query)
+    if method == "POST" and rest == ["organizations"]:
+        if not body or not str(body.get("name") or "").strip():
+            return 400, {"success": False, "error": "Name must be given.", "errorCode": 400}
+        org = {**body, "id": api.next_id(), "update_time": api.tick()}
+        api.organizations[org["id"]] = org
+        return 201, {"success": True, "data": org}
+    if method == "PUT" and rest[:1] == ["organizations"] and len(rest) == 2:
+        org = api.organizations.get(int(rest[1]))
+        if org is None:
+            return _not_found("Organization")
+        org.update(body or {}, update_time=api.tick())
+        return 200, {"success": True, "data": org}
     if method == "GET" and rest[:1] == ["organizations"] and len(rest) == 2:
         org = api.organizations.get(int(rest[1]))
         return (200, {"success": True, "data": org}) if org else _not_found("Organization")
@@ -240,6 +256,46 @@ def route(
             return _not_found("Webhook")
         return 200, {"status": "ok", "success": True}
     return _not_found("endpoint")
+
+
+def _search_organizations(api: FakePipedrive, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """GET /v1/organizations/search: term in the given fields (name, address, custom_fields),
+    whole and case-insensitive with exact_match; {"data": {"items": [{"result_score", "item"}]}}
+    with the item's matching custom field values as a plain list, paginated with start/limit."""
+    term = query.get("term", "")
+    exact = query.get("exact_match") == "true"
+    if len(term) < (1 if exact else 2):
+        return 400, {"success": False, "error": "term must be at least 2 characters"}
+    fields = set((query.get("fields") or "name,address,custom_fields,notes").split(","))
+    custom = {f["key"] for f in api.organization_fields}
+
+    def hit(value: Any) -> bool:
+        text, wanted = str(value or "").casefold(), term.casefold()
+        return bool(text) and (text == wanted if exact else wanted in text)
+
+    items = []
+    for org in api.organizations.values():
+        values = [str(org[k]) for k in custom if k in org and hit(org[k])]
+        matched = (
+            ("custom_fields" in fields and values)
+            or ("name" in fields and hit(org.get("name")))
+            or ("address" in fields and hit(org.get("address")))
+        )
+        if matched:
+            item = {
+                "id": org["id"],
+                "type": "organization",
+                "name": org.get("name"),
+                "address": org.get("address"),
+                "visible_to": 3,
+                "owner": {"id": 11},
+                "custom_fields": values,
+                "notes": [],
+            }
+            items.append({"result_score": 1.0, "item": item})
+    answer = _page(items, query, api.page_limit)
+    answer["data"] = {"items": answer["data"] or []}
+    return 200, answer
 
 
 def _recents(api: FakePipedrive, query: dict[str, str]) -> tuple[int, dict[str, Any]]:

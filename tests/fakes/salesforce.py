@@ -23,6 +23,11 @@ What it follows (Salesforce's REST API and OAuth documentation):
 - PATCH /sobjects/Opportunity/<id> → 204 (its SystemModstamp moves on); a field the object
   lacks → 400 INVALID_FIELD.
 - POST /sobjects/Note → 201 {"id", "success": true, "errors": []}.
+- Accounts written from customers: `SELECT Id FROM Account WHERE <field> = '<text>' LIMIT 1`
+  (a text comparison, without regard to case, as SOQL's `=` on text; a field the object
+  lacks → 400 INVALID_FIELD); POST /sobjects/Account → 201 {"id", "success": true,
+  "errors": []} (no Name → 400 REQUIRED_FIELD_MISSING); PATCH /sobjects/Account/<id> → 204.
+  A field the Account lacks → 400 INVALID_FIELD.
 - Scripted failures: 429 with Retry-After, 503, 403 REQUEST_LIMIT_EXCEEDED.
 IsWon follows the stage, as Salesforce's OpportunityStage does ("Closed Won" is won).
 """
@@ -71,6 +76,23 @@ WON = re.compile(
     re.I | re.S,
 )
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ACCOUNT_FIELDS = {
+    "Id",
+    "Name",
+    "NIF__c",
+    "BillingStreet",
+    "BillingPostalCode",
+    "BillingCity",
+    "BillingState",
+    "BillingCountry",
+    "BillingCountryCode",
+    "LastModifiedDate",
+}
+ACCOUNT_BY = re.compile(
+    r"^SELECT\s+Id\s+FROM\s+Account\s+WHERE\s+(?P<field>\w+)\s*=\s*(?P<value>'.*')"
+    r"\s+LIMIT\s+1$",
+    re.I | re.S,
+)
 NEWEST = re.compile(
     r"^SELECT\s+SystemModstamp\s+FROM\s+Opportunity\s+ORDER\s+BY\s+SystemModstamp\s+DESC"
     r"\s+LIMIT\s+1$",
@@ -325,6 +347,8 @@ class FakeSalesforce:
         kind = rest[1]
         if method == "POST" and kind == "Note" and len(rest) == 2:
             return self._note(json.loads(raw or b"{}"))
+        if method == "POST" and kind == "Account" and len(rest) == 2:
+            return self._new_account(json.loads(raw or b"{}"))
         record_id = rest[2] if len(rest) == 3 else ""
         table = {
             "Opportunity": self.opportunities,
@@ -338,13 +362,26 @@ class FakeSalesforce:
             return 200, {}, {**record, **table[record_id]}
         if method == "PATCH" and kind == "Opportunity":
             return self._patch(record_id, json.loads(raw or b"{}"))
+        if method == "PATCH" and kind == "Account":
+            fields = json.loads(raw or b"{}")
+            unknown = _unknown(fields, ACCOUNT_FIELDS - {"Id"}, "Account")
+            if unknown is not None:
+                return unknown
+            self.accounts[record_id].update(_canonical(fields, ACCOUNT_FIELDS))
+            return 204, {}, None
         return 405, {}, _error("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
 
     def _query(self, soql: str) -> tuple[int, dict[str, str], Any]:
         won = WON.match(soql.strip())
         match = LINES.search(soql)
         changed = CHANGED.match(soql.strip())
-        if NEWEST.match(soql.strip()):
+        account_by = ACCOUNT_BY.match(soql.strip())
+        if account_by is not None:
+            rows = self._accounts_by(account_by)
+            if isinstance(rows, tuple):
+                return 400, {}, _error(*rows)
+            records = rows
+        elif NEWEST.match(soql.strip()):
             newest = sorted(self.opportunities.values(), key=lambda o: _moment(o["SystemModstamp"]))
             records = [
                 {"attributes": {"type": "Opportunity"}, "SystemModstamp": o["SystemModstamp"]}
@@ -423,6 +460,36 @@ class FakeSalesforce:
             )
             and not (linked and o.get(known[linked.lower()]))
         ]
+
+    def _accounts_by(self, found: re.Match[str]) -> list[dict[str, Any]] | tuple[str, str]:
+        """The account whose field holds the text (at most one: LIMIT 1), or why Salesforce
+        would refuse the query (errorCode, message)."""
+        known = {name.lower(): name for name in ACCOUNT_FIELDS}
+        name = known.get(found.group("field").lower())
+        if name is None:
+            return ("INVALID_FIELD", f"No such column '{found.group('field')}' on entity 'Account'")
+        values = _soql_strings(found.group("value"))
+        if values is None or len(values) != 1:
+            return ("MALFORMED_QUERY", f"unexpected token: {found.group('value')}")
+        wanted = values[0].lower()
+        return [
+            {"attributes": {"type": "Account"}, "Id": a["Id"]}
+            for a in self.accounts.values()
+            if isinstance(a.get(name), str) and a[name].lower() == wanted
+        ][:1]
+
+    def _new_account(self, fields: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        unknown = _unknown(fields, ACCOUNT_FIELDS - {"Id"}, "Account")
+        if unknown is not None:
+            return unknown
+        if not fields.get("Name"):
+            return (
+                400,
+                {},
+                _error("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", ["Name"]),
+            )
+        account_id = self.add_account(**_canonical(fields, ACCOUNT_FIELDS))
+        return 201, {}, {"id": account_id, "success": True, "errors": []}
 
     def _page(self, cursor: str, total: int | None = None) -> tuple[int, dict[str, str], Any]:
         locator, _, start_text = cursor.rpartition("-")
@@ -507,6 +574,24 @@ def _soql_strings(text: str) -> list[str] | None:
         elif rest:
             return None
     return values or None
+
+
+def _unknown(
+    fields: dict[str, Any], known: set[str], kind: str
+) -> tuple[int, dict[str, str], Any] | None:
+    """400 INVALID_FIELD for the first field the object lacks (names without regard to case)."""
+    lowered = {name.lower() for name in known}
+    for name in fields:
+        if name.lower() not in lowered:
+            message = f"No such column '{name}' on sobject of type {kind}"
+            return 400, {}, _error("INVALID_FIELD", message, [name])
+    return None
+
+
+def _canonical(fields: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """The fields under their API names' own spelling."""
+    names = {name.lower(): name for name in known}
+    return {names[name.lower()]: value for name, value in fields.items()}
 
 
 def _moment(stamp: str) -> datetime:

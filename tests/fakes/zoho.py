@@ -24,6 +24,14 @@ Facts from Zoho's public documentation (CRM API v2 and the OAuth guide):
 - PUT /crm/v2/Deals/{id} {"data": [{fields}]} and POST /crm/v2/Deals/{id}/Notes {"data": [{
   "Note_Title", "Note_Content"}]} → {"data": [{"code": "SUCCESS", "details": {"id", …},
   "status": "success"}]}.
+- Accounts written from customers: GET /crm/v2/Accounts/search?criteria=((<field>:equals:
+  <value>)) (the value's parentheses, commas and backslashes escaped with a backslash) →
+  {"data": [account…], "info"}, nothing found → 204 with no body, a field the module lacks
+  → 400 INVALID_QUERY; POST /crm/v2/Accounts {"data": [{fields}]} → 201 {"data": [{"code":
+  "SUCCESS", "details": {"id", "Created_Time", …}, "message": "record added", "status":
+  "success"}]}, no Account_Name → 400 with the record's {"code": "MANDATORY_NOT_FOUND",
+  "status": "error"}; PUT /crm/v2/Accounts/{id} as for deals. `reject_next` scripts a
+  record-level error ({"status": "error"} in "data", answered 202).
 - POST / PATCH /crm/v2/actions/watch {"watch": [{"channel_id", "events", "notify_url",
   "token" (≤ 50 characters), "channel_expiry" (≤ a day ahead, else one hour)}]};
   DELETE /crm/v2/actions/watch?channel_ids=1,2.
@@ -52,6 +60,7 @@ LAYOUT_ID = "5725767000000091023"
 CLIENT_ID = "1000.PUENTETESTCLIENT"
 CLIENT_SECRET = "zoho-client-secret"
 REFRESH_TOKEN = "1000.refresh.token"
+EQUALS = re.compile(r"^\(\((\w+):equals:((?:[^\\(),]|\\.)*)\)\)$")
 CLOSED_SINCE = re.compile(r"^\(?\(Closing_Date:greater_equal:(\d{4}-\d{2}-\d{2})\)\)?$")
 
 
@@ -106,6 +115,8 @@ class FakeZoho:
     clock: datetime | None = None  # the last Modified_Time handed out (whole seconds)
     # (method, path fragment, status, headers): the next matching call gets that answer.
     faults: list[tuple[str, str, int, dict[str, str]]] = field(default_factory=list)
+    # (code, message): the next record written is refused with it, record by record.
+    rejections: list[tuple[str, str]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(5725767000001300001))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,6 +129,9 @@ class FakeZoho:
 
     def fail_next(self, method: str, fragment: str, status: int, **headers: str) -> None:
         self.faults.append((method, fragment, status, headers))
+
+    def reject_next(self, code: str, message: str) -> None:
+        self.rejections.append((code, message))
 
     def expire_tokens(self) -> None:
         """Every access token handed out stops working (Zoho's last an hour)."""
@@ -311,6 +325,13 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
                 return self._search(query)
             if path == ["Deals"] and method == "GET":
                 return self._list(query)
+            if path == ["Accounts", "search"] and method == "GET":
+                return self._accounts_search(query)
+            if path == ["Accounts"] and method == "POST":
+                return self._new_account(body)
+            if path[:1] == ["Accounts"] and method in ("POST", "PUT") and zoho.rejections:
+                code, message = zoho.rejections.pop(0)
+                return self._send(202, {"data": [_error(code, message)]})
             module, record = [*path, ""][:2]
             if module == "Deals" and len(path) == 3 and path[2] == "Products":
                 return self._products(record, query)
@@ -361,6 +382,41 @@ def _handler(zoho: FakeZoho) -> type[BaseHTTPRequestHandler]:
             more = page * per_page < len(found)
             info = {"per_page": per_page, "count": len(chunk), "page": page, "more_records": more}
             self._send(200, {"data": chunk, "info": info})
+
+        def _accounts_search(self, query: dict[str, str]) -> None:
+            """The accounts whose field equals the (unescaped) value; 204 when none."""
+            match = EQUALS.match(query.get("criteria", ""))
+            if match is None:
+                return self._send(400, _error("INVALID_QUERY", "invalid query formed"))
+            name, value = match.group(1), re.sub(r"\\(.)", r"\1", match.group(2))
+            known = {"id", "Account_Name", "NIF", "Email", "Billing_City", "Billing_Code"}
+            if name not in known:
+                return self._send(
+                    400, _error("INVALID_QUERY", "invalid query formed", api_name=name)
+                )
+            found = [a for a in zoho.accounts.values() if str(a.get(name) or "") == value]
+            if not found:
+                return self._send(204)
+            info = {"per_page": 200, "count": len(found), "page": 1, "more_records": False}
+            self._send(200, {"data": found[:200], "info": info})
+
+        def _new_account(self, body: Any) -> None:
+            data = (body or {}).get("data")
+            if not isinstance(data, list) or len(data) != 1:
+                return self._send(400, _error("INVALID_DATA", "data is not a list of one"))
+            if zoho.rejections:
+                code, message = zoho.rejections.pop(0)
+                return self._send(202, {"data": [_error(code, message)]})
+            if not data[0].get("Account_Name"):
+                refused = _error(
+                    "MANDATORY_NOT_FOUND", "required field not found", api_name="Account_Name"
+                )
+                return self._send(400, {"data": [refused]})
+            account_id = zoho.new_id()
+            stamp = zoho.tick()
+            zoho.accounts[account_id] = {"id": account_id, **data[0], "Modified_Time": stamp}
+            details = {"Modified_Time": stamp, "Created_Time": stamp, "id": account_id}
+            self._send(201, {"data": [_error("SUCCESS", "record added", "success", **details)]})
 
         def _list(self, query: dict[str, str]) -> None:
             """The deals, sorted, in pages; with If-Modified-Since, those modified after it."""
