@@ -26,7 +26,7 @@ from connector.spec import ActionContext, ActionSpec, Effects, ParsedItem
 from invoicing.deals import DealData
 from invoicing.models import Deal
 from invoicing.service import Invoicing
-from providers.crm import CrmSettings
+from providers.crm import Company, CrmSettings, customer_of
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,43 @@ def company_spec(
         perform=perform,
         business_keys=(("customer_tax_id", "tax_id"),),
         effects=Effects.EXTERNAL_WRITE,
+    )
+
+
+def company_output(
+    company_id: str, company: Company, unnamed: str, url: str | None
+) -> dict[str, Any]:
+    """What every CRM's company read gives: the company as a customer, and whether it has a
+    NIF/CIF yet (a flow stops until it has)."""
+    customer = customer_of(company, unnamed)
+    customer["name"] = str(customer["name"])[:120]
+    return {
+        "company_id": company_id,
+        "customer": customer,
+        "has_tax_id": bool(company.tax_id),
+        "company_url": url,
+    }
+
+
+def company_read_spec(
+    crm: str,
+    name: str,
+    noun: tuple[str, str],
+    perform: Callable[[ActionContext, dict[str, Any]], dict[str, Any]],
+) -> ActionSpec:
+    """The CRM family's action that reads a company (account, organization) as a customer;
+    `noun` is what the CRM calls it, in English and Spanish ("account", "una cuenta")."""
+    kind = noun[0]
+    return ActionSpec(
+        key=f"{crm}.get_{kind}",
+        title=f"Read a {name} {noun[0]} as a customer",
+        title_es=f"Leer {noun[1]} de {name} como cliente",
+        description=f"The {name} {noun[0]}'s name, NIF/CIF and address, as a customer.",
+        input_schema=f"actions/{crm}.get_{kind}.input.json",
+        output_schema=f"actions/{crm}.get_{kind}.output.json",
+        perform=perform,
+        business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
+        effects=Effects.READ,
     )
 
 

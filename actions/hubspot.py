@@ -19,7 +19,7 @@ import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.outbound import Answer
-from connector.spec import ActionContext, ActionSpec, Effects
+from connector.spec import ActionContext
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 
 DEAL_PROPERTIES = (
@@ -542,37 +542,19 @@ def get_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     body = _body(check(answer, f"reading HubSpot company {company_id}"))
     props = body.get("properties") or {}
     company = _company_of(props, crm)
-    name = company.name or _text(props.get("domain")) or f"Empresa {company_id}"
-    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
-    if company.street and company.postal_code and company.city:
-        address = {
-            "street": company.street,
-            "postal_code": company.postal_code,
-            "city": company.city,
-            "province": company.province,
-            "country": company.country,
-        }
-        customer["address"] = {k: v for k, v in address.items() if v}
     assert ctx.http is not None and ctx.connection is not None
     portal = ctx.http.view(ctx.connection).account_id
-    return {
-        "company_id": str(body.get("id") or company_id),
-        "customer": customer,
-        "has_tax_id": bool(company.tax_id),
-        "company_url": f"{APP}/contacts/{portal}/record/0-2/{company_id}" if portal else None,
-    }
+    url = f"{APP}/contacts/{portal}/record/0-2/{company_id}" if portal else None
+    return actions.crm.company_output(
+        str(body.get("id") or company_id),
+        company,
+        _text(props.get("domain")) or f"Empresa {company_id}",
+        url,
+    )
 
 
-GET_COMPANY = ActionSpec(
-    key="hubspot.get_company",
-    title="Read a HubSpot company as a customer",
-    title_es="Leer una empresa de HubSpot como cliente",
-    description="The HubSpot company's name, NIF/CIF and address, as a customer.",
-    input_schema="actions/hubspot.get_company.input.json",
-    output_schema="actions/hubspot.get_company.output.json",
-    perform=get_company,
-    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
-    effects=Effects.READ,
+GET_COMPANY = actions.crm.company_read_spec(
+    "hubspot", "HubSpot", ("company", "una empresa"), get_company
 )
 
 

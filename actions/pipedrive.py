@@ -18,7 +18,7 @@ from urllib.parse import quote
 import actions.crm
 from actions.crm import CrmApi, check
 from connector.connections import Said, refused
-from connector.spec import ActionContext, ActionSpec, Effects
+from connector.spec import ActionContext
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 
 PAGE = 100  # items per page (Pipedrive allows up to 500)
@@ -493,37 +493,14 @@ def get_organization(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     check(answer, f"reading Pipedrive organization {company_id}")
     assert isinstance(org, dict)
     company = _company_of(ctx, crm, org, None)
-    name = company.name or f"Organización {company_id}"
-    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
-    if company.street and company.postal_code and company.city:
-        address = {
-            "street": company.street,
-            "postal_code": company.postal_code,
-            "city": company.city,
-            "province": company.province,
-            "country": company.country,
-        }
-        customer["address"] = {k: v for k, v in address.items() if v}
     site = re.sub(r"/api$", "", ctx.http.view(ctx.connection).base_url.rstrip("/"))
     found = str(org.get("id") or company_id)
-    return {
-        "company_id": found,
-        "customer": customer,
-        "has_tax_id": bool(company.tax_id),
-        "company_url": f"{site}/organization/{found}",
-    }
+    url = f"{site}/organization/{found}"
+    return actions.crm.company_output(found, company, f"Organización {company_id}", url)
 
 
-GET_ORGANIZATION = ActionSpec(
-    key="pipedrive.get_organization",
-    title="Read a Pipedrive organization as a customer",
-    title_es="Leer una organización de Pipedrive como cliente",
-    description="The Pipedrive organization's name, NIF/CIF and address, as a customer.",
-    input_schema="actions/pipedrive.get_organization.input.json",
-    output_schema="actions/pipedrive.get_organization.output.json",
-    perform=get_organization,
-    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
-    effects=Effects.READ,
+GET_ORGANIZATION = actions.crm.company_read_spec(
+    "pipedrive", "Pipedrive", ("organization", "una organización"), get_organization
 )
 
 

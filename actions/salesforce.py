@@ -28,7 +28,7 @@ from actions.crm import CrmApi, check
 from connector.connections import Said, refused
 from connector.errors import ConfigurationError, TransientError, ValidationError
 from connector.outbound import Answer
-from connector.spec import ActionContext, ActionSpec, Effects
+from connector.spec import ActionContext
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.salesforce import API
 
@@ -442,38 +442,16 @@ def get_account(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
                 "conexión no puede verla)",
             ),
         )
-    name = company.name or f"Cuenta {account_id}"
-    customer: dict[str, Any] = {"name": name[:120], "tax_id": company.tax_id or ""}
-    if company.street and company.postal_code and company.city:
-        address = {
-            "street": company.street,
-            "postal_code": company.postal_code,
-            "city": company.city,
-            "province": company.province,
-            "country": company.country,
-        }
-        customer["address"] = {k: v for k, v in address.items() if v}
     assert ctx.http is not None and ctx.connection is not None
     site = ctx.http.view(ctx.connection).base_url.rstrip("/")
-    return {
-        "company_id": account_id,
-        "customer": customer,
-        "has_tax_id": bool(company.tax_id),
-        # The classic record address: Salesforce sends it on to Lightning when that is on.
-        "company_url": f"{site}/{account_id}",
-    }
+    # The classic record address: Salesforce sends it on to Lightning when that is on.
+    return actions.crm.company_output(
+        account_id, company, f"Cuenta {account_id}", f"{site}/{account_id}"
+    )
 
 
-GET_ACCOUNT = ActionSpec(
-    key="salesforce.get_account",
-    title="Read a Salesforce account as a customer",
-    title_es="Leer una cuenta de Salesforce como cliente",
-    description="The Salesforce account's name, NIF/CIF and billing address, as a customer.",
-    input_schema="actions/salesforce.get_account.input.json",
-    output_schema="actions/salesforce.get_account.output.json",
-    perform=get_account,
-    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
-    effects=Effects.READ,
+GET_ACCOUNT = actions.crm.company_read_spec(
+    "salesforce", "Salesforce", ("account", "una cuenta"), get_account
 )
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 from actions import crm
 from connector.connections import ConnectionView, Said, refused
 from connector.errors import ConfigurationError, ValidationError
-from connector.spec import ActionContext, ActionSpec, Effects
+from connector.spec import ActionContext
 from providers.crm import Company, CrmSettings, Line, country_code, normalized
 from providers.zoho import ACCOUNTS, api_url
 
@@ -521,38 +521,13 @@ def get_account(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
         )
     account = rows[0]
     company = _company(account, settings)
-    name = company.name or f"Cuenta {company_id}"
-    customer: dict[str, Any] = {"name": str(name)[:120], "tax_id": company.tax_id or ""}
-    if company.email:
-        customer["email"] = company.email
-    if company.street and company.postal_code and company.city:
-        address = {
-            "street": company.street,
-            "postal_code": company.postal_code,
-            "city": company.city,
-            "province": company.province,
-            "country": company.country,
-        }
-        customer["address"] = {k: v for k, v in address.items() if v}
-    return {
-        "company_id": str(account.get("id") or company_id),
-        "customer": customer,
-        "has_tax_id": bool(company.tax_id),
-        "company_url": _web_url(view, "Accounts", company_id),
-    }
+    url = _web_url(view, "Accounts", company_id)
+    return crm.company_output(
+        str(account.get("id") or company_id), company, f"Cuenta {company_id}", url
+    )
 
 
-GET_ACCOUNT = ActionSpec(
-    key="zoho.get_account",
-    title="Read a Zoho CRM account as a customer",
-    title_es="Leer una cuenta de Zoho CRM como cliente",
-    description="The Zoho CRM account's name, NIF/CIF and billing address, as a customer.",
-    input_schema="actions/zoho.get_account.input.json",
-    output_schema="actions/zoho.get_account.output.json",
-    perform=get_account,
-    business_keys=(("company_ref", "company_id"), ("customer_tax_id", "customer.tax_id")),
-    effects=Effects.READ,
-)
+GET_ACCOUNT = crm.company_read_spec("zoho", "Zoho CRM", ("account", "una cuenta"), get_account)
 
 
 def upsert_company(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:

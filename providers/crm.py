@@ -142,8 +142,14 @@ def normalized(
 def _customer(company: Company | None) -> dict[str, Any]:
     if company is None:
         return {"name": "(sin empresa)", "tax_id": ""}
+    return customer_of(company, "(sin nombre)")
+
+
+def customer_of(company: Company, unnamed: str) -> dict[str, Any]:
+    """The company as the customer a flow writes (party_draft.json): its name (`unnamed`
+    when it has none), NIF/CIF (perhaps still empty), e-mail and address when complete."""
     customer: dict[str, Any] = {
-        "name": company.name or "(sin nombre)",
+        "name": company.name or unnamed,
         "tax_id": company.tax_id or "",
     }
     if company.email:
