@@ -151,7 +151,46 @@ def items_of(trigger: TriggerSpec, data: Any) -> list[Any]:
         event = DomainEvent(data.get("event_id", 1), trigger.topics[0], 1, payload, when)
         return trigger.from_event(event)
     assert trigger.parse is not None
-    return trigger.parse(data, "msg_contract", {})
+    sample = DELIVERIES.get(trigger.key)
+    return trigger.parse(data if sample is None else sample(), "msg_contract", {})
+
+
+def _deliveries() -> dict[str, Any]:
+    """A delivery as each CRM sends it, for the triggers whose items are not their input
+    (the generic webhooks receive their own output schema's shape)."""
+    from tests.fakes.hubspot import company_creation
+    from tests.fakes.salesforce import FakeSalesforce
+    from tests.fakes.zoho import FakeZoho
+    from tests.integrations.test_hubspot import stage_change
+    from tests.integrations.test_pipedrive import v2_change
+    from tests.integrations.test_pipedrive_organizations import v2_organization
+
+    salesforce = FakeSalesforce(url="https://acme.my.salesforce.com")
+    account = salesforce.add_account(Name="Acme Soluciones SL", NIF__c="B12345674")
+    deal = salesforce.add_opportunity(account, [])
+    zoho = FakeZoho(url="https://www.zohoapis.eu")
+    return {
+        "hubspot.deal_won": lambda: [stage_change()],
+        "hubspot.company_changed": lambda: [company_creation("301", 9001)],
+        "pipedrive.deal_won": v2_change,
+        "pipedrive.organization_changed": v2_organization,
+        "salesforce.deal_won": lambda: salesforce.outbound_message(deal, "04l7F000008aaaaQAA"),
+        "salesforce.account_changed": lambda: salesforce.account_message(
+            ("04l7F000008aaabQAA", account)
+        ),
+        "zoho.deal_won": lambda: zoho.notification("1001", "token", ["4150868000000224005"]),
+        "zoho.account_changed": lambda: zoho.notification(
+            "1002", "token", ["4150868000000225013"], module="Accounts", operation="insert"
+        ),
+    }
+
+
+DELIVERIES = _deliveries()
+
+
+def test_every_crm_webhook_trigger_is_fed_a_delivery_in_its_crm_s_own_shape():
+    crm = {t.key for t in TRIGGERS if t.kind is TriggerKind.WEBHOOK and t.provider is not None}
+    assert crm == set(DELIVERIES)
 
 
 # A poll reads a server: tests/connector/test_poll.py runs each against a local one.

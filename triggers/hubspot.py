@@ -147,8 +147,6 @@ def _event_key(event: dict[str, Any]) -> str:
 
 def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     """Each deal stage change in the batch → one item; any other event → none."""
-    if isinstance(payload, dict) and "subscriptionType" not in payload and "deal_id" in payload:
-        return _already_normalized(payload)
     if isinstance(payload, dict):
         payload = [payload]  # one event, as a test tool may send it
     if not isinstance(payload, list):
@@ -171,16 +169,6 @@ def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[Parse
         }
         items.append(ParsedItem(f"hubspot:{_event_key(event)}", data))
     return items
-
-
-def _already_normalized(payload: dict[str, Any]) -> list[ParsedItem]:
-    """An event already in Puente's shape (schemas/triggers/crm_deal_event.json), as a test or
-    a replay tool sends it (signed all the same): taken as it is."""
-    fields = ("deal_id", "event_id", "occurred_at", "stage", "account_id")
-    data = {k: payload[k] for k in fields if k in payload}
-    if data.get("event_id") in (None, ""):
-        raise ValueError("an event in Puente's shape has deal_id and event_id")
-    return [ParsedItem(f"hubspot:{payload['event_id']}", data)]
 
 
 def _stage_change(event: dict[str, Any]) -> bool:
@@ -353,14 +341,6 @@ def parse_company(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> l
     """Each company created or changed in the batch → one item (the last event of each
     company: a company created with its properties comes as several events at once); any
     other event → none."""
-    if isinstance(payload, dict) and "subscriptionType" not in payload and "company_id" in payload:
-        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a test or a
-        # replay tool sends it (signed all the same): taken as it is.
-        fields = ("company_id", "event_id", "occurred_at", "account_id")
-        data = {k: payload[k] for k in fields if k in payload}
-        if data.get("event_id") in (None, ""):
-            raise ValueError("an event in Puente's shape has company_id and event_id")
-        return [ParsedItem(f"hubspot-company:{payload['event_id']}", data)]
     if isinstance(payload, dict):
         payload = [payload]
     if not isinstance(payload, list):

@@ -105,8 +105,6 @@ def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[Parse
     """A deal whose stage changed or that became won → one item; anything else → none."""
     if not isinstance(payload, dict):
         raise ValueError("a Pipedrive webhook is a JSON object with meta and the deal")
-    if "meta" not in payload and "deal_id" in payload and "event_id" in payload:
-        return _already_normalized(payload)
     meta = payload.get("meta")
     if not isinstance(meta, dict):
         raise ValueError("a Pipedrive webhook has a meta object")
@@ -152,14 +150,6 @@ def _v1(payload: dict[str, Any], meta: dict[str, Any]) -> tuple[Any, Any] | None
         return None
     deal = meta.get("id") or current.get("id")
     return (deal, current.get("stage_id")) if deal not in (None, "") else None
-
-
-def _already_normalized(payload: dict[str, Any]) -> list[ParsedItem]:
-    """An event already in Puente's shape (schemas/triggers/crm_deal_event.json), as a test or
-    a replay tool sends it: taken as it is."""
-    fields = ("deal_id", "event_id", "occurred_at", "stage", "account_id")
-    data = {k: payload[k] for k in fields if k in payload}
-    return [ParsedItem(f"pipedrive:{payload['event_id']}", data)]
 
 
 def _when(stamp: Any) -> str | None:
@@ -424,12 +414,6 @@ def parse_organization(payload: Any, delivery_id: str, _config: dict[str, Any]) 
     organization) → one item; anything else (deals, deletions) → none."""
     if not isinstance(payload, dict):
         raise ValueError("a Pipedrive webhook is a JSON object with meta and the organization")
-    if "meta" not in payload and "company_id" in payload and "event_id" in payload:
-        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a test or a
-        # replay tool sends it: taken as it is.
-        fields = ("company_id", "event_id", "occurred_at", "account_id")
-        data = {k: payload[k] for k in fields if k in payload}
-        return [ParsedItem(f"pipedrive-organization:{payload['event_id']}", data)]
     meta = payload.get("meta")
     if not isinstance(meta, dict):
         raise ValueError("a Pipedrive webhook has a meta object")

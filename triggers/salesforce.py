@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -180,12 +179,6 @@ def _sobjects(payload: bytes | str) -> list[tuple[str, Any, str | None]]:
 def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     """Each Opportunity notification → one item, deduplicated by the notification's Id;
     notifications about other objects (Accounts) → none."""
-    if isinstance(payload, Mapping) and "deal_id" in payload and "event_id" in payload:
-        # An event already read (a replay's edited item, the schema's example).
-        data = {k: payload[k] for k in payload}
-        return [ParsedItem(f"salesforce:{data['event_id']}", data)]
-    if isinstance(payload, Mapping) and "company_id" in payload:
-        return []  # an account event already read: the account trigger's
     if not isinstance(payload, bytes | str):
         raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
     items = []
@@ -386,16 +379,6 @@ DEAL_WON_POLLED = TriggerSpec(
 def parse_account(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     """Each Account notification → one item, deduplicated by the notification's Id;
     notifications about other objects (Opportunities) → none."""
-    if isinstance(payload, Mapping) and "company_id" in payload:
-        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a replay
-        # tool sends it: taken as it is.
-        fields = ("company_id", "event_id", "occurred_at", "account_id")
-        data = {k: payload[k] for k in fields if k in payload}
-        if data.get("event_id") in (None, ""):
-            raise ValueError("an event in Puente's shape has company_id and event_id")
-        return [ParsedItem(f"salesforce-account:{data['event_id']}", data)]
-    if isinstance(payload, Mapping):
-        return []  # a deal event already read: the opportunity trigger's
     if not isinstance(payload, bytes | str):
         raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
     items = []

@@ -104,11 +104,6 @@ def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[Parse
     """One item per deal created, or updated with its Stage among the changed fields."""
     if not isinstance(payload, dict):
         raise ValueError("a Zoho CRM notification is a JSON object")
-    if "ids" not in payload and "deal_id" in payload and "event_id" in payload:
-        # Already a deal event (a replay with a corrected trigger, the contract's example).
-        keep = ("deal_id", "event_id", "occurred_at", "stage", "account_id")
-        data = {k: payload[k] for k in keep if k in payload}
-        return [ParsedItem(f"zoho:{payload['event_id']}", data)]
     if payload.get("module") != "Deals" or payload.get("operation") not in ("insert", "update"):
         return []
     occurred = None
@@ -426,12 +421,6 @@ def parse_account(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> l
     channel posts to the same address) → none."""
     if not isinstance(payload, dict):
         raise ValueError("a Zoho CRM notification is a JSON object")
-    if "ids" not in payload and "company_id" in payload and "event_id" in payload:
-        # Already in Puente's shape (schemas/triggers/crm_company_event.json), as a test or a
-        # replay tool sends it: taken as it is.
-        fields = ("company_id", "event_id", "occurred_at", "account_id")
-        data = {k: payload[k] for k in fields if k in payload}
-        return [ParsedItem(f"zoho-account:{payload['event_id']}", data)]
     if payload.get("module") != "Accounts" or payload.get("operation") not in ("insert", "update"):
         return []
     channel, when = payload.get("channel_id"), payload.get("server_time")
