@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from actions.invoicing import INVOICE_LINK
 from connector import intake
-from connector.errors import ConfigurationError, ValidationError
+from connector.connections import Said, refused
+from connector.errors import PuenteError, ValidationError
 from connector.models import Connection, Event
 from connector.outbound import Answer
 from connector.runtime import Runtime
@@ -52,8 +53,13 @@ class CrmApi:
 
 def settings(ctx: ActionContext) -> CrmSettings:
     if ctx.http is None or ctx.connection is None:
-        raise ConfigurationError(
-            "this step reads and writes through a CRM connection: choose one for the step"
+        raise refused(
+            "connection",
+            Said(
+                "this step reads and writes through a CRM connection: choose one for the step",
+                "este paso lee y escribe en un CRM a través de una conexión: elige una para "
+                "el paso",
+            ),
         )
     return CrmSettings.of(ctx.http.view(ctx.connection))
 
@@ -101,7 +107,13 @@ def upsert_company(api: CrmApi, ctx: ActionContext, data: dict[str, Any]) -> dic
     """The customer as a company in the CRM: updated when it is there (by id, or by its NIF),
     created when it is not."""
     if api.write_company is None:
-        raise ConfigurationError("this CRM's connector cannot write companies yet")
+        raise refused(
+            "",
+            Said(
+                "this CRM's connector cannot write companies yet",
+                "el conector de este CRM todavía no puede escribir empresas",
+            ),
+        )
     customer = data["customer"]
     company_id, created = api.write_company(ctx, settings(ctx), data.get("company_id"), customer)
     return {"company_id": company_id, "tax_id": customer["tax_id"], "created": created}
@@ -168,11 +180,21 @@ def check(answer: Answer, what: str) -> Answer:
     if answer.status < 400:
         return answer
     if answer.status in (401, 403):
-        raise ConfigurationError(
-            f"{what}: the CRM refused the connection's credentials ({answer.status}); "
-            'check them under Connections and use "Probar conexión"'
+        raise refused(
+            "",
+            Said(
+                f"{what}: the CRM refused the connection's credentials ({answer.status}); "
+                'check them under Connections and use "Probar conexión"',
+                f"el CRM rechazó las credenciales de la conexión ({answer.status}): "
+                "revísalas en Conexiones y usa «Probar conexión»",
+            ),
         )
-    raise ValidationError(f"{what}: the CRM answered {answer.status}: {str(answer.body)[:300]}")
+    body = str(answer.body)[:300]
+    said = Said(
+        f"{what}: the CRM answered {answer.status}: {body}",
+        f"el CRM no aceptó la petición ({answer.status}): {body}",
+    )
+    raise ValidationError(said.en, [said.field_error("")])
 
 
 def specs(
@@ -242,8 +264,11 @@ def reconcile(rt: Runtime, apis: Mapping[str, CrmApi], since: datetime) -> dict[
         crm = CrmSettings.of(rt.http.view(conn.name))
         try:
             won = api.list_won(ctx, crm, since)
-        except Exception as exc:  # one CRM down must not stop the others
-            log.warning("reconcile %s: the CRM could not be read: %s", conn.name, exc)
+        except PuenteError as exc:  # one CRM down must not stop the others
+            log.warning("reconcile %s: the CRM could not be read: %s", conn.name, exc.message)
+            continue
+        except Exception:
+            log.exception("reconcile %s: the CRM's answer could not be read", conn.name)
             continue
         lost = [deal_id for deal_id in won if deal_id not in _reached(rt, conn, since)]
         for deal_id in lost:

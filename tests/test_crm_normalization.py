@@ -52,3 +52,20 @@ def test_each_reason_a_deal_cannot_be_invoiced_is_said_in_spanish_with_how_to_fi
     assert "no es válido" in bad_nif["problem"]
     assert "no tiene líneas de producto" in empty["problem"]
     assert "'Mesa' no tiene precio" in no_price["problem"]
+
+
+@pytest.mark.parametrize(
+    ("status", "es"),
+    [(401, "rechazó las credenciales"), (403, "rechazó las credenciales"), (400, "no aceptó")],
+)
+def test_a_crm_refusal_reads_in_spanish_and_in_english(status, es):
+    from actions.crm import check
+    from connector.errors import PuenteError
+    from connector.outbound import Answer
+
+    with pytest.raises(PuenteError) as raised:
+        check(Answer(status, {}, {"message": "nope"}, "https://x/deals/1"), "reading deal 1")
+
+    [error] = raised.value.errors
+    assert es in error.text("es")
+    assert "reading deal 1" in error.text("en") and str(status) in error.text("en")
