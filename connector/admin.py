@@ -16,6 +16,7 @@ from connector.crypto import SecretBox, new_token, new_webhook_secret
 from connector.errors import ConfigurationError
 from connector.models import ApiKey, Flow, FlowVersion, Subscription
 from connector.registry import Registry
+from connector.spec import TriggerKind
 from database import utcnow
 
 API_KEY_PREFIX = "pk_"
@@ -136,6 +137,28 @@ def save_flow(
     )
     s.refresh(flow)
     return SavedFlow(flow, report)
+
+
+def create_flow(
+    s: Session, box: SecretBox, registry: Registry, document: dict[str, Any], *, enabled: bool
+) -> tuple[SavedFlow, str | None]:
+    """A new flow. A standalone webhook trigger (the generic signed one) gets an address of
+    its own: its secret is returned, to be shown once. A CRM's trigger listens on its
+    connection's address, an event or poll trigger on none."""
+    declared = document.get("trigger")
+    key = str((declared if isinstance(declared, dict) else {}).get("key") or "")
+    trigger = registry.triggers.get(key)
+    hook = None
+    if trigger is not None and trigger.kind is TriggerKind.WEBHOOK and trigger.provider is None:
+        hook = create_subscription(s, box, str(document.get("name", ""))[:120], key)
+    saved = save_flow(
+        s,
+        registry,
+        document,
+        subscription_id=hook.subscription.id if hook else None,
+        enabled=enabled,
+    )
+    return saved, hook.secret if hook else None
 
 
 def set_enabled(s: Session, registry: Registry, flow: Flow, enabled: bool) -> Flow:

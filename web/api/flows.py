@@ -12,7 +12,6 @@ from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
 from connector.models import Flow, FlowVersion
-from connector.spec import TriggerKind
 from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, not_found, sessions
 from web.auth import require_api_key
@@ -98,18 +97,7 @@ def create_flow() -> Any:
 def _create(document: dict[str, Any], enabled: bool) -> Any:
     rt = current_runtime()
     with sessions().begin() as s:
-        secret = None
-        subscription_id = None
-        trigger_key = str((document.get("trigger") or {}).get("key") or "")
-        trigger = rt.registry.triggers.get(trigger_key)
-        if trigger and trigger.kind is TriggerKind.WEBHOOK and trigger.provider is None:
-            hook = admin.create_subscription(
-                s, rt.secrets, str(document.get("name", ""))[:120], trigger_key
-            )
-            subscription_id, secret = hook.subscription.id, hook.secret
-        saved = admin.save_flow(
-            s, rt.registry, document, subscription_id=subscription_id, enabled=enabled
-        )
+        saved, secret = admin.create_flow(s, rt.secrets, rt.registry, document, enabled=enabled)
         body = flow_json(saved.flow, saved.report)
         if secret is not None:
             body["webhook_secret"] = secret

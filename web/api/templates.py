@@ -43,8 +43,25 @@ def install_template(key: str) -> Any:
     if template is None:
         known = ", ".join(sorted(rt.registry.templates))
         raise ApiError(404, "not_found", f"there is no template {key!r}; known: {known}")
-    if template.connection_type is None:
-        return _install_with_address(template)
+    name = "" if template.connection_type is None else _connection(template.connection_type)
+    with sessions().begin() as s:
+        saved, secret = admin.create_flow(
+            s, rt.secrets, rt.registry, template.document(name), enabled=True
+        )
+        body: dict[str, Any] = {"flow_id": saved.flow.id, "name": saved.flow.name}
+        if secret is not None and saved.flow.subscription is not None:
+            # A template whose trigger has an address of its own (the hours webhook): it and
+            # its secret, shown in this answer only.
+            token = saved.flow.subscription.token
+            body |= {
+                "webhook_url": f"{rt.settings.public_url}/hooks/{token}",
+                "webhook_secret": secret,
+            }
+        return jsonify(body), 201
+
+
+def _connection(needed: str) -> str:
+    """The connection the request names, which must exist and be of the type `needed`."""
     name = json_body().get("connection")
     if not isinstance(name, str) or not name:
         raise ApiError(
@@ -53,44 +70,17 @@ def install_template(key: str) -> Any:
             'name the connection the flow uses: {"connection": "<name>"}',
             "connection",
         )
-    with sessions().begin() as s:
+    with sessions()() as s:
         kind = s.scalar(select(Connection.type).where(Connection.name == name))
-        if kind is None:
-            raise ApiError(
-                422,
-                "invalid",
-                f"there is no connection named {name!r}; create it first",
-                "connection",
-            )
-        if kind != template.connection_type:
-            raise ApiError(
-                422,
-                "invalid",
-                f"connection {name!r} is a {kind} connection; this template needs a "
-                f"{template.connection_type} one",
-                "connection",
-            )
-        saved = admin.save_flow(s, rt.registry, template.document(name), enabled=True)
-        return jsonify({"flow_id": saved.flow.id, "name": saved.flow.name}), 201
-
-
-def _install_with_address(template: TemplateSpec) -> Any:
-    """A template whose trigger has an address of its own: the flow and its signed address,
-    whose secret is shown in this answer only."""
-    rt = current_runtime()
-    document = template.document("")
-    with sessions().begin() as s:
-        hook = admin.create_subscription(
-            s, rt.secrets, document["name"][:120], document["trigger"]["key"]
+    if kind is None:
+        raise ApiError(
+            422, "invalid", f"there is no connection named {name!r}; create it first", "connection"
         )
-        saved = admin.save_flow(
-            s, rt.registry, document, subscription_id=hook.subscription.id, enabled=True
+    if kind != needed:
+        raise ApiError(
+            422,
+            "invalid",
+            f"connection {name!r} is a {kind} connection; this template needs a {needed} one",
+            "connection",
         )
-        return jsonify(
-            {
-                "flow_id": saved.flow.id,
-                "name": saved.flow.name,
-                "webhook_url": f"{rt.settings.public_url}/hooks/{hook.subscription.token}",
-                "webhook_secret": hook.secret,
-            }
-        ), 201
+    return name
