@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from connector.spec import TemplateSpec
@@ -137,6 +138,68 @@ def invoice_status_to_crm(crm: str, name: str) -> TemplateSpec:
         "number, link and Pendiente / Cobrado.",
         description_es=f"Cuando se emite o se cobra una factura de una oportunidad de {name}, "
         "la oportunidad muestra su número, su enlace y Pendiente / Cobrado.",
+        connection_type=crm,
+        document=document,
+    )
+
+
+def deal_won_to_invoice_polled(
+    crm: str, name: str, push: tuple[str, str], deal: tuple[str, str] = ("deal", "oportunidad")
+) -> TemplateSpec:
+    """The deal-won flow started by reading the CRM every few minutes (`<crm>.deal_won_polled`),
+    for accounts that cannot send `push` (what the CRM pushes, in English and Spanish)."""
+    return replace(
+        deal_won_to_invoice(crm, name, trigger=f"{crm}.deal_won_polled", suffix="_polled"),
+        title=f"{name}: won {deal[0]} → draft invoice (read every few minutes, no {push[0]})",
+        title_es=f"{name}: {deal[1]} ganada → factura en borrador (leída cada pocos minutos, "
+        f"sin {push[1]})",
+    )
+
+
+def company_to_customer(crm: str, name: str, kind: tuple[str, str]) -> TemplateSpec:
+    """Company (account, organization: `kind` in English and Spanish, a feminine noun in each
+    CRM's Spanish) created or changed → read it → stop until it has a NIF/CIF → the customer,
+    found or created by it. Uses `<crm>.<kind>_changed` and `<crm>.get_<kind>`."""
+    en, es = kind
+
+    def document(connection: str) -> dict[str, Any]:
+        return {
+            "name": f"{name}: {es} → cliente",
+            "description": f"Cuando se crea o cambia una {es} en {name}, crea en Puente el "
+            "cliente con su NIF/CIF, su nombre y su dirección (uno por NIF/CIF).",
+            "trigger": {"key": f"{crm}.{en}_changed", "connection": connection},
+            "steps": [
+                {
+                    "id": en,
+                    "name": f"Leer la {es}",
+                    "action": f"{crm}.get_{en}",
+                    "connection": connection,
+                    "input": {"company_id": {"$expr": "trigger.company_id"}},
+                },
+                {
+                    "id": "has_tax_id",
+                    "filter": {"$expr": f"steps.{en}.has_tax_id"},
+                    "explain": f"la {es} no tiene NIF/CIF todavía",
+                },
+                {
+                    "id": "customer",
+                    "name": "Buscar o crear el cliente por su NIF/CIF",
+                    "action": "invoicing.find_or_create_customer",
+                    "input": {"$expr": f"steps.{en}.customer"},
+                },
+            ],
+        }
+
+    return TemplateSpec(
+        key=f"{crm}.{en}_to_customer",
+        title=f"{name}: {en} → customer",
+        title_es=f"{name}: {es} → cliente",
+        description=f"A{'n' if en[0] in 'aeiou' else ''} {en} created or changed in {name} "
+        "becomes a customer in Puente, found or created by its NIF/CIF (one per NIF/CIF); one "
+        "without a NIF/CIF waits until it has it.",
+        description_es=f"Una {es} creada o modificada en {name} pasa a ser un cliente en "
+        f"Puente, buscado o creado por su NIF/CIF (uno por NIF/CIF); una {es} sin NIF/CIF "
+        "espera a tenerlo.",
         connection_type=crm,
         document=document,
     )
