@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -176,33 +177,44 @@ def _sobjects(payload: bytes | str) -> list[tuple[str, Any, str | None]]:
     return read
 
 
+def _of_kind(payload: Any, kind: str) -> Iterator[tuple[str, str, Any, str | None]]:
+    """Each notification of the message about an object of `kind`: its Id, the record's Id,
+    the record (sObject) and the org; the other objects' notifications are skipped."""
+    if not isinstance(payload, bytes | str):
+        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
+    for event_id, sobject, org in _sobjects(payload):
+        if _object_type(sobject) != kind:
+            continue
+        record = _text(sobject, SOBJECT, "Id")
+        if record is None:
+            raise ValueError(
+                f"notification {event_id}: the {kind} has no Id; add the Id field to the "
+                "Outbound Message"
+            )
+        yield event_id, record, sobject, org
+
+
+def _changed_at(sobject: Any) -> str | None:
+    when = _text(sobject, SOBJECT, "LastModifiedDate") or _text(sobject, SOBJECT, "SystemModstamp")
+    return _when(when)
+
+
 def parse(payload: Any, delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     """Each Opportunity notification → one item, deduplicated by the notification's Id;
     notifications about other objects (Accounts) → none."""
-    if not isinstance(payload, bytes | str):
-        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
-    items = []
-    for event_id, sobject, org in _sobjects(payload):
-        if _object_type(sobject) != DEAL_OBJECT:
-            continue
-        deal_id = _text(sobject, SOBJECT, "Id")
-        if deal_id is None:
-            raise ValueError(
-                f"notification {event_id}: the Opportunity has no Id; add the Id field to "
-                "the Outbound Message"
-            )
-        when = _text(sobject, SOBJECT, "LastModifiedDate") or _text(
-            sobject, SOBJECT, "SystemModstamp"
+    return [
+        ParsedItem(
+            f"salesforce:{event_id}",
+            {
+                "deal_id": deal_id,
+                "event_id": event_id,
+                "occurred_at": _changed_at(sobject),
+                "stage": _text(sobject, SOBJECT, "StageName"),
+                "account_id": org,
+            },
         )
-        data = {
-            "deal_id": deal_id,
-            "event_id": event_id,
-            "occurred_at": _when(when),
-            "stage": _text(sobject, SOBJECT, "StageName"),
-            "account_id": org,
-        }
-        items.append(ParsedItem(f"salesforce:{event_id}", data))
-    return items
+        for event_id, deal_id, sobject, org in _of_kind(payload, DEAL_OBJECT)
+    ]
 
 
 def entity(data: dict[str, Any]) -> Entity:
@@ -379,29 +391,18 @@ DEAL_WON_POLLED = TriggerSpec(
 def parse_account(payload: Any, _delivery_id: str, _config: dict[str, Any]) -> list[ParsedItem]:
     """Each Account notification → one item, deduplicated by the notification's Id;
     notifications about other objects (Opportunities) → none."""
-    if not isinstance(payload, bytes | str):
-        raise ValueError("a Salesforce Outbound Message is a SOAP (XML) body")
-    items = []
-    for event_id, sobject, org in _sobjects(payload):
-        if _object_type(sobject) != ACCOUNT_OBJECT:
-            continue
-        account = _text(sobject, SOBJECT, "Id")
-        if account is None:
-            raise ValueError(
-                f"notification {event_id}: the Account has no Id; add the Id field to the "
-                "Outbound Message"
-            )
-        when = _text(sobject, SOBJECT, "LastModifiedDate") or _text(
-            sobject, SOBJECT, "SystemModstamp"
+    return [
+        ParsedItem(
+            f"salesforce-account:{event_id}",
+            {
+                "company_id": account,
+                "event_id": event_id,
+                "occurred_at": _changed_at(sobject),
+                "account_id": org,
+            },
         )
-        data = {
-            "company_id": account,
-            "event_id": event_id,
-            "occurred_at": _when(when),
-            "account_id": org,
-        }
-        items.append(ParsedItem(f"salesforce-account:{event_id}", data))
-    return items
+        for event_id, account, sobject, org in _of_kind(payload, ACCOUNT_OBJECT)
+    ]
 
 
 def account_entity(data: dict[str, Any]) -> Entity:
