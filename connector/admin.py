@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,15 +28,35 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(s: Session, name: str, key: str | None = None, role: str = "admin") -> str:
+# What a key may do: read anything; write (create, change, start flows, subscribe hooks);
+# admin (API keys, connections, the issuer's data). A route needs one; admin has them all.
+SCOPES = ("read", "write", "admin")
+
+
+def create_api_key(
+    s: Session, name: str, key: str | None = None, scopes: Sequence[str] = SCOPES
+) -> str:
     """Store a new API key (hashed) and return it in clear, the only time it is shown."""
+    return new_api_key(s, name, scopes, key)[1]
+
+
+def new_api_key(
+    s: Session, name: str, scopes: Sequence[str], key: str | None = None
+) -> tuple[ApiKey, str]:
+    """The stored key and the key in clear."""
     # The prefix, kept to tell keys apart, is shown only of keys made here: a key someone
     # chose (the bootstrap key) keeps all of its characters secret.
     prefix = "(given)" if key else None
     key = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
-    s.add(ApiKey(name=name, role=role, prefix=prefix or key[:10], key_hash=hash_api_key(key)))
+    row = ApiKey(
+        name=name,
+        scopes=[scope for scope in SCOPES if scope in scopes],
+        prefix=prefix or key[:10],
+        key_hash=hash_api_key(key),
+    )
+    s.add(row)
     s.flush()
-    return key
+    return row, key
 
 
 def find_api_key(s: Session, key: str) -> ApiKey | None:

@@ -99,7 +99,13 @@ class TransientError(PuenteError):
     failure_class = FailureClass.TRANSIENT
 
     def __init__(
-        self, message: str, retry_after: float | None = None, *, keeps_record: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        keeps_record: bool = False,
+        status: int | None = None,
     ) -> None:
         super().__init__(message, keeps_record=keeps_record)
         self.retry_after = retry_after
+        self.status = status  # the HTTP status that said so, when one did

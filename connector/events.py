@@ -1,4 +1,5 @@
-"""Internal domain events as triggers: the outbox's events feed the flows on event triggers.
+"""Internal domain events as triggers: the outbox's events feed the flows on event triggers,
+and those a trigger publishes become public events (REST hooks, GET /api/v1/events).
 
 The outbox belongs to a domain (the invoicing core writes it in the same transaction as the
 change); the engine reads it through the `OUTBOX` service that domain registers. One
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from connector import intake
+from connector import intake, public_events
 from connector.runtime import Runtime
 from connector.spec import DomainEvent, ServiceKey
 from database import utcnow
@@ -50,9 +51,15 @@ def dispatch(rt: Runtime, limit: int = 200) -> list[int]:
             for trigger in rt.registry.event_triggers(event.topic):
                 assert trigger.from_event is not None
                 flows = intake.live_flows(s, route, trigger.key)
-                items = trigger.from_event(event) if flows else []
-                if items:
+                public = trigger.public_event
+                items = trigger.from_event(event) if flows or public else []
+                if items and flows:
                     stored.append(intake.store(s, route, trigger, items, now, flows))
+                if public:  # for REST hook subscribers and the API's event list
+                    for item in items:
+                        subject = str(trigger.entity(item.data) or f"{event.topic}:{event.id}")
+                        origin = f"{item.dedup_key}:{public}"
+                        public_events.publish(s, public, subject, origin, item.data, now)
         reader.mark_published(s, [event.id for event in events])
     for batch in stored:
         intake.enqueue(rt, batch)

@@ -20,6 +20,7 @@ from sqlalchemy import Select, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import schemas
 from connector.errors import FieldError
 from connector.jobs import enqueue_runs
 from connector.models import Event, EventStatus, Flow, Run, RunKey, RunStatus
@@ -89,6 +90,16 @@ class Route:
     @classmethod
     def poll(cls, flow_id: int) -> Route:
         return cls(f"poll:{flow_id}", "flow", flow_id)
+
+    @classmethod
+    def push(cls) -> Route:
+        """Items an API client posts to a push trigger: every flow on it."""
+        return cls("api", "trigger")
+
+    @classmethod
+    def manual(cls, flow_id: int) -> Route:
+        """A trigger item given by hand to one flow (POST /api/v1/flows/<id>/trigger)."""
+        return cls(f"manual:{flow_id}", "flow", flow_id)
 
 
 @dataclass(frozen=True)
@@ -270,3 +281,13 @@ def dedup_key(key: str) -> str:
     if len(key) <= MAX_DEDUP_KEY:
         return key
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def invalid(trigger: TriggerSpec, items: Sequence[ParsedItem]) -> list[FieldError]:
+    """Every item's schema errors, each path prefixed with the item's index when many."""
+    errors = []
+    for index, item in enumerate(items):
+        for err in schemas.validate(trigger.output_schema, item.data):
+            path = f"[{index}].{err.path}" if len(items) > 1 else err.path
+            errors.append(type(err)(path, err.message, err.code, err.params))
+    return errors

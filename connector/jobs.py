@@ -13,7 +13,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select, update
 
-from connector import runner, runtime
+from connector import public_events, runner, runtime
 from connector.models import Run, RunAttempt, RunStatus
 from connector.runtime import Runtime
 from database import reading, utcnow
@@ -267,6 +267,7 @@ def sweep(rt: Runtime, limit: int = 500) -> list[int]:
                     error={**error, "message": GAVE_UP},
                 )
             )
+            public_events.run_failures(s, spent, now)
         # An attempt a dead worker left open is closed in the run's history.
         s.execute(
             update(RunAttempt)

@@ -1,4 +1,5 @@
-"""Engine tables: API keys, subscriptions, flows and their versions, events, runs and steps."""
+"""Engine tables: API keys, subscriptions, flows and their versions, events, runs and steps,
+and what leaves Puente: public events and the REST hook subscriptions they are delivered to."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class ApiKey(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
-    role: Mapped[str] = mapped_column(String(20), default="admin")
+    # What the key may do (web.api.scopes): "read", "write", "admin".
+    scopes: Mapped[list[str]] = mapped_column(JSONType)
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -117,7 +119,8 @@ class Event(Base):
     __table_args__ = (UniqueConstraint("source", "trigger_key", "dedup_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Where it came from: "subscription:<id>", "connection:<id>", "outbox", "poll:<flow id>".
+    # Where it came from: "subscription:<id>", "connection:<id>", "outbox", "poll:<flow id>",
+    # "api" (a push trigger), "manual:<flow id>".
     source: Mapped[str] = mapped_column(String(80))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     trigger_key: Mapped[str] = mapped_column(String(80))
@@ -265,3 +268,84 @@ class Connection(Base):
     access_token_encrypted: Mapped[str | None] = mapped_column(Text)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PublicEvent(Base):
+    """Something that happened in Puente, as Zapier, Make and API clients see it
+    (`deal.won`, `invoice.paid`, `run.failed`…): listed by GET /api/v1/events and delivered to
+    the REST hook subscriptions of its type. Written once per origin."""
+
+    __tablename__ = "public_events"
+    __table_args__ = (Index("ix_public_events_type_id", "type", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    # What it is about ("invoice:12"): one subscription gets one subject's events in order.
+    subject: Mapped[str] = mapped_column(String(80))
+    # What made it ("outbox:<id>", "run:<id>:<attempt>"): a second publish is a no-op.
+    origin: Mapped[str] = mapped_column(String(120), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HookSubscription(Base):
+    """A REST hook: POST every public event of one type to `target_url`, signed with the
+    subscription's secret (Standard Webhooks)."""
+
+    __tablename__ = "hook_subscriptions"
+    __table_args__ = (Index("ix_hook_subscriptions_event_active", "event", "active"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(40))
+    target_url: Mapped[str] = mapped_column(String(2000))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Why it stopped: "removed" (DELETE), "gone" (the target answered 410).
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+class HookDeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # refused (a 4xx) or still failing after the retry window
+    CANCELLED = "cancelled"  # its subscription ended first
+
+
+class HookDelivery(Base):
+    """One public event for one subscription: sent until it is delivered, refused, or a day
+    of retries has passed."""
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        Index("ix_hook_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_hook_deliveries_subject", "subscription_id", "subject", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("hook_subscriptions.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("public_events.id"))
+    subject: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), default=HookDeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Bumped by each claim: a job holding an older claim sends nothing.
+    claims: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HookAttempt(Base):
+    """One POST of a delivery: what the target answered, or why nothing came back."""
+
+    __tablename__ = "hook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("hook_deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(default=0)

@@ -183,6 +183,7 @@ def request(
     scope: str | None = None,
     payload: Any = None,
     form: Mapping[str, str] | None = None,
+    content: bytes | None = None,
     timeout: tuple[float, float] = TIMEOUT,
     max_bytes: int = MAX_RESPONSE_BYTES,
     total: float = TOTAL_SECONDS,
@@ -197,7 +198,8 @@ def request(
     Timeouts, broken connections, every 5xx, 408, 425 and 429 raise TransientError (with the
     server's Retry-After, in seconds or as a date); a failed TLS check is a ConfigurationError;
     other 4xx answers are returned for the caller to judge. `form` sends a form body instead
-    of `payload` as JSON (OAuth 2 token endpoints want one).
+    of `payload` as JSON (OAuth 2 token endpoints want one); `content` sends these exact bytes
+    (a signed body must arrive as it was signed).
     """
     deadline = time.monotonic() + total
     first = urlsplit(url)
@@ -223,7 +225,7 @@ def request(
                     target,
                     headers={**sent, "Host": host},
                     json=payload,
-                    data=form,
+                    data=form if content is None else content,
                     timeout=timeout,
                     allow_redirects=False,
                     stream=True,
@@ -248,12 +250,13 @@ def request(
                         ) from None
                     if response.status_code in (301, 302, 303):  # the body is not sent again
                         method, payload = ("GET" if method != "HEAD" else method), None
-                        form = None
+                        form = content = None
                     continue
                 if response.status_code in RETRYABLE or 500 <= response.status_code <= 599:
                     raise TransientError(  # its body is not read: nobody would look at it
                         f"{method} {url} answered {response.status_code}",
                         retry_after=retry_after(response.headers.get("retry-after")),
+                        status=response.status_code,
                     )
                 body = _read(response, max_bytes, method, url, deadline)
                 return Answer(response.status_code, dict(response.headers), body, url)

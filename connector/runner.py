@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import mapping, steps
+from connector import mapping, public_events, steps
 from connector.errors import (
     ConfigurationError,
     FailureClass,
@@ -624,6 +624,8 @@ def _finish(
         },
     )
     _close_attempt(s, claim, status, error, finished)
+    if status in (RunStatus.FAILED, RunStatus.DEAD):  # for Zapier, Make and the API
+        public_events.run_failures(s, [claim.run_id], finished)
 
 
 def _close_attempt(

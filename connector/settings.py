@@ -36,6 +36,8 @@ class Settings:
     http_allow: str = ""
     # Previous secret keys, still able to decrypt until `web.cli rotate-secret-key` has run.
     old_secret_keys: tuple[str, ...] = ()
+    # Requests each API key may make per minute (0: no limit); past it, 429 with Retry-After.
+    api_rate_limit_per_minute: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             log_level=env.get("PUENTE_LOG_LEVEL", "INFO").upper(),
             http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
             retention_days=int(env.get("PUENTE_RETENTION_DAYS", 30)),
+            api_rate_limit_per_minute=int(env.get("PUENTE_API_RATE_LIMIT", 600)),
         )
 
     def with_(self, **changes: object) -> Settings:

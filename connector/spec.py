@@ -39,6 +39,7 @@ class TriggerKind(StrEnum):
     WEBHOOK = "webhook"  # verify and parse an inbound HTTP request
     POLL = "poll"  # read a source with a cursor kept in the database
     EVENT = "event"  # an internal domain event from the outbox
+    PUSH = "push"  # items an API client (Zapier, Make, a program) posts with an API key
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ class TriggerSpec:
     provider: str | None = None
     # webhook: verify(delivery, secret, now, tolerance) → the delivery id, or SignatureError;
     # the secret is a standalone subscription's, or a connection's credentials as JSON;
-    # parse(payload, delivery_id, config) → items, each still to be checked against the schema.
+    # parse(payload, delivery_id, config) → items, each still to be checked against the schema
+    # (push triggers parse too: the API key has authenticated the request already).
     verify: Callable[[Delivery, str, int, int], str] | None = None
     parse: Callable[[Any, str, dict[str, Any]], list[ParsedItem]] | None = None
     # webhook: the answer to an accepted delivery, when the source expects its own (None: JSON).
@@ -223,6 +225,9 @@ class TriggerSpec:
     # event: the outbox topics it listens to, and the items an event gives.
     topics: tuple[str, ...] = ()
     from_event: Callable[[DomainEvent], list[ParsedItem]] | None = None
+    # event: the public event type its items are published as (connector.public_events),
+    # for REST hook subscribers and GET /api/v1/events; None when they stay inside.
+    public_event: str | None = None
     # Lifecycle at the source: register and remove the webhook (Pipedrive, Zoho), and renew
     # subscriptions that expire. Each gets (ctx, webhook URL) and returns state to keep.
     subscribe: Callable[[PollContext, str], dict[str, Any]] | None = None
@@ -236,6 +241,7 @@ class TriggerSpec:
             TriggerKind.WEBHOOK: self.parse,
             TriggerKind.POLL: self.poll,
             TriggerKind.EVENT: self.from_event,
+            TriggerKind.PUSH: self.parse,
         }[self.kind]
         assert made is not None, f"trigger {self.key} has no function for its kind"
         return made

@@ -56,10 +56,27 @@ class LineInput:
         )
 
 
+def _texts(model: type[Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` as the columns of `model` take them: text no longer than the column, or
+    left out (None); anything else is refused, every field at fault named."""
+    errors = []
+    for name, value in fields.items():
+        if value is None:
+            continue
+        size = getattr(model, name).type.length
+        if not isinstance(value, str):
+            errors.append((name, "must be text"))
+        elif len(value) > size:
+            errors.append((name, f"is {len(value)} characters long; at most {size}"))
+    if errors:
+        raise InvalidDocumentError(errors)
+    return {k: v.strip() for k, v in fields.items() if v is not None}
+
+
 def add_company(session: Session, **fields: Any) -> CrmCompany:
     if not str(fields.get("name") or "").strip():
         raise InvalidDocumentError([("name", "the company needs a name")])
-    company = CrmCompany(**{k: v for k, v in fields.items() if v is not None})
+    company = CrmCompany(**_texts(CrmCompany, fields))
     session.add(company)
     session.flush()
     return company
@@ -67,7 +84,7 @@ def add_company(session: Session, **fields: Any) -> CrmCompany:
 
 def add_contact(session: Session, company_id: int, **fields: Any) -> CrmContact:
     _get(session, CrmCompany, company_id, "company")
-    contact = CrmContact(company_id=company_id, **fields)
+    contact = CrmContact(company_id=company_id, **_texts(CrmContact, fields))
     session.add(contact)
     session.flush()
     return contact
@@ -91,15 +108,27 @@ def add_opportunity(
     _check_stage(stage)
     if stage == WON:
         raise InvalidDocumentError([("stage", "create it in an open stage, then mark it won")])
+    if contact_id is not None:
+        contact = session.get(CrmContact, contact_id)
+        if contact is None or contact.company_id != company_id:
+            raise InvalidDocumentError(
+                [("contact_id", f"company {company_id} has no contact {contact_id}")]
+            )
+    texts = _texts(
+        Opportunity,
+        {
+            "title": title,
+            "owner_name": owner_name,
+            "owner_email": owner_email,
+            "campaign": campaign,
+            "currency": currency,
+        },
+    )
     opportunity = Opportunity(
-        title=title,
         company_id=company_id,
         contact_id=contact_id,
         stage=stage,
-        owner_name=owner_name,
-        owner_email=owner_email,
-        campaign=campaign,
-        currency=currency,
+        **texts,
         expected_close=expected_close,
         lines=[_line(i, line) for i, line in enumerate(lines, 1)],
     )

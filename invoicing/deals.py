@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from database import insert_new
+from invoicing import outbox
 from invoicing.models import Deal
 
 
@@ -34,6 +36,7 @@ def record_deal(session: Session, data: DealData) -> tuple[Deal, bool]:
     values = {f: getattr(data, f) for f in DealData.__dataclass_fields__}
     deal = insert_new(session, Deal, values, unique=["source", "external_ref"])
     if deal is not None:
+        outbox.emit(session, "deal.won", deal.id, _event(data))
         return deal, True
     existing = _find(session, data.source, data.external_ref)
     assert existing is not None  # the conflict was with it
@@ -42,6 +45,23 @@ def record_deal(session: Session, data: DealData) -> tuple[Deal, bool]:
             setattr(existing, name, value)
     session.flush()
     return existing, False
+
+
+def _event(data: DealData) -> dict[str, Any]:
+    """deal.won: the deal as it was recorded, with the CRM's id as `deal_id`."""
+    return {
+        "deal_id": data.external_ref,
+        "source": data.source,
+        "title": data.title,
+        "amount": None if data.amount is None else str(data.amount),
+        "currency": data.currency,
+        "customer_name": data.customer_name,
+        "customer_tax_id": data.customer_tax_id,
+        "owner_name": data.owner_name,
+        "owner_email": data.owner_email,
+        "campaign": data.campaign,
+        "won_at": data.won_at.isoformat(),
+    }
 
 
 def _find(session: Session, source: str, external_ref: str) -> Deal | None:

@@ -25,6 +25,13 @@ from invoicing.numbering import format_number, next_serial
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
 MADRID = ZoneInfo("Europe/Madrid")
+
+
+def today() -> date:
+    """The current day in Spain: invoices, payments and their dates follow the users' calendar."""
+    return utcnow().astimezone(MADRID).date()
+
+
 PURPOSE = {
     InvoiceType.COMPLETE: "ordinary",
     InvoiceType.SIMPLIFIED: "simplified",

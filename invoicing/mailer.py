@@ -30,7 +30,7 @@ from invoicing.errors import (
     InvoicingError,
     NotFoundError,
 )
-from invoicing.models import Invoice, InvoiceEmail, InvoiceStatus
+from invoicing.models import DocumentKind, Invoice, InvoiceEmail, InvoiceStatus
 
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
@@ -115,7 +115,7 @@ def send_invoice(
     # Lock the invoice for the whole send: two requests with the same key (or two clicks) are
     # serialized, and the second sees the first's record instead of mailing the customer twice.
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
-    if invoice is None:
+    if invoice is None or invoice.kind != DocumentKind.INVOICE:  # quotes and orders are not sent
         raise NotFoundError(f"invoice {invoice_id} does not exist")
     if idempotency_key is not None:
         done = session.scalar(

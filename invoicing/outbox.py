@@ -13,6 +13,7 @@ from invoicing.models import Invoice, OutboxEvent
 TOPICS = frozenset(
     {
         "customer.created",
+        "deal.won",
         "invoice.drafted",
         "invoice.issued",
         "invoice.paid",

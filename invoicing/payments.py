@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from database import utcnow
-from invoicing import outbox
+from invoicing import issuing, outbox
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
 from invoicing.models import Invoice, InvoiceStatus, Payment
 from invoicing.money import AmountError, to_decimal
@@ -31,13 +31,13 @@ def record_payment(
     session: Session,
     invoice_id: int,
     amount: object,
-    paid_on: date,
+    paid_on: date | None = None,
     *,
     method: str | None = None,
     reference: str | None = None,
     idempotency_key: str | None = None,
 ) -> Recorded:
-    """Record money received for an issued invoice."""
+    """Record money received for an issued invoice; paid today (in Spain) unless dated."""
     if idempotency_key is not None:
         found = _by_key(session, idempotency_key)
         if found is not None:
@@ -68,7 +68,7 @@ def record_payment(
     payment = Payment(
         invoice_id=invoice.id,
         amount=value,
-        paid_on=paid_on,
+        paid_on=paid_on or issuing.today(),
         method=method,
         reference=reference,
         idempotency_key=idempotency_key,
@@ -94,7 +94,7 @@ def record_payment(
                 "number": invoice.number,
                 "total": str(invoice.total),
                 "amount_due": str(invoice.amount_due),
-                "paid_on": paid_on.isoformat(),
+                "paid_on": payment.paid_on.isoformat(),
                 "external_ref": invoice.external_ref,
                 "source": invoice.source,
             },

@@ -345,7 +345,7 @@ class Invoicing:
         self,
         invoice_id: int,
         amount: object,
-        paid_on: date,
+        paid_on: date | None,
         *,
         method: str | None = None,
         reference: str | None = None,

@@ -21,6 +21,7 @@ from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from database import Base
 from invoicing.settings import InvoicingSettings
+from tests.openapi_check import CheckedClient
 from web import create_app
 
 POSTGRES_URL = os.environ.get(
@@ -159,6 +160,8 @@ def local_rt(
 def app(rt: Runtime) -> Flask:
     application = create_app(runtime=rt)
     application.config["TESTING"] = True
+    # Every /api/v1 answer is checked against the OpenAPI document (tests/openapi_check.py).
+    application.test_client_class = CheckedClient
     return application
 
 

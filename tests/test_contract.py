@@ -109,21 +109,23 @@ def test_every_trigger_and_action_has_an_english_and_a_spanish_title(spec):
 
 
 # What each kind needs: the functions that make its items, and nothing of another kind's.
-KIND_FUNCTIONS = {
-    TriggerKind.WEBHOOK: ("verify", "parse"),
-    TriggerKind.POLL: ("poll",),
-    TriggerKind.EVENT: ("from_event",),
+# What each kind has, of the functions (parse is shared by webhook and push triggers).
+HAS = {
+    "verify": {TriggerKind.WEBHOOK},
+    "parse": {TriggerKind.WEBHOOK, TriggerKind.PUSH},
+    "poll": {TriggerKind.POLL},
+    "from_event": {TriggerKind.EVENT},
 }
 
 
 @pytest.mark.parametrize("trigger", TRIGGERS, ids=spec_id)
 def test_every_trigger_declares_a_kind_with_its_functions_and_only_those(trigger):
     assert isinstance(trigger.kind, TriggerKind)
-    for kind, needed in KIND_FUNCTIONS.items():
-        for name in needed:
-            present = getattr(trigger, name) is not None
-            assert present is (kind is trigger.kind), (trigger.key, name)
+    for name, kinds in HAS.items():
+        present = getattr(trigger, name) is not None
+        assert present is (trigger.kind in kinds), (trigger.key, name)
     assert bool(trigger.topics) is (trigger.kind is TriggerKind.EVENT)
+    assert trigger.public_event is None or trigger.kind is TriggerKind.EVENT
     if trigger.kind is TriggerKind.POLL:
         assert trigger.poll_every_seconds >= 1
 

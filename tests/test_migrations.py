@@ -64,8 +64,8 @@ def test_upgrading_an_already_migrated_database_is_a_no_op(engine, database_url)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO api_keys (name, role, prefix, key_hash, created_at) "
-                "VALUES ('kept', 'admin', 'pk_', 'hash-kept', CURRENT_TIMESTAMP)"
+                "INSERT INTO api_keys (name, scopes, prefix, key_hash, created_at) "
+                "VALUES ('kept', '[\"read\"]', 'pk_', 'hash-kept', CURRENT_TIMESTAMP)"
             )
         )
     before = snapshot(engine)

@@ -1,16 +1,20 @@
 """Triggers, one module per family; ALL lists every trigger the registry knows."""
 
-from triggers import crm, http, hubspot, invoicing, pipedrive, salesforce, webhook, zoho
+from triggers import api, crm, http, hubspot, invoicing, pipedrive, salesforce, webhook, zoho
 
 ALL = (
     webhook.DEAL_WON,
     webhook.HOURS_LOGGED,
     http.DEALS_POLLED,
+    api.DEAL_WON,
+    api.CUSTOMER_CREATED,
+    invoicing.INVOICE_DRAFTED,
     invoicing.INVOICE_ISSUED,
     invoicing.INVOICE_PAID,
     invoicing.INVOICE_CANCELLED,
     invoicing.INVOICE_STATUS,
     invoicing.CUSTOMER_CREATED,
+    invoicing.DEAL_RECORDED,
     crm.DEAL_WON,
     hubspot.DEAL_WON,
     hubspot.DEAL_WON_POLLED,

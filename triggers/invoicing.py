@@ -34,6 +34,7 @@ INVOICE_KEYS = (
 
 
 def _invoice_event(topic: str, title: str, title_es: str, description: str) -> TriggerSpec:
+    """A trigger on an invoice's event, published as the public event of the same name."""
     name = topic.replace(".", "_")
     return TriggerSpec(
         key=f"invoicing.{name}",
@@ -46,9 +47,17 @@ def _invoice_event(topic: str, title: str, title_es: str, description: str) -> T
         business_keys=INVOICE_KEYS,
         topics=(topic,),
         from_event=item,
+        public_event=topic,
     )
 
 
+INVOICE_DRAFTED = _invoice_event(
+    "invoice.drafted",
+    "Invoice drafted",
+    "Factura en borrador creada",
+    "A draft invoice was created (from a won deal, a conversion or a rectification), waiting "
+    "for review.",
+)
 INVOICE_ISSUED = _invoice_event(
     "invoice.issued",
     "Invoice issued",
@@ -100,4 +109,25 @@ CUSTOMER_CREATED = TriggerSpec(
     business_keys=(("customer_tax_id", "tax_id"),),
     topics=("customer.created",),
     from_event=item,
+    public_event="customer.created",
+)
+
+
+def deal(data: dict[str, Any]) -> Entity | None:
+    return Entity(str(data["source"]), str(data["deal_id"]))
+
+
+DEAL_RECORDED = TriggerSpec(
+    key="invoicing.deal_recorded",
+    title="Won deal recorded",
+    title_es="Oportunidad ganada registrada",
+    description="A won deal was recorded in Puente (from a CRM, Zapier, Make, the API or the "
+    "built-in CRM): what the won → invoiced reports count.",
+    kind=TriggerKind.EVENT,
+    output_schema="triggers/deal_recorded.json",
+    entity=deal,
+    business_keys=(("deal_ref", "deal_id"), ("customer_tax_id", "customer_tax_id")),
+    topics=("deal.won",),
+    from_event=item,
+    public_event="deal.won",
 )

@@ -44,11 +44,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = runtime
 
-    from web import api, filters, hooks, i18n, metrics, ui
+    from web import api, docs, filters, hooks, i18n, metrics, ui
 
     app.register_blueprint(hooks.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     ui.register(app)
     pages = frozenset(bp.name for bp in ui.BLUEPRINTS)  # their errors are pages, not JSON
     i18n.init_app(app)

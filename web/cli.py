@@ -15,7 +15,7 @@ import requests
 
 import actions
 from actions import crm
-from connector import admin, events, jobs, lifecycle, migrate, polling, retention
+from connector import admin, events, jobs, lifecycle, migrate, polling, rest_hooks, retention
 from connector.crypto import SecretBox, reencrypt_all
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="create the demo webhook and flow; print URL and secret")
     key = sub.add_parser("api-key", help="create an API key and print it (shown once)")
     key.add_argument("--name", required=True)
+    key.add_argument(
+        "--scopes",
+        default=",".join(admin.SCOPES),
+        help="what it may do, comma-separated: read, write, admin (default: all)",
+    )
     sweep = sub.add_parser(
         "sweep",
         help="re-enqueue runs whose job was lost, prune hourly; between sweeps, hand internal "
@@ -125,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"webhook secret: {secret}")
     elif args.command == "api-key":
         with rt.sessions.begin() as s:
-            print(admin.create_api_key(s, args.name))
+            scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
+            unknown = sorted(set(scopes) - set(admin.SCOPES))
+            if unknown or not scopes:
+                print(
+                    f"unknown scope {unknown[0] if unknown else '(none)'}; the scopes are "
+                    f"{', '.join(admin.SCOPES)}",
+                    file=sys.stderr,
+                )
+                return 2
+            print(admin.create_api_key(s, args.name, scopes=scopes))
     elif args.command == "sweep":
         return _sweep_loop(rt, args.every)
     elif args.command == "prune":
@@ -183,14 +197,15 @@ def _submit_loop(rt: Runtime, every: float) -> int:
 
 def _sweep_loop(rt: Runtime, every: float) -> int:
     """Every `every` seconds: re-enqueue lost runs (and prune hourly). Between sweeps, every
-    TICK_SECONDS: hand the outbox's events to the flows on event triggers, and poll the
-    flows on poll triggers that are due."""
+    TICK_SECONDS: hand the outbox's events to the flows on event triggers, queue the REST
+    hook deliveries that are due, and poll the flows on poll triggers that are due."""
     log = logging.getLogger("puente.sweeper")
     days = rt.settings.retention_days
     last_prune = last_sweep = last_reconcile = 0.0
     while True:
         try:
             events.dispatch(rt)
+            rest_hooks.claim_due(rt)  # public events to their REST hook subscribers
             for flow_id in polling.due(rt):
                 polling.poll_flow(rt, flow_id)
             if time.monotonic() - last_sweep >= every:

@@ -15,11 +15,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import bindparam, select
 
-from connector import intake, schemas
-from connector.errors import FieldError
+from connector import intake
 from connector.models import Connection, Subscription
 from connector.runtime import Runtime
-from connector.spec import Delivery, ParsedItem, TriggerKind, TriggerSpec
+from connector.spec import Delivery, TriggerKind, TriggerSpec
 from connector.standard_webhooks import SignatureError
 from database import reading
 from web import current_runtime, json_input
@@ -109,7 +108,7 @@ def _deliver(
             return _error(400, "invalid_payload", str(exc))
         if not items:
             continue  # not an event this trigger cares about
-        errors = _invalid(trigger, items)
+        errors = intake.invalid(trigger, items)
         if errors:
             # A raw body is not kept (it may carry a session id): the items read from it are.
             kept = [item.data for item in items] if raw else payload
@@ -134,13 +133,3 @@ def _deliver(
         return Response(answer.body, answer.status, content_type=answer.content_type)
     body_out = {"run_ids": run_ids, "event_ids": event_ids, "duplicate": duplicate}
     return jsonify(body_out), 200 if duplicate else 202
-
-
-def _invalid(trigger: TriggerSpec, items: list[ParsedItem]) -> list[FieldError]:
-    """Every item's schema errors, each path prefixed with the item's index when many."""
-    errors = []
-    for index, item in enumerate(items):
-        for err in schemas.validate(trigger.output_schema, item.data):
-            path = f"[{index}].{err.path}" if len(items) > 1 else err.path
-            errors.append(type(err)(path, err.message, err.code, err.params))
-    return errors

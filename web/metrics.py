@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 from connector.models import Flow, Run, RunStatus, RunStep
 from database import utcnow
 from web import current_runtime
-from web.auth import require_api_key
+from web.auth import requires
 
 bp = Blueprint("metrics", __name__)
 
@@ -29,7 +29,7 @@ def _label(value: str) -> str:
 
 
 @bp.get("/metrics")
-@require_api_key
+@requires("read")
 def metrics() -> Any:
     rt = current_runtime()
     lines: list[str] = []

@@ -29,7 +29,7 @@ def won_flow(rt) -> int:
         return saved.flow.id
 
 
-def opportunity(client, headers, **changes: Any) -> dict[str, Any]:
+def opportunity(client, headers, expect: int = 201, **changes: Any) -> dict[str, Any]:
     company = client.post(
         "/api/v1/crm/companies",
         headers=headers,
@@ -61,7 +61,7 @@ def opportunity(client, headers, **changes: Any) -> dict[str, Any]:
         **changes,
     }
     answer = client.post("/api/v1/crm/opportunities", headers=headers, json=body)
-    assert answer.status_code == 201, answer.json
+    assert answer.status_code == expect, answer.json
     return answer.json
 
 
@@ -163,3 +163,39 @@ def test_bad_opportunities_are_refused_saying_which_field(rt, client):
     assert (bad_stage.status_code, bad_stage.json["field"]) == (422, "stage")
     assert (bad_line.status_code, bad_line.json["field"]) == (422, "lines[0]")
     assert missing.status_code == 404
+
+
+def test_companies_contacts_and_opportunities_take_text_and_their_own_contacts(rt, client):
+    headers = auth(rt)
+    opp = opportunity(client, headers)
+    company_id = opp["company"]["id"]
+    other = client.post("/api/v1/crm/companies", headers=headers, json={"name": "Otra SL"}).json
+    stranger = client.post(
+        f"/api/v1/crm/companies/{other['id']}/contacts", headers=headers, json={"name": "Ana"}
+    ).json
+
+    numbers = client.post(
+        "/api/v1/crm/companies", headers=headers, json={"name": 5, "city": ["Madrid"]}
+    )
+    too_long = client.post("/api/v1/crm/companies", headers=headers, json={"name": "x" * 121})
+    bad_phone = client.post(
+        f"/api/v1/crm/companies/{company_id}/contacts",
+        headers=headers,
+        json={"name": "Luis", "phone": 600000000},
+    )
+    unknown_contact = opportunity(client, headers, contact_id=999_999, expect=422)
+    their_contact = opportunity(client, headers, contact_id=stranger["id"], expect=422)
+    bad_owner = opportunity(client, headers, owner_email=7, expect=422)
+    bad_filter = client.get("/api/v1/crm/opportunities?stage=cerrada", headers=headers)
+
+    assert numbers.status_code == 422
+    assert [e["field"] for e in numbers.json["errors"]] == ["name", "city"]
+    assert (too_long.status_code, too_long.json["field"]) == (422, "name")
+    assert "120" in too_long.json["message"]
+    assert (bad_phone.status_code, bad_phone.json["field"]) == (422, "phone")
+    assert unknown_contact["field"] == their_contact["field"] == "contact_id"
+    assert bad_owner["field"] == "owner_email"
+    assert (bad_filter.status_code, bad_filter.json["field"]) == (400, "stage")
+    listed = client.get("/api/v1/crm/companies", headers=headers).json
+    assert listed["total"] == 5  # the four opportunities' companies and "Otra SL": no refused one
+    assert {c["name"] for c in listed["items"]} == {"Acme Soluciones SL", "Otra SL"}

@@ -137,3 +137,22 @@ def test_a_flow_on_an_internal_event_gets_no_webhook_and_runs_when_the_event_hap
 
     run = client.get(f"/api/v1/runs/{run_id}", headers=auth(rt)).json
     assert run["status"] == "succeeded" and run["flow"]["id"] == created.json["id"]
+
+
+def test_flows_are_listed_a_page_at_a_time(rt, client):
+    headers = auth(rt)
+    ids = []
+    for n in range(3):
+        flow = {**copy.deepcopy(DEMO_FLOW), "name": f"Flujo {n}"}
+        ids.append(
+            client.post("/api/v1/flows", headers=headers, json={"document": flow}).json["id"]
+        )
+
+    first = client.get("/api/v1/flows?limit=2", headers=headers).json
+    rest = client.get("/api/v1/flows?limit=2&offset=2", headers=headers).json
+    bad = client.get("/api/v1/flows?limit=0", headers=headers)
+
+    assert [f["id"] for f in first["items"]] == ids[:2]
+    assert [f["id"] for f in rest["items"]] == ids[2:]
+    assert (first["total"], first["limit"], rest["offset"]) == (3, 2, 2)
+    assert (bad.status_code, bad.json["field"]) == (400, "limit")

@@ -646,6 +646,31 @@ def test_an_invoice_without_lines_is_refused_with_422_naming_lines(rt, client):
     assert count(rt, Invoice) == 0
 
 
+@pytest.mark.parametrize(
+    ("route", "kind", "hint"),
+    [
+        ("/api/v1/invoices", "quote", "POST /api/v1/quotes"),
+        ("/api/v1/quotes", "invoice", "POST /api/v1/invoices"),
+        ("/api/v1/orders", "delivery_note", "POST /api/v1/delivery-notes"),
+        ("/api/v1/invoices", "albaran", ""),
+    ],
+)
+def test_a_kind_other_than_the_routes_is_refused_naming_the_right_route(
+    rt, client, route, kind, hint
+):
+    key = make_api_key(rt)
+
+    response = client.post(route, json=invoice_body(kind=kind), headers=bearer(key))
+
+    assert_invalid(response, "kind")
+    assert hint in response.json["message"]
+    assert count(rt, Invoice) == 0
+    same = client.post(
+        route, json=invoice_body(kind=route.split("/")[-1][:-1]), headers=bearer(key)
+    )
+    assert same.status_code == 201, same.json  # naming the route's own kind is fine
+
+
 def test_an_empty_list_of_lines_is_refused_with_422_naming_lines(rt, client):
     key = make_api_key(rt)
 

@@ -137,6 +137,16 @@ def test_an_unknown_invoice_answers_404(rt, client, smtp):
     assert send(client, key, 999).status_code == 404
 
 
+def test_a_quote_is_no_invoice_to_send_and_answers_404(rt, client, smtp):
+    key = make_api_key(rt)
+    quote = make_draft(rt, kind="quote")
+
+    answer = send(client, key, quote)
+
+    assert (answer.status_code, answer.json["error"]) == (404, "not_found")
+    assert smtp.inbox.messages == [] and emails(rt) == []
+
+
 def test_no_key_answers_401(rt, client, smtp):
     make_api_key(rt)
     invoice_id = issued_invoice(rt)

@@ -54,7 +54,13 @@ def test_a_crm_code_maps_to_a_sku_and_a_draft_by_that_code_gets_the_catalog_iva(
         headers=bearer(key),
         json={"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"},
     )
-    assert mapped.status_code == 200
+    assert mapped.status_code == 201
+    again = client.post(
+        "/api/v1/sku-mappings",
+        headers=bearer(key),
+        json={"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"},
+    )
+    assert again.status_code == 200  # the code was mapped already: the same mapping, not a new one
 
     invoice = client.post(
         "/api/v1/invoices",
@@ -71,6 +77,7 @@ def test_a_crm_code_maps_to_a_sku_and_a_draft_by_that_code_gets_the_catalog_iva(
     assert invoice.json["totals"]["total"] == "344.85"  # 285.00 + 21 % IVA
     listed = client.get("/api/v1/sku-mappings?source=hubspot", headers=bearer(key)).json
     assert listed["items"] == [{"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"}]
+    assert listed["total"] == 1
 
 
 def test_a_line_without_sku_or_price_is_explained(rt, client):

@@ -15,9 +15,11 @@ from invoicing.errors import (
     InvoicingError,
     NotFoundError,
 )
-from web import current_runtime, json_input
+from web import auth, current_runtime, json_input
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# Every route is authorized before it runs: a scope by method, or the one it is marked with.
+bp.before_request(auth.check_request)
 
 MAX_LIMIT = 200
 
@@ -178,10 +180,14 @@ from web.api import (  # noqa: E402,F401  (register their routes)
     flows,
     invoices,
     issuer,
+    keys,
     mail,
+    openapi,
     pdf,
     products,
+    push,
     reports,
+    rest_hooks,
     runs,
     templates,
 )

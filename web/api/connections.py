@@ -14,7 +14,7 @@ from connector.errors import ConfigurationError
 from connector.models import Connection
 from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, sessions
-from web.auth import require_api_key
+from web.auth import needs
 
 NAME_LENGTH = 80
 
@@ -54,7 +54,6 @@ def _find(s: Any, name: str) -> Connection:
 
 
 @bp.get("/connections")
-@require_api_key
 def list_connections() -> Any:
     with sessions()() as s:
         rows = s.scalars(select(Connection).order_by(Connection.name)).all()
@@ -62,14 +61,13 @@ def list_connections() -> Any:
 
 
 @bp.get("/connections/<name>")
-@require_api_key
 def get_connection(name: str) -> Any:
     with sessions()() as s:
         return jsonify(_shown(_find(s, name)))
 
 
 @bp.put("/connections/<name>")
-@require_api_key
+@needs("admin")
 def put_connection(name: str) -> Any:
     """{"type": http|<CRM>, "base_url", "secret": {...}, "settings": {...},
     "rate_limit_per_second"} and, for http, "auth": none|bearer|basic|header|oauth2 and
@@ -125,7 +123,7 @@ def put_connection(name: str) -> Any:
 
 
 @bp.post("/connections/<name>/test")
-@require_api_key
+@needs("admin")
 def test_connection(name: str) -> Any:
     """Run the provider's "Probar conexión": {"ok", "message", "message_es"}."""
     rt = current_runtime()

@@ -7,14 +7,14 @@ from typing import Any
 
 from flask import jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
 from connector.models import Flow, FlowVersion
 from web import current_runtime
-from web.api import ApiError, bp, iso, json_body, not_found, sessions
-from web.auth import require_api_key
+from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 
 EXPORT_FORMAT = "puente.flow/1"
 
@@ -61,15 +61,15 @@ def _document(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/flows")
-@require_api_key
 def list_flows() -> Any:
-    with sessions()() as s:
-        flows = s.scalars(select(Flow).order_by(Flow.id)).all()
-        return jsonify({"items": [flow_json(f) for f in flows], "total": len(flows)})
+    limit, offset = page()
+    query = select(Flow).options(
+        selectinload(Flow.current_version), selectinload(Flow.subscription)
+    )
+    return listing(query, Flow.id, flow_json, limit, offset)
 
 
 @bp.get("/flows/<int:flow_id>")
-@require_api_key
 def get_flow(flow_id: int) -> Any:
     with sessions()() as s:
         flow = _load(s, flow_id)
@@ -82,7 +82,6 @@ def get_flow(flow_id: int) -> Any:
 
 
 @bp.post("/flows")
-@require_api_key
 def create_flow() -> Any:
     """A new flow (disabled unless "enabled": true and it has no problems).
 
@@ -105,7 +104,6 @@ def _create(document: dict[str, Any], enabled: bool) -> Any:
 
 
 @bp.put("/flows/<int:flow_id>")
-@require_api_key
 def update_flow(flow_id: int) -> Any:
     """Save a new version; runs already started keep the version they started with."""
     document = _document(json_body())
@@ -115,7 +113,6 @@ def update_flow(flow_id: int) -> Any:
 
 
 @bp.post("/flows/<int:flow_id>/<any(enable, disable):change>")
-@require_api_key
 def switch_flow(flow_id: int, change: str) -> Any:
     with sessions().begin() as s:
         registry = current_runtime().registry
@@ -124,7 +121,6 @@ def switch_flow(flow_id: int, change: str) -> Any:
 
 
 @bp.post("/flows/check")
-@require_api_key
 def check_document() -> Any:
     """Check a document without saving it; "sample" replaces the trigger's example data."""
     data = json_body()
@@ -135,7 +131,6 @@ def check_document() -> Any:
 
 
 @bp.get("/flows/<int:flow_id>/versions")
-@require_api_key
 def list_versions(flow_id: int) -> Any:
     with sessions()() as s:
         _load(s, flow_id)
@@ -155,7 +150,6 @@ def list_versions(flow_id: int) -> Any:
 
 
 @bp.get("/flows/<int:flow_id>/export")
-@require_api_key
 def export_flow(flow_id: int) -> Any:
     """The flow as portable JSON: its document and the names of what it connects to, no
     secrets (webhook secrets and credentials stay in this installation)."""
@@ -174,7 +168,6 @@ def export_flow(flow_id: int) -> Any:
 
 
 @bp.post("/flows/import")
-@require_api_key
 def import_flow() -> Any:
     """Create a flow from an export; it starts disabled, with a new webhook of its own."""
     data = json_body()
@@ -211,7 +204,6 @@ def _secrets_in(data: Any, path: str = "") -> list[str]:
 
 
 @bp.post("/flows/dry-run")
-@require_api_key
 def dry_run_document() -> Any:
     """Run a flow document on sample data without effects: {"document", "trigger"?, "until"?}."""
     data = json_body()
@@ -219,7 +211,6 @@ def dry_run_document() -> Any:
 
 
 @bp.post("/flows/<int:flow_id>/dry-run")
-@require_api_key
 def dry_run_flow(flow_id: int) -> Any:
     """Test the saved flow (or its steps up to "until") on "trigger" or the sample data."""
     data = json_body() if request.get_data() else {}

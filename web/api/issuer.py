@@ -10,7 +10,7 @@ from invoicing import issuing
 from invoicing.errors import DocumentStateError
 from invoicing.models import Issuer
 from web.api import ApiError, bp, json_body, sessions
-from web.auth import require_api_key
+from web.auth import needs
 
 FIELDS = issuing.ISSUER_FIELDS
 
@@ -26,7 +26,6 @@ def issuer_json(issuer: Issuer) -> dict[str, Any]:
 
 
 @bp.get("/issuer")
-@require_api_key
 def get_issuer() -> Any:
     with sessions()() as s:
         try:
@@ -36,7 +35,7 @@ def get_issuer() -> Any:
 
 
 @bp.put("/issuer")
-@require_api_key
+@needs("admin")
 def put_issuer() -> Any:
     data = json_body()
     unknown = sorted(set(data) - set(FIELDS))

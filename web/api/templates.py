@@ -13,7 +13,6 @@ from connector.models import Connection
 from connector.spec import TemplateSpec
 from web import current_runtime
 from web.api import ApiError, bp, json_body, sessions
-from web.auth import require_api_key
 
 
 def template_json(template: TemplateSpec) -> dict[str, Any]:
@@ -28,14 +27,12 @@ def template_json(template: TemplateSpec) -> dict[str, Any]:
 
 
 @bp.get("/templates")
-@require_api_key
 def list_templates() -> Any:
     templates = sorted(current_runtime().registry.templates.values(), key=lambda t: t.key)
     return jsonify({"items": [template_json(t) for t in templates]})
 
 
 @bp.post("/templates/<key>/install")
-@require_api_key
 def install_template(key: str) -> Any:
     """{"connection": "<name>"} → 201 {"flow_id"}: the flow is created and enabled."""
     rt = current_runtime()

@@ -52,7 +52,7 @@ def invoice_detail(invoice_id: int) -> Any:
             invoice=invoice,
             record=record,
             issuer=issuer,
-            today=date.today().isoformat(),
+            today=issuing.today().isoformat(),
         )
 
 
@@ -89,7 +89,7 @@ def invoice_issue(invoice_id: int) -> Any:
 def invoice_pay(invoice_id: int) -> Any:
     form = request.form
     try:
-        paid_on = date.fromisoformat(form.get("paid_on") or date.today().isoformat())
+        paid_on = date.fromisoformat(form["paid_on"]) if form.get("paid_on") else None
     except ValueError:
         flash("paid_on_invalid", "error")
         return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
