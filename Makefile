@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+ZAPIER := integrations/zapier
+ZAPIER_STAMP := $(ZAPIER)/node_modules/.installed-$(shell sha1sum $(ZAPIER)/package-lock.json | cut -c1-12)
 
 .PHONY: run test lint typecheck bench clean
 
@@ -15,8 +17,13 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(PY) -m web.launcher
 
+# The Zapier app's npm packages (zapier-platform-core), for its tests.
+$(ZAPIER_STAMP): $(ZAPIER)/package-lock.json
+	cd $(ZAPIER) && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(ZAPIER)/node_modules/.installed-* && touch $@
+
 # Runs the suite on SQLite and PostgreSQL (PUENTE_TEST_DATABASES=sqlite to run on SQLite only).
-test: $(STAMP)
+test: $(STAMP) $(ZAPIER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -30,4 +37,4 @@ bench: $(STAMP)
 	$(PY) -m bench.e2e
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache $(ZAPIER)/node_modules
