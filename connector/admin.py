@@ -69,6 +69,17 @@ def find_api_key(s: Session, key: str) -> ApiKey | None:
     return row
 
 
+def revoke_api_key(s: Session, key_id: int) -> bool:
+    """Revoke at once (the next request with it is refused); False when there is no such key.
+    Revoking twice is not an error."""
+    row = s.get(ApiKey, key_id)
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return True
+
+
 def bootstrap_api_key(s: Session, key: str) -> bool:
     """Register `key` for the first admin when no key exists yet; True when it was added."""
     if len(key) < 24:

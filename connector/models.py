@@ -47,6 +47,43 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class User(Base):
+    """A person who signs in to the UI with e-mail and password (connector.accounts)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lowercased
+    name: Mapped[str] = mapped_column(String(120), default="")
+    role: Mapped[str] = mapped_column(String(10))  # admin, editor, operator, viewer
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # A password an admin gave (first or reset): changed by its owner at the next sign-in.
+    must_change_password: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped when the password changes or the account is disabled: older sign-ins end.
+    session_epoch: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Who changed what: every successful change made through the UI or the API."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    actor: Mapped[str] = mapped_column(String(300))  # the e-mail, or the API key's name
+    action: Mapped[str] = mapped_column(String(80))  # what was done: "flows.flow_save"…
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(120), index=True)  # "flow 3"…
+
+
 class ApiIdempotency(Base):
     """The first answer to a POST made with an Idempotency-Key, replayed for repeats."""
 

@@ -29,6 +29,10 @@ class Settings:
     signature_tolerance_seconds: int = 300
     run_timeout_seconds: int = 300
     bootstrap_api_key: str | None = None
+    # The first admin, created on first start when there is no account yet (web.cli init);
+    # without a password, one is generated and printed once.
+    bootstrap_admin_email: str = "admin@puente.local"
+    bootstrap_admin_password: str | None = None
     log_level: str = "INFO"
     # Days run payloads are kept; run metadata stays (connector.retention).
     retention_days: int = 30
@@ -59,6 +63,8 @@ class Settings:
             signature_tolerance_seconds=int(env.get("PUENTE_SIGNATURE_TOLERANCE", 300)),
             run_timeout_seconds=int(env.get("PUENTE_RUN_TIMEOUT", 300)),
             bootstrap_api_key=env.get("PUENTE_BOOTSTRAP_API_KEY") or None,
+            bootstrap_admin_email=env.get("PUENTE_BOOTSTRAP_ADMIN_EMAIL") or "admin@puente.local",
+            bootstrap_admin_password=env.get("PUENTE_BOOTSTRAP_ADMIN_PASSWORD") or None,
             log_level=env.get("PUENTE_LOG_LEVEL", "INFO").upper(),
             http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
             retention_days=int(env.get("PUENTE_RETENTION_DAYS", 30)),

@@ -11,10 +11,11 @@ from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import update
+from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from connector import admin
-from connector.models import Flow
+from connector.models import Flow, User
 from connector.registry import Registry
 from connector.runtime import Runtime
 from connector.schemas import load_schema
@@ -134,9 +135,36 @@ def csrf(client: FlaskClient) -> str:
         return token
 
 
-def signed_in(rt: Runtime, client: FlaskClient) -> FlaskClient:
-    """The UI test client, signed in with a new API key."""
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": csrf(client)})
+PASSWORD = "una frase larga de prueba"
+_PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow on purpose
+
+
+def make_user(rt: Runtime, role: str = "admin", email: str | None = None) -> User:
+    """An account with PASSWORD, chosen by its owner (no change asked at sign-in)."""
+    with rt.sessions.begin() as s:
+        user = User(
+            email=email or f"{role}-{uuid.uuid4().hex[:6]}@empresa.example",
+            name=role.title(),
+            role=role,
+            password_hash=_PASSWORD_HASH,
+            must_change_password=False,
+        )
+        s.add(user)
+        s.flush()
+        s.expunge(user)
+        return user
+
+
+def sign_in_as(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
+    return client.post(
+        "/ui/login", data={"email": email, "password": password, "csrf_token": csrf(client)}
+    )
+
+
+def signed_in(rt: Runtime, client: FlaskClient, role: str = "admin") -> FlaskClient:
+    """The UI test client, signed in as a new account with `role`."""
+    answer = sign_in_as(client, make_user(rt, role).email)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
     return client
 
 

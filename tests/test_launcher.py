@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
         assert invoice["totals"]["total"] == "3001.41"
         runs = requests.get(f"{base}/api/v1/runs", headers=auth, timeout=5).json()["items"]
         assert [r["status"] for r in runs] == ["succeeded"]
+        front = requests.get(f"{base}/", timeout=5)  # / leads to the app: its sign-in page
 
         children = [pid for pid, (ppid, _) in processes().items() if ppid == launcher.pid]
         embedded = {
@@ -103,6 +105,9 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
     output = (tmp_path / "launcher.log").read_text()
     assert code == 0, output
     assert "Webhook URL:" in output and "whsec_" in output
+    # the first admin, made on first start, signs in with the password printed once
+    assert front.url == f"{base}/ui/login?next=/ui/runs" and front.status_code == 200
+    assert re.search(r"Sign in: admin@puente\.local  contraseña / password: \S{16}\n", output)
     wait_for(
         lambda: not any(alive(p) for p in [*children, *embedded]),
         10,

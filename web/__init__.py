@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = runtime
 
-    from web import api, docs, filters, hooks, i18n, metrics, ui
+    from web import api, audit, docs, filters, hooks, i18n, metrics, ui
 
     app.register_blueprint(hooks.bp)
     app.register_blueprint(metrics.bp)
@@ -54,21 +54,25 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     pages = frozenset(bp.name for bp in ui.BLUEPRINTS)  # their errors are pages, not JSON
     i18n.init_app(app)
     filters.init_app(app)
+    audit.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> Any:
         return _health(runtime)
 
     @app.get("/")
+    @app.get("/ui")
+    @app.get("/ui/")
     def index() -> Any:
+        """The app's front door: the runs, or the sign-in page on the way there."""
         from flask import redirect, url_for
 
         return redirect(url_for("runs.runs"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        if request.blueprint in pages:
-            return exc
+        if request.blueprint in pages or request.path.startswith("/ui/"):
+            return ui.error_page(exc)
         code = exc.code or 500
         body = {
             "error": (exc.name or "error").lower().replace(" ", "_"),
@@ -98,7 +102,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             retry_after=DATABASE_RETRY_AFTER_SECONDS,
         )
         if request.blueprint in pages:
-            return unavailable
+            return ui.error_page(unavailable)
         body = {"error": "database_unavailable", "message": unavailable.description}
         return jsonify(body), 503, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
 

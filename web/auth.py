@@ -1,5 +1,5 @@
-"""Bearer API keys with scopes for the JSON API, rate limited per key; the same keys sign
-people in to the UI (whose pages check the sign-in with web.ui.common.require_login).
+"""Bearer API keys with scopes for the JSON API, rate limited per key. (People sign in to the
+UI with e-mail and password instead: connector.accounts, web.ui.common.)
 
 Every /api/v1 route is checked before it runs (web.api's before_request), so no route can
 be added without a check: GET and HEAD need "read", other methods "write", and a route marked
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, jsonify, request, session
+from flask import current_app, g, jsonify, request
 
 from connector.admin import find_api_key
 from connector.models import ApiKey
@@ -143,14 +143,3 @@ def _unauthorized(message: str, message_es: str) -> Any:
     response = jsonify({"error": "unauthorized", "message": message, "message_es": message_es})
     response.headers["WWW-Authenticate"] = 'Bearer realm="puente"'
     return response, 401
-
-
-def sign_in(key: str) -> bool:
-    """Sign this browser in with an API key; False when the key is unknown or revoked."""
-    row = _check(key.strip())
-    if row is None:
-        return False
-    session.clear()
-    session["api_key_id"] = row.id
-    session["api_key_name"] = row.name
-    return True

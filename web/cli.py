@@ -1,4 +1,4 @@
-"""Command line: `python -m web.cli <command>` (init, demo, api-key, sweep, send-sample,
+"""Command line: `python -m web.cli <command>` (init, user, demo, api-key, sweep, send-sample,
 rotate-secret-key)."""
 
 from __future__ import annotations
@@ -12,11 +12,23 @@ import uuid
 from datetime import timedelta
 
 import requests
+from sqlalchemy import select
 
 import actions
 from actions import crm
-from connector import admin, events, jobs, lifecycle, migrate, polling, rest_hooks, retention
+from connector import (
+    accounts,
+    admin,
+    events,
+    jobs,
+    lifecycle,
+    migrate,
+    polling,
+    rest_hooks,
+    retention,
+)
 from connector.crypto import SecretBox, reencrypt_all
+from connector.models import User
 from connector.registry import default_registry
 from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
@@ -25,15 +37,48 @@ from database import Base, make_engine, make_sessionmaker, utcnow
 from web import demo
 
 
-def init(settings: Settings) -> None:
-    """Apply migrations and register the bootstrap API key if there is none yet."""
+def init(settings: Settings) -> accounts.NewUser | None:
+    """Apply migrations, register the bootstrap API key if there is no key yet, and create
+    the first admin if there is no account yet (returned, with its password, shown once)."""
     migrate.upgrade(settings.database_url)
-    if settings.bootstrap_api_key:
-        rt = build_runtime(settings)
-        with rt.sessions.begin() as s:
-            if admin.bootstrap_api_key(s, settings.bootstrap_api_key):
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as s:
+            if settings.bootstrap_api_key and admin.bootstrap_api_key(
+                s, settings.bootstrap_api_key
+            ):
                 print("registered PUENTE_BOOTSTRAP_API_KEY for the first admin")
-        rt.close()
+            first = accounts.bootstrap_admin(
+                s, settings.bootstrap_admin_email, settings.bootstrap_admin_password
+            )
+    finally:
+        engine.dispose()
+    if first is not None:
+        print(f"first admin created: {first.user.email}")
+    return first
+
+
+def user(settings: Settings, email: str, role: str, reset: bool) -> int:
+    """Create an account (or, with --reset, give an existing one a new temporary password)
+    and print its temporary password, once. For the server's admin: locked out, forgotten."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as s:
+            if reset:
+                found = s.scalar(select(User).where(User.email == accounts.normalize_email(email)))
+                if found is None:
+                    print(f"there is no account {email}; leave out --reset to create it")
+                    return 1
+                password = accounts.reset_password(s, found.id)
+            else:
+                password = accounts.create_user(s, email, role).password
+    except accounts.AccountError as exc:
+        print(f"refused: {exc.code} ({exc.field or 'account'})")
+        return 1
+    finally:
+        engine.dispose()
+    print(f"{email}: temporary password {password} (shown once; changed at the first sign-in)")
+    return 0
 
 
 def send_sample(settings: Settings, url: str | None, deal_id: str | None) -> int:
@@ -80,7 +125,15 @@ def rotate_secret_key(settings: Settings) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m web.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="apply database migrations and the bootstrap API key")
+    sub.add_parser(
+        "init", help="apply database migrations, the bootstrap API key and the first admin"
+    )
+    person = sub.add_parser(
+        "user", help="create an account, or reset its password, and print a temporary one"
+    )
+    person.add_argument("--email", required=True)
+    person.add_argument("--role", default="admin", choices=accounts.ROLES)
+    person.add_argument("--reset", action="store_true", help="reset an existing account")
     sub.add_parser("demo", help="create the demo webhook and flow; print URL and secret")
     key = sub.add_parser("api-key", help="create an API key and print it (shown once)")
     key.add_argument("--name", required=True)
@@ -116,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
     if args.command == "init":
-        init(settings)
+        first = init(settings)
+        if first is not None:
+            print(f"password: {first.password} (shown once)")
         return 0
+    if args.command == "user":
+        return user(settings, args.email, args.role, args.reset)
     if args.command == "send-sample":
         return send_sample(settings, args.url, args.deal_id)
     if args.command == "rotate-secret-key":

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask.wrappers import Response
 
-from web import i18n_catalog, i18n_print, i18n_reports
+from web import i18n_accounts, i18n_catalog, i18n_print, i18n_reports
 
 LANGUAGES = ("es", "en")
 COOKIE = "puente_lang"
@@ -19,10 +19,6 @@ _CORE: dict[str, dict[str, str]] = {
         "invoices": "Facturas",
         "sign_in": "Entrar",
         "sign_out": "Salir",
-        "api_key": "Clave de API",
-        "api_key_help": "Pega la clave de API que te dio tu administrador "
-        "(make run la muestra al arrancar).",
-        "bad_key": "La clave no es válida o está revocada.",
         "name": "Nombre",
         "trigger": "Disparador",
         "webhook_url": "URL del webhook",
@@ -202,10 +198,6 @@ _CORE: dict[str, dict[str, str]] = {
         "invoices": "Invoices",
         "sign_in": "Sign in",
         "sign_out": "Sign out",
-        "api_key": "API key",
-        "api_key_help": "Paste the API key your administrator gave you "
-        "(make run prints it at start-up).",
-        "bad_key": "That key is unknown or revoked.",
         "name": "Name",
         "trigger": "Trigger",
         "webhook_url": "Webhook URL",
@@ -390,7 +382,13 @@ def _merged(*catalogs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return merged
 
 
-MESSAGES = _merged(_CORE, i18n_print.MESSAGES, i18n_reports.MESSAGES, i18n_catalog.MESSAGES)
+MESSAGES = _merged(
+    _CORE,
+    i18n_print.MESSAGES,
+    i18n_reports.MESSAGES,
+    i18n_catalog.MESSAGES,
+    i18n_accounts.MESSAGES,
+)
 
 
 def translate(key: str, lang: str | None = None) -> str:

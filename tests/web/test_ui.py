@@ -10,7 +10,16 @@ import pytest
 
 from connector.runtime import Runtime
 from tests.conftest import drain
-from tests.factories import Hook, csrf, deal, make_api_key, make_hook, post_deal
+from tests.factories import (
+    PASSWORD,
+    Hook,
+    csrf,
+    deal,
+    make_hook,
+    make_user,
+    post_deal,
+    signed_in,
+)
 from web.demo import DEMO_FLOW
 
 
@@ -26,11 +35,16 @@ def page(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
-def sign_in(rt: Runtime, client) -> str:
-    key = make_api_key(rt)
-    response = client.post("/ui/login", data={"api_key": key, "csrf_token": csrf(client)})
-    assert response.status_code == 302, response.status_code
-    return key
+def sign_in(rt: Runtime, client) -> None:
+    signed_in(rt, client)
+
+
+def login(client, email: str, next_url: str | None = None, password: str = PASSWORD):
+    return client.post(
+        "/ui/login",
+        query_string={"next": next_url} if next_url is not None else None,
+        data={"email": email, "password": password, "csrf_token": csrf(client)},
+    )
 
 
 def process(rt: Runtime, client, payload: dict) -> tuple[Hook, int]:
@@ -77,37 +91,31 @@ def test_the_sign_in_page_is_in_spanish_by_default(rt, client):
     response = client.get("/ui/login")
 
     assert response.status_code == 200
-    assert "Pega la clave de API" in page(response)
+    assert "Entra con tu correo y tu contraseña" in page(response)
 
 
-def test_a_wrong_key_shows_the_sign_in_page_again_with_401_and_the_spanish_error(rt, client):
-    make_api_key(rt)
+def test_a_wrong_password_shows_the_sign_in_page_again_with_401_and_the_spanish_error(rt, client):
+    user = make_user(rt)
 
-    response = client.post(
-        "/ui/login?next=/ui/invoices", data={"api_key": "pk_wrong", "csrf_token": csrf(client)}
-    )
+    response = login(client, user.email, "/ui/invoices", password="no es esta")
 
     assert response.status_code == 401
-    assert "La clave no es válida o está revocada." in page(response)
+    assert "El correo o la contraseña no son correctos." in page(response)
     assert client.get("/ui/runs").status_code == 302  # still not signed in
 
 
-def test_a_good_key_signs_in_and_goes_to_next(rt, client):
-    key = make_api_key(rt)
+def test_the_right_password_signs_in_and_goes_to_next(rt, client):
+    user = make_user(rt)
 
-    response = client.post(
-        "/ui/login?next=/ui/invoices", data={"api_key": key, "csrf_token": csrf(client)}
-    )
+    response = login(client, user.email.upper(), "/ui/invoices")  # e-mail case does not matter
 
     assert response.status_code == 302
     assert location(response) == "/ui/invoices"
     assert client.get("/ui/invoices").status_code == 200
 
 
-def test_a_good_key_without_next_goes_to_the_runs(rt, client):
-    key = make_api_key(rt)
-
-    response = client.post("/ui/login", data={"api_key": key, "csrf_token": csrf(client)})
+def test_signing_in_without_next_goes_to_the_runs(rt, client):
+    response = login(client, make_user(rt).email)
 
     assert location(response) == "/ui/runs"
 
@@ -123,26 +131,14 @@ def test_a_good_key_without_next_goes_to_the_runs(rt, client):
     ],
 )
 def test_signing_in_never_follows_a_next_that_leaves_the_site(rt, client, next_url):
-    key = make_api_key(rt)
-
-    response = client.post(
-        "/ui/login",
-        query_string={"next": next_url},
-        data={"api_key": key, "csrf_token": csrf(client)},
-    )
+    response = login(client, make_user(rt).email, next_url)
 
     assert response.status_code == 302
     assert response.headers["Location"] == "/ui/runs"
 
 
 def test_a_next_starting_with_slash_backslash_does_not_lead_to_another_site(rt, client):
-    key = make_api_key(rt)
-
-    response = client.post(
-        "/ui/login",
-        query_string={"next": "/\\evil.example/x"},
-        data={"api_key": key, "csrf_token": csrf(client)},
-    )
+    response = login(client, make_user(rt).email, "/\\evil.example/x")
 
     # Browsers read a leading slash-backslash like "//": the Location must stay on this site.
     target = response.headers["Location"]
@@ -378,15 +374,12 @@ def test_the_flows_page_marks_a_disabled_flow(rt, client):
 
 def test_a_form_token_that_is_not_ascii_is_refused_as_expired_not_a_crash(rt, client):
     csrf(client)  # the session has its token
-    response = client.post("/ui/login", data={"api_key": "x", "csrf_token": "ñ"})
+    response = client.post("/ui/login", data={"email": "x", "csrf_token": "ñ"})
     assert response.status_code == 400
 
 
 def test_crafted_next_and_page_parameters_answer_pages_not_server_errors(rt, client):
-    key = make_api_key(rt)
-    signed = client.post(
-        "/ui/login?next=/%0D%5Cevil.com", data={"api_key": key, "csrf_token": csrf(client)}
-    )
+    signed = login(client, make_user(rt).email, "/\r\\evil.com")
     assert signed.status_code == 302 and signed.headers["Location"].endswith("/ui/runs")
     for path in ("/ui/runs", "/ui/invoices"):
         assert client.get(f"{path}?page=99999999999999999999").status_code == 200

@@ -7,9 +7,8 @@ from typing import Any
 from flask import jsonify
 from sqlalchemy import select
 
-from connector.admin import SCOPES, new_api_key
+from connector.admin import SCOPES, new_api_key, revoke_api_key
 from connector.models import ApiKey
-from database import utcnow
 from web.api import ApiError, bp, iso, json_body, sessions
 from web.auth import needs
 
@@ -70,9 +69,6 @@ def list_keys() -> Any:
 def revoke_key(key_id: int) -> Any:
     """Revoke at once: the next request with it is refused. Revoking twice is not an error."""
     with sessions().begin() as s:
-        row = s.get(ApiKey, key_id)
-        if row is None:
+        if not revoke_api_key(s, key_id):
             raise ApiError(404, "not_found", f"API key {key_id} does not exist")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
     return "", 204

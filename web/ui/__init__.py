@@ -3,7 +3,10 @@ web.ui.common, which imports none of them)."""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException
 
 from web.ui import (
     catalog,
@@ -11,6 +14,7 @@ from web.ui import (
     documents,
     flows,
     invoices,
+    people,
     pipeline,
     printing,
     reports,
@@ -30,6 +34,7 @@ BLUEPRINTS = (
     catalog.bp,
     reports.bp,
     settings.bp,
+    people.bp,
 )
 
 
@@ -38,3 +43,11 @@ def register(app: Flask) -> None:
     common.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+
+
+def error_page(exc: HTTPException) -> Any:
+    """An error as a page in the reader's language: what happened and what to do now."""
+    code = exc.code or 500
+    known = code if code in (400, 403, 404, 405, 413, 503) else 500
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return render_template("ui/error.html", code=code, known=known), code, headers

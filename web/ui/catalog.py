@@ -15,7 +15,7 @@ from invoicing import catalog
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import Customer, DocumentKind, Invoice, Product, SkuMapping
 from web.i18n import translate
-from web.ui.common import HELPERS, PAGE, blueprint, page_number, require_login, sessions
+from web.ui.common import HELPERS, PAGE, allow, blueprint, page_number, sessions
 
 bp = blueprint("catalog", __name__)
 
@@ -33,7 +33,6 @@ PRICE_DECIMALS = 8
 
 
 @bp.get("/customers")
-@require_login
 def customers() -> Any:
     q = (request.args.get("q") or "").strip()
     page = page_number()
@@ -60,7 +59,7 @@ def customers() -> Any:
 
 
 @bp.route("/customers/<int:customer_id>", methods=["GET", "POST"])
-@require_login
+@allow("billing")
 def customer_detail(customer_id: int) -> Any:
     """The customer's fiscal data and documents; the form changes name, email and address."""
     errors: dict[str, str] = {}
@@ -151,13 +150,12 @@ def _documents(s: Session, customer_id: int, *, invoices: bool) -> tuple[list[In
 
 
 @bp.get("/products")
-@require_login
 def products() -> Any:
     return _catalog_page()
 
 
 @bp.post("/products")
-@require_login
+@allow("billing")
 def product_create() -> Any:
     values = {k: (request.form.get(k) or "").strip() for k in PRODUCT_FIELDS}
     errors = _lengths(values)
@@ -188,7 +186,7 @@ def product_create() -> Any:
 
 
 @bp.post("/products/mappings")
-@require_login
+@allow("billing")
 def mapping_create() -> Any:
     values = {k: (request.form.get(k) or "").strip() for k in MAPPING_FIELDS}
     errors = _lengths(values)

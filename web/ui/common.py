@@ -1,5 +1,6 @@
-"""What the UI's areas share: their blueprints (under /ui, forms checked for the CSRF token), the
-sign-in check, the database, paging, the once-only form key and links to any document.
+"""What the UI's areas share: their blueprints (under /ui, forms checked for the CSRF token, every
+page checked for the person signed in and what their role may do), the database, paging, the
+once-only form key and links to any document.
 
 Every area module imports this one; this one imports none of them (it names their endpoints
 only as text, in url_for), so there is no import circle.
@@ -10,13 +11,13 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, redirect, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy.orm import sessionmaker
 
-from connector.models import ApiKey
+from connector.accounts import can
+from connector.models import User
 from invoicing.models import DocumentKind, Invoice
 from web import csrf, current_runtime
 from web.i18n import translate
@@ -39,6 +40,7 @@ def blueprint(name: str, import_name: str) -> Blueprint:
     """The blueprint of one area of the UI: its pages under /ui, every POST checked for CSRF."""
     bp = Blueprint(name, import_name, url_prefix="/ui")
     csrf.protect(bp)
+    bp.before_request(_authorize)
     return bp
 
 
@@ -47,7 +49,13 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def forms() -> dict[str, Any]:
-        return {"csrf_token": csrf.token, "form_once": lambda: uuid.uuid4().hex}
+        user = current_user()
+        return {
+            "csrf_token": csrf.token,
+            "form_once": lambda: uuid.uuid4().hex,
+            "user": user,
+            "can": lambda permission: user is not None and can(user.role, permission),
+        }
 
 
 def sessions() -> sessionmaker[Any]:
@@ -66,23 +74,66 @@ def once_key() -> str | None:
     return f"ui-form:{once}" if re.fullmatch(r"[0-9a-f]{32}", once) else None
 
 
-def require_login(view: F) -> F:
-    """Send people who have not signed in to the sign-in page."""
+def allow(permission: str, *, to_read: bool = False) -> Callable[[F], F]:
+    """Mark a view's changes (POST) as needing `permission` (connector.accounts.PERMISSIONS).
+    Unmarked, reading (GET) is open to every role and changing needs "admin": a new form is
+    closed until it says who may use it. `to_read=True` asks `permission` to read it too."""
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "api_key_id" not in session or not _live(session["api_key_id"]):
-            session.clear()  # a revoked key signs its people out
-            return redirect(url_for("session.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
+    def mark(view: F) -> F:
+        view.puente_permission = permission  # type: ignore[attr-defined]
+        view.puente_to_read = to_read  # type: ignore[attr-defined]
+        return view
 
-    return wrapper  # type: ignore[return-value]
+    return mark
 
 
-def _live(api_key_id: int) -> bool:
+def public(view: F) -> F:
+    """Mark a view as open without signing in (the sign-in page)."""
+    view.puente_permission = None  # type: ignore[attr-defined]
+    return view
+
+
+def _authorize() -> Any:
+    """Before every UI view: who is signed in (g.user) and whether their role may do this."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return None
+    permission = getattr(view, "puente_permission", "admin")
+    if request.method in ("GET", "HEAD") and not getattr(view, "puente_to_read", False):
+        permission = permission and "read"
+    g.user = signed_in_user()
+    if permission is None:
+        return None
+    if g.user is None:
+        session.clear()
+        return redirect(url_for("session.login", next=request.full_path.rstrip("?")))
+    if g.user.must_change_password and request.endpoint not in FREE_WITH_TEMPORARY_PASSWORD:
+        return redirect(url_for("session.password"))
+    if not can(g.user.role, permission):
+        abort(403)
+    return None
+
+
+# What someone with a temporary password may still do: choose their own, or leave.
+FREE_WITH_TEMPORARY_PASSWORD = frozenset({"session.password", "session.logout"})
+
+
+def signed_in_user() -> User | None:
+    """The active account this browser signed in as, unless its password changed since or it
+    was disabled (session_epoch): those sign-ins end at their next request."""
+    user_id, epoch = session.get("user_id"), session.get("epoch")
+    if user_id is None:
+        return None
     with sessions()() as s:
-        row = s.get(ApiKey, api_key_id)
-        return row is not None and row.revoked_at is None
+        user = s.get(User, user_id)
+        if user is None or not user.active or user.session_epoch != epoch:
+            return None
+        s.expunge(user)
+        return user
+
+
+def current_user() -> User | None:
+    return g.get("user")
 
 
 def doc_url(doc: Invoice) -> str:

@@ -21,10 +21,10 @@ from web.ui.common import (
     KINDS,
     PAGE,
     PLURALS,
+    allow,
     blueprint,
     doc_url,
     page_number,
-    require_login,
     sessions,
 )
 
@@ -64,13 +64,11 @@ class Conversion:
 
 
 @bp.get("/documents")
-@require_login
 def documents_index() -> Any:
     return redirect(url_for("documents.documents", kind="quotes"))
 
 
 @bp.get(f"/documents/{KIND}", endpoint="documents")
-@require_login
 def document_list(kind: str) -> Any:
     page = page_number()
     query = select(Invoice).where(Invoice.kind == KINDS[kind])
@@ -95,13 +93,12 @@ def document_list(kind: str) -> Any:
 
 
 @bp.get(f"/documents/{KIND}/<int:doc_id>")
-@require_login
 def document_detail(kind: str, doc_id: int) -> Any:
     return _page(kind, doc_id)
 
 
 @bp.post(f"/documents/{KIND}/<int:doc_id>/convert")
-@require_login
+@allow("billing")
 def document_convert(kind: str, doc_id: int) -> Any:
     """Carry what the form says of each line into a new draft of the chosen kind."""
     to = request.form.get("to", "")

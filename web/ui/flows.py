@@ -18,7 +18,7 @@ from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
 from connector.models import Flow
 from web import current_runtime
-from web.ui.common import blueprint, require_login, sessions
+from web.ui.common import allow, blueprint, sessions
 
 bp = blueprint("flows", __name__)
 
@@ -33,7 +33,6 @@ FUNCTION_HELP = [
 
 
 @bp.get("/flows")
-@require_login
 def flows() -> Any:
     with sessions()() as s:
         rows = s.scalars(
@@ -56,7 +55,7 @@ def _parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 @bp.route("/flows/<int:flow_id>", methods=["GET", "POST"])
-@require_login
+@allow("flows")
 def flow_edit(flow_id: int) -> Any:
     rt = current_runtime()
     with sessions()() as s:
@@ -104,7 +103,7 @@ def flow_edit(flow_id: int) -> Any:
 
 
 @bp.post("/flows/<int:flow_id>/<any(enable, disable):change>")
-@require_login
+@allow("flows")
 def flow_switch(flow_id: int, change: str) -> Any:
     rt = current_runtime()
     try:

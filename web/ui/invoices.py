@@ -15,13 +15,12 @@ from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
 from invoicing.models import Invoice, Issuer
 from web import current_runtime
-from web.ui.common import PAGE, blueprint, once_key, page_number, require_login, sessions
+from web.ui.common import PAGE, allow, blueprint, once_key, page_number, sessions
 
 bp = blueprint("invoices", __name__)
 
 
 @bp.get("/invoices")
-@require_login
 def invoices() -> Any:
     page = page_number()
     with sessions()() as s:
@@ -39,7 +38,6 @@ def invoices() -> Any:
 
 
 @bp.get("/invoices/<int:invoice_id>")
-@require_login
 def invoice_detail(invoice_id: int) -> Any:
     with sessions()() as s:
         invoice = s.get(Invoice, invoice_id)
@@ -57,7 +55,6 @@ def invoice_detail(invoice_id: int) -> Any:
 
 
 @bp.get("/invoices/<int:invoice_id>/qr.svg")
-@require_login
 def invoice_qr(invoice_id: int) -> Any:
     with sessions()() as s:
         invoice = s.get(Invoice, invoice_id)
@@ -79,13 +76,13 @@ def _attempt(invoice_id: int, action: Any, done: str) -> Any:
 
 
 @bp.post("/invoices/<int:invoice_id>/issue")
-@require_login
+@allow("billing")
 def invoice_issue(invoice_id: int) -> Any:
     return _attempt(invoice_id, lambda s: issuing.issue(s, invoice_id), "issued_ok")
 
 
 @bp.post("/invoices/<int:invoice_id>/payments")
-@require_login
+@allow("billing")
 def invoice_pay(invoice_id: int) -> Any:
     form = request.form
     try:
@@ -110,7 +107,7 @@ def invoice_pay(invoice_id: int) -> Any:
 
 
 @bp.post("/invoices/<int:invoice_id>/send")
-@require_login
+@allow("billing")
 def invoice_send(invoice_id: int) -> Any:
     """E-mail the invoice; a failed attempt is kept in the history, with its reason."""
     runtime = current_runtime()
@@ -134,14 +131,14 @@ def invoice_send(invoice_id: int) -> Any:
 
 
 @bp.post("/invoices/<int:invoice_id>/cancel")
-@require_login
+@allow("billing")
 def invoice_cancel(invoice_id: int) -> Any:
     reason = request.form.get("reason") or ""
     return _attempt(invoice_id, lambda s: corrections.cancel(s, invoice_id, reason), "cancelled_ok")
 
 
 @bp.post("/invoices/<int:invoice_id>/rectify")
-@require_login
+@allow("billing")
 def invoice_rectify(invoice_id: int) -> Any:
     """Draft a rectifying invoice by substitution, to be reviewed and issued like any draft."""
     form = request.form

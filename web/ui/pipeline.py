@@ -11,13 +11,12 @@ from sqlalchemy import select
 from invoicing import crm
 from invoicing.errors import InvoicingError
 from invoicing.models import Invoice, Opportunity
-from web.ui.common import blueprint, require_login, sessions
+from web.ui.common import allow, blueprint, sessions
 
 bp = blueprint("pipeline", __name__)
 
 
 @bp.get("/pipeline")
-@require_login
 def pipeline() -> Any:
     with sessions()() as s:
         opportunities = list(s.scalars(select(Opportunity).order_by(Opportunity.id.desc())))
@@ -45,7 +44,7 @@ def pipeline() -> Any:
 
 
 @bp.post("/pipeline/<int:opportunity_id>/stage")
-@require_login
+@allow("billing")
 def move(opportunity_id: int) -> Any:
     stage = request.form.get("stage", "")
     if stage not in crm.STAGES:

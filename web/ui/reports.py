@@ -10,7 +10,7 @@ from typing import Any
 from flask import render_template, request
 
 from invoicing import reports as data
-from web.ui.common import PAGE, blueprint, page_number, require_login, sessions
+from web.ui.common import PAGE, blueprint, page_number, sessions
 
 bp = blueprint("reports", __name__)
 
@@ -55,7 +55,6 @@ def _range() -> tuple[date | None, date | None, str | None]:
 
 
 @bp.get("/reports", endpoint="reports")
-@require_login
 def reports_page() -> Any:
     first, last, error = _range()
     page = page_number()

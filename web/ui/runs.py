@@ -14,13 +14,12 @@ from connector import jobs, replay
 from connector.errors import PuenteError
 from connector.models import Run, RunKey, RunStatus
 from web import current_runtime
-from web.ui.common import PAGE, blueprint, page_number, require_login, sessions
+from web.ui.common import PAGE, allow, blueprint, page_number, sessions
 
 bp = blueprint("runs", __name__)
 
 
 @bp.get("/runs")
-@require_login
 def runs() -> Any:
     status = request.args.get("status") or None
     page = page_number()
@@ -50,7 +49,7 @@ def runs() -> Any:
 
 
 @bp.post("/runs/<int:run_id>/replay")
-@require_login
+@allow("runs")
 def run_replay(run_id: int) -> Any:
     """Run it again from its first unfinished step, optionally with corrected trigger data."""
     runtime = current_runtime()
@@ -74,7 +73,6 @@ def run_replay(run_id: int) -> Any:
 
 
 @bp.get("/runs/<int:run_id>")
-@require_login
 def run_detail(run_id: int) -> Any:
     with sessions()() as s:
         run = s.get(Run, run_id)

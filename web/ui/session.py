@@ -1,14 +1,18 @@
-"""Signing in to the UI with an API key, and out again."""
+"""Signing in with e-mail and password, out again, and choosing one's own password."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
-from web.auth import sign_in
-from web.ui.common import blueprint
+from connector import accounts
+from connector.accounts import AccountError
+from connector.models import User
+from web.filters import local_time
+from web.ui.common import allow, blueprint, current_user, public, sessions
 
 bp = blueprint("session", __name__)
 
@@ -22,17 +26,70 @@ def _local(target: str | None) -> str | None:
     return None if urlsplit(target).netloc else target
 
 
+def start_session(user: User) -> None:
+    """This browser is now signed in as `user` (a fresh session: no fixation)."""
+    session.clear()
+    session["user_id"] = user.id
+    session["epoch"] = user.session_epoch
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login() -> Any:
-    error = None
+    error: AccountError | None = None
+    email, changing = "", False
     if request.method == "POST":
-        if sign_in(request.form.get("api_key", "")):
+        email = request.form.get("email", "").strip()
+        with sessions().begin() as s:
+            found = accounts.authenticate(s, email, request.form.get("password", ""))
+            if isinstance(found, AccountError):
+                error = found  # the failure is counted: committed
+            else:
+                start_session(found)
+                changing = found.must_change_password
+        if error is None:
+            if changing:
+                return redirect(url_for("session.password"))
             return redirect(_local(request.args.get("next")) or url_for("runs.runs"))
-        error = "bad_key"
-    return render_template("ui/login.html", error=error), 401 if error else 200
+    locked_until = error.values.get("until") if error else None
+    until = local_time(locked_until) if isinstance(locked_until, datetime) else None
+    return render_template("ui/login.html", error=error and error.code, until=until, email=email), (
+        401 if error else 200
+    )
 
 
 @bp.post("/logout")
+@public
 def logout() -> Any:
     session.clear()
     return redirect(url_for("session.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@allow("read")
+def password() -> Any:
+    """Choose one's own password: required after a temporary one from an admin."""
+    user = current_user()
+    assert user is not None  # the page needs a sign-in
+    error: AccountError | None = None
+    if request.method == "POST":
+        new = request.form.get("password", "")
+        try:
+            if new != request.form.get("repeat", ""):
+                raise AccountError("password_mismatch", "repeat")
+            with sessions().begin() as s:
+                row = s.get(User, user.id)
+                assert row is not None
+                accounts.change_password(s, row, request.form.get("current", ""), new)
+                start_session(row)  # this browser stays signed in; the others end
+        except AccountError as exc:
+            error = exc
+        else:
+            flash("password_changed", "notice")
+            return redirect(url_for("runs.runs"))
+    return render_template(
+        "ui/password.html",
+        error=error,
+        minimum=accounts.MIN_PASSWORD,
+        temporary=user.must_change_password,
+    ), (422 if error else 200)

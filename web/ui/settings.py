@@ -10,13 +10,12 @@ from sqlalchemy import select
 from invoicing import issuing
 from invoicing.errors import InvoicingError
 from invoicing.models import Issuer
-from web.ui.common import blueprint, require_login, sessions
+from web.ui.common import blueprint, sessions
 
 bp = blueprint("settings", __name__)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
-@require_login
 def settings() -> Any:
     """Our company's fiscal data: needed before the first invoice is issued."""
     errors: dict[str, str] = {}
