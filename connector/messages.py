@@ -46,11 +46,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     # A literal that should have been an expression (connector.checks)
     "literal_looks_like_path": (
         "the text {text!r} looks like a field reference, but it is plain text, so it would be "
-        "sent as it is instead of the field's value; to use the field's value, write it as an "
-        'expression: {{"$expr": "{expression}"}}',
+        "sent as it is instead of the field's value; to use the field's value, pick it with "
+        '"Take from a field" (in JSON, write it as an expression: {{"$expr": "{expression}"}})',
         "el texto {text!r} parece una referencia a un campo, pero está escrito como texto "
         "normal y se enviaría tal cual, no el valor del campo; para usar el valor del campo, "
-        'escríbelo como expresión: {{"$expr": "{expression}"}}',
+        "elígelo con «Tomar de un campo» (en JSON, escríbelo como expresión: "
+        '{{"$expr": "{expression}"}})',
     ),
     # Writing and evaluating expressions (connector.mapping)
     "expression_shape": (

@@ -75,6 +75,33 @@ def resolve_ref(schema: Any, base: str) -> tuple[dict[str, Any], str]:
     return resolve_ref(merged, name) if "$ref" in merged else (merged, name)
 
 
+DATA_KEYWORDS = frozenset({"examples", "default", "const", "enum"})  # values, not schemas
+
+
+def inline(name: str) -> dict[str, Any]:
+    """schemas/<name> with every relative $ref replaced by what it names: one self-contained
+    schema, as a form generator reads it (schemas here are not recursive)."""
+
+    def walk(node: Any, base: str, depth: int) -> Any:
+        if depth > 20:
+            raise RuntimeError(f"{name}: $refs nested too deep (a recursive schema?)")
+        if isinstance(node, list):
+            return [walk(item, base, depth) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if isinstance(node.get("$ref"), str) and not node["$ref"].startswith("#"):
+            node, base = resolve_ref(node, base)
+            depth += 1
+        return {
+            key: value if key in DATA_KEYWORDS else walk(value, base, depth)
+            for key, value in node.items()
+            if key not in ("$id", "$schema")
+        }
+
+    inlined: dict[str, Any] = walk(load_schema(name), name, 0)
+    return inlined
+
+
 def all_schema_names() -> list[str]:
     return sorted(p.relative_to(SCHEMAS_DIR).as_posix() for p in SCHEMAS_DIR.rglob("*.json"))
 

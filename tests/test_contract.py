@@ -17,7 +17,7 @@ from connector.http_client import HttpClient, save_connection
 from connector.outbound import Allowed
 from connector.registry import default_registry
 from connector.runtime import build_services
-from connector.schemas import load_schema, validate
+from connector.schemas import inline, load_schema, validate
 from connector.spec import (
     ActionContext,
     ActionSpec,
@@ -106,6 +106,26 @@ def test_every_trigger_and_action_has_an_english_and_a_spanish_title(spec):
     assert spec.title_es.strip()
     assert spec.title_es != spec.title
     assert spec.description.strip()
+
+
+def _untitled(schema: Any, path: str = "") -> list[str]:
+    """Properties, at any depth, without a Spanish title (the builder's forms show them)."""
+    found = []
+    for name, prop in (schema.get("properties") or {}).items():
+        if "x-title-es" not in prop:
+            found.append(path + name)
+        found += _untitled(prop, f"{path}{name}.")
+        if isinstance(prop.get("items"), dict):
+            found += _untitled(prop["items"], f"{path}{name}[].")
+    return found
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_every_field_a_person_fills_in_has_a_spanish_title(spec):
+    names = [spec.input_schema] if isinstance(spec, ActionSpec) else []
+    names += [spec.config_schema] if isinstance(spec, TriggerSpec) and spec.config_schema else []
+    for name in names:
+        assert _untitled(inline(name)) == [], name
 
 
 # What each kind needs: the functions that make its items, and nothing of another kind's.

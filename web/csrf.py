@@ -20,13 +20,14 @@ def token() -> str:
 
 
 def protect(bp: Blueprint) -> None:
-    """Refuse (400) any POST to `bp` whose form lacks the session's token."""
+    """Refuse (400) any POST to `bp` whose form (or, from the page's scripts, whose
+    X-CSRF-Token header) lacks the session's token."""
 
     @bp.before_request
     def check() -> Any:
         if request.method != "POST":
             return None
-        sent = request.form.get(FIELD, "")
+        sent = request.form.get(FIELD) or request.headers.get("X-CSRF-Token", "")
         expected = session.get(FIELD)
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, "the form has expired: reload the page and try again")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask.wrappers import Response
 
-from web import i18n_accounts, i18n_catalog, i18n_print, i18n_reports
+from web import i18n_accounts, i18n_builder, i18n_catalog, i18n_print, i18n_reports
 
 LANGUAGES = ("es", "en")
 COOKIE = "puente_lang"
@@ -388,6 +388,7 @@ MESSAGES = _merged(
     i18n_reports.MESSAGES,
     i18n_catalog.MESSAGES,
     i18n_accounts.MESSAGES,
+    i18n_builder.MESSAGES,
 )
 
 

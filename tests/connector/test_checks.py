@@ -157,7 +157,7 @@ def test_a_literal_that_is_exactly_a_readable_path_is_refused_naming_the_field(t
     found = problems(flow)
     assert any(
         p.startswith(f"steps[1].input.external_ref: the text {text!r} looks like a field reference")
-        and p.endswith(f'write it as an expression: {{"$expr": "{path}"}}')
+        and p.endswith(f'write it as an expression: {{"$expr": "{path}"}})')
         for p in found
     ), found
 

@@ -135,7 +135,8 @@ def test_the_checks_name_the_field_and_the_expression_in_spanish():
     assert found["steps[1].input.external_ref"] == [
         "el texto '{{ trigger.deal_id }}' parece una referencia a un campo, pero está escrito "
         "como texto normal y se enviaría tal cual, no el valor del campo; para usar el valor del "
-        'campo, escríbelo como expresión: {"$expr": "trigger.deal_id"}'
+        "campo, elígelo con «Tomar de un campo» (en JSON, escríbelo como expresión: "
+        '{"$expr": "trigger.deal_id"})'
     ]
     assert found["steps[1].input.currency"] == [
         "con los datos de ejemplo, el valor debe ser uno de estos: EUR"

@@ -9,6 +9,7 @@ from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 
 from web.ui import (
+    builder,
     catalog,
     common,
     documents,
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     session.bp,
     runs.bp,
     flows.bp,
+    builder.bp,
     invoices.bp,
     pipeline.bp,
     printing.bp,

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -18,6 +18,7 @@ from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
 from connector.models import Flow
 from web import current_runtime
+from web.ui.builder import NEW_FLOW_SECRET
 from web.ui.common import allow, blueprint, sessions
 
 bp = blueprint("flows", __name__)
@@ -99,6 +100,8 @@ def flow_edit(flow_id: int) -> Any:
         trial=trial,
         functions=FUNCTION_HELP,
         errors_by_step=_by_step(report.errors if report else []),
+        document=document if document is not None else stored,
+        webhook_secret=session.pop(NEW_FLOW_SECRET, None),
     ), status
 
 

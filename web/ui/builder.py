@@ -1,0 +1,180 @@
+"""The flow builder's server side: what the page's script (static/builder.js) reads and asks.
+
+- the catalog: every trigger and action by app, with Spanish (or English) titles, each
+  action's input schema inlined (the form is generated from it) and each trigger's and
+  action's sample data (the field picker shows it), and the connections a CRM step can use;
+- checking a flow document as it is built: every problem with the field at fault, in the
+  reader's language, and the preview of each step's inputs on the sample data;
+- trying the flow, or its steps up to one, on the sample data (a dry run: nothing stays);
+- "Nuevo flujo": the page, and creating the flow it sends.
+
+The JSON editor stays on the flow's page (web.ui.flows) as the advanced view.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from flask import g, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from connector import admin, messages, schemas
+from connector.checks import check_flow
+from connector.dryrun import dry_run
+from connector.errors import FieldError, PuenteError
+from connector.models import Connection
+from web import current_runtime, i18n_builder
+from web.i18n import translate
+from web.ui.common import allow, blueprint, sessions
+
+bp = blueprint("builder", __name__)
+
+# The apps triggers and actions belong to (their key's first part), as people know them.
+APPS = {
+    "invoicing": ("Facturación de Puente", "Puente invoicing"),
+    "crm": ("CRM de Puente", "Puente CRM"),
+    "hubspot": ("HubSpot", "HubSpot"),
+    "salesforce": ("Salesforce", "Salesforce"),
+    "zoho": ("Zoho CRM", "Zoho CRM"),
+    "pipedrive": ("Pipedrive", "Pipedrive"),
+    "api": ("Zapier, Make o API", "Zapier, Make or API"),
+    "webhook": ("Webhook firmado", "Signed webhook"),
+    "http": ("HTTP (cualquier API)", "HTTP (any API)"),
+}
+NEW_FLOW_SECRET = "new_flow_secret"  # shown once on the new flow's page
+
+
+@bp.app_context_processor
+def texts() -> dict[str, Any]:
+    return {"builder_texts": lambda: i18n_builder.script_texts(translate)}
+
+
+def _lang() -> str:
+    return str(getattr(g, "lang", "es"))
+
+
+def _app(key: str) -> dict[str, str]:
+    app = key.split(".", 1)[0]
+    es, en = APPS.get(app, (app, app))
+    return {"key": app, "name": es if _lang() == "es" else en}
+
+
+def _titled(spec: Any) -> dict[str, Any]:
+    return {
+        "key": spec.key,
+        "app": _app(spec.key),
+        "title": spec.title_es if _lang() == "es" else spec.title,
+    }
+
+
+@bp.get("/builder/catalog.json")
+def catalog() -> Any:
+    registry = current_runtime().registry
+    with sessions()() as s:
+        connections = [
+            {"name": name, "type": kind}
+            for name, kind in s.execute(
+                select(Connection.name, Connection.type).order_by(Connection.name)
+            )
+        ]
+    triggers = [
+        {
+            **_titled(t),
+            "kind": t.kind.value,
+            "provider": t.provider,
+            "sample": schemas.example(t.output_schema),
+            "config": schemas.inline(t.config_schema) if t.config_schema else None,
+        }
+        for t in sorted(registry.triggers.values(), key=lambda t: t.key)
+    ]
+    actions = [
+        {
+            **_titled(a),
+            "provider": a.key.split(".", 1)[0] if a.key.split(".", 1)[0] in PROVIDERS else None,
+            "input": schemas.inline(a.input_schema),
+            "sample": schemas.example(a.output_schema),
+        }
+        for a in sorted(registry.actions.values(), key=lambda a: a.key)
+    ]
+    return jsonify(
+        {"lang": _lang(), "triggers": triggers, "actions": actions, "connections": connections}
+    )
+
+
+PROVIDERS = frozenset({"hubspot", "salesforce", "zoho", "pipedrive", "http"})
+
+
+def _errors(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"path": e.path, "message": e.text(_lang())} for e in errors]
+
+
+def _body() -> tuple[dict[str, Any], Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return {}, None
+    return data, data.get("document")
+
+
+@bp.post("/builder/check")
+@allow("flows")
+def check() -> Any:
+    """{"document", "sample"?} → {"ok", "errors": [{"path", "message"}], "preview"}."""
+    data, document = _body()
+    sample = data.get("sample") if isinstance(data.get("sample"), dict) else None
+    report = check_flow(document, current_runtime().registry, sample)
+    return jsonify({"ok": report.ok, "errors": _errors(report.errors), "preview": report.preview})
+
+
+@bp.post("/builder/dry-run")
+@allow("flows")
+def trial() -> Any:
+    """{"document", "until"?} → what each step would do on the sample data; nothing stays."""
+    data, document = _body()
+    rt = current_runtime()
+    until = data.get("until") if isinstance(data.get("until"), str) else None
+    try:
+        result = dry_run(rt.sessions, rt.registry, document, tools=rt.tools, until=until)
+    except PuenteError as exc:
+        return jsonify({"status": "refused", "errors": _errors(exc.errors)}), 422
+    steps = []
+    for step in result.steps:
+        body = asdict(step)
+        if step.error:
+            body["error"] = messages.localized(step.error, _lang())
+        steps.append(body)
+    return jsonify({"status": result.status, "steps": steps})
+
+
+@bp.route("/flows/new", methods=["GET", "POST"])
+@allow("flows", to_read=True)
+def new_flow() -> Any:
+    """The builder on an empty flow; sent, the flow is created (disabled: enabling is a
+    separate, checked step) and its page opens."""
+    document: Any = None
+    problems: list[dict[str, str]] = []
+    if request.method == "POST":
+        try:
+            document = json.loads(request.form.get("document") or "null")
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            rt = current_runtime()
+            try:
+                with sessions().begin() as s:
+                    saved, secret = admin.create_flow(
+                        s, rt.secrets, rt.registry, document, enabled=False
+                    )
+                    flow_id = saved.flow.id
+            except PuenteError as exc:
+                problems = _errors(exc.errors) or [{"path": "", "message": exc.message}]
+            else:
+                if secret:
+                    session[NEW_FLOW_SECRET] = secret
+                return redirect(url_for("flows.flow_edit", flow_id=flow_id, created=1))
+        else:
+            problems = [{"path": "", "message": translate("builder_not_a_flow")}]
+    return render_template("ui/flow_new.html", document=document, problems=problems), (
+        422 if problems else 200
+    )
