@@ -8,11 +8,13 @@ and fans out to every enabled flow on that trigger, once each, deduplicated per 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, select
 
 from connector import intake
@@ -29,6 +31,24 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, error: str, message: str, **extra: Any) -> Any:
     return jsonify({"error": error, "message": message, **extra}), status
+
+
+REFUSED = "puente:refused-deliveries"  # the latest deliveries refused before being stored
+REFUSED_KEPT = 200
+
+
+def _refused(rt: Runtime, route: intake.Route, error: str) -> None:
+    """Note a delivery refused before it was stored (bad signature, unreadable body) where
+    admins see it (Ejecuciones → Entregas rechazadas): when, at which address, why. A bounded
+    list in Redis: an attacker's flood cannot grow it, and no body is kept."""
+    entry = json.dumps({"at": time.time(), "source": route.source, "error": error})
+    try:
+        with rt.redis.pipeline() as pipe:
+            pipe.lpush(REFUSED, entry)
+            pipe.ltrim(REFUSED, 0, REFUSED_KEPT - 1)
+            pipe.execute()
+    except RedisError:
+        log.warning("could not note the refused delivery at %s", route.source)
 
 
 _ACTIVE_SUBSCRIPTION = select(  # built once: every delivery looks its hook up
@@ -88,14 +108,17 @@ def _deliver(
         )
     except SignatureError as exc:
         log.warning("%s: rejected delivery from %s: %s", route.source, request.remote_addr, exc)
+        _refused(rt, route, "invalid_signature")
         return _error(401, "invalid_signature", str(exc))
     except ValueError as exc:  # a body its verify cannot even read (hostile XML, say)
+        _refused(rt, route, "invalid_payload")
         return _error(400, "invalid_payload", str(exc))
     try:
         # An XML trigger reads its own body, safely; the others get it as strict JSON.
         raw = first.body_format == "xml"
         payload = delivery.body if raw else json_input.parse(delivery.body)
     except json_input.BadJson as exc:
+        _refused(rt, route, "invalid_json")
         return _error(400, "invalid_json", str(exc))
     event_ids: list[int] = []
     run_ids: list[int] = []

@@ -107,6 +107,32 @@ _CORE: dict[str, dict[str, str]] = {
         "replay_help": "Vuelve a ejecutarse desde el primer paso sin terminar; los pasos "
         "hechos no se repiten. Puedes corregir aquí los datos del disparador.",
         "replay_ok": "Ejecución en cola de nuevo.",
+        "replay_many_ok": "{count} ejecuciones en cola de nuevo (espaciadas, para no saturar a "
+        "nadie).",
+        "replay_none_chosen": "Marca primero las ejecuciones fallidas que quieres relanzar.",
+        "replay_refused": "No se puede relanzar: solo se relanzan ejecuciones terminadas "
+        "(fallidas, sin reintentos o detenidas) de un flujo que aún existe.",
+        "replay_invalid": "No se ha relanzado: los datos corregidos no son válidos:",
+        "replay_selected": "Relanzar las marcadas",
+        "replay_selected_help": "Marca las fallidas en la lista.",
+        "replay_select": "Marcar para relanzar la ejecución",
+        "runs_since": "Desde",
+        "refused_link": "Entregas rechazadas",
+        "refused_title": "Entregas rechazadas",
+        "refused_help": "Lo que llegó a tus direcciones de webhook y no se aceptó. Ninguna "
+        "llegó a ejecutar un flujo: corrige la causa y pide al remitente que la envíe de nuevo.",
+        "refused_none": "Ninguna entrega rechazada.",
+        "refused_where": "Dirección",
+        "refused_reason": "Motivo",
+        "refused_data": "Datos recibidos",
+        "refused_invalid_signature": "La firma no es válida o ha caducado: comprueba que el "
+        "secreto configurado en el remitente (o en el CRM) es el de esta conexión, y que su "
+        "reloj está en hora.",
+        "refused_invalid_payload": "El contenido no se pudo leer: no tiene el formato que "
+        "envía este CRM.",
+        "refused_invalid_json": "El contenido no es JSON válido.",
+        "refused_invalid_deal": "Los datos no tienen el formato esperado:",
+        "runs_until": "Hasta",
         "replay_bad_json": "Los datos corregidos no son un objeto JSON válido.",
         "history": "Historial de intentos",
         "search_runs": "Oportunidad, factura o NIF",
@@ -284,6 +310,30 @@ _CORE: dict[str, dict[str, str]] = {
         "replay_help": "It runs again from its first unfinished step; finished steps are not "
         "repeated. You may correct the trigger data here.",
         "replay_ok": "Run queued again.",
+        "replay_many_ok": "{count} runs queued again (spaced out, so as to flood no one).",
+        "replay_none_chosen": "First tick the failed runs you want to replay.",
+        "replay_refused": "It cannot be replayed: only finished runs (failed, dead or stopped) "
+        "of a flow that still exists are.",
+        "replay_invalid": "Not replayed: the corrected data is not valid:",
+        "replay_selected": "Replay the ticked ones",
+        "replay_selected_help": "Tick the failed ones in the list.",
+        "replay_select": "Tick to replay run",
+        "runs_since": "From",
+        "refused_link": "Refused deliveries",
+        "refused_title": "Refused deliveries",
+        "refused_help": "What reached your webhook addresses and was not accepted. None of it "
+        "ran a flow: fix the cause and ask the sender to send it again.",
+        "refused_none": "No refused deliveries.",
+        "refused_where": "Address",
+        "refused_reason": "Reason",
+        "refused_data": "Data received",
+        "refused_invalid_signature": "The signature is wrong or stale: check that the secret "
+        "set at the sender (or in the CRM) is this connection's, and that its clock is right.",
+        "refused_invalid_payload": "The content could not be read: it is not in the format "
+        "this CRM sends.",
+        "refused_invalid_json": "The content is not valid JSON.",
+        "refused_invalid_deal": "The data is not in the expected format:",
+        "runs_until": "To",
         "replay_bad_json": "The corrected data is not a valid JSON object.",
         "history": "Attempt history",
         "search_runs": "Deal, invoice or tax id",

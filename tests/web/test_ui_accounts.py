@@ -29,6 +29,10 @@ FORMS = {
     "builder.check": "flows",
     "builder.trial": "flows",
     "builder.new_flow": "flows",
+    "connections.connection_new": "flows",
+    "connections.connection_edit": "flows",
+    "connections.connection_test": "flows",
+    "connections.template_install": "flows",
     "catalog.customer_detail": "billing",
     "catalog.mapping_create": "billing",
     "catalog.product_create": "billing",
@@ -46,6 +50,7 @@ FORMS = {
     "people.user_update": "admin",
     "pipeline.move": "billing",
     "runs.run_replay": "runs",
+    "runs.runs_replay": "runs",
     "settings.settings": "admin",
     "session.password": "read",
     "session.login": None,  # open: signing in
@@ -57,6 +62,7 @@ RESTRICTED_PAGES = {
     "people.api_keys": "admin",
     "people.audit": "admin",
     "builder.new_flow": "flows",
+    "connections.connection_new": "flows",
 }
 
 
