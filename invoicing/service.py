@@ -273,6 +273,24 @@ class Invoicing:
         self.session.flush()
         return invoice
 
+    def delete_draft(self, invoice_id: int) -> None:
+        """Delete a draft before it is issued (nothing was numbered or registered); its deal
+        shows as never billed again. A draft other documents were made from stays."""
+        invoice = self.session.scalar(
+            select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+        )
+        if invoice is None:
+            raise NotFoundError(f"document {invoice_id} does not exist")
+        if invoice.status != InvoiceStatus.DRAFT or invoice.number is not None:
+            raise DocumentStateError(
+                f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only drafts "
+                "are deleted (cancel or rectify an issued invoice)"
+            )
+        if documents_made_from(self.session, invoice):
+            raise DocumentStateError("documents were made from this one: delete those first")
+        self.session.delete(invoice)
+        self.session.flush()
+
     def _already_made(self, invoice: Invoice, customer: CustomerData) -> DraftResult:
         # The first draft stands; nothing else (not even a customer) is created for a repeat.
         stored = invoice.customer

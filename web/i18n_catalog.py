@@ -5,6 +5,35 @@ Texts with `{name}` placeholders are filled in with str.format by the view or te
 
 MESSAGES: dict[str, dict[str, str]] = {
     "es": {
+        "draft_edit": "Editar borrador",
+        "draft_not_editable": "Ya no es un borrador: un documento emitido no se cambia "
+        "(corrige una factura emitida con una rectificativa).",
+        "draft_not_saved": "No se ha guardado nada:",
+        "draft_customer_name": "Razón social",
+        "draft_customer_tax_id": "NIF/CIF",
+        "draft_customer_email": "Correo electrónico",
+        "draft_customer_street": "Dirección",
+        "draft_customer_postal_code": "Código postal",
+        "draft_customer_city": "Población",
+        "draft_customer_province": "Provincia",
+        "draft_customer_help": "Con otro NIF se factura a ese cliente (se crea si no existe); "
+        "con el mismo, los datos guardados del cliente se mantienen.",
+        "draft_lines": "Líneas",
+        "draft_lines_help": "Importes como los escribes: 1.500,50. Deja una fila vacía para "
+        "quitarla; usa las filas vacías para añadir líneas (con una referencia del catálogo, "
+        "la descripción, el precio y el IVA salen de él).",
+        "draft_saved": "Borrador guardado.",
+        "draft_deleted": "Borrador borrado.",
+        "draft_delete": "Borrar el borrador",
+        "draft_delete_confirm": "¿Borrar este borrador? No tiene número ni registro fiscal, "
+        "así que se borra del todo; su oportunidad volverá a aparecer como no facturada.",
+        "issue_confirm": "¿Emitir la factura? Recibirá el siguiente número correlativo y la "
+        "fecha de hoy, se generará su registro VERI*FACTU, y ya no podrá cambiarse ni borrarse.",
+        "issue_consequences": "Al emitirla: número correlativo, fecha, registro VERI*FACTU con "
+        "su huella y QR. Después solo se corrige con una rectificativa.",
+        "cancel_confirm": "¿Anular la factura? Se registrará su anulación en VERI*FACTU y no "
+        "se puede deshacer.",
+        "download_facturae": "Descargar Facturae (XML)",
         # customers
         "cat_customers": "Clientes",
         "cat_search_label": "Buscar por nombre o NIF",
@@ -115,6 +144,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "doc_cancelled_note": "Documento anulado: no se puede convertir.",
     },
     "en": {
+        "draft_edit": "Edit draft",
+        "draft_not_editable": "It is no longer a draft: an issued document does not change "
+        "(correct an issued invoice with a rectifying one).",
+        "draft_not_saved": "Nothing was saved:",
+        "draft_customer_name": "Legal name",
+        "draft_customer_tax_id": "Tax id",
+        "draft_customer_email": "E-mail",
+        "draft_customer_street": "Street",
+        "draft_customer_postal_code": "Postal code",
+        "draft_customer_city": "City",
+        "draft_customer_province": "Province",
+        "draft_customer_help": "Another tax id bills that customer (created if new); with the "
+        "same one, the customer's stored data stays.",
+        "draft_lines": "Lines",
+        "draft_lines_help": "Leave a row empty to remove it; use the empty rows to add lines "
+        "(with a catalog reference, its description, price and VAT are used).",
+        "draft_saved": "Draft saved.",
+        "draft_deleted": "Draft deleted.",
+        "draft_delete": "Delete the draft",
+        "draft_delete_confirm": "Delete this draft? It has no number nor tax record, so it is "
+        "deleted for good; its deal shows as not invoiced again.",
+        "issue_confirm": "Issue the invoice? It gets the next correlative number and today's "
+        "date, its VERI*FACTU record is made, and it can no longer change nor be deleted.",
+        "issue_consequences": "Issuing gives it: a correlative number, a date, a VERI*FACTU "
+        "record with its hash and QR. After that, only a rectifying invoice corrects it.",
+        "cancel_confirm": "Cancel the invoice? Its cancellation is recorded in VERI*FACTU and "
+        "cannot be undone.",
+        "download_facturae": "Download Facturae (XML)",
         # customers
         "cat_customers": "Customers",
         "cat_search_label": "Search by name or tax id",

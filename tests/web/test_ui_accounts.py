@@ -40,6 +40,8 @@ FORMS = {
     "flows.flow_edit": "flows",
     "flows.flow_switch": "flows",
     "invoices.invoice_cancel": "billing",
+    "invoices.draft_edit": "billing",
+    "invoices.draft_delete": "billing",
     "invoices.invoice_issue": "billing",
     "invoices.invoice_pay": "billing",
     "invoices.invoice_rectify": "billing",
@@ -63,6 +65,7 @@ RESTRICTED_PAGES = {
     "people.audit": "admin",
     "builder.new_flow": "flows",
     "connections.connection_new": "flows",
+    "invoices.draft_edit": "billing",
 }
 
 

@@ -136,6 +136,20 @@ def current_user() -> User | None:
     return g.get("user")
 
 
+def typed_amount(text: str | None) -> str:
+    """An amount as a person types it, as the core reads it: in Spanish "1.500,50" (or
+    "1500,5", or "1.500") is 1500.50; in English "1,500.50" is. Anything else is left as it is,
+    for the core to refuse with the field named."""
+    value = (text or "").strip().replace(" ", "").replace("\u00a0", "")
+    if str(getattr(g, "lang", "es")) == "en":
+        return value.replace(",", "")
+    if "," in value:
+        return value.replace(".", "").replace(",", ".")
+    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+", value):  # "1.500": thousands, the Spanish way
+        return value.replace(".", "")
+    return value
+
+
 def doc_url(doc: Invoice) -> str:
     """The page of any document: invoices have their own."""
     if doc.kind == DocumentKind.INVOICE:

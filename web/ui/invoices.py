@@ -3,6 +3,7 @@ be done to it (issue, record a payment, e-mail, cancel, rectify)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -13,9 +14,21 @@ from sqlalchemy.orm import selectinload
 from actions.invoicing import invoicing_settings, signing_credentials
 from invoicing import chain, corrections, issuing, mailer, payments, verifactu
 from invoicing.errors import InvoicingError
-from invoicing.models import Invoice, Issuer
+from invoicing.models import DocumentKind, Invoice, Issuer
+from invoicing.service import CustomerData, Invoicing, LineData
 from web import current_runtime
-from web.ui.common import PAGE, allow, blueprint, once_key, page_number, sessions
+from web.ui.common import (
+    HELPERS,
+    PAGE,
+    PLURALS,
+    allow,
+    blueprint,
+    doc_url,
+    once_key,
+    page_number,
+    sessions,
+    typed_amount,
+)
 
 bp = blueprint("invoices", __name__)
 
@@ -54,6 +67,96 @@ def invoice_detail(invoice_id: int) -> Any:
         )
 
 
+LINE_FIELDS = ("sku", "description", "quantity", "unit_price", "discount_percent", "tax_rate")
+CUSTOMER_FIELDS = ("name", "tax_id", "email", "street", "postal_code", "city", "province")
+BLANK_LINES = 3  # empty rows under the lines, to add some without a script
+
+
+@bp.route("/invoices/<int:invoice_id>/edit", methods=["GET", "POST"])
+@allow("billing", to_read=True)
+def draft_edit(invoice_id: int) -> Any:
+    """Review a draft (invoice, quote, order or delivery note) before it is issued: its
+    customer, lines, general discount and notes."""
+    error = None
+    if request.method == "POST":
+        form = request.form
+        lines = [
+            LineData.from_json(line)
+            for line in _lines(form)
+            if any(line.get(f) for f in ("sku", "description", "unit_price"))
+        ]
+        customer = {f: form.get(f"customer_{f}", "").strip() or None for f in CUSTOMER_FIELDS}
+        try:
+            with sessions().begin() as s:
+                doc = _draft(s, invoice_id)
+                country = doc.customer.country
+                Invoicing(s).edit_draft(
+                    invoice_id,
+                    lines=lines,
+                    customer=CustomerData(**customer, country=country),  # type: ignore[arg-type]
+                    notes=form.get("notes", ""),
+                    discount_percent=typed_amount(form.get("discount_percent")) or 0,
+                )
+                target = doc_url(doc)
+        except InvoicingError as exc:
+            error = exc
+        else:
+            flash("draft_saved", "ok")
+            return redirect(target)
+    with sessions()() as s:
+        doc = _draft(s, invoice_id)
+        return render_template(
+            "ui/draft_edit.html",
+            **HELPERS,
+            doc=doc,
+            error=error,
+            form=request.form if error else None,
+            blank=range(len(doc.lines), len(doc.lines) + BLANK_LINES),
+        ), (422 if error else 200)
+
+
+def _lines(form: Any) -> list[dict[str, str]]:
+    """line-<n>-<field> inputs as lines, in their order; amounts typed the Spanish way."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in form.items():
+        m = re.fullmatch(r"line-(\d{1,3})-([a-z_]+)", key)
+        if m and m.group(2) in LINE_FIELDS:
+            amount = m.group(2) not in ("sku", "description")
+            found.setdefault(int(m.group(1)), {})[m.group(2)] = (
+                typed_amount(value) if amount else value.strip()
+            )
+    lines = [found[n] for n in sorted(found)]
+    for line in lines:
+        line.setdefault("quantity", "")
+        for name in ("unit_price", "tax_rate", "sku", "description"):
+            if not line.get(name):
+                line.pop(name, None)
+    return lines
+
+
+def _draft(s: Any, invoice_id: int) -> Invoice:
+    doc = s.get(Invoice, invoice_id)
+    if doc is None:
+        abort(404)
+    return doc
+
+
+@bp.post("/invoices/<int:invoice_id>/delete")
+@allow("billing")
+def draft_delete(invoice_id: int) -> Any:
+    try:
+        with sessions().begin() as s:
+            kind = _draft(s, invoice_id).kind
+            Invoicing(s).delete_draft(invoice_id)
+    except InvoicingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
+    flash("draft_deleted", "ok")
+    if kind == "invoice":
+        return redirect(url_for("invoices.invoices"))
+    return redirect(url_for("documents.documents", kind=PLURALS[DocumentKind(kind)]))
+
+
 @bp.get("/invoices/<int:invoice_id>/qr.svg")
 def invoice_qr(invoice_id: int) -> Any:
     with sessions()() as s:
@@ -90,7 +193,7 @@ def invoice_pay(invoice_id: int) -> Any:
     except ValueError:
         flash("paid_on_invalid", "error")
         return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
-    amount = (form.get("amount") or "").replace(",", ".").strip()
+    amount = typed_amount(form.get("amount"))
     return _attempt(
         invoice_id,
         lambda s: payments.record_payment(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, render_template
+from flask import Response, abort, flash, redirect, render_template, url_for
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from invoicing import chain, pdf, verifactu
+from actions.invoicing import signing_credentials
+from invoicing import chain, exports, pdf, verifactu
+from invoicing.errors import InvoicingError
 from invoicing.models import DocumentKind, Invoice
+from web import current_runtime
 from web.ui.common import blueprint, sessions
 
 bp = blueprint("printing", __name__)
@@ -48,6 +51,25 @@ def invoice_pdf(invoice_id: int) -> Any:
     with sessions()() as s:
         invoice = _invoice(s, invoice_id)
         return pdf_response(pdf.pdf_of(invoice), pdf.filename(invoice))
+
+
+@bp.get("/invoices/<int:invoice_id>/facturae.xml")
+def invoice_facturae(invoice_id: int) -> Any:
+    """The issued invoice's Facturae 3.2.2 (signed when a certificate is configured)."""
+    credentials = signing_credentials(current_runtime().services)
+    with sessions()() as s:
+        invoice = _invoice(s, invoice_id)
+        if invoice.number is None:
+            abort(404)  # a draft has no Facturae yet
+        try:
+            document = exports.facturae_xml(invoice, credentials)
+        except InvoicingError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
+    response = Response(document, mimetype="application/xml")
+    name = pdf.filename(invoice).removesuffix(".pdf") + ".xml"  # safe characters only
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def pdf_response(document: bytes, name: str) -> Response:
