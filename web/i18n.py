@@ -95,6 +95,17 @@ _CORE: dict[str, dict[str, str]] = {
         "flow_dry_run_refused": "No se puede probar: el flujo tiene problemas (los tienes en "
         "Comprobación).",
         "flow_enabled": "Flujo activado.",
+        "flow_versions": "Versiones",
+        "flow_versions_help": "Cada vez que se guarda el flujo queda una versión; las "
+        "ejecuciones ya empezadas siguen con la suya. Restaurar guarda esa versión como la más "
+        "nueva.",
+        "flow_version_current": "En uso",
+        "flow_version_changes": "Cambios respecto a la anterior",
+        "flow_version_same": "Sin cambios respecto a la anterior.",
+        "flow_restore": "Restaurar esta versión",
+        "flow_restore_confirm": "¿Guardar esta versión como la más nueva? Las próximas "
+        "ejecuciones la usarán.",
+        "flow_restored": "Versión {version} restaurada como la más nueva.",
         "flow_disabled": "Flujo desactivado.",
         "func_coalesce": "el primer valor que no esté vacío",
         "func_lookup": "traduce un código con una tabla del flujo",
@@ -298,6 +309,15 @@ _CORE: dict[str, dict[str, str]] = {
         "Fix them and save before enabling it.",
         "flow_dry_run_refused": "It cannot be tried: the flow has problems (listed under Check).",
         "flow_enabled": "Flow enabled.",
+        "flow_versions": "Versions",
+        "flow_versions_help": "Each save of the flow keeps a version; runs already started go "
+        "on with theirs. Restoring saves that version as the newest.",
+        "flow_version_current": "In use",
+        "flow_version_changes": "Changes from the one before",
+        "flow_version_same": "No changes from the one before.",
+        "flow_restore": "Restore this version",
+        "flow_restore_confirm": "Save this version as the newest? The next runs use it.",
+        "flow_restored": "Version {version} restored as the newest.",
         "flow_disabled": "Flow disabled.",
         "func_coalesce": "the first value that is not empty",
         "func_lookup": "translates a code with one of the flow's tables",

@@ -38,7 +38,7 @@ from invoicing.money import (
 )
 from invoicing.payments import record_payment
 from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import ISSUER
+from tests.factories import ISSUER, signed_in
 
 D = Decimal
 WHEN = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)  # issue date 01/07/2026 in Madrid
@@ -725,15 +725,6 @@ def test_an_issued_invoice_stays_as_issued_when_its_customer_changes(rt):
 
 
 # --- The invoice page and the print page ---------------------------------------------------
-
-
-def signed_in(rt, client):
-    from tests.factories import make_api_key
-
-    with client.session_transaction() as session:
-        token = session.setdefault("csrf_token", "test-form-token")
-    client.post("/ui/login", data={"api_key": make_api_key(rt), "csrf_token": token})
-    return client
 
 
 def cell(page: str, testid: str) -> str:

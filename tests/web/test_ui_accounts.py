@@ -39,6 +39,7 @@ FORMS = {
     "documents.document_convert": "billing",
     "flows.flow_edit": "flows",
     "flows.flow_switch": "flows",
+    "flows.flow_restore": "flows",
     "invoices.invoice_cancel": "billing",
     "invoices.draft_edit": "billing",
     "invoices.draft_delete": "billing",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
+import re
 
 from sqlalchemy import func, select
 
+from connector import admin
 from connector.models import Flow, FlowVersion
 from invoicing.models import Invoice
 from tests.factories import csrf, make_hook, signed_in
@@ -78,3 +81,27 @@ def test_a_dry_run_from_the_editor_shows_each_step_and_leaves_nothing(rt, client
     assert "invoicing.create_draft_invoice" in page and "3001.41" in page
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+def test_versions_show_what_changed_and_an_old_one_is_restored(rt, client):
+    signed_in(rt, client, "editor")
+    first = copy.deepcopy(DEMO_FLOW)
+    second = copy.deepcopy(DEMO_FLOW)
+    second["steps"][1]["input"]["notes"] = "Gracias por su confianza"
+    with rt.sessions.begin() as s:
+        flow = admin.save_flow(s, rt.registry, first).flow
+        admin.save_flow(s, rt.registry, second, flow=flow)
+        flow_id = flow.id
+
+    page = html.unescape(client.get(f"/ui/flows/{flow_id}/versions").text)
+    assert re.search(r'<span class="added">\+ +"notes": "Gracias por su confianza"', page)
+    assert re.search(r'<span class="removed">- +"notes": \{', page)
+    assert page.count("Restaurar esta versión") == 1  # not on the one in use
+
+    restored = client.post(
+        f"/ui/flows/{flow_id}/versions/1/restore", data={"csrf_token": csrf(client)}
+    )
+    assert restored.status_code == 302
+    with rt.sessions() as s:
+        row = s.get_one(Flow, flow_id)
+        assert row.current_version.version == 3 and row.current_version.document == first

@@ -4,6 +4,7 @@ would do."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import asdict
 from typing import Any
@@ -16,8 +17,9 @@ from connector import admin
 from connector.checks import check_flow
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
-from connector.models import Flow
+from connector.models import Flow, FlowVersion
 from web import current_runtime
+from web.i18n import translate
 from web.ui.builder import NEW_FLOW_SECRET
 from web.ui.common import allow, blueprint, sessions
 
@@ -118,6 +120,65 @@ def flow_switch(flow_id: int, change: str) -> Any:
         flash("flow_enabled" if change == "enable" else "flow_disabled", "ok")
     except PuenteError as exc:  # its problems are listed on the flow's page
         flash("flow_enable_refused" if exc.errors else exc.message, "error")
+    return redirect(url_for("flows.flow_edit", flow_id=flow_id))
+
+
+@bp.get("/flows/<int:flow_id>/versions")
+def flow_versions(flow_id: int) -> Any:
+    """Every saved version, newest first, each with what changed from the one before."""
+    with sessions()() as s:
+        flow = s.get(Flow, flow_id)
+        if flow is None:
+            abort(404)
+        versions = s.scalars(
+            select(FlowVersion)
+            .where(FlowVersion.flow_id == flow_id)
+            .order_by(FlowVersion.version.desc())
+        ).all()
+        current = flow.current_version.version if flow.current_version else None
+        shown = [
+            {
+                "version": v.version,
+                "created_at": v.created_at,
+                "current": v.version == current,
+                "changes": _changes(
+                    versions[i + 1].document if i + 1 < len(versions) else {}, v.document
+                ),
+            }
+            for i, v in enumerate(versions)
+        ]
+        return render_template(
+            "ui/flow_versions.html", flow_id=flow_id, name=flow.name, versions=shown
+        )
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines that differ between two documents as pretty JSON: ("+"|"-"|" ", line)."""
+    old = json.dumps(before, ensure_ascii=False, indent=2).splitlines() if before else []
+    new = json.dumps(after, ensure_ascii=False, indent=2).splitlines()
+    diff = difflib.unified_diff(old, new, lineterm="", n=2)
+    return [(line[0], line[1:]) for line in diff if not line.startswith(("---", "+++", "@@"))]
+
+
+@bp.post("/flows/<int:flow_id>/versions/<int:version>/restore")
+@allow("flows")
+def flow_restore(flow_id: int, version: int) -> Any:
+    """Save an earlier version's document as the newest version (checked like any save)."""
+    rt = current_runtime()
+    try:
+        with sessions().begin() as s:
+            old = s.scalar(
+                select(FlowVersion).where(
+                    FlowVersion.flow_id == flow_id, FlowVersion.version == version
+                )
+            )
+            if old is None:
+                abort(404)
+            admin.save_flow(s, rt.registry, old.document, flow=s.get_one(Flow, flow_id))
+    except PuenteError as exc:
+        flash("flow_save_refused" if exc.errors else exc.message, "error")
+        return redirect(url_for("flows.flow_versions", flow_id=flow_id))
+    flash(translate("flow_restored").format(version=version), "ok")
     return redirect(url_for("flows.flow_edit", flow_id=flow_id))
 
 
