@@ -13,9 +13,10 @@ SQLite and PostgreSQL), fetched in a second query with only those columns.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -411,3 +412,60 @@ def never_billed(
         for row in rows
     ]
     return NeverBilled(items, total, limit, offset)
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def percentile(values: Sequence[timedelta], share: float) -> timedelta | None:
+    """The nearest-rank percentile (share 0.5: the median, 0.95: p95) of `values`."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def won_to_draft(session: Session, since: datetime) -> list[timedelta]:
+    """For each deal won since `since` that has its draft invoice: how long the draft took."""
+    rows = session.execute(
+        select(Deal.won_at, Invoice.created_at)
+        .join(Invoice, _invoice_of_deal())
+        .where(Deal.won_at >= since)
+    )
+    return [max(created - won, timedelta(0)) for won, created in rows]
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date  # a Monday, in Madrid
+    won: int
+    invoiced: int
+    paid: int
+
+
+def weekly(session: Session, weeks: int, today: date) -> list[Week]:
+    """Won, invoiced (issued, not cancelled) and paid deals by the week they were won, the
+    last `weeks` weeks up to `today`'s (Madrid weeks, Monday first), oldest first."""
+    first = today - timedelta(days=today.weekday() + 7 * (weeks - 1))
+    since = datetime.combine(first, time(), MADRID)
+    counted = _counts()
+    rows = session.execute(
+        select(
+            Deal.won_at,
+            case((counted, 1), else_=0),
+            case((and_(counted, Invoice.paid_at.is_not(None)), 1), else_=0),
+        )
+        .select_from(Deal)
+        .outerjoin(Invoice, _invoice_of_deal())
+        .where(Deal.won_at >= since)
+    )
+    tally = {first + timedelta(weeks=n): [0, 0, 0] for n in range(weeks)}
+    for won_at, invoiced, paid in rows:
+        day = won_at.astimezone(MADRID).date()
+        week = tally.get(day - timedelta(days=day.weekday()))
+        if week is not None:
+            week[0] += 1
+            week[1] += invoiced
+            week[2] += paid
+    return [Week(start, *counts) for start, counts in tally.items()]

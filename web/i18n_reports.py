@@ -2,6 +2,24 @@
 
 MESSAGES: dict[str, dict[str, str]] = {
     "es": {
+        "dash_title": "Panel",
+        "dash_runs_24h": "Ejecuciones (24 h)",
+        "dash_success": "Correctas (24 h)",
+        "dash_queue": "En cola",
+        "dash_oldest": "la más antigua espera",
+        "dash_won_to_draft": "De ganada a borrador (30 días)",
+        "dash_won_to_draft_help": "{count} oportunidades con borrador",
+        "dash_runs_per_hour": "Ejecuciones por hora, por estado (últimas 24 h)",
+        "dash_max": "máximo por hora:",
+        "dash_figures": "Ver las cifras",
+        "dash_hour": "Hora",
+        "dash_conversion": "Ganadas → facturadas → cobradas, por semana en que se ganaron",
+        "dash_won": "Ganadas",
+        "dash_invoiced": "Facturadas",
+        "dash_paid": "Cobradas",
+        "dash_week": "Semana del",
+        "dash_more": "Más detalle en Informes",
+        "dash_days": "días",
         "reports_title": "Informes",
         "reports_intro": "Oportunidades ganadas en el periodo (días de Madrid): cuántas se han "
         "facturado, cuánto se tarda en facturar y en cobrar, y cuáles siguen sin factura. "
@@ -53,6 +71,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reports_chart_times": "Tiempo hasta facturar y cobrar",
     },
     "en": {
+        "dash_title": "Dashboard",
+        "dash_runs_24h": "Runs (24 h)",
+        "dash_success": "Succeeded (24 h)",
+        "dash_queue": "Queued",
+        "dash_oldest": "the oldest has waited",
+        "dash_won_to_draft": "Won to draft (30 days)",
+        "dash_won_to_draft_help": "{count} deals with a draft",
+        "dash_runs_per_hour": "Runs per hour, by status (last 24 h)",
+        "dash_max": "most in an hour:",
+        "dash_figures": "See the figures",
+        "dash_hour": "Hour",
+        "dash_conversion": "Won → invoiced → paid, by the week they were won",
+        "dash_won": "Won",
+        "dash_invoiced": "Invoiced",
+        "dash_paid": "Paid",
+        "dash_week": "Week of",
+        "dash_more": "More in Reports",
+        "dash_days": "days",
         "reports_title": "Reports",
         "reports_intro": "Deals won in the period (Madrid days): how many have been invoiced, "
         "how long invoicing and payment take, and which are still not billed. A deal counts "

@@ -13,6 +13,7 @@ from web.ui import (
     catalog,
     common,
     connections,
+    dashboard,
     documents,
     flows,
     invoices,
@@ -27,6 +28,7 @@ from web.ui import (
 
 BLUEPRINTS = (
     session.bp,
+    dashboard.bp,
     runs.bp,
     flows.bp,
     builder.bp,
