@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 ZAPIER := integrations/zapier
 ZAPIER_STAMP := $(ZAPIER)/node_modules/.installed-$(shell sha1sum $(ZAPIER)/package-lock.json | cut -c1-12)
+BROWSER := tests/browser
+BROWSER_STAMP := $(BROWSER)/node_modules/.installed-$(shell sha1sum $(BROWSER)/package-lock.json | cut -c1-12)
 
 .PHONY: run test lint typecheck bench clean
 
@@ -22,8 +24,13 @@ $(ZAPIER_STAMP): $(ZAPIER)/package-lock.json
 	cd $(ZAPIER) && npm ci --no-audit --no-fund --loglevel=error
 	rm -f $(ZAPIER)/node_modules/.installed-* && touch $@
 
+# axe-core, which the browser tests inject into pages to check their accessibility.
+$(BROWSER_STAMP): $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(BROWSER)/node_modules/.installed-* && touch $@
+
 # Runs the suite on SQLite and PostgreSQL (PUENTE_TEST_DATABASES=sqlite to run on SQLite only).
-test: $(STAMP) $(ZAPIER_STAMP)
+test: $(STAMP) $(ZAPIER_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,4 +44,5 @@ bench: $(STAMP)
 	$(PY) -m bench.e2e
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache $(ZAPIER)/node_modules
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache $(ZAPIER)/node_modules \
+		$(BROWSER)/node_modules

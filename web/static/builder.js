@@ -152,7 +152,7 @@
     const preview = report.preview[step.id];
     if (preview !== undefined) {
       card.append(el("details", { class: "preview" }, el("summary", { text: T.preview }),
-        el("pre", { text: JSON.stringify(preview, null, 2) })));
+        el("pre", { tabindex: "0", text: JSON.stringify(preview, null, 2) })));
     }
     return card;
   }
@@ -425,7 +425,7 @@
       st.note ? el("p", { class: "muted", text: st.note }) : null,
       st.error ? el("p", { class: "field-error", text: st.error }) : null,
       el("details", {}, el("summary", { text: T.input_output }),
-        el("pre", { text: JSON.stringify({ input: st.input, output: st.output }, null, 2) }))));
+        el("pre", { tabindex: "0", text: JSON.stringify({ input: st.input, output: st.output }, null, 2) }))));
     const errors = (result.errors || []).map((e) => el("li", {}, `${where(e.path)}: ${e.message}`));
     out.replaceChildren(el("h2", {}, T.trial + ": ",
       el("span", { class: `badge ${result.status}`, text: T["status_" + result.status] || result.status })),
