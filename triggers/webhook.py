@@ -46,7 +46,7 @@ DEAL_WON = TriggerSpec(
     kind=TriggerKind.WEBHOOK,
     output_schema="triggers/deal_won.json",
     entity=entity,
-    business_keys=(("deal_ref", "deal_id"),),
+    business_keys=(("deal_ref", "deal_id"), ("customer_tax_id", "customer.tax_id")),
     verify=verify,
     parse=parse,
 )

@@ -27,7 +27,7 @@ from connector.errors import FieldError, PuenteError
 from connector.models import Connection
 from web import current_runtime, i18n_builder
 from web.i18n import translate
-from web.ui.common import allow, blueprint, sessions
+from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, sessions
 
 bp = blueprint("builder", __name__)
 
@@ -43,7 +43,6 @@ APPS = {
     "webhook": ("Webhook firmado", "Signed webhook"),
     "http": ("HTTP (cualquier API)", "HTTP (any API)"),
 }
-NEW_FLOW_SECRET = "new_flow_secret"  # shown once on the new flow's page
 
 
 @bp.app_context_processor

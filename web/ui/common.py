@@ -25,6 +25,7 @@ from web.i18n import translate
 F = TypeVar("F", bound=Callable[..., Any])
 
 PAGE = 50
+NEW_FLOW_SECRET = "new_flow_secret"  # a new flow's webhook secret, shown once on its page
 MAX_PAGE = 1_000_000  # beyond any list; its offset still fits a database integer
 
 # The documents other than invoices, by the plural their pages' URLs use.

@@ -102,6 +102,7 @@ def _field(name: str, prop: dict[str, Any], required: bool, secret: bool) -> dic
         "secret": secret,
         "choices": prop.get("enum"),
         "list": "array" in types,
+        "boolean": "boolean" in types,
         "number": "number" in types or "integer" in types,
         "default": prop.get("default"),
     }
@@ -115,8 +116,10 @@ def _document(kind: str) -> dict[str, Any]:
         raw = (form.get(f["name"]) or "").strip()
         if not raw:
             continue
-        if f["choices"] is not None:
-            value: Any = next((c for c in f["choices"] if str(c) == raw), raw)
+        if f["boolean"]:
+            value: Any = {"true": True, "false": False}.get(raw, raw)
+        elif f["choices"] is not None:
+            value = next((c for c in f["choices"] if str(c) == raw), raw)
         elif f["list"]:
             value = [part.strip() for part in raw.split(",") if part.strip()]
         elif f["number"]:
@@ -138,7 +141,9 @@ def _values(conn: Connection | None) -> dict[str, str]:
     if conn.header_name:
         values["header_name"] = conn.header_name
     for key, value in (conn.settings or {}).items():
-        if value is not None:
+        if isinstance(value, bool):
+            values[f"settings.{key}"] = "true" if value else "false"
+        elif value is not None:
             values[f"settings.{key}"] = ", ".join(value) if isinstance(value, list) else str(value)
     return values
 

@@ -20,8 +20,7 @@ from connector.errors import FieldError, PuenteError
 from connector.models import Flow, FlowVersion
 from web import current_runtime
 from web.i18n import translate
-from web.ui.builder import NEW_FLOW_SECRET
-from web.ui.common import allow, blueprint, sessions
+from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, sessions
 
 bp = blueprint("flows", __name__)
 
