@@ -3,11 +3,11 @@ and what leaves Puente: public events and the REST hook subscriptions they are d
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from database import Base, JSONType, UTCDateTime, utcnow
@@ -66,6 +66,10 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed runs by e-mail: "immediate", "daily" (a digest from 08:00, Madrid) or "off".
+    notify: Mapped[str] = mapped_column(String(10), default="immediate")
+    notified_event_id: Mapped[int | None]  # the last run.failed public event considered
+    digest_on: Mapped[date | None] = mapped_column(Date)  # the day of the last digest
 
 
 class AuditEntry(Base):
@@ -123,6 +127,8 @@ class Flow(Base):
     # The connection its trigger listens on (a CRM's one address for all its events), by name.
     connection: Mapped[str | None] = mapped_column(String(80), index=True)
     enabled: Mapped[bool] = mapped_column(default=False)
+    # Who made it in the UI: told by e-mail when its runs fail (web.notifications).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     current_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("flow_versions.id", use_alter=True)
     )

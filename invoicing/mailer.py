@@ -346,6 +346,32 @@ def _file_stem(number: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class MailSendError(InvoicingError):
+    """A plain message (not an invoice) could not be handed to the SMTP server."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def send_text(settings: MailSettings, to: str, subject: str, text: str) -> None:
+    """Send a plain-text message (a notification) from the configured sender."""
+    if not settings.host or not settings.sender:
+        raise MailNotConfiguredError(
+            "no mail server or sender is configured: set PUENTE_SMTP_HOST and PUENTE_MAIL_FROM"
+        )
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
+    message.set_content(text)
+    try:
+        _deliver(message, settings.sender, to, settings)
+    except _Failure as exc:
+        raise MailSendError(str(exc), exc.transient) from None
+
+
 class _Failure(Exception):
     def __init__(self, text: str, transient: bool) -> None:
         super().__init__(text)

@@ -34,7 +34,7 @@ from connector.runtime import Runtime, build_runtime
 from connector.settings import Settings
 from connector.standard_webhooks import headers_for
 from database import Base, make_engine, make_sessionmaker, utcnow
-from web import demo
+from web import demo, notifications
 
 
 def init(settings: Settings) -> accounts.NewUser | None:
@@ -223,6 +223,7 @@ def _rotate(settings: Settings) -> int:
 
 
 PRUNE_EVERY_SECONDS = 3600
+NOTIFY_EVERY_SECONDS = 20  # failed-run e-mails: "immediate" means within this
 TICK_SECONDS = 2.0
 RECONCILE_EVERY_SECONDS = 3600  # each CRM's won deals compared with what reached us
 RECONCILE_WINDOW_DAYS = 7  # outbox events and due polls are looked at this often
@@ -258,11 +259,14 @@ def _sweep_loop(rt: Runtime, every: float) -> int:
     hook deliveries that are due, and poll the flows on poll triggers that are due."""
     log = logging.getLogger("puente.sweeper")
     days = rt.settings.retention_days
-    last_prune = last_sweep = last_reconcile = 0.0
+    last_prune = last_sweep = last_reconcile = last_notify = 0.0
     while True:
         try:
             events.dispatch(rt)
             rest_hooks.claim_due(rt)  # public events to their REST hook subscribers
+            if time.monotonic() - last_notify >= NOTIFY_EVERY_SECONDS:
+                notifications.send_due(rt)  # failed runs, by e-mail to who should know
+                last_notify = time.monotonic()
             for flow_id in polling.due(rt):
                 polling.poll_flow(rt, flow_id)
             if time.monotonic() - last_sweep >= every:

@@ -173,6 +173,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_text_503": "La base de datos no responde en este momento. Espera unos segundos "
         "e inténtalo de nuevo: no se ha perdido nada.",
         "people": "Personas",
+        "my_account": "Mi cuenta",
+        "notify_title": "Avisos de ejecuciones fallidas",
+        "notify_help": "Cuando falla una ejecución de un flujo tuyo (o, si eres "
+        "administrador, de uno sin dueño), te avisamos por correo:",
+        "notify_immediate": "Al momento",
+        "notify_daily": "Un resumen al día (a partir de las 8:00)",
+        "notify_off": "Nunca (las verás en Ejecuciones)",
+        "notify_saved": "Preferencia de avisos guardada.",
+        "notify_invalid": "Elige una de las opciones de aviso.",
         "connections": "Conexiones",
         "connections_title": "Conexiones",
         "connections_help": "Las cuentas de tus otras aplicaciones (tu CRM, cualquier API) con "
@@ -313,6 +322,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_text_503": "The database is not answering right now. Wait a few seconds and "
         "try again: nothing was lost.",
         "people": "People",
+        "my_account": "My account",
+        "notify_title": "Failed run notices",
+        "notify_help": "When a run of one of your flows fails (or, as an admin, of a flow "
+        "with no owner), we e-mail you:",
+        "notify_immediate": "At once",
+        "notify_daily": "A daily digest (from 8:00)",
+        "notify_off": "Never (you see them in Runs)",
+        "notify_saved": "Notice preference saved.",
+        "notify_invalid": "Choose one of the notice options.",
         "connections": "Connections",
         "connections_title": "Connections",
         "connections_help": "The accounts of your other applications (your CRM, any API) "

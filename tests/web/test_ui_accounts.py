@@ -56,6 +56,7 @@ FORMS = {
     "runs.runs_replay": "runs",
     "settings.settings": "admin",
     "session.password": "read",
+    "session.notifications": "read",
     "session.login": None,  # open: signing in
     "session.logout": None,
 }

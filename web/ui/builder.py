@@ -27,7 +27,7 @@ from connector.errors import FieldError, PuenteError
 from connector.models import Connection
 from web import current_runtime, i18n_builder
 from web.i18n import translate
-from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, sessions
+from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, current_user, sessions
 
 bp = blueprint("builder", __name__)
 
@@ -48,6 +48,11 @@ APPS = {
 @bp.app_context_processor
 def texts() -> dict[str, Any]:
     return {"builder_texts": lambda: i18n_builder.script_texts(translate)}
+
+
+def _owner() -> int | None:
+    user = current_user()
+    return user.id if user else None
 
 
 def _lang() -> str:
@@ -165,6 +170,7 @@ def new_flow() -> Any:
                     saved, secret = admin.create_flow(
                         s, rt.secrets, rt.registry, document, enabled=False
                     )
+                    saved.flow.owner_id = _owner()
                     flow_id = saved.flow.id
             except PuenteError as exc:
                 problems = _errors(exc.errors) or [{"path": "", "message": exc.message}]

@@ -21,7 +21,7 @@ from connector.errors import ConfigurationError, FieldError
 from connector.models import Connection, Flow
 from web import current_runtime
 from web.i18n import translate
-from web.ui.common import allow, blueprint, sessions
+from web.ui.common import allow, blueprint, current_user, sessions
 
 bp = blueprint("connections", __name__)
 
@@ -297,6 +297,8 @@ def template_install(name: str, key: str) -> Any:
             saved, secret = admin.create_flow(
                 s, rt.secrets, rt.registry, template.document(name), enabled=True
             )
+            user = current_user()
+            saved.flow.owner_id = user.id if user else None
     except ConfigurationError as exc:
         problems = "; ".join(_by_field(exc.errors).values()) or exc.message
         flash(f"{translate('template_refused')} {problems}", "error")

@@ -92,4 +92,27 @@ def password() -> Any:
         error=error,
         minimum=accounts.MIN_PASSWORD,
         temporary=user.must_change_password,
+        notify=user.notify,
+        choices=NOTIFY_CHOICES,
     ), (422 if error else 200)
+
+
+NOTIFY_CHOICES = ("immediate", "daily", "off")
+
+
+@bp.post("/account/notifications")
+@allow("read")
+def notifications() -> Any:
+    """How the person hears of their flows' failed runs: at once, a daily digest, or never."""
+    user = current_user()
+    assert user is not None
+    choice = request.form.get("notify", "")
+    if choice not in NOTIFY_CHOICES:
+        flash("notify_invalid", "error")
+    else:
+        with sessions().begin() as s:
+            row = s.get(User, user.id)
+            assert row is not None
+            row.notify = choice
+        flash("notify_saved", "ok")
+    return redirect(url_for("session.password"))

@@ -1,0 +1,150 @@
+"""Failed runs by e-mail, to the people who should know.
+
+Who: the flow's owner (whoever made it in the UI), or every active admin for a flow without
+one (made with the API or a template by a program). How often, as each person chooses in
+"Mi cuenta": at once ("immediate": within a sweep, a few seconds), a daily digest ("daily":
+the day's failures, sent from 08:00 Madrid time), or never ("off").
+
+Fed by the `run.failed` public events (connector.public_events), read past a cursor kept on
+each person's row, so every failure is told once even if the sweeper stops in between; a
+person's first look sets the cursor without sending the failures of before they joined.
+Called by the sweeper (web.cli sweep). Messages are in Spanish, with links to each run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from actions.invoicing import MAIL
+from connector import messages
+from connector.models import Flow, PublicEvent, User
+from connector.public_events import RUN_FAILED
+from connector.runtime import Runtime
+from database import utcnow
+from invoicing import mailer
+
+log = logging.getLogger(__name__)
+MADRID = ZoneInfo("Europe/Madrid")
+DIGEST_HOUR = time(8)
+MAX_LISTED = 50  # failures listed in one message; the rest are counted
+
+
+def send_due(rt: Runtime, now: datetime | None = None) -> int:
+    """Send what is due to everyone; the number of messages sent."""
+    settings = rt.services.get(MAIL)
+    if settings is None or not settings.sender:
+        return 0  # no mail configured: the failures wait on the runs page
+    now = now or utcnow()
+    sent = 0
+    with rt.sessions() as s:
+        ids = s.scalars(select(User.id).where(User.active, User.notify != "off")).all()
+    for user_id in ids:
+        try:
+            with rt.sessions.begin() as s:
+                user = s.scalar(
+                    select(User).where(User.id == user_id).with_for_update(skip_locked=True)
+                )
+                if user is None:
+                    continue  # another sweeper has it
+                message = _due(s, user, now, rt.settings.public_url)
+                if message is not None:
+                    mailer.send_text(settings, user.email, *message)
+                    sent += 1
+        except mailer.InvoicingError as exc:  # not sent: the cursor stays, tried again later
+            log.warning("failed-run notice to user %s not sent: %s", user_id, exc)
+    return sent
+
+
+def _due(s: Session, user: User, now: datetime, public_url: str) -> tuple[str, str] | None:
+    """The (subject, text) due to `user` now, with their cursor moved past it; None if none."""
+    newest = s.scalar(select(func.max(PublicEvent.id)).where(PublicEvent.type == RUN_FAILED))
+    if user.notified_event_id is None:  # first look: from now on, not what came before
+        user.notified_event_id = newest or 0
+        return None
+    local = now.astimezone(MADRID)
+    if user.notify == "daily" and (local.time() < DIGEST_HOUR or user.digest_on == local.date()):
+        return None
+    if newest is None or newest <= user.notified_event_id:
+        if user.notify == "daily":
+            user.digest_on = local.date()
+        return None
+    events = s.scalars(
+        select(PublicEvent)
+        .where(
+            PublicEvent.type == RUN_FAILED,
+            PublicEvent.id > user.notified_event_id,
+            PublicEvent.id <= newest,
+        )
+        .order_by(PublicEvent.id)
+    ).all()
+    user.notified_event_id = newest
+    if user.notify == "daily":
+        user.digest_on = local.date()
+    mine = _theirs(s, user, events)
+    if not mine:
+        return None
+    return _message(mine, user.notify == "daily", public_url)
+
+
+def _theirs(s: Session, user: User, events: Sequence[PublicEvent]) -> list[dict[str, Any]]:
+    """The failures of the flows `user` owns, and, for an admin, of the flows nobody owns."""
+    flow_ids = {e.data.get("flow_id") for e in events}
+    owners: dict[int, int | None] = {
+        flow_id: owner_id
+        for flow_id, owner_id in s.execute(
+            select(Flow.id, Flow.owner_id).where(Flow.id.in_(flow_ids))
+        )
+    }
+    found = []
+    for event in events:
+        owner = owners.get(int(event.data.get("flow_id") or 0))
+        if owner == user.id or (owner is None and user.role == "admin"):
+            found.append(event.data)
+    return found
+
+
+def _message(failures: list[dict[str, Any]], digest: bool, public_url: str) -> tuple[str, str]:
+    count = len(failures)
+    if digest:
+        subject = f"Puente: {count} ejecuciones fallidas en el último día"
+        intro = "Resumen diario de las ejecuciones fallidas de tus flujos:"
+    elif count == 1:
+        subject = f"Puente: ha fallado una ejecución de «{failures[0].get('flow_name')}»"
+        intro = "Ha fallado una ejecución de uno de tus flujos:"
+    else:
+        subject = f"Puente: {count} ejecuciones fallidas"
+        intro = "Han fallado estas ejecuciones de tus flujos:"
+    lines = [intro, ""]
+    for failure in failures[:MAX_LISTED]:
+        lines += _described(failure, public_url)
+    if count > MAX_LISTED:
+        lines.append(f"… y {count - MAX_LISTED} más: {public_url}/ui/runs?status=failed")
+    lines += [
+        "",
+        "Abre cada una para ver qué pasó, corregir los datos y reintentarla.",
+        f"Para elegir cuándo recibes estos avisos: {public_url}/ui/account/password",
+    ]
+    return subject, "\n".join(lines)
+
+
+def _described(failure: dict[str, Any], public_url: str) -> list[str]:
+    keys = failure.get("keys") or {}
+    about = ", ".join(f"{name}: {value}" for name, value in keys.items())
+    when = datetime.fromisoformat(failure["failed_at"]).astimezone(MADRID)
+    error = failure.get("error") or {}
+    status = "sin más reintentos" if failure.get("status") == "dead" else "fallida"
+    lines = [
+        f"- «{failure.get('flow_name')}», ejecución {failure.get('run_id')} ({status}), "
+        f"{when:%d/%m/%Y %H:%M}" + (f" — {about}" if about else ""),
+    ]
+    for problem in (error.get("errors") or [])[:5]:
+        lines.append(f"    {problem.get('path') or ''}: {messages.localized(problem, 'es')}")
+    lines.append(f"    {public_url}/ui/runs/{failure.get('run_id')}")
+    return lines
