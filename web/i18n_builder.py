@@ -85,6 +85,28 @@ _TEXTS = {
     "status_skipped": ("No ejecutado en la prueba", "Not performed in a trial"),
     "status_refused": ("No se puede probar", "Cannot be tested"),
     "new_flow": ("Nuevo flujo", "New flow"),
+    "lookups": ("Tablas de correspondencia", "Lookup tables"),
+    "lookups_help": (
+        "Para traducir códigos del CRM a los tuyos: en un campo «de un campo», escribe "
+        "lookup('tabla', trigger.campo) y se usará el valor de la fila cuya clave coincida.",
+        'To translate the CRM\'s codes into yours: in a field "from a field", write '
+        "lookup('table', trigger.field) and the value of the row whose key matches is used.",
+    ),
+    "lookup_name": ("Nombre de la tabla", "Table name"),
+    "lookup_key": ("Clave (lo que llega)", "Key (what arrives)"),
+    "lookup_value": ("Valor (lo que se usa)", "Value (what is used)"),
+    "lookup_add_row": ("Añadir fila", "Add row"),
+    "lookup_new_key": ("clave", "key"),
+    "lookup_remove": ("Quitar la tabla", "Remove the table"),
+    "lookup_add": ("Añadir tabla", "Add table"),
+    "load_real": ("Cargar un ejemplo real", "Load a real example"),
+    "real_loaded": ("Ejemplo real recibido el", "Real example received on"),
+    "no_real_sample": (
+        "Aún no ha llegado nada de este disparador: envía una oportunidad desde el CRM (o "
+        "usa «Probar el flujo» con el ejemplo) y vuelve a cargarlo.",
+        "Nothing has arrived from this trigger yet: send a deal from the CRM (or test with the "
+        "example) and load it again.",
+    ),
     "webhook_secret_once": (
         "Secreto del webhook de este flujo (se muestra una vez; cópialo ahora):",
         "This flow's webhook secret (shown once; copy it now):",

@@ -100,3 +100,31 @@ def test_an_editor_builds_a_flow_with_forms_only_and_a_deal_becomes_its_draft(
     with rt.sessions() as s:
         [invoice] = s.scalars(select(Invoice)).all()
         assert invoice.external_ref == "D-BUILT" and invoice.status == "draft"
+
+
+def test_lookup_tables_are_filled_in_as_forms(rt, live_server, page: Page):
+    editor = make_user(rt, "editor")
+    page.goto(f"{live_server}/ui/login")
+    page.get_by_label("Correo electrónico").fill(editor.email)
+    page.get_by_label("Contraseña").fill(PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    page.goto(f"{live_server}/ui/flows/new")
+    page.get_by_label("Nombre del flujo").fill("Con tabla")
+    page.get_by_label("Cuando…").select_option(label="Oportunidad ganada (webhook firmado)")
+    page.get_by_label("Elige una acción").select_option(label="Registrar oportunidad ganada")
+    page.get_by_role("button", name="Añadir paso", exact=True).click()
+
+    page.get_by_role("button", name="Añadir tabla").click()
+    page.get_by_label("Nombre de la tabla").fill("productos")
+    page.get_by_label("Nombre de la tabla").press("Tab")
+    page.get_by_role("button", name="Añadir fila").click()
+    page.get_by_label("Clave (lo que llega) 1").fill("PRD-77")
+    page.get_by_label("Clave (lo que llega) 1").press("Tab")
+    page.get_by_label("Valor (lo que se usa) 1").fill("CONS-H")
+    shot(page, "05-lookup-table")
+    page.get_by_role("button", name="Guardar", exact=True).click()
+    expect(page.get_by_text("Versión 1", exact=True)).to_be_visible()
+
+    with rt.sessions() as s:
+        flow = s.scalars(select(Flow)).one()
+        assert flow.current_version.document["lookups"] == {"productos": {"PRD-77": "CONS-H"}}

@@ -7,7 +7,9 @@ import copy
 import json
 
 from connector.models import Flow
-from tests.factories import csrf, signed_in
+from invoicing.models import Invoice
+from tests.conftest import drain
+from tests.factories import csrf, deal, make_hook, post_deal, signed_in
 from web.demo import DEMO_FLOW
 
 
@@ -66,8 +68,6 @@ def test_a_trial_runs_the_flow_on_the_sample_and_leaves_nothing(rt, client):
     assert [s["id"] for s in first["steps"]] == ["deal"]
     assert broken.status_code == 422 and broken.json["errors"]
     with rt.sessions() as s:
-        from invoicing.models import Invoice
-
         assert s.query(Invoice).count() == 0
 
 
@@ -95,3 +95,22 @@ def test_nuevo_flujo_creates_a_disabled_flow_and_shows_its_webhook_secret_once(r
         assert not flow.enabled and flow.current_version.document["name"] == DEMO_FLOW["name"]
     nothing = client.post("/ui/flows/new", data={"document": "", "csrf_token": csrf(client)})
     assert nothing.status_code == 422 and "No ha llegado ningún flujo" in nothing.text
+
+
+def test_a_real_example_is_the_latest_item_received_and_checks_run_on_it(rt, client):
+    signed_in(rt, client, "editor")
+    none_yet = client.get("/ui/builder/sample.json?trigger=webhook.deal_won")
+    assert none_yet.status_code == 404 and "Aún no ha llegado nada" in none_yet.json["error"]
+    hook = make_hook(rt)
+    real = deal(deal_id="D-REAL")
+    real["customer"]["tax_id"] = "A58818501"
+    post_deal(client, hook, real)
+    drain(rt)
+
+    loaded = client.get("/ui/builder/sample.json?trigger=webhook.deal_won").json
+    checked = ask(client, "/ui/builder/check", {"document": DEMO_FLOW, "sample": loaded["sample"]})
+    tried = ask(client, "/ui/builder/dry-run", {"document": DEMO_FLOW, "sample": loaded["sample"]})
+
+    assert loaded["sample"]["deal_id"] == "D-REAL"
+    assert checked.json["preview"]["invoice"]["customer"]["tax_id"] == "A58818501"
+    assert tried.json["steps"][1]["input"]["external_ref"] == "D-REAL"

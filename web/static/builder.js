@@ -16,6 +16,7 @@
   let focused = null; // {step: index, path: [...keys]} of the field picks go to
   let report = { errors: [], preview: {} };
   let timer = null;
+  let real = null; // {sample, received_at}: the trigger's latest real item, once loaded
 
   const EXPR = "$expr";
   const isExpr = (v) => v !== null && typeof v === "object" && !Array.isArray(v) && EXPR in v;
@@ -53,7 +54,7 @@
   // --- rendering ------------------------------------------------------------------------
   function render() {
     const main = el("div", { class: "builder-main" },
-      nameBlock(), triggerBlock(), ...doc.steps.map(stepBlock), addBlock(), problemsBlock(), actionsBlock());
+      nameBlock(), triggerBlock(), ...doc.steps.map(stepBlock), addBlock(), lookupsBlock(), problemsBlock(), actionsBlock());
     const side = el("aside", { class: "builder-picker", "aria-label": T.picker }, pickerBlock());
     root.replaceChildren(el("div", { class: "builder" }, main, side));
   }
@@ -90,6 +91,7 @@
     select.setAttribute("data-path", "trigger.key");
     select.addEventListener("change", (e) => {
       doc.trigger = { key: e.target.value };
+      real = null;
       changed(true);
     });
     const t = trigger();
@@ -294,6 +296,64 @@
         } })));
   }
 
+  // Lookup tables (lookup('tabla', clave) in an expression): a name and its rows, as forms.
+  function lookupsBlock() {
+    const tables = doc.lookups || {};
+    const box = el("section", { class: "card", "aria-label": T.lookups },
+      el("h2", { text: T.lookups }), el("p", { class: "muted small", text: T.lookups_help }));
+    Object.entries(tables).forEach(([name, rows], t) => {
+      const entries = Object.entries(rows);
+      const table = el("table", {}, el("caption", { text: `lookup('${name}', …)` }),
+        el("thead", {}, el("tr", {}, el("th", { text: T.lookup_key }), el("th", { text: T.lookup_value }), el("th", {}))),
+        el("tbody", {}, entries.map(([key, value], r) => el("tr", {},
+          el("td", {}, el("input", { type: "text", value: key, "aria-label": `${T.lookup_key} ${r + 1}`,
+            onchange: (e) => { renameRow(name, key, e.target.value); } })),
+          el("td", {}, el("input", { type: "text", value: String(value), "aria-label": `${T.lookup_value} ${r + 1}`,
+            oninput: (e) => { tables[name][key] = e.target.value; changed(false); } })),
+          el("td", {}, el("button", { type: "button", class: "link", text: T.remove_step,
+            onclick: () => { delete tables[name][key]; changed(true); } }))))));
+      box.append(el("div", { class: "lookup", "data-path": `lookups.${name}` },
+        el("label", { class: "field" }, el("span", { text: T.lookup_name }),
+          el("input", { type: "text", value: name, "data-lookup": t,
+            onchange: (e) => renameTable(name, e.target.value) })),
+        table,
+        el("button", { type: "button", class: "link", text: T.lookup_add_row, onclick: () => {
+          let key = "", n = 1;
+          while (key === "" || key in tables[name]) key = `${T.lookup_new_key}${n++}`;
+          tables[name][key] = ""; changed(true);
+        } }),
+        el("button", { type: "button", class: "link", text: T.lookup_remove, onclick: () => {
+          delete tables[name]; if (!Object.keys(tables).length) delete doc.lookups; changed(true);
+        } })));
+    });
+    box.append(el("button", { type: "button", text: T.lookup_add, onclick: () => {
+      doc.lookups = doc.lookups || {};
+      let name = "tabla", n = 2;
+      while (name in doc.lookups) name = `tabla_${n++}`;
+      doc.lookups[name] = {};
+      changed(true);
+    } }));
+    return box;
+  }
+
+  function renameTable(from, to) {
+    const clean = to.trim().toLowerCase().replace(/[^a-z0-9_]/g, "_");
+    if (!clean || clean === from || clean in doc.lookups) { render(); return; }
+    const rebuilt = {};
+    Object.entries(doc.lookups).forEach(([k, v]) => { rebuilt[k === from ? clean : k] = v; });
+    doc.lookups = rebuilt;
+    changed(true);
+  }
+
+  function renameRow(name, from, to) {
+    const rows = doc.lookups[name];
+    if (!to || to === from || to in rows) { render(); return; }
+    const rebuilt = {};
+    Object.entries(rows).forEach(([k, v]) => { rebuilt[k === from ? to : k] = v; });
+    doc.lookups[name] = rebuilt;
+    changed(true);
+  }
+
   function newId(base) {
     const stem = base.replace(/[^a-z0-9_]/g, "_").slice(0, 30) || "paso";
     let id = stem, n = 2;
@@ -352,7 +412,9 @@
       el("p", { class: "muted picker-hint", text: T.picker_help }));
     const t = trigger();
     if (!t) return box;
-    box.append(el("h3", { text: T.trigger_data }), tree(t.sample, "trigger"));
+    box.append(el("button", { type: "button", text: T.load_real, onclick: loadReal }));
+    if (real) box.append(el("p", { class: "muted small", text: `${T.real_loaded} ${new Date(real.received_at).toLocaleString(catalog.lang)}` }));
+    box.append(el("h3", { text: T.trigger_data }), tree(real ? real.sample : t.sample, "trigger"));
     doc.steps.forEach((step, i) => {
       if (step.filter) return;
       const a = action(step.action);
@@ -404,7 +466,7 @@
 
   async function check() {
     if (!doc.trigger.key) { report = { errors: [], preview: {}, checked: false }; render(); return; }
-    const result = await post(root.dataset.check, { document: payload() });
+    const result = await post(root.dataset.check, { document: payload(), sample: real && real.sample });
     report = { errors: result.errors || [], preview: result.preview || {}, checked: true };
     const active = document.activeElement && document.activeElement.getAttribute("data-path");
     const caret = document.activeElement && document.activeElement.selectionStart;
@@ -418,7 +480,7 @@
   async function tryFlow(until) {
     const out = document.getElementById("builder-trial");
     out.replaceChildren(el("p", { class: "muted", text: T.testing }));
-    const result = await post(root.dataset.dryRun, { document: payload(), until });
+    const result = await post(root.dataset.dryRun, { document: payload(), until, sample: real && real.sample });
     const items = (result.steps || []).map((st) => el("div", { class: "card" },
       el("strong", { text: `${st.id} · ${st.action}` }), " ",
       el("span", { class: `badge ${st.status}`, text: T["status_" + st.status] || st.status }),
@@ -430,6 +492,18 @@
     out.replaceChildren(el("h2", {}, T.trial + ": ",
       el("span", { class: `badge ${result.status}`, text: T["status_" + result.status] || result.status })),
       errors.length ? el("ul", { class: "error" }, errors) : null, ...items);
+  }
+
+  async function loadReal() {
+    const answer = await fetch(`${root.dataset.sample}?trigger=${encodeURIComponent(doc.trigger.key)}`,
+      { credentials: "same-origin" });
+    const body = await answer.json();
+    if (!answer.ok) {
+      root.querySelector(".picker-hint").textContent = body.error;
+      return;
+    }
+    real = body;
+    changed(true);
   }
 
   function save() {

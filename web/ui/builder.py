@@ -24,7 +24,7 @@ from connector import admin, messages, schemas
 from connector.checks import check_flow
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
-from connector.models import Connection
+from connector.models import Connection, Event, EventStatus
 from web import current_runtime, i18n_builder
 from web.i18n import translate
 from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, current_user, sessions
@@ -107,6 +107,27 @@ def catalog() -> Any:
     )
 
 
+@bp.get("/builder/sample.json")
+def sample() -> Any:
+    """The latest real item of a trigger (as received from the CRM or sender, and accepted):
+    the field picker shows it and checks and trials run on it instead of the example."""
+    key = request.args.get("trigger", "")
+    with sessions()() as s:
+        event = s.scalar(
+            select(Event)
+            .where(
+                Event.trigger_key == key,
+                Event.status == EventStatus.ACCEPTED,
+                Event.pruned_at.is_(None),
+            )
+            .order_by(Event.id.desc())
+            .limit(1)
+        )
+        if event is None or not isinstance(event.payload, dict):
+            return jsonify({"error": translate("builder_no_real_sample")}), 404
+        return jsonify({"sample": event.payload, "received_at": event.received_at.isoformat()})
+
+
 PROVIDERS = frozenset({"hubspot", "salesforce", "zoho", "pipedrive", "http"})
 
 
@@ -121,13 +142,18 @@ def _body() -> tuple[dict[str, Any], Any]:
     return data, data.get("document")
 
 
+def _sample(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The real item the page loaded ("Cargar un ejemplo real"), or None for the example."""
+    sample = data.get("sample")
+    return sample if isinstance(sample, dict) else None
+
+
 @bp.post("/builder/check")
 @allow("flows")
 def check() -> Any:
     """{"document", "sample"?} → {"ok", "errors": [{"path", "message"}], "preview"}."""
     data, document = _body()
-    sample = data.get("sample") if isinstance(data.get("sample"), dict) else None
-    report = check_flow(document, current_runtime().registry, sample)
+    report = check_flow(document, current_runtime().registry, _sample(data))
     return jsonify({"ok": report.ok, "errors": _errors(report.errors), "preview": report.preview})
 
 
@@ -139,7 +165,9 @@ def trial() -> Any:
     rt = current_runtime()
     until = data.get("until") if isinstance(data.get("until"), str) else None
     try:
-        result = dry_run(rt.sessions, rt.registry, document, tools=rt.tools, until=until)
+        result = dry_run(
+            rt.sessions, rt.registry, document, _sample(data), tools=rt.tools, until=until
+        )
     except PuenteError as exc:
         return jsonify({"status": "refused", "errors": _errors(exc.errors)}), 422
     steps = []
