@@ -265,7 +265,7 @@ def test_creating_a_product_lists_it_and_says_so(rt, client):
         data={
             "sku": "LIC-ERP",
             "name": "Licencia ERP anual",
-            "unit_price": "770,50",
+            "unit_price": "1.770,50",  # typed the Spanish way
             "tax_rate": "21",
             "exemption_cause": "",
             "csrf_token": csrf(client),
@@ -275,10 +275,10 @@ def test_creating_a_product_lists_it_and_says_so(rt, client):
 
     page = text(response)
     assert "Producto creado." in page
-    assert "Licencia ERP anual" in page and "770,50" in page
+    assert "Licencia ERP anual" in page and "1770,50" in page.replace(".", "")
     with rt.sessions() as s:
         product = s.scalars(select(Product)).one()
-        assert (str(product.unit_price.normalize()), product.tax_rate) == ("770.5", 21)
+        assert (str(product.unit_price.normalize()), product.tax_rate) == ("1770.5", 21)
         assert product.exemption_cause is None
 
 

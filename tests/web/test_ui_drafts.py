@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from flask import g
 from lxml import etree
 
 from invoicing import facturae
 from invoicing.issuing import issue
 from invoicing.models import Invoice
 from tests.factories import csrf, make_draft, make_issuer, signed_in
+from web.ui.common import typed_amount
 
 
 def edit(client, invoice_id: int, **fields: str):
@@ -120,3 +122,17 @@ def test_issuing_and_cancelling_ask_first_and_the_facturae_downloads(rt, client)
     assert xml.headers["Content-Disposition"].startswith('attachment; filename="')
     facturae.validate(xml.data)
     assert etree.fromstring(xml.data).findtext(".//InvoiceTotal") == "3001.41"
+
+
+def test_amounts_are_read_as_people_type_them_in_each_language(app):
+    with app.test_request_context():
+        g.lang = "es"
+        assert [typed_amount(t) for t in ("1.500,50", "1500,5", "1.500", "12.5", " 3 ")] == [
+            "1500.50",
+            "1500.5",
+            "1500",
+            "12.5",
+            "3",
+        ]
+        g.lang = "en"
+        assert [typed_amount(t) for t in ("1,500.50", "1500.5")] == ["1500.50", "1500.5"]

@@ -15,7 +15,7 @@ from invoicing import catalog
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import Customer, DocumentKind, Invoice, Product, SkuMapping
 from web.i18n import translate
-from web.ui.common import HELPERS, PAGE, allow, blueprint, page_number, sessions
+from web.ui.common import HELPERS, PAGE, allow, blueprint, page_number, sessions, typed_amount
 
 bp = blueprint("catalog", __name__)
 
@@ -159,7 +159,7 @@ def products() -> Any:
 def product_create() -> Any:
     values = {k: (request.form.get(k) or "").strip() for k in PRODUCT_FIELDS}
     errors = _lengths(values)
-    price = values["unit_price"].replace(" ", "").replace(",", ".")
+    price = typed_amount(values["unit_price"])
     if not _decimal_ok(price):
         errors.setdefault("unit_price", translate("cat_err_price"))
     if not errors:

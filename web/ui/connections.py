@@ -21,7 +21,7 @@ from connector.errors import ConfigurationError, FieldError
 from connector.models import Connection, Flow
 from web import current_runtime
 from web.i18n import translate
-from web.ui.common import allow, blueprint, current_user, sessions
+from web.ui.common import allow, blueprint, current_user, sessions, typed_amount
 
 bp = blueprint("connections", __name__)
 
@@ -124,7 +124,7 @@ def _document(kind: str) -> dict[str, Any]:
             value = [part.strip() for part in raw.split(",") if part.strip()]
         elif f["number"]:
             try:
-                value = float(raw.replace(",", "."))
+                value = float(typed_amount(raw))
             except ValueError:
                 value = raw  # refused by the schema, with the field named
         else:

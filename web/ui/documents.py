@@ -26,6 +26,7 @@ from web.ui.common import (
     doc_url,
     page_number,
     sessions,
+    typed_amount,
 )
 
 bp = blueprint("documents", __name__)
@@ -143,7 +144,7 @@ def _takes(entered: dict[int, str]) -> tuple[list[chain.Take], dict[int, str]]:
         if not text:
             continue
         try:
-            quantity = Decimal(text.replace(" ", "").replace(",", "."))
+            quantity = Decimal(typed_amount(text))
         except InvalidOperation:
             problems[line_id] = "format"
             continue
