@@ -22,6 +22,7 @@ from connector.settings import Settings
 from database import Base
 from invoicing.settings import InvoicingSettings
 from tests.openapi_check import CheckedClient
+from tests.smtp import SmtpServer, smtp_server
 from web import create_app
 
 POSTGRES_URL = os.environ.get(
@@ -122,6 +123,13 @@ def _no_invoicing_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(INVOICING_VARIABLES):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it accepts."""
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from invoicing.mailer import MailSettings
+from invoicing.settings import InvoicingSettings
 from tests.processes import free_port
 
 SENDER = "facturas@puente.example"
@@ -68,6 +69,12 @@ class SmtpServer:
         }
         values.update(changes)
         return MailSettings(**values)
+
+    def invoicing_settings(self) -> InvoicingSettings:
+        """Invoicing settings that mail through this server (an app's, a runtime's)."""
+        return InvoicingSettings(
+            smtp_host="127.0.0.1", smtp_port=self.port, smtp_starttls=False, mail_from=SENDER
+        )
 
 
 @contextmanager

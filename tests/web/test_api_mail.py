@@ -17,7 +17,7 @@ from invoicing.issuing import issue
 from invoicing.models import InvoiceEmail
 from invoicing.settings import InvoicingSettings
 from tests.factories import deal, make_api_key, make_draft, make_issuer
-from tests.smtp import SmtpServer, free_port, smtp_server
+from tests.smtp import SmtpServer, free_port
 from web import create_app
 
 SENDER = "facturas@puente.example"
@@ -25,17 +25,9 @@ CUSTOMER_EMAIL = "facturas@acme.example"
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
 def invoicing_settings(smtp: SmtpServer) -> InvoicingSettings:
     """The app of these tests mails through the test server."""
-    return InvoicingSettings(
-        smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
-    )
+    return smtp.invoicing_settings()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from tests.conftest import drain
 from tests.factories import ISSUER, deal, make_api_key
 from tests.fake_api import fake_api
 from tests.openapi_check import ANSWERED
-from tests.smtp import SmtpServer, smtp_server
+from tests.smtp import SmtpServer
 from tests.web.test_rest_hooks import Receiver, deliver
 from web.demo import DEMO_FLOW
 
@@ -39,17 +39,9 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
 def invoicing_settings(smtp: SmtpServer) -> InvoicingSettings:
     """Invoices are mailed through the local test server."""
-    return InvoicingSettings(
-        smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
-    )
+    return smtp.invoicing_settings()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from connector.runtime import build_runtime
 from invoicing.settings import InvoicingSettings
 from tests.conftest import drain
 from tests.factories import csrf, deal, make_hook, make_user, post_deal, signed_in
-from tests.smtp import SENDER, SmtpServer, smtp_server
+from tests.smtp import SmtpServer
 from web import notifications
 from web.demo import DEMO_FLOW
 
@@ -27,16 +26,8 @@ MADRID = ZoneInfo("Europe/Madrid")
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
 def invoicing_settings(smtp: SmtpServer) -> InvoicingSettings:
-    return InvoicingSettings(
-        smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, mail_from=SENDER
-    )
+    return smtp.invoicing_settings()
 
 
 def broken_hook(rt, owner: int | None = None):

@@ -28,29 +28,38 @@ SERIES = (
     (RunStatus.RUNNING, "#1f5fbf"),
     (RunStatus.QUEUED, "#9a6700"),
 )
+CONVERSION = (("won", "#8a93a5"), ("invoiced", "#1f5fbf"), ("paid", "#1a7f37"))
 
 
-def bars(columns: list[dict[str, int]], series: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """Stacked bars in a 0..100 box: for each column, its rectangles (x, y, width, height,
-    colour, series), scaled to the tallest column."""
-    tallest = max((sum(c.values()) for c in columns), default=0) or 1
+def chart(
+    columns: list[dict[str, int]], series: tuple[tuple[str, str], ...], stacked: bool
+) -> dict[str, Any]:
+    """Bars in a 0..100 box, scaled to the tallest: for each column, one rectangle (x, y,
+    width, height, colour, series, value) per series, stacked or side by side."""
+    heights = [sum(c.values()) if stacked else max(c.values(), default=0) for c in columns]
+    tallest = max(heights, default=0) or 1
     width = 100 / max(len(columns), 1)
     shapes = []
     for i, column in enumerate(columns):
         bottom = 100.0
-        for name, colour in series:
-            height = 100 * column.get(name, 0) / tallest
-            if height > 0:
+        for j, (name, colour) in enumerate(series):
+            value = column.get(name, 0)
+            height = 100 * value / tallest
+            if stacked:
                 bottom -= height
+                x, w, y = i * width + width * 0.1, width * 0.8, bottom
+            else:
+                x, w, y = i * width + width * (0.1 + 0.27 * j), width * 0.25, 100 - height
+            if height > 0:
                 shapes.append(
                     {
-                        "x": round(i * width + width * 0.1, 3),
-                        "y": round(bottom, 3),
-                        "w": round(width * 0.8, 3),
+                        "x": round(x, 3),
+                        "y": round(y, 3),
+                        "w": round(w, 3),
                         "h": round(height, 3),
                         "colour": colour,
                         "name": name,
-                        "value": column[name],
+                        "value": value,
                     }
                 )
     return {"shapes": shapes, "tallest": tallest}
@@ -70,7 +79,7 @@ def dashboard() -> Any:
     return render_template(
         "ui/dashboard.html",
         hours=hours,
-        runs_chart=bars([h.counts for h in hours], tuple((str(k), v) for k, v in SERIES)),
+        runs_chart=chart([h.counts for h in hours], tuple((str(k), v) for k, v in SERIES), True),
         series=SERIES,
         success=(100 * succeeded / finished) if finished else None,
         total_runs=sum(h.total for h in hours),
@@ -80,30 +89,5 @@ def dashboard() -> Any:
         p95=reports.percentile(drafts, 0.95),
         drafted=len(drafts),
         weeks=weeks,
-        weeks_chart=_grouped(conversion),
+        weeks_chart=chart(conversion, CONVERSION, stacked=False),
     )
-
-
-CONVERSION = (("won", "#8a93a5"), ("invoiced", "#1f5fbf"), ("paid", "#1a7f37"))
-
-
-def _grouped(columns: list[dict[str, int]]) -> dict[str, Any]:
-    """Side-by-side bars (won, invoiced, paid) per week, in a 0..100 box."""
-    tallest = max((max(c.values()) for c in columns), default=0) or 1
-    width = 100 / max(len(columns), 1)
-    shapes = []
-    for i, column in enumerate(columns):
-        for j, (name, colour) in enumerate(CONVERSION):
-            height = 100 * column[name] / tallest
-            shapes.append(
-                {
-                    "x": round(i * width + width * (0.1 + 0.27 * j), 3),
-                    "y": round(100 - height, 3),
-                    "w": round(width * 0.25, 3),
-                    "h": round(height, 3),
-                    "colour": colour,
-                    "name": name,
-                    "value": column[name],
-                }
-            )
-    return {"shapes": shapes, "tallest": tallest}
