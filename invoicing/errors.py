@@ -21,3 +21,15 @@ class DocumentStateError(InvoicingError):
 
 class NotFoundError(InvoicingError, LookupError):
     """No such document, customer or product."""
+
+
+class Said(str):
+    """A message in English that carries its Spanish too (`.es`): the UI shows the reader's
+    language; everything else reads it as the plain English text it is."""
+
+    es: str
+
+    def __new__(cls, en: str, es: str) -> Said:
+        text = super().__new__(cls, en)
+        text.es = es
+        return text

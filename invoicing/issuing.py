@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from database import utcnow
-from invoicing import chain, outbox, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing import chain, fields, outbox, totals
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.models import (
     DocumentKind,
     Invoice,
@@ -190,17 +190,43 @@ DEFAULT_SERIES = (
 
 def configure_issuer(session: Session, data: IssuerData) -> Issuer:
     """Set our company's fiscal data; the first time, also its three default series."""
+    errors: list[tuple[str, str]] = []
     try:
         tax_id = parse_tax_id(data.tax_id, "ES")
     except TaxIdError as exc:
-        raise InvalidDocumentError([("tax_id", str(exc))]) from None
-    errors = [
-        (name, "must not be empty")
+        errors.append(
+            (
+                "tax_id",
+                Said(
+                    str(exc),
+                    f"«{data.tax_id}» no es un NIF/CIF español válido: revisa sus letras y "
+                    "cifras (p. ej. B12345674)",
+                ),
+            )
+        )
+    errors += [
+        (name, Said("must not be empty", "no puede quedar vacío"))
         for name in ("name", "street", "postal_code", "city", "province")
         if not str(getattr(data, name) or "").strip()
     ]
+    country = (data.country or "").strip().upper()
+    checks = {
+        "country": fields.country_problem(country),
+        "postal_code": fields.postal_code_problem(data.postal_code, country)
+        if str(data.postal_code or "").strip()
+        else None,
+        "email": fields.email_problem(data.email or None),
+        "iban": fields.iban_problem(data.iban or None),
+    }
+    errors += [(name, problem) for name, problem in checks.items() if problem is not None]
     if errors:
         raise InvalidDocumentError(errors)
+    data = replace(
+        data,
+        country=country,
+        iban=fields.normal_iban(data.iban) if data.iban else None,
+        email=(data.email or "").strip() or None,
+    )
     issuer = session.scalar(select(Issuer).order_by(Issuer.id).limit(1))
     if issuer is not None and issuer.tax_id != tax_id.value:
         issued = session.scalar(

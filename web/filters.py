@@ -62,7 +62,25 @@ def field_message(error: FieldError | dict[str, Any]) -> str:
     return error.text(lang) if isinstance(error, FieldError) else messages.localized(error, lang)
 
 
+def said(text: object) -> str:
+    """A message of the invoicing core in the page's language, when it carries one."""
+    if getattr(g, "lang", "es") == "es" and isinstance(getattr(text, "es", None), str):
+        return str(text.es)  # type: ignore[attr-defined]
+    return str(text)
+
+
+def refusal(exc: Exception) -> str:
+    """What the invoicing core refused, in the page's language where it says it (per field)."""
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(
+            f"{path}: {said(message)}" if path else said(message) for path, message in errors
+        )
+    return said(exc.args[0]) if exc.args else str(exc)
+
+
 FILTERS: dict[str, Callable[..., str]] = {
+    "said": said,
     "local_time": local_time,
     "money": money,
     "number": number,

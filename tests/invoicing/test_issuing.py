@@ -210,3 +210,43 @@ def test_a_quote_order_or_delivery_note_is_never_numbered_as_an_invoice(rt, clie
         document = s.get_one(Invoice, document_id)
         assert (document.status, document.number) == ("draft", None)
         assert s.scalar(select(func.count()).select_from(VerifactuRecord)) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "spanish"),
+    [
+        ({"country": "España"}, "country", "no es un código de país"),
+        ({"postal_code": "99013"}, "postal_code", "no es un código postal español"),
+        ({"postal_code": "2801"}, "postal_code", "cinco cifras"),
+        ({"country": "PT", "postal_code": "28013"}, "postal_code", "de Portugal"),
+        ({"email": "facturas.puente.es"}, "email", "no es un correo electrónico"),
+        ({"iban": "ES91 2100 0418 4502 0005 1333"}, "iban", "cifras de control"),
+        ({"iban": "ES91 2100 0418 4502 0005"}, "iban", "tiene 24 caracteres"),
+        ({"tax_id": "B1234567X"}, "tax_id", "no es un NIF/CIF español válido"),
+    ],
+)
+def test_the_issuer_s_data_is_checked_in_the_core_in_english_and_spanish(
+    rt, changes, field, spanish
+):
+    with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as refused:
+        configure_issuer(s, IssuerData(**{**ISSUER, **changes}))
+
+    [(path, message)] = refused.value.errors
+    assert path == field
+    assert spanish in message.es and message.es != str(message)
+
+
+def test_a_right_iban_and_country_are_kept_tidy(rt):
+    with rt.sessions.begin() as s:
+        issuer = configure_issuer(
+            s,
+            IssuerData(
+                **{**ISSUER, "country": "es", "iban": "es91 2100 0418 4502 0005 1332"},
+                email=" facturas@puente.es ",
+            ),
+        )
+        assert (issuer.country, issuer.iban, issuer.email) == (
+            "ES",
+            "ES9121000418450200051332",
+            "facturas@puente.es",
+        )

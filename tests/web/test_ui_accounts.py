@@ -319,3 +319,29 @@ def test_the_sign_in_page_and_errors_are_translated_to_english(rt, client):
     wrong = sign_in_as(client, "ana@empresa.es", "nope")
     assert "The e-mail or the password is not right" in text(wrong)
     assert PASSWORD not in text(wrong)
+
+
+def test_the_settings_form_offers_countries_by_name_and_explains_refusals_in_spanish(rt, client):
+    signed_in(rt, client, "admin")
+    page = text(client.get("/ui/settings"))
+    assert '<option value="DE">Alemania (DE)</option>' in page
+    assert '<option value="ES" selected>España (ES)</option>' in page
+
+    refused = client.post(
+        "/ui/settings",
+        data={
+            "tax_id": "A58818501",
+            "name": "Puente Demo SL",
+            "street": "Gran Vía 1",
+            "postal_code": "99013",
+            "city": "Madrid",
+            "province": "Madrid",
+            "country": "ES",
+            "iban": "ES91 2100 0418 4502 0005 1333",
+            "csrf_token": csrf(client),
+        },
+    )
+    page = text(refused)
+    assert refused.status_code == 422
+    assert "no es un código postal español" in page and "cifras de control" in page
+    assert "is not a Spanish postal code" not in page

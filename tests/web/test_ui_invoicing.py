@@ -36,7 +36,7 @@ def test_settings_save_the_issuer_and_explain_a_bad_nif_next_to_the_field(rt, cl
         "/ui/settings", data={**ISSUER, "tax_id": "A58818502", "csrf_token": csrf(client)}
     )
     assert bad.status_code == 422
-    assert "not a valid Spanish NIF" in bad.get_data(as_text=True)
+    assert "no es un NIF/CIF español válido" in bad.get_data(as_text=True)  # in Spanish
 
     good = client.post(
         "/ui/settings", data={**ISSUER, "csrf_token": csrf(client)}, follow_redirects=True

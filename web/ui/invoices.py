@@ -17,6 +17,7 @@ from invoicing.errors import InvoicingError
 from invoicing.models import DocumentKind, Invoice, Issuer
 from invoicing.service import CustomerData, Invoicing, LineData
 from web import current_runtime
+from web.filters import refusal
 from web.ui.common import (
     HELPERS,
     PAGE,
@@ -149,7 +150,7 @@ def draft_delete(invoice_id: int) -> Any:
             kind = _draft(s, invoice_id).kind
             Invoicing(s).delete_draft(invoice_id)
     except InvoicingError as exc:
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
     flash("draft_deleted", "ok")
     if kind == "invoice":
@@ -174,7 +175,7 @@ def _attempt(invoice_id: int, action: Any, done: str) -> Any:
             action(s)
         flash(done, "ok")
     except InvoicingError as exc:
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
     return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
 
 
@@ -229,7 +230,7 @@ def invoice_send(invoice_id: int) -> Any:
             except mailer.MailDeliveryError as exc:  # committed: the attempt is recorded
                 flash(str(exc), "error")
     except InvoicingError as exc:
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
     return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
 
 
@@ -257,7 +258,7 @@ def invoice_rectify(invoice_id: int) -> Any:
             )
             draft_id = draft.id
     except InvoicingError as exc:
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
     flash("rectify_ok", "ok")
     return redirect(url_for("invoices.invoice_detail", invoice_id=draft_id))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from invoicing import issuing
+from invoicing import fields, issuing
 from invoicing.errors import InvoicingError
 from invoicing.models import Issuer
+from web.filters import refusal, said
 from web.ui.common import blueprint, sessions
 
 bp = blueprint("settings", __name__)
@@ -44,12 +45,17 @@ def settings() -> Any:
             flash("settings_ok", "ok")
             return redirect(url_for("settings.settings"))
         except InvoicingError as exc:
-            errors = dict(getattr(exc, "errors", [])) or {"": str(exc)}
+            errors = {path: said(message) for path, message in getattr(exc, "errors", [])}
+            errors = errors or {"": refusal(exc)}
     with sessions()() as s:
         issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
         if not values and issuer is not None:
             values = {k: getattr(issuer, k) or "" for k in issuing.IssuerData.__annotations__}
         series = list(issuer.series) if issuer else []
         return render_template(
-            "ui/settings.html", values=values, errors=errors, series=series
+            "ui/settings.html",
+            values=values,
+            errors=errors,
+            series=series,
+            countries=fields.countries(str(g.get("lang", "es"))),
         ), 422 if errors else 200

@@ -1,0 +1,115 @@
+"""The issuer's and customers' fields checked as the documents they go on need them: an ISO
+3166-1 country code, a postal code of that country, an e-mail address, an IBAN with a right
+check number. Each problem is said in English and in Spanish (invoicing.errors.Said).
+
+Country names come from pycountry (ISO 3166-1 and its translations), the IBAN lengths from
+the SWIFT IBAN registry.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+from functools import cache
+
+import pycountry
+
+from invoicing.errors import Said
+
+# Spain's 52 provinces: a postal code starts with the province's number, 01 to 52.
+_ES_POSTAL = re.compile(r"^(0[1-9]|[1-4]\d|5[0-2])\d{3}$")
+_POSTAL = {
+    "ES": _ES_POSTAL,
+    "PT": re.compile(r"^\d{4}-\d{3}$"),
+    "FR": re.compile(r"^\d{5}$"),
+    "DE": re.compile(r"^\d{5}$"),
+    "IT": re.compile(r"^\d{5}$"),
+    "AD": re.compile(r"^AD\d{3}$"),
+}
+_POSTAL_ANY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# IBAN lengths of the SEPA countries and the neighbours most invoices go to (SWIFT registry).
+IBAN_LENGTHS = {
+    "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
+    "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GI": 23, "GR": 27, "HR": 21, "HU": 28,
+    "IE": 22, "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31,
+    "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
+}  # fmt: skip
+
+
+@cache
+def countries(lang: str = "es") -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code → the country's name in `lang` ("es" or "en"), by name."""
+    names = {c.alpha_2: c.name for c in pycountry.countries}
+    if lang == "es":
+        spanish = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["es"])
+        names = {code: spanish.gettext(name) for code, name in names.items()}
+    return dict(sorted(names.items(), key=lambda item: item[1]))
+
+
+def country_problem(code: str | None) -> Said | None:
+    if code and code in countries():
+        return None
+    return Said(
+        f"{code!r} is not a country code: use the ISO 3166-1 two letters (ES for Spain)",
+        f"«{code or ''}» no es un código de país: usa las dos letras ISO 3166-1 (ES para España)",
+    )
+
+
+def postal_code_problem(code: str | None, country: str) -> Said | None:
+    text = (code or "").strip()
+    pattern = _POSTAL.get(country, _POSTAL_ANY)
+    if pattern.match(text):
+        return None
+    if country == "ES":
+        return Said(
+            f"{text!r} is not a Spanish postal code: five digits starting with the province's "
+            "number (01 to 52), e.g. 28013",
+            f"«{text}» no es un código postal español: cinco cifras que empiezan por el número "
+            "de la provincia (01 a 52), p. ej. 28013",
+        )
+    return Said(
+        f"{text!r} is not a postal code of {country}",
+        f"«{text}» no es un código postal de {countries().get(country, country)}",
+    )
+
+
+def email_problem(address: str | None) -> Said | None:
+    if address is None or _EMAIL.match(address.strip()):
+        return None
+    return Said(
+        f"{address!r} is not an e-mail address: write it as name@company.com",
+        f"«{address}» no es un correo electrónico: escríbelo como nombre@empresa.es",
+    )
+
+
+def normal_iban(iban: str) -> str:
+    """The IBAN as stored: capitals, no spaces."""
+    return re.sub(r"\s+", "", iban).upper()
+
+
+def iban_problem(iban: str | None) -> Said | None:
+    """None for a right IBAN (country, length, ISO 7064 mod 97-10 check digits)."""
+    if iban is None:
+        return None
+    value = normal_iban(iban)
+    length = IBAN_LENGTHS.get(value[:2])
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", value) or length is None:
+        return Said(
+            f"{iban!r} is not an IBAN: two country letters, two check digits and the account "
+            "(ES91 2100 0418 4502 0005 1332)",
+            f"«{iban}» no es un IBAN: dos letras del país, dos cifras de control y la cuenta "
+            "(ES91 2100 0418 4502 0005 1332)",
+        )
+    if len(value) != length:
+        return Said(
+            f"an IBAN of {value[:2]} has {length} characters; this one has {len(value)}",
+            f"un IBAN de {value[:2]} tiene {length} caracteres; este tiene {len(value)}",
+        )
+    digits = "".join(str(int(ch, 36)) for ch in value[4:] + value[:4])
+    if int(digits) % 97 != 1:
+        return Said(
+            f"{iban!r} has a wrong check number: a digit is mistyped",
+            f"«{iban}» tiene mal las cifras de control: alguna cifra está mal escrita",
+        )
+    return None
