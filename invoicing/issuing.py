@@ -50,8 +50,12 @@ def default_issuer(session: Session, lock: bool = False) -> Issuer:
     issuer = session.scalar(query.with_for_update() if lock else query)
     if issuer is None:
         raise DocumentStateError(
-            "no issuer is configured: set our company's NIF, name and address first "
-            "(PUT /api/v1/issuer)"
+            Said(
+                "no issuer is configured: set our company's NIF, name and address first "
+                "(PUT /api/v1/issuer)",
+                "Falta configurar tu empresa: pon su NIF, nombre y dirección en Ajustes antes "
+                "de emitir.",
+            )
         )
     return issuer
 
@@ -73,20 +77,37 @@ def issue(
         raise NotFoundError(f"invoice {invoice_id} does not exist")
     if invoice.kind != DocumentKind.INVOICE:  # only invoices are fiscal: numbered and chained
         raise DocumentStateError(
-            f"document {invoice_id} is a {invoice.kind.replace('_', ' ')}, not an invoice: "
-            "convert it into an invoice, then issue that"
+            Said(
+                f"document {invoice_id} is a {invoice.kind.replace('_', ' ')}, not an invoice: "
+                "convert it into an invoice, then issue that",
+                f"El documento {invoice_id} no es una factura: conviértelo en factura y emite esa.",
+            )
         )
     if invoice.status != InvoiceStatus.DRAFT:
         if invoice.number is not None:
             return Issued(invoice, False)
         raise DocumentStateError(
-            f"invoice {invoice_id} is {invoice.status}; only drafts are issued"
+            Said(
+                f"invoice {invoice_id} is {invoice.status}; only drafts are issued",
+                f"La factura {invoice_id} ya no es un borrador: solo se emiten borradores.",
+            )
         )
     series = _series(session, issuer, invoice.invoice_type, series_code)
     today = now.astimezone(MADRID).date()
     when = issue_date or today
     if when > today:
-        raise InvalidDocumentError([("issue_date", f"{when} is in the future")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "issue_date",
+                    Said(
+                        f"{when} is in the future",
+                        f"{when:%d/%m/%Y} es una fecha futura: una factura se emite con la "
+                        "fecha de hoy o una anterior.",
+                    ),
+                )
+            ]
+        )
     last = session.scalar(
         select(func.max(Invoice.issue_date)).where(Invoice.series_id == series.id)
     )
@@ -95,16 +116,24 @@ def issue(
             [
                 (
                     "issue_date",
-                    f"{when} is before {last}, the last invoice date in series {series.code}: "
-                    "numbers must follow dates",
+                    Said(
+                        f"{when} is before {last}, the last invoice date in series "
+                        f"{series.code}: numbers must follow dates",
+                        f"{when:%d/%m/%Y} es anterior a {last:%d/%m/%Y}, la fecha de la última "
+                        f"factura de la serie {series.code}: los números siguen a las fechas.",
+                    ),
                 )
             ]
         )
     if invoice.rectifies is not None and invoice.rectifies.status == InvoiceStatus.CANCELLED:
         # Checked again now: the invoice may have been cancelled since this draft was made.
         raise DocumentStateError(
-            f"invoice {invoice.rectifies.number} was cancelled after this rectifying draft was "
-            "made: there is nothing left to rectify; delete the draft"
+            Said(
+                f"invoice {invoice.rectifies.number} was cancelled after this rectifying draft "
+                "was made: there is nothing left to rectify; delete the draft",
+                f"La factura {invoice.rectifies.number} se anuló después de hacer esta "
+                "rectificativa: ya no hay nada que rectificar; borra el borrador.",
+            )
         )
     # The customer's fiscal data as of today decides the recargo de equivalencia: a draft made
     # before its customer was marked (or unmarked) is totalled again before it is numbered.
@@ -234,7 +263,12 @@ def configure_issuer(session: Session, data: IssuerData) -> Issuer:
         )
         if issued:
             raise DocumentStateError(
-                f"{issuer.tax_id} has issued invoices and a VERI*FACTU chain: its NIF cannot change"
+                Said(
+                    f"{issuer.tax_id} has issued invoices and a VERI*FACTU chain: its NIF "
+                    "cannot change",
+                    f"{issuer.tax_id} ya ha emitido facturas con su cadena VERI*FACTU: su NIF "
+                    "no puede cambiar.",
+                )
             )
     if issuer is None:
         issuer = Issuer(tax_id=tax_id.value)

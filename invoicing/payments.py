@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import issuing, outbox
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.models import Invoice, InvoiceStatus, Payment
 from invoicing.money import AmountError, to_decimal
 
@@ -47,21 +47,41 @@ def record_payment(
         raise NotFoundError(f"invoice {invoice_id} does not exist")
     if invoice.status != InvoiceStatus.ISSUED:
         raise DocumentStateError(
-            f"invoice {invoice_id} is {invoice.status}: payments are recorded on issued invoices"
+            Said(
+                f"invoice {invoice_id} is {invoice.status}: payments are recorded on issued "
+                "invoices",
+                "Los cobros se registran en facturas emitidas y pendientes de cobro.",
+            )
         )
     try:
         value = to_decimal(amount, "amount")
     except AmountError as exc:
-        raise InvalidDocumentError([("amount", str(exc))]) from None
+        raise InvalidDocumentError(
+            [("amount", Said(str(exc), "no es un importe: escríbelo así: 1.500,50"))]
+        ) from None
     if value <= 0 or value != value.quantize(value.__class__("0.01")):
-        raise InvalidDocumentError([("amount", "must be a positive amount in euros and cents")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "amount",
+                    Said(
+                        "must be a positive amount in euros and cents",
+                        "debe ser un importe positivo en euros y céntimos (p. ej. 1.500,50)",
+                    ),
+                )
+            ]
+        )
     outstanding = invoice.outstanding
     if value > outstanding:
         raise InvalidDocumentError(
             [
                 (
                     "amount",
-                    f"{value} is more than the {outstanding} still owed on {invoice.number}",
+                    Said(
+                        f"{value} is more than the {outstanding} still owed on {invoice.number}",
+                        f"{value} es más de lo que queda por cobrar de {invoice.number}: "
+                        f"{outstanding}",
+                    ),
                 )
             ]
         )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from database import insert_new
 from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.models import (
     Customer,
     Deal,
@@ -244,18 +244,30 @@ class Invoicing:
             raise NotFoundError(f"document {invoice_id} does not exist")
         if invoice.status != InvoiceStatus.DRAFT:
             raise DocumentStateError(
-                f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only drafts "
-                "change (correct an issued invoice with a rectifying one)"
+                Said(
+                    f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only "
+                    "drafts change (correct an issued invoice with a rectifying one)",
+                    "Solo se cambian los borradores: corrige una factura emitida con una "
+                    "rectificativa.",
+                )
             )
         if lines is not None:
             if any(line.source_line_id for line in invoice.lines):
                 raise DocumentStateError(
-                    "this draft was converted from another document: convert again with the "
-                    "quantities you want instead of editing its lines"
+                    Said(
+                        "this draft was converted from another document: convert again with "
+                        "the quantities you want instead of editing its lines",
+                        "Este borrador viene de convertir otro documento: vuelve a convertirlo "
+                        "con las cantidades que quieras en vez de cambiar sus líneas.",
+                    )
                 )
             if documents_made_from(self.session, invoice):
                 raise DocumentStateError(
-                    "documents were made from this one: edit those, or cancel them first"
+                    Said(
+                        "documents were made from this one: edit those, or cancel them first",
+                        "Se han hecho otros documentos a partir de este: cambia esos, o "
+                        "anúlalos primero.",
+                    )
                 )
         prepared = prepare_lines(self.session, lines, invoice.source) if lines is not None else None
         if discount_percent is not None:
@@ -283,11 +295,19 @@ class Invoicing:
             raise NotFoundError(f"document {invoice_id} does not exist")
         if invoice.status != InvoiceStatus.DRAFT or invoice.number is not None:
             raise DocumentStateError(
-                f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only drafts "
-                "are deleted (cancel or rectify an issued invoice)"
+                Said(
+                    f"{invoice.kind} {invoice.number or invoice.id} is {invoice.status}: only "
+                    "drafts are deleted (cancel or rectify an issued invoice)",
+                    "Solo se borran los borradores: una factura emitida se anula o se rectifica.",
+                )
             )
         if documents_made_from(self.session, invoice):
-            raise DocumentStateError("documents were made from this one: delete those first")
+            raise DocumentStateError(
+                Said(
+                    "documents were made from this one: delete those first",
+                    "Se han hecho otros documentos a partir de este: bórralos primero.",
+                )
+            )
         self.session.delete(invoice)
         self.session.flush()
 

@@ -81,6 +81,7 @@ def refusal(exc: Exception) -> str:
 
 FILTERS: dict[str, Callable[..., str]] = {
     "said": said,
+    "refusal": refusal,
     "local_time": local_time,
     "money": money,
     "number": number,

@@ -97,7 +97,8 @@ def test_a_draft_is_deleted_but_an_issued_invoice_is_not(rt, client):
     )
 
     assert gone.headers["Location"] == "/ui/invoices"
-    assert "only drafts are deleted" in refused.text or "solo" in refused.text
+    assert "Solo se borran los borradores" in refused.text  # the core refusal, in Spanish
+    assert "only drafts" not in refused.text
     with rt.sessions() as s:
         assert s.get(Invoice, draft) is None and s.get(Invoice, kept) is not None
     assert client.get(f"/ui/invoices/{kept}/edit").text.count("Ya no es un borrador") == 1
@@ -136,3 +137,23 @@ def test_amounts_are_read_as_people_type_them_in_each_language(app):
         ]
         g.lang = "en"
         assert [typed_amount(t) for t in ("1,500.50", "1500.5")] == ["1500.50", "1500.5"]
+
+
+def test_the_core_refusals_of_a_form_are_shown_in_the_reader_s_language(rt, client):
+    signed_in(rt, client, "editor")
+    make_issuer(rt)
+    draft = make_draft(rt)
+    with rt.sessions.begin() as s:
+        issue(s, draft)
+    too_much = client.post(
+        f"/ui/invoices/{draft}/payments",
+        data={"amount": "9.999,00", "csrf_token": csrf(client)},
+        follow_redirects=True,
+    )
+    again = client.post(f"/ui/invoices/{draft}/edit", data={**CUSTOMER, "csrf_token": csrf(client)})
+    assert "es más de lo que queda por cobrar" in too_much.text
+    assert again.status_code == 422 and "Ya no es un borrador" in again.text
+    english = client.post(
+        f"/ui/invoices/{draft}/edit?lang=en", data={**CUSTOMER, "csrf_token": csrf(client)}
+    )
+    assert "It is no longer a draft" in english.text
