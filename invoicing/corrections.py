@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import chain, outbox, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.issuing import default_issuer
 from invoicing.models import Invoice, InvoiceStatus, InvoiceType
 from invoicing.service import LineData, prepare_lines
@@ -25,7 +25,9 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
     takes a rectifying invoice instead.
     """
     if not reason.strip():
-        raise InvalidDocumentError([("reason", "say why the invoice is cancelled")])
+        raise InvalidDocumentError(
+            [("reason", Said("say why the invoice is cancelled", "di por qué se anula la factura"))]
+        )
     issuer = default_issuer(session, lock=True)
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
@@ -33,11 +35,20 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
     if invoice.status == InvoiceStatus.CANCELLED:
         return invoice
     if invoice.status == InvoiceStatus.DRAFT:
-        raise DocumentStateError(f"invoice {invoice_id} is a draft: delete or edit it instead")
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice_id} is a draft: delete or edit it instead",
+                "Es un borrador: bórralo o cámbialo en vez de anularlo.",
+            )
+        )
     if invoice.paid_total > 0:
         raise DocumentStateError(
-            f"invoice {invoice.number} has payments recorded: correct it with a rectifying "
-            "invoice instead of cancelling it"
+            Said(
+                f"invoice {invoice.number} has payments recorded: correct it with a rectifying "
+                "invoice instead of cancelling it",
+                f"La factura {invoice.number} tiene cobros registrados: corrígela con una "
+                "rectificativa en vez de anularla.",
+            )
         )
     now = now or utcnow()
     chain.append_anulacion(session, issuer, invoice, now)
@@ -98,7 +109,10 @@ def rectify(
         raise InvalidDocumentError(errors)
     if original.number is None or original.status == InvoiceStatus.CANCELLED:
         raise DocumentStateError(
-            f"invoice {invoice_id} is {original.status}: only issued invoices are rectified"
+            Said(
+                f"invoice {invoice_id} is {original.status}: only issued invoices are rectified",
+                "Solo se rectifican facturas emitidas (ni borradores ni anuladas).",
+            )
         )
     if lines is None:
         lines = [

@@ -76,7 +76,7 @@ def test_payments_recorded_from_the_page_settle_the_invoice_and_refuse_too_much(
         data={"amount": "5000,00", "csrf_token": csrf(client)},
         follow_redirects=True,
     ).get_data(as_text=True)
-    assert "is more than the 3001.41 still owed" in too_much
+    assert "es más de lo que queda por cobrar de" in too_much
 
     client.post(
         f"/ui/invoices/{draft}/payments",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from invoicing import documents as chain
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
-from web.filters import number
+from web.filters import number, refusal
 from web.i18n import translate
 from web.ui.common import (
     HELPERS,
@@ -126,7 +126,7 @@ def document_convert(kind: str, doc_id: int) -> Any:
         flash(_explain(exc, takes, problems), "error")
         return _page(kind, doc_id, to, entered, problems, status=422)
     except DocumentStateError as exc:
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return _page(kind, doc_id, to, entered, problems, status=409)
     flash(f"doc_created_{new_kind}", "ok")
     if new_kind == DocumentKind.INVOICE:

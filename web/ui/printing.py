@@ -13,6 +13,7 @@ from invoicing import chain, exports, pdf, verifactu
 from invoicing.errors import InvoicingError
 from invoicing.models import DocumentKind, Invoice
 from web import current_runtime
+from web.filters import refusal
 from web.ui.common import blueprint, sessions
 
 bp = blueprint("printing", __name__)
@@ -64,7 +65,7 @@ def invoice_facturae(invoice_id: int) -> Any:
         try:
             document = exports.facturae_xml(invoice, credentials)
         except InvoicingError as exc:
-            flash(str(exc), "error")
+            flash(refusal(exc), "error")
             return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
     response = Response(document, mimetype="application/xml")
     name = pdf.filename(invoice).removesuffix(".pdf") + ".xml"  # safe characters only
