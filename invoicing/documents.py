@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invoicing import outbox, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.money import AmountError, line_amounts, to_decimal
 
@@ -171,15 +171,36 @@ def _check_sources(docs: list[Invoice], to: str) -> None:
             into = " or ".join(a.replace("_", " ") for a in allowed) or "nothing else"
             raise InvalidDocumentError([("to", f"{article} {what} becomes {into}, not {to}")])
         if doc.status == InvoiceStatus.CANCELLED:
-            raise DocumentStateError(f"{doc.kind} {doc.id} is cancelled")
+            raise DocumentStateError(
+                Said(f"{doc.kind} {doc.id} is cancelled", "Está anulado: no se convierte.")
+            )
     if len(docs) > 1:
         if kinds != {DocumentKind.DELIVERY_NOTE} or to != DocumentKind.INVOICE:
             raise InvalidDocumentError([("from", "only delivery notes are invoiced together")])
         if len({doc.customer_id for doc in docs}) > 1:
-            raise InvalidDocumentError([("from", "the delivery notes are for different customers")])
+            raise InvalidDocumentError(
+                [
+                    (
+                        "from",
+                        Said(
+                            "the delivery notes are for different customers",
+                            "Los albaranes son de clientes distintos: factúralos por separado.",
+                        ),
+                    )
+                ]
+            )
         if len({doc.discount_percent for doc in docs}) > 1:
             raise InvalidDocumentError(
-                [("from", "the delivery notes have different general discounts: invoice apart")]
+                [
+                    (
+                        "from",
+                        Said(
+                            "the delivery notes have different general discounts: invoice apart",
+                            "Los albaranes tienen descuentos generales distintos: factúralos "
+                            "por separado.",
+                        ),
+                    )
+                ]
             )
 
 
@@ -189,7 +210,12 @@ def _wanted(
     if takes is None:
         wanted = [(by_id[i], q) for i, q in left.items() if q != 0]
         if not wanted:
-            raise DocumentStateError("everything in it has been converted already")
+            raise DocumentStateError(
+                Said(
+                    "everything in it has been converted already",
+                    "Ya se ha convertido todo lo que tenía: no queda nada por convertir.",
+                )
+            )
         return wanted
     errors: list[tuple[str, str]] = []
     wanted = []

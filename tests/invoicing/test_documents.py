@@ -14,7 +14,7 @@ from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.issuing import issue
 from invoicing.models import Invoice
 from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import make_api_key, make_issuer
+from tests.factories import make_api_key, make_draft, make_issuer
 
 ACME = CustomerData(name="Acme Soluciones SL", tax_id="B12345674")
 
@@ -190,3 +190,14 @@ def test_an_api_conversion_repeated_with_its_idempotency_key_makes_one_draft(rt,
     with rt.sessions() as s:
         orders = s.scalars(select(Invoice).where(Invoice.kind == "order")).all()
     assert len(orders) == 1
+
+
+def test_the_conversion_refusals_people_meet_carry_their_spanish(rt):
+    quote = make_draft(rt, kind="quote")
+    with rt.sessions.begin() as s:
+        documents.convert(s, [quote], "order")
+    with rt.sessions.begin() as s, pytest.raises(DocumentStateError) as nothing_left:
+        documents.convert(s, [quote], "order")
+    said = nothing_left.value.args[0]
+    assert str(said) == "everything in it has been converted already"  # the API's, unchanged
+    assert said.es.startswith("Ya se ha convertido todo")

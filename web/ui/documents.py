@@ -169,7 +169,7 @@ def _explain(exc: InvalidDocumentError, takes: list[chain.Take], problems: dict[
         return "doc_err_target"
     if "lines" in paths:
         return "doc_err_nothing_taken"
-    return str(exc)
+    return refusal(exc)
 
 
 def _page(
