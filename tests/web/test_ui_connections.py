@@ -120,3 +120,15 @@ def test_bad_values_are_refused_next_to_their_field_in_spanish(local_rt, ui, crm
     assert taken.status_code == 422 and "Ya hay una conexión con ese nombre" in text(taken)
     with local_rt.sessions() as s:
         assert s.query(Connection).count() == 1
+
+
+def test_the_flows_listed_on_a_connection_are_those_naming_it_exactly(local_rt, ui, crm):
+    add_hubspot(ui, crm)
+    add_hubspot(ui, crm, name="hub")  # a name inside the other's
+    ui.post(
+        "/ui/connections/hubspot/install/hubspot.deal_won_to_invoice",
+        data={"csrf_token": csrf(ui)},
+    )
+    assert "Flujo instalado y activado" in text(ui.get("/ui/connections/hubspot"))
+    page = text(ui.get("/ui/connections/hub"))
+    assert "HubSpot: oportunidad ganada → factura en borrador</a>" not in page

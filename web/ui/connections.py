@@ -8,12 +8,12 @@ shown again: left empty, the stored one is kept.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from connector import admin, connections, schemas
 from connector.connections import check_connection, default_providers, read_secret
@@ -224,8 +224,10 @@ def _form(conn: Connection | None, kind: str) -> Any:
             secret_set = []
         webhook = connections.webhook_url(conn, rt.settings.public_url)
         with sessions()() as s:
-            flows = list(s.scalars(select(Flow).order_by(Flow.id)))
-            flows = [f for f in flows if _uses(f, conn.name)]
+            every = s.scalars(
+                select(Flow).options(selectinload(Flow.current_version)).order_by(Flow.id)
+            )
+            flows = [f for f in every if conn.name in _connections_of(f)]
     provider = default_providers().get(kind)
     values = _values(conn) | {k: v for k, v in request.form.items() if not k.startswith("secret.")}
     templates = sorted(
@@ -250,12 +252,12 @@ def _form(conn: Connection | None, kind: str) -> Any:
     ), status
 
 
-def _uses(flow: Flow, name: str) -> bool:
+def _connections_of(flow: Flow) -> set[str | None]:
+    """The connections a flow's trigger and steps name."""
     document = flow.current_version.document if flow.current_version else {}
-    return name in json.dumps(
-        [document.get("trigger", {}).get("connection")]
-        + [step.get("connection") for step in document.get("steps", [])]
-    )
+    return {document.get("trigger", {}).get("connection")} | {
+        step.get("connection") for step in document.get("steps", [])
+    }
 
 
 def _by_field(errors: list[FieldError]) -> dict[str, str]:
