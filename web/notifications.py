@@ -45,6 +45,7 @@ def send_due(rt: Runtime, now: datetime | None = None) -> int:
     sent = 0
     with rt.sessions() as s:
         ids = s.scalars(select(User.id).where(User.active, User.notify != "off")).all()
+        newest = s.scalar(select(func.max(PublicEvent.id)).where(PublicEvent.type == RUN_FAILED))
     for user_id in ids:
         try:
             with rt.sessions.begin() as s:
@@ -53,7 +54,7 @@ def send_due(rt: Runtime, now: datetime | None = None) -> int:
                 )
                 if user is None:
                     continue  # another sweeper has it
-                message = _due(s, user, now, rt.settings.public_url)
+                message = _due(s, user, newest, now, rt.settings.public_url)
                 if message is not None:
                     mailer.send_text(settings, user.email, *message)
                     sent += 1
@@ -62,9 +63,11 @@ def send_due(rt: Runtime, now: datetime | None = None) -> int:
     return sent
 
 
-def _due(s: Session, user: User, now: datetime, public_url: str) -> tuple[str, str] | None:
-    """The (subject, text) due to `user` now, with their cursor moved past it; None if none."""
-    newest = s.scalar(select(func.max(PublicEvent.id)).where(PublicEvent.type == RUN_FAILED))
+def _due(
+    s: Session, user: User, newest: int | None, now: datetime, public_url: str
+) -> tuple[str, str] | None:
+    """The (subject, text) due to `user` now, with their cursor moved up to `newest` (the
+    latest run.failed event); None if nothing is."""
     if user.notified_event_id is None:  # first look: from now on, not what came before
         user.notified_event_id = newest or 0
         return None

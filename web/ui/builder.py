@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from connector import admin, messages, schemas
 from connector.checks import check_flow
+from connector.connections import default_providers
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
 from connector.models import Connection, Event, EventStatus
@@ -65,6 +66,12 @@ def _app(key: str) -> dict[str, str]:
     return {"key": app, "name": es if _lang() == "es" else en}
 
 
+def _provider(action_key: str) -> str | None:
+    """The connection type an action's steps name (a CRM's or http), by its family."""
+    family = action_key.partition(".")[0]
+    return family if family in default_providers().by_key else None
+
+
 def _titled(spec: Any) -> dict[str, Any]:
     return {
         "key": spec.key,
@@ -96,7 +103,7 @@ def catalog() -> Any:
     actions = [
         {
             **_titled(a),
-            "provider": a.key.split(".", 1)[0] if a.key.split(".", 1)[0] in PROVIDERS else None,
+            "provider": _provider(a.key),
             "input": schemas.inline(a.input_schema),
             "sample": schemas.example(a.output_schema),
         }
@@ -126,9 +133,6 @@ def sample() -> Any:
         if event is None or not isinstance(event.payload, dict):
             return jsonify({"error": translate("builder_no_real_sample")}), 404
         return jsonify({"sample": event.payload, "received_at": event.received_at.isoformat()})
-
-
-PROVIDERS = frozenset({"hubspot", "salesforce", "zoho", "pipedrive", "http"})
 
 
 def _errors(errors: list[FieldError]) -> list[dict[str, str]]:
