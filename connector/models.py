@@ -70,6 +70,7 @@ class User(Base):
     notify: Mapped[str] = mapped_column(String(10), default="immediate")
     notified_event_id: Mapped[int | None]  # the last run.failed public event considered
     digest_on: Mapped[date | None] = mapped_column(Date)  # the day of the last digest
+    lang: Mapped[str] = mapped_column(String(2), default="es")  # the app's, and their mails'
 
 
 class AuditEntry(Base):

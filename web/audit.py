@@ -21,7 +21,15 @@ log = logging.getLogger(__name__)
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POSTs that only look: checking or trying a flow, testing a connection.
 LOOKS_ONLY = frozenset(
-    {"api.check_document", "api.dry_run_document", "api.dry_run_flow", "api.test_connection"}
+    {
+        "api.check_document",
+        "api.dry_run_document",
+        "api.dry_run_flow",
+        "api.test_connection",
+        "builder.check",
+        "builder.trial",
+        "connections.connection_test",
+    }
 )
 FLASHES = "_flashes"  # where Flask keeps the messages a page shows next
 

@@ -1,18 +1,22 @@
-"""Template filters: Spanish (or English) numbers, money and Madrid times."""
+"""Template filters: numbers, money, dates and Madrid times as the page's language writes them
+(Babel's CLDR data), and the core's messages in that language."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, g
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+from flask import Flask
 
 from connector import messages
 from connector.errors import FieldError
+from web.i18n import LOCALES, language
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -22,34 +26,38 @@ def init_app(app: Flask) -> None:
         app.add_template_filter(function, name)
 
 
+def _locale() -> str:
+    return LOCALES[language()]
+
+
 def local_time(value: datetime | None) -> str:
-    """Show times in Madrid, where the users are."""
-    return value.astimezone(MADRID).strftime("%d/%m/%Y %H:%M:%S") if value else "—"
+    """A moment as the page's language writes it, in Madrid's time, where the users are."""
+    return format_datetime(value, "medium", tzinfo=MADRID, locale=_locale()) if value else "—"
+
+
+def day(value: date | None) -> str:
+    return format_date(value, "medium", locale=_locale()) if value else "—"
 
 
 def money(value: Decimal | None, currency: str = "EUR") -> str:
-    if value is None:
-        return "—"
-    text = f"{value:,.2f}"
-    if getattr(g, "lang", "es") == "es":
-        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
-        return f"{text} €" if currency == "EUR" else f"{text} {currency}"
-    return f"€{text}" if currency == "EUR" else f"{text} {currency}"
+    return "—" if value is None else format_currency(value, currency, locale=_locale())
 
 
 def number(value: Decimal | None) -> str:
+    """A quantity or rate with every digit it has (two decimals stay two: 1,50)."""
     if value is None:
         return ""
-    text = format(value if value.as_tuple().exponent == -2 else value.normalize(), "f")
-    return text.replace(".", ",") if getattr(g, "lang", "es") == "es" else text
+    cents = value.as_tuple().exponent == -2
+    pattern = "#,##0.00" if cents else "#,##0.###"
+    exact = value if cents else value.normalize()
+    return format_decimal(exact, pattern, locale=_locale(), decimal_quantization=False)
 
 
 def price(value: Decimal) -> str:
     """A unit price with at least two decimals, and more only when it has them."""
-    exact = value.normalize()
-    exponent = exact.as_tuple().exponent
-    many = isinstance(exponent, int) and exponent < -2
-    return number(exact if many else exact.quantize(Decimal("0.01")))
+    return format_decimal(
+        value.normalize(), "#,##0.00", locale=_locale(), decimal_quantization=False
+    )
 
 
 def pretty_json(value: Any) -> str:
@@ -58,13 +66,13 @@ def pretty_json(value: Any) -> str:
 
 def field_message(error: FieldError | dict[str, Any]) -> str:
     """A field error (or one stored in a run's log) in the page's language."""
-    lang = str(getattr(g, "lang", "es"))
+    lang = language()
     return error.text(lang) if isinstance(error, FieldError) else messages.localized(error, lang)
 
 
 def said(text: object) -> str:
     """A message of the invoicing core in the page's language, when it carries one."""
-    if getattr(g, "lang", "es") == "es" and isinstance(getattr(text, "es", None), str):
+    if language() == "es" and isinstance(getattr(text, "es", None), str):
         return str(text.es)  # type: ignore[attr-defined]
     return str(text)
 
@@ -83,6 +91,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "said": said,
     "refusal": refusal,
     "local_time": local_time,
+    "day": day,
     "money": money,
     "number": number,
     "price": price,

@@ -8,7 +8,8 @@ the day's failures, sent from 08:00 Madrid time), or never ("off").
 Fed by the `run.failed` public events (connector.public_events), read past a cursor kept on
 each person's row, so every failure is told once even if the sweeper stops in between; a
 person's first look sets the cursor without sending the failures of before they joined.
-Called by the sweeper (web.cli sweep). Messages are in Spanish, with links to each run.
+Called by the sweeper (web.cli sweep). Messages are in the language each person uses the app
+in (users.lang), with links to each run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,7 @@ from connector.public_events import RUN_FAILED
 from connector.runtime import Runtime
 from database import utcnow
 from invoicing import mailer
+from web.i18n import LOCALES, translate
 
 log = logging.getLogger(__name__)
 MADRID = ZoneInfo("Europe/Madrid")
@@ -93,7 +96,7 @@ def _due(
     mine = _theirs(s, user, events)
     if not mine:
         return None
-    return _message(mine, user.notify == "daily", public_url)
+    return _message(mine, user.notify == "daily", public_url, user.lang)
 
 
 def _theirs(s: Session, user: User, events: Sequence[PublicEvent]) -> list[dict[str, Any]]:
@@ -113,41 +116,40 @@ def _theirs(s: Session, user: User, events: Sequence[PublicEvent]) -> list[dict[
     return found
 
 
-def _message(failures: list[dict[str, Any]], digest: bool, public_url: str) -> tuple[str, str]:
+def _message(
+    failures: list[dict[str, Any]], digest: bool, public_url: str, lang: str
+) -> tuple[str, str]:
+    def say(key: str, **fields: object) -> str:
+        return translate(f"mail_{key}", lang).format(**fields)
+
     count = len(failures)
-    if digest:
-        subject = f"Puente: {count} ejecuciones fallidas en el último día"
-        intro = "Resumen diario de las ejecuciones fallidas de tus flujos:"
-    elif count == 1:
-        subject = f"Puente: ha fallado una ejecución de «{failures[0].get('flow_name')}»"
-        intro = "Ha fallado una ejecución de uno de tus flujos:"
-    else:
-        subject = f"Puente: {count} ejecuciones fallidas"
-        intro = "Han fallado estas ejecuciones de tus flujos:"
-    lines = [intro, ""]
+    kind = "digest" if digest else "one" if count == 1 else "many"
+    subject = say(f"subject_{kind}", count=count, flow=failures[0].get("flow_name"))
+    lines = [say(f"intro_{kind}"), ""]
     for failure in failures[:MAX_LISTED]:
-        lines += _described(failure, public_url)
+        lines += _described(failure, public_url, lang)
     if count > MAX_LISTED:
-        lines.append(f"… y {count - MAX_LISTED} más: {public_url}/ui/runs?status=failed")
-    lines += [
-        "",
-        "Abre cada una para ver qué pasó, corregir los datos y reintentarla.",
-        f"Para elegir cuándo recibes estos avisos: {public_url}/ui/account/password",
-    ]
+        lines.append(
+            say("more", count=count - MAX_LISTED, link=f"{public_url}/ui/runs?status=failed")
+        )
+    lines += ["", say("open_each"), say("choose", link=f"{public_url}/ui/account/password")]
     return subject, "\n".join(lines)
 
 
-def _described(failure: dict[str, Any], public_url: str) -> list[str]:
+def _described(failure: dict[str, Any], public_url: str, lang: str) -> list[str]:
     keys = failure.get("keys") or {}
     about = ", ".join(f"{name}: {value}" for name, value in keys.items())
-    when = datetime.fromisoformat(failure["failed_at"]).astimezone(MADRID)
+    when = datetime.fromisoformat(failure["failed_at"])
     error = failure.get("error") or {}
-    status = "sin más reintentos" if failure.get("status") == "dead" else "fallida"
-    lines = [
-        f"- «{failure.get('flow_name')}», ejecución {failure.get('run_id')} ({status}), "
-        f"{when:%d/%m/%Y %H:%M}" + (f" — {about}" if about else ""),
-    ]
+    status = "dead" if failure.get("status") == "dead" else "failed"
+    line = translate("mail_run", lang).format(
+        flow=failure.get("flow_name"),
+        run=failure.get("run_id"),
+        status=translate(f"mail_status_{status}", lang),
+        when=format_datetime(when, "medium", tzinfo=MADRID, locale=LOCALES[lang]),
+    )
+    lines = [line + (f" — {about}" if about else "")]
     for problem in (error.get("errors") or [])[:5]:
-        lines.append(f"    {problem.get('path') or ''}: {messages.localized(problem, 'es')}")
+        lines.append(f"    {problem.get('path') or ''}: {messages.localized(problem, lang)}")
     lines.append(f"    {public_url}/ui/runs/{failure.get('run_id')}")
     return lines

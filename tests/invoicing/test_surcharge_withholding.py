@@ -617,7 +617,7 @@ def test_the_pdf_states_surcharge_withholding_discount_due_date_and_what_to_pay(
     assert "Retención IRPF 7 % 19,09 € -1,34 €" in text_
     assert "TOTAL A PAGAR 253,70 €" in text_
     assert f"transferencia a la cuenta IBAN {IBAN}" in text_
-    assert "Vencimiento: 31/07/2026" in text_
+    assert "Vencimiento: 31 jul 2026" in text_
 
 
 def test_a_draft_pdf_says_when_it_will_be_due(rt):
@@ -745,20 +745,20 @@ def test_the_invoice_and_print_pages_show_every_amount(rt, client):
 
     page = client.get(f"/ui/invoices/{invoice_id}").get_data(as_text=True)
     assert cell(page, "customer-surcharge") == "Sí"
-    assert cell(page, "due-date") == "31/07/2026"
-    assert cell(page, "general-discount") == "-12,33 €"
-    assert cell(page, "surcharge-total") == "6,19 €"
-    assert cell(page, "invoice-total") == "269,29 €"
-    assert cell(page, "amount-due") == "253,70 €"
-    assert cell(page, "outstanding") == "253,70 €"
+    assert cell(page, "due-date") == "31 jul 2026"
+    assert cell(page, "general-discount") == "-12,33\u00a0€"
+    assert cell(page, "surcharge-total") == "6,19\u00a0€"
+    assert cell(page, "invoice-total") == "269,29\u00a0€"
+    assert cell(page, "amount-due") == "253,70\u00a0€"
+    assert cell(page, "outstanding") == "253,70\u00a0€"
     assert "Recargo de equivalencia 5,2 %" in page and "Retención IRPF 15 %" in page
     assert 'name="amount" inputmode="decimal" required value="253,70"' in page
 
     printed = client.get(f"/ui/invoices/{invoice_id}/print").get_data(as_text=True)
-    assert cell(printed, "due-date") == "31/07/2026"
-    assert cell(printed, "total") == "269,29 €"
-    assert cell(printed, "amount-due") == "253,70 €"
-    assert cell(printed, "general-discount") == "-12,33 €"
+    assert cell(printed, "due-date") == "31 jul 2026"
+    assert cell(printed, "total") == "269,29\u00a0€"
+    assert cell(printed, "amount-due") == "253,70\u00a0€"
+    assert cell(printed, "general-discount") == "-12,33\u00a0€"
     assert printed.count('data-testid="surcharge"') == 3
     assert printed.count('data-testid="withholding"') == 2
-    assert "Vencimiento: 31/07/2026" in printed
+    assert "Vencimiento: 31 jul 2026" in printed

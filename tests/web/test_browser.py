@@ -35,7 +35,7 @@ def test_an_admin_follows_a_won_deal_from_the_run_log_to_its_draft_invoice(
     page.get_by_role("link", name="Ver factura").click()
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Factura en borrador")
-    expect(page.get_by_test_id("invoice-total")).to_have_text("3.001,41 €")
+    expect(page.get_by_test_id("invoice-total")).to_have_text("3.001,41\u00a0€")
     expect(page.get_by_role("cell", name="Consultoría (horas)")).to_be_visible()
     page.screenshot(path=str(tmp_path / "invoice-es.png"), full_page=True)
 

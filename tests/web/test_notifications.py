@@ -1,6 +1,6 @@
 """Failed runs by e-mail (web.notifications): to the flow's owner, or to the admins for a flow
 nobody owns; at once or in a daily digest from 08:00 Madrid; each failure told once; nothing
-before a person joined; in Spanish, with links to the runs."""
+before a person joined; in the language each person uses the app in, with links to the runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from connector.models import Flow, User
 from connector.runtime import build_runtime
 from invoicing.settings import InvoicingSettings
 from tests.conftest import drain
-from tests.factories import csrf, deal, make_hook, make_user, post_deal, signed_in
+from tests.factories import csrf, deal, make_hook, make_user, post_deal, sign_in_as, signed_in
 from tests.smtp import SmtpServer
 from web import notifications
 from web.demo import DEMO_FLOW
@@ -135,3 +135,24 @@ def test_without_mail_configured_nothing_is_sent_and_the_failure_waits(rt, clien
         bare.close()
     assert smtp.inbox.messages == []
     assert notifications.send_due(rt) == 1  # told once mail works
+
+
+def test_a_person_who_uses_the_app_in_english_is_told_in_english(rt, client, smtp):
+    owner = make_user(rt, "editor", "owner@company.com")
+    hook = broken_hook(rt, owner.id)
+    notifications.send_due(rt)  # first look
+    sign_in_as(client, owner.email)
+    assert client.get("/ui/runs?lang=en").status_code == 200  # the language they chose
+    with rt.sessions() as s:
+        assert s.get_one(User, owner.id).lang == "en"
+
+    fail(rt, client, hook, "D-EN")
+    assert notifications.send_due(rt) == 1
+
+    [mail] = inbox(smtp)[owner.email]
+    assert "Puente: a run of “Flujo roto” failed" in mail
+    assert "D-EN" in mail and "must be one of: EUR" in mail and "(failed)" in mail
+    assert "ejecución" not in mail and "debe ser" not in mail
+    client.get("/ui/runs?lang=es")  # back to Spanish: so are the mails
+    with rt.sessions() as s:
+        assert s.get_one(User, owner.id).lang == "es"

@@ -40,7 +40,7 @@ def test_the_print_page_shows_the_legal_content_and_the_qr_as_inline_svg(rt, cli
     page = response.get_data(as_text=True)
     for expected in (
         "F2026-00001",
-        "01/07/2026",
+        "1 jul 2026",  # issued on 2026-07-01
         "Puente Demo SL",
         "A58818501",
         "Gran Vía 1",
@@ -49,10 +49,10 @@ def test_the_print_page_shows_the_legal_content_and_the_qr_as_inline_svg(rt, cli
         "Calle Mayor 1",
         "Consultoría (horas)",
         "Licencia ERP anual",
-        "1.710,00 €",
-        "2.480,50 €",
-        "520,91 €",
-        "3.001,41 €",
+        "1.710,00\u00a0€",
+        "2.480,50\u00a0€",
+        "520,91\u00a0€",
+        "3.001,41\u00a0€",
         "VERI*FACTU",
         "Factura verificable en la sede electrónica de la AEAT",
     ):
@@ -79,7 +79,7 @@ def test_a_draft_print_page_is_watermarked_and_has_no_qr(rt, client):
 
     assert "BORRADOR — sin validez fiscal" in page
     assert "<svg" not in page and "VERI*FACTU" not in page
-    assert "3.001,41 €" in page
+    assert "3.001,41\u00a0€" in page
 
 
 def test_the_print_page_speaks_english_but_keeps_the_legal_legend(rt, client):

@@ -162,7 +162,7 @@ def test_the_page_shows_the_figures_in_spanish(rt, client):
     assert "1 con borrador pendiente" in page
     assert 'data-kpi="to_invoiced">1,6 d<' in page  # 37.25 h
     assert 'data-kpi="to_paid">3 d<' in page  # 72 h
-    assert "3.000,00 €" in page and "4.961,00 €" in page
+    assert "3.000,00\u00a0€" in page and "4.961,00\u00a0€" in page
     assert "Por comercial" in page and "Por campaña" in page
     assert "Sin comercial" in page and "Sin campaña" in page
     assert "Ana Ruiz" in page and "100 %" in page  # her conversion bar

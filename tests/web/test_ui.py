@@ -293,7 +293,7 @@ def test_the_invoices_page_shows_the_customer_and_the_total_in_spanish_format(rt
     assert "Acme Soluciones SL" in text
     assert "B12345674" in text
     assert "D-42" in text
-    assert "3.001,41 €" in text
+    assert "3.001,41\u00a0€" in text
     assert badge("draft", "Borrador") in text
 
 
@@ -322,10 +322,10 @@ def test_an_invoice_page_shows_customer_lines_and_total_in_spanish_format(rt, cl
     assert "Calle Mayor 1, 28013, Madrid, Madrid, ES" in text
     assert "Consultoría (horas)" in text
     assert "Licencia ERP anual" in text
-    assert "1.710,00 €" in text  # first line: 20 × 95 − 10 %
-    assert "770,50 €" in text
-    assert "520,91 €" in text  # IVA 21 %
-    assert '<th class="num" data-testid="invoice-total">3.001,41 €</th>' in text
+    assert "1.710,00\u00a0€" in text  # first line: 20 × 95 − 10 %
+    assert "770,50\u00a0€" in text
+    assert "520,91\u00a0€" in text  # IVA 21 %
+    assert '<th class="num" data-testid="invoice-total">3.001,41\u00a0€</th>' in text
 
 
 def test_an_invoice_page_in_english_formats_money_english_style(rt, client):

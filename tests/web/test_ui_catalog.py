@@ -118,9 +118,9 @@ def test_a_customer_page_shows_fiscal_data_address_and_documents(rt, client):
     assert "Calle Mayor 1, 28013, Madrid, Madrid" in page
     assert f'href="/ui/invoices/{invoice_id}"' in page
     assert '<span class="badge draft">Borrador</span>' in page
-    assert "3.001,41 €" in page  # the sample deal's invoice total
+    assert "3.001,41\u00a0€" in page  # the sample deal's invoice total
     assert f'href="/ui/documents/quotes/{quote_id}"' in page
-    assert "Presupuesto" in page and "726,00 €" in page
+    assert "Presupuesto" in page and "726,00\u00a0€" in page
 
 
 def test_editing_a_customer_saves_name_email_and_address(rt, client):

@@ -81,7 +81,7 @@ def test_the_document_lists_show_each_kind_in_spanish_and_in_english(rt, client)
     assert "<h1>Documentos: Presupuestos</h1>" in quotes
     assert f'href="/ui/documents/quotes/{quote}"' in quotes
     assert f"/ui/documents/orders/{order}" not in quotes
-    assert "Acme Soluciones SL" in quotes and "2.081,81 €" in quotes
+    assert "Acme Soluciones SL" in quotes and "2.081,81\u00a0€" in quotes
 
     orders = text(client.get("/ui/documents/orders?lang=en"))
     assert "<h1>Documents: Orders</h1>" in orders
@@ -104,7 +104,7 @@ def test_a_quote_page_shows_customer_lines_totals_and_all_that_is_left(rt, clien
     assert "<h1>Presupuesto #" in page
     assert "Acme Soluciones SL" in page and "B12345674" in page
     assert "Consultoría (horas)" in page and "Licencia ERP anual" in page
-    assert 'data-testid="document-total">2.081,81 €' in page
+    assert 'data-testid="document-total">2.081,81\u00a0€' in page
     assert "Convertir en pedido" in page and "Convertir en factura" in page
     assert (left(page, "order", 1), left(page, "order", 2)) == ("10", "1")
     assert 'value="10"' in quantity_input(page, "order", first)
@@ -148,7 +148,7 @@ def test_a_quote_converted_to_orders_in_two_parts_has_nothing_left_to_order(rt, 
     assert "Pedido creado." in order_page
     assert f'href="{path}">Presupuesto #{quote}</a>' in order_page  # procede de
     assert "Licencia ERP anual" not in order_page.split("<table>")[1]  # skipped with 0
-    assert 'data-testid="document-total">459,80 €' in order_page  # 4 × 95 € + 21 %
+    assert 'data-testid="document-total">459,80\u00a0€' in order_page  # 4 × 95 € + 21 %
     assert f"Procede de presupuesto {quote}" in order_page  # the note, in Spanish
 
     page = text(client.get(path))
@@ -251,7 +251,7 @@ def test_an_order_becomes_a_delivery_note_and_then_an_invoice_shown_on_its_page(
     page = text(to_invoice)
     assert "Factura creada en borrador." in page
     assert "Factura en borrador" in page
-    assert 'data-testid="invoice-total">1.149,50 €' in page  # 10 × 95 € + 21 %
+    assert 'data-testid="invoice-total">1.149,50\u00a0€' in page  # 10 × 95 € + 21 %
     note_page = text(client.get(note_path))
     assert "Ya no queda nada por facturar" in note_page
     assert f'href="{to_invoice.request.path}">Factura #' in note_page

@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import g, jsonify, redirect, render_template, request, session, url_for
+from flask import jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from connector import admin, messages, schemas
@@ -26,29 +26,17 @@ from connector.connections import default_providers
 from connector.dryrun import dry_run
 from connector.errors import FieldError, PuenteError
 from connector.models import Connection, Event, EventStatus
-from web import current_runtime, i18n_builder
-from web.i18n import translate
+from web import current_runtime
+from web.i18n import keys, language, translate
 from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, current_user, sessions
 
 bp = blueprint("builder", __name__)
-
-# The apps triggers and actions belong to (their key's first part), as people know them.
-APPS = {
-    "invoicing": ("Facturación de Puente", "Puente invoicing"),
-    "crm": ("CRM de Puente", "Puente CRM"),
-    "hubspot": ("HubSpot", "HubSpot"),
-    "salesforce": ("Salesforce", "Salesforce"),
-    "zoho": ("Zoho CRM", "Zoho CRM"),
-    "pipedrive": ("Pipedrive", "Pipedrive"),
-    "api": ("Zapier, Make o API", "Zapier, Make or API"),
-    "webhook": ("Webhook firmado", "Signed webhook"),
-    "http": ("HTTP (cualquier API)", "HTTP (any API)"),
-}
+PREFIX = "builder_"  # the builder's texts, handed to static/builder.js without it
 
 
 @bp.app_context_processor
 def texts() -> dict[str, Any]:
-    return {"builder_texts": lambda: i18n_builder.script_texts(translate)}
+    return {"builder_texts": lambda: {k[len(PREFIX) :]: translate(k) for k in keys(PREFIX)}}
 
 
 def _owner() -> int | None:
@@ -57,13 +45,13 @@ def _owner() -> int | None:
 
 
 def _lang() -> str:
-    return str(getattr(g, "lang", "es"))
+    return language()
 
 
 def _app(key: str) -> dict[str, str]:
     app = key.split(".", 1)[0]
-    es, en = APPS.get(app, (app, app))
-    return {"key": app, "name": es if _lang() == "es" else en}
+    name = translate(f"app_{app}")
+    return {"key": app, "name": app if name == f"app_{app}" else name}
 
 
 def _provider(action_key: str) -> str | None:

@@ -237,7 +237,8 @@ def _product_problem(path: str, values: dict[str, str], message: str) -> str:
         return translate("cat_err_tax_rate")
     if path == "exemption_cause":
         known = values["exemption_cause"] in catalog.EXEMPTIONS
-        return translate("cat_err_exempt_needs_zero" if known else "cat_err_exemption")
+        key = "cat_err_exempt_needs_zero" if known else "cat_err_exemption"
+        return translate(key)
     if path in ("sku", "name"):
         return translate("cat_err_required")
     return message

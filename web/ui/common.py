@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
 from connector.accounts import can
 from connector.models import User
 from invoicing.models import DocumentKind, Invoice
 from web import csrf, current_runtime
-from web.i18n import translate
+from web.i18n import language, translate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,6 +109,9 @@ def _authorize() -> Any:
     if g.user is None:
         session.clear()
         return redirect(url_for("session.login", next=request.full_path.rstrip("?")))
+    if g.user.lang != language():  # their e-mails are written in the language they use
+        with sessions().begin() as s:
+            s.execute(update(User).where(User.id == g.user.id).values(lang=language()))
     if g.user.must_change_password and request.endpoint not in FREE_WITH_TEMPORARY_PASSWORD:
         return redirect(url_for("session.password"))
     if not can(g.user.role, permission):
@@ -142,7 +146,7 @@ def typed_amount(text: str | None) -> str:
     "1500,5", or "1.500") is 1500.50; in English "1,500.50" is. Anything else is left as it is,
     for the core to refuse with the field named."""
     value = (text or "").strip().replace(" ", "").replace("\u00a0", "")
-    if str(getattr(g, "lang", "es")) == "en":
+    if language() == "en":
         return value.replace(",", "")
     if "," in value:
         return value.replace(".", "").replace(",", ".")

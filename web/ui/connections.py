@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -20,7 +20,7 @@ from connector.connections import check_connection, default_providers, read_secr
 from connector.errors import ConfigurationError, FieldError
 from connector.models import Connection, Flow
 from web import current_runtime
-from web.i18n import translate
+from web.i18n import language, translate
 from web.ui.common import allow, blueprint, current_user, sessions, typed_amount
 
 bp = blueprint("connections", __name__)
@@ -65,7 +65,7 @@ PASTE_HELP = {
 
 
 def _es() -> bool:
-    return str(getattr(g, "lang", "es")) == "es"
+    return language() == "es"
 
 
 def _types() -> list[dict[str, str]]:
@@ -261,7 +261,7 @@ def _connections_of(flow: Flow) -> set[str | None]:
 
 
 def _by_field(errors: list[FieldError]) -> dict[str, str]:
-    lang = str(getattr(g, "lang", "es"))
+    lang = language()
     found: dict[str, str] = {}
     for e in errors:
         found.setdefault(e.path, e.text(lang))

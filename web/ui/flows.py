@@ -76,7 +76,8 @@ def flow_edit(flow_id: int) -> Any:
         try:
             with sessions().begin() as s:
                 saved = admin.save_flow(s, rt.registry, document, flow=s.get_one(Flow, flow_id))
-            flash("flow_saved" if saved.report.ok else "flow_saved_draft", "ok")
+            said = "flow_saved" if saved.report.ok else "flow_saved_draft"
+            flash(said, "ok")
             return redirect(url_for("flows.flow_edit", flow_id=flow_id))
         except PuenteError as exc:  # its problems are listed under the editor
             flash("flow_save_refused" if exc.errors else exc.message, "error")
@@ -116,7 +117,8 @@ def flow_switch(flow_id: int, change: str) -> Any:
             if flow is None:
                 abort(404)
             admin.set_enabled(s, rt.registry, flow, change == "enable")
-        flash("flow_enabled" if change == "enable" else "flow_disabled", "ok")
+        said = "flow_enabled" if change == "enable" else "flow_disabled"
+        flash(said, "ok")
     except PuenteError as exc:  # its problems are listed on the flow's page
         flash("flow_enable_refused" if exc.errors else exc.message, "error")
     return redirect(url_for("flows.flow_edit", flow_id=flow_id))

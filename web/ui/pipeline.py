@@ -53,7 +53,8 @@ def move(opportunity_id: int) -> Any:
     try:
         with sessions().begin() as s:
             crm.move(s, opportunity_id, stage)
-        flash("pipeline_won" if stage == crm.WON else "pipeline_moved", "ok")
+        said = "pipeline_won" if stage == crm.WON else "pipeline_moved"
+        flash(said, "ok")
     except InvoicingError:
         flash("pipeline_cannot_win", "error")
     return redirect(url_for("pipeline.pipeline"))

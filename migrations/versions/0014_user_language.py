@@ -1,0 +1,26 @@
+"""the language each person uses the app in (their failed-run e-mails are in it)
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-05 09:10:00
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = '0014'
+down_revision: str | None = '0013'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('lang', sa.String(length=2), nullable=False, server_default='es'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('lang')
