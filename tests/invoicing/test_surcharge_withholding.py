@@ -617,7 +617,7 @@ def test_the_pdf_states_surcharge_withholding_discount_due_date_and_what_to_pay(
     assert "Retención IRPF 7 % 19,09 € -1,34 €" in text_
     assert "TOTAL A PAGAR 253,70 €" in text_
     assert f"transferencia a la cuenta IBAN {IBAN}" in text_
-    assert "Vencimiento: 31 jul 2026" in text_
+    assert "Vencimiento: 31/07/2026" in text_
 
 
 def test_a_draft_pdf_says_when_it_will_be_due(rt):
