@@ -69,9 +69,10 @@ def issue(
     now: datetime | None = None,
 ) -> Issued:
     """Give the draft its number and date and chain its VERI*FACTU record, in one transaction."""
-    now = now or utcnow()
-    # Lock the issuer first: its VERI*FACTU chain admits one new link at a time.
+    # Lock the issuer first: its VERI*FACTU chain admits one new link at a time. The record's
+    # time is read after the lock, so the chain's order and its timestamps always agree.
     issuer = default_issuer(session, lock=True)
+    now = now or utcnow()
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
         raise NotFoundError(f"invoice {invoice_id} does not exist")

@@ -173,6 +173,29 @@ def test_parallel_issues_get_every_number_once_and_one_unbroken_chain(rt):
         )
 
 
+def test_a_record_waiting_for_the_chain_is_timed_when_it_joins_it(rt):
+    """An issue that waits for another's chain lock is timed after it: never earlier than a
+    record chained before it (the AEAT reads FechaHoraHusoGenRegistro in the chain's order)."""
+    make_issuer(rt)
+    invoice_id = make_draft(rt)
+    done: list[Invoice] = []
+    holder = rt.sessions()
+    holder.begin()
+    issuing.default_issuer(holder, lock=True)  # another issue holds the chain
+    waiting = threading.Thread(target=lambda: done.append(issue(rt, invoice_id)))
+    waiting.start()
+    waiting.join(timeout=0.5)  # it starts and waits for the lock
+    released_at = datetime.now(UTC)
+    holder.commit()
+    holder.close()
+    waiting.join(timeout=30)
+
+    assert len(done) == 1
+    [record] = records(rt)
+    assert record.generated_at >= released_at
+    assert done[0].issued_at == record.generated_at
+
+
 def test_totals_in_the_record_match_the_invoice(rt):
     make_issuer(rt)
     invoice = issue(rt, make_draft(rt))
