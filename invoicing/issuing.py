@@ -136,6 +136,8 @@ def issue(
                 "rectificativa: ya no hay nada que rectificar; borra el borrador.",
             )
         )
+    _check_addressee(invoice)
+    _check_territory(issuer, invoice)
     # The customer's fiscal data as of today decides the recargo de equivalencia: a draft made
     # before its customer was marked (or unmarked) is totalled again before it is numbered.
     totals.refresh(session, invoice)
@@ -168,6 +170,80 @@ def issue(
         },
     )
     return Issued(invoice, True)
+
+
+# What a complete invoice says of its addressee (art. 6.1.e RD 1619/2012: their domicile).
+_ADDRESS = {"street": "la dirección", "postal_code": "el código postal", "city": "la población"}
+
+
+def _check_addressee(invoice: Invoice) -> None:
+    """A complete invoice (F1, and R1–R4 that correct one) names its customer's address."""
+    if invoice.invoice_type in (InvoiceType.SIMPLIFIED, "R5"):
+        return
+    customer = invoice.customer
+    missing = [name for name in _ADDRESS if not (getattr(customer, name) or "").strip()]
+    if customer.country != "ES" and "postal_code" in missing:
+        missing.remove("postal_code")  # not every country has postal codes
+    if missing:
+        raise InvalidDocumentError(
+            [
+                (
+                    f"customer.{name}",
+                    Said(
+                        f"a complete invoice names the customer's address: {customer.name} has "
+                        f"no {name.replace('_', ' ')}; add it to the customer, then issue",
+                        f"Una factura completa lleva la dirección del cliente: falta "
+                        f"{_ADDRESS[name]} de {customer.name}; añade ese dato en la ficha del "
+                        "cliente y vuelve a emitirla.",
+                    ),
+                )
+                for name in missing
+            ]
+        )
+
+
+# Spanish territories outside the IVA (art. 3 LIVA), by the province part of the postal code:
+# Canarias has the IGIC, Ceuta and Melilla the IPSI.
+_OUTSIDE_IVA = {"35": "Canarias", "38": "Canarias", "51": "Ceuta", "52": "Melilla"}
+
+
+def territory_outside_iva(country: str | None, postal_code: str | None) -> str | None:
+    """Canarias, Ceuta or Melilla for an address there; None elsewhere."""
+    if (country or "ES") != "ES":
+        return None
+    return _OUTSIDE_IVA.get((postal_code or "").strip()[:2])
+
+
+def _check_territory(issuer: Issuer, invoice: Invoice) -> None:
+    """No IVA is charged where the IVA does not apply; IGIC and IPSI invoices are not made."""
+    here = territory_outside_iva(issuer.country, issuer.postal_code)
+    if here is not None:
+        raise DocumentStateError(
+            Said(
+                f"the issuer is in {here}, where invoices carry IGIC or IPSI instead of IVA; "
+                "Puente does not make IGIC or IPSI invoices",
+                f"Tu empresa está en {here}, donde las facturas llevan IGIC o IPSI y no IVA: "
+                "Puente todavía no hace facturas con IGIC ni IPSI.",
+            )
+        )
+    customer = invoice.customer
+    there = territory_outside_iva(customer.country, customer.postal_code)
+    if there is not None and any(line.tax_rate > 0 for line in invoice.lines):
+        raise InvalidDocumentError(
+            [
+                (
+                    "lines",
+                    Said(
+                        f"{customer.name} is in {there}, outside the IVA: no IVA may be "
+                        "charged; invoice the lines as exempt (e.g. E2, exports of goods) or "
+                        "not subject, as the operation is",
+                        f"{customer.name} está en {there}, fuera del ámbito del IVA: no se le "
+                        "puede cobrar IVA. Pon las líneas al 0 % como exentas (p. ej. E2, "
+                        "envío de bienes) o no sujetas, según sea la operación.",
+                    ),
+                )
+            ]
+        )
 
 
 def _series(session: Session, issuer: Issuer, invoice_type: str, code: str | None) -> Series:

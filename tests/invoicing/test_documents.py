@@ -16,7 +16,13 @@ from invoicing.models import Invoice
 from invoicing.service import CustomerData, Invoicing, LineData
 from tests.factories import make_api_key, make_draft, make_issuer
 
-ACME = CustomerData(name="Acme Soluciones SL", tax_id="B12345674")
+ACME = CustomerData(
+    name="Acme Soluciones SL",
+    tax_id="B12345674",
+    street="Calle Mayor 1",
+    postal_code="28013",
+    city="Madrid",
+)
 
 
 def quote(rt) -> int:

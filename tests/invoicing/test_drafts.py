@@ -47,7 +47,17 @@ def test_editing_a_draft_replaces_its_lines_and_totals(rt):
 def test_a_draft_can_change_customer_but_an_issued_invoice_nothing(rt):
     make_issuer(rt)
     draft = make_draft(rt)
-    edit(rt, draft, customer=CustomerData(name="Juan Español", tax_id="12345678Z"))
+    edit(
+        rt,
+        draft,
+        customer=CustomerData(
+            name="Juan Español",
+            tax_id="12345678Z",
+            street="Calle Luna 3",
+            postal_code="28004",
+            city="Madrid",
+        ),
+    )
     with rt.sessions() as s:
         assert s.get_one(Invoice, draft).customer.tax_id == "12345678Z"
     with rt.sessions.begin() as s:

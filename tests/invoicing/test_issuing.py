@@ -273,3 +273,85 @@ def test_a_right_iban_and_country_are_kept_tidy(rt):
             "ES9121000418450200051332",
             "facturas@puente.es",
         )
+
+
+def test_a_complete_invoice_needs_the_customer_s_address_before_it_is_issued(rt):
+    """Art. 6.1.e RD 1619/2012: a complete invoice states the addressee's domicile."""
+    make_issuer(rt)
+    nameless = {"name": "Sin Señas SL", "tax_id": "B87654323", "address": {"street": " "}}
+    draft = make_draft(rt, customer=nameless)
+
+    with pytest.raises(InvalidDocumentError) as refused:
+        issue(rt, draft)
+
+    assert [path for path, _ in refused.value.errors] == [
+        "customer.street",
+        "customer.postal_code",
+        "customer.city",
+    ]
+    [(_, street), _, (_, city)] = refused.value.errors
+    assert "Sin Señas SL has no street" in street
+    assert street.es.startswith("Una factura completa lleva la dirección del cliente: falta")
+    assert "falta la población de Sin Señas SL" in city.es
+    with rt.sessions() as s:
+        assert s.get_one(Invoice, draft).number is None  # nothing numbered, nothing chained
+    assert records(rt) == []
+
+
+def test_a_simplified_invoice_or_a_foreign_customer_without_postal_code_is_issued(rt):
+    make_issuer(rt)
+    coffee = [{"description": "Café", "quantity": 2, "unit_price": "1.50", "tax_rate": 10}]
+    walk_in = make_draft(
+        rt, customer={"name": "Cliente de mostrador", "tax_id": "12345678Z"}, lines=coffee
+    )
+    with rt.sessions.begin() as s:
+        s.get_one(Invoice, walk_in).invoice_type = "F2"
+    dublin = {
+        "name": "Emerald Ltd",
+        "tax_id": "IE6388047V",
+        "address": {"street": "1 Main Street", "city": "Ballymore", "country": "IE"},
+    }
+    abroad = make_draft(rt, customer=dublin)
+
+    assert issue(rt, walk_in).number is not None
+    assert issue(rt, abroad).number is not None
+
+
+CANARIAS = {
+    "name": "Atlántica Canarias SL",
+    "tax_id": "B87654323",
+    "address": {"street": "Calle Triana 10", "postal_code": "35002", "city": "Las Palmas"},
+}
+
+
+def test_a_customer_in_canarias_is_never_charged_iva(rt):
+    make_issuer(rt)
+    charged = make_draft(rt, customer=CANARIAS)  # the sample deal's lines carry 21 % IVA
+
+    with pytest.raises(InvalidDocumentError) as refused:
+        issue(rt, charged)
+
+    [(path, message)] = refused.value.errors
+    assert path == "lines" and "is in Canarias, outside the IVA" in message
+    assert "fuera del ámbito del IVA: no se le puede cobrar IVA" in message.es
+    exported = [
+        {"description": "Sillas", "quantity": 4, "unit_price": "80", "tax_rate": 0,
+         "exemption_cause": "E2"},
+    ]  # fmt: skip
+    assert issue(rt, make_draft(rt, customer=CANARIAS, lines=exported)).number is not None
+
+
+@pytest.mark.parametrize(("postal_code", "where"), [("38001", "Canarias"), ("51001", "Ceuta")])
+def test_an_issuer_outside_the_iva_is_told_igic_and_ipsi_invoices_are_not_made(
+    rt, postal_code, where
+):
+    with rt.sessions.begin() as s:
+        configure_issuer(s, IssuerData(**{**ISSUER, "postal_code": postal_code}))
+    draft = make_draft(rt)
+
+    with pytest.raises(DocumentStateError) as refused:
+        issue(rt, draft)
+
+    assert f"the issuer is in {where}" in str(refused.value)
+    assert "Puente todavía no hace facturas con IGIC ni IPSI" in refused.value.args[0].es
+    assert records(rt) == []

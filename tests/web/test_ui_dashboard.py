@@ -44,7 +44,8 @@ def test_the_dashboard_shows_runs_success_the_queue_and_won_to_draft(rt, client)
     runs_svg, weeks_svg = re.findall(r"<svg class=\"chart\".*?</svg>", page, re.S)
     assert runs_svg.count("<rect ") >= 3  # succeeded, failed and queued (an hour may split them)
     assert weeks_svg.count("<rect ") == 1  # this week's won deals; nothing issued or paid
-    weeks = re.findall(r"<tr><td>\d{1,2} [a-z]+ \d{4}</td>((?:<td class=\"num\">\d+</td>){3})", page)
+    week_row = r"<tr><td>\d{1,2} [a-z]+ \d{4}</td>((?:<td class=\"num\">\d+</td>){3})"
+    weeks = re.findall(week_row, page)
     assert len(weeks) == 12
     # this week: four deals recorded (the broken flow records its deal, then fails), none issued
     assert re.findall(r"\d+", weeks[0]) == ["4", "0", "0"]
