@@ -621,7 +621,8 @@ def submit_pending(
 
     Call it again at ``report.retry_at`` while ``report.more_pending`` (and, after new
     records are queued, not before ``retry_at`` either). ``incidencia``: mark the batch as
-    delayed by a technical incident; by default, when one of its records was tried before.
+    delayed by a technical incident; by default, when one of its records was held back by one
+    (a transient failure: no answer, or the AEAT's own), not when our document was refused.
     One sender (one certificate) serves every issuer: pass ``issuer_id`` to submit for one
     issuer with its own sender.
     """
@@ -652,7 +653,7 @@ def _submit_batch(
     records = pending(session, issuer.id, limit, lock=True)
     if not records:
         return None
-    flagged = any(r.attempts > 0 for r in records) if incidencia is None else incidencia
+    flagged = any(r.incident for r in records) if incidencia is None else incidencia
     document = chain.wrap(issuer, [r.xml for r in records])
     if flagged:
         document = with_incidencia(document)
@@ -665,6 +666,7 @@ def _submit_batch(
     except SubmissionError as exc:
         for record in records:
             record.status = PENDING if exc.transient else FAILED
+            record.incident = record.incident or exc.transient
             record.last_error = str(exc)
         session.flush()
         return BatchResult(

@@ -432,6 +432,9 @@ class VerifactuRecord(Base):
     # Submission queue: pending → sent → accepted / rejected (sending is behind an interface).
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
+    # A technical incident (no answer reached us, or the AEAT's own failure) delayed it: it is
+    # resent with Incidencia = S. A refusal of our document (a SOAP Client fault) is not one.
+    incident: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

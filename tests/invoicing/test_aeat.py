@@ -487,6 +487,8 @@ def test_a_soap_fault_is_a_clear_error_client_faults_permanent_server_faults_tra
     fake_aeat.mode = "answer"
     submit(rt, sender)
     assert [r.status for r in records(rt)] == ["accepted", "accepted"]
+    # Our refused document was no technical incident; the AEAT's own failure was.
+    assert [r.incidencia for r in fake_aeat.received] == [False, False, True]
     assert_answers_valid(fake_aeat)
 
 
