@@ -9,9 +9,9 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invoicing.errors import DocumentStateError, InvalidDocumentError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, Said, message_of
 from invoicing.models import Product, SkuMapping
-from invoicing.money import AmountError, to_decimal
+from invoicing.money import AmountError, to_decimal, too_many_decimals
 
 IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
 # Causes of exemption as VERI*FACTU codes them (OperacionExenta), with the legal mention.
@@ -45,30 +45,53 @@ def check_withholding(rate: Decimal, where: str) -> list[tuple[str, str]]:
     """Problems with an IRPF withholding rate (percent)."""
     exponent = rate.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > WITHHOLDING_DECIMALS:
-        return [(f"{where}withholding_rate", "at most 2 decimals are allowed")]
+        return [(f"{where}withholding_rate", too_many_decimals(WITHHOLDING_DECIMALS))]
     if not Decimal(0) < rate < Decimal(100):
-        return [(f"{where}withholding_rate", "must be more than 0 and less than 100 (percent)")]
+        return [
+            (
+                f"{where}withholding_rate",
+                Said(
+                    "must be more than 0 and less than 100 (percent)",
+                    "debe ser más de 0 y menos de 100 (es un porcentaje, p. ej. 15)",
+                ),
+            )
+        ]
     return []
 
 
 def check_tax(rate: Decimal, exemption: str | None, where: str) -> list[tuple[str, str]]:
     """Problems with an IVA rate and exemption cause, for any line or product."""
-    errors = []
+    errors: list[tuple[str, str]] = []
     if rate not in IVA_RATES:
-        errors.append((f"{where}tax_rate", f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)"))
+        errors.append(
+            (
+                f"{where}tax_rate",
+                Said(
+                    f"{rate} is not a Spanish IVA rate (21, 10, 4 or 0)",
+                    f"{rate} no es un tipo de IVA español: usa el 21, el 10, el 4 o el 0",
+                ),
+            )
+        )
     if exemption is not None:
         if exemption not in EXEMPTIONS:
             errors.append(
                 (
                     f"{where}exemption_cause",
-                    f"{exemption!r} is not an exemption cause ({', '.join(EXEMPTIONS)})",
+                    Said(
+                        f"{exemption!r} is not an exemption cause ({', '.join(EXEMPTIONS)})",
+                        f"«{exemption}» no es una causa de exención: usa una de estas: "
+                        f"{', '.join(EXEMPTIONS)}",
+                    ),
                 )
             )
         elif rate != 0:
             errors.append(
                 (
                     f"{where}exemption_cause",
-                    "an exempt operation carries 0 % IVA; set tax_rate to 0",
+                    Said(
+                        "an exempt operation carries 0 % IVA; set tax_rate to 0",
+                        "una operación exenta lleva un 0 % de IVA: pon el tipo de IVA a 0",
+                    ),
                 )
             )
     return errors
@@ -78,17 +101,17 @@ def create_product(session: Session, data: ProductData) -> Product:
     sku = data.sku.strip()
     errors: list[tuple[str, str]] = []
     if not sku:
-        errors.append(("sku", "must not be empty"))
+        errors.append(("sku", Said("must not be empty", "no puede quedar vacía")))
     if not data.name.strip():
-        errors.append(("name", "must not be empty"))
+        errors.append(("name", Said("must not be empty", "no puede quedar vacío")))
     values: dict[str, Decimal] = {}
     for name in ("unit_price", "tax_rate"):
         try:
             values[name] = to_decimal(getattr(data, name), name)
         except AmountError as exc:
-            errors.append((name, str(exc)))
+            errors.append((name, message_of(exc)))
     if "unit_price" in values and values["unit_price"] < 0:
-        errors.append(("unit_price", "must not be negative"))
+        errors.append(("unit_price", Said("must not be negative", "no puede ser negativo")))
     if "tax_rate" in values:
         errors.extend(check_tax(values["tax_rate"], data.exemption_cause, ""))
     withholding: Decimal | None = None
@@ -96,13 +119,19 @@ def create_product(session: Session, data: ProductData) -> Product:
         try:
             withholding = to_decimal(data.withholding_rate, "withholding_rate")
         except AmountError as exc:
-            errors.append(("withholding_rate", str(exc)))
+            errors.append(("withholding_rate", message_of(exc)))
         else:
             errors.extend(check_withholding(withholding, ""))
     if errors:
         raise InvalidDocumentError(errors)
     if product_by_sku(session, sku) is not None:
-        raise DocumentStateError(f"product {sku!r} exists already; change it instead")
+        raise DocumentStateError(
+            Said(
+                f"product {sku!r} exists already; change it instead",
+                f"Ya hay un producto con la referencia «{sku}»: cámbialo en vez de crearlo "
+                "otra vez.",
+            )
+        )
     product = Product(
         sku=sku,
         name=data.name.strip(),
@@ -124,7 +153,17 @@ def map_code(session: Session, source: str, external_code: str, sku: str) -> Sku
     """Make a CRM's product code mean one of our SKUs (replacing an earlier mapping)."""
     product = product_by_sku(session, sku)
     if product is None:
-        raise InvalidDocumentError([("sku", f"there is no product {sku!r} in the catalog")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "sku",
+                    Said(
+                        f"there is no product {sku!r} in the catalog",
+                        f"no hay ningún producto «{sku}» en el catálogo: créalo antes",
+                    ),
+                )
+            ]
+        )
     mapping = session.scalar(
         select(SkuMapping).where(
             SkuMapping.source == source, SkuMapping.external_code == external_code

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from invoicing import verifactu as vf
-from invoicing.errors import DocumentStateError
+from invoicing.errors import DocumentStateError, Said
 from invoicing.models import Customer, Invoice, InvoiceTax, InvoiceType, Issuer, VerifactuRecord
 
 SYSTEM_NAME = "Puente"
@@ -211,7 +211,12 @@ def alta_of(invoice: Invoice) -> VerifactuRecord:
         )
     )
     if row is None:
-        raise DocumentStateError(f"invoice {invoice.id} has no VERI*FACTU record: it is not issued")
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.id} has no VERI*FACTU record: it is not issued",
+                f"La factura {invoice.id} no tiene registro VERI*FACTU: no está emitida.",
+            )
+        )
     return row
 
 
@@ -236,7 +241,13 @@ def document_for(session: Session, invoice: Invoice, kind: str = "alta") -> byte
         )
     )
     if row is None or invoice.issuer is None:
-        raise DocumentStateError(f"invoice {invoice.id} has no VERI*FACTU {kind} record")
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.id} has no VERI*FACTU {kind} record",
+                f"La factura {invoice.id} no tiene registro VERI*FACTU de "
+                f"{'anulación' if kind == 'anulacion' else kind}.",
+            )
+        )
     return wrap(invoice.issuer, [row.xml])
 
 

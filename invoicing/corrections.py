@@ -31,7 +31,12 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
     issuer = default_issuer(session, lock=True)
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
-        raise NotFoundError(f"invoice {invoice_id} does not exist")
+        raise NotFoundError(
+            Said(
+                f"invoice {invoice_id} does not exist",
+                f"La factura {invoice_id} no existe: puede que se haya borrado.",
+            )
+        )
     if invoice.status == InvoiceStatus.CANCELLED:
         return invoice
     if invoice.status == InvoiceStatus.DRAFT:
@@ -93,18 +98,56 @@ def rectify(
             return made
     original = session.get(Invoice, invoice_id)
     if original is None:
-        raise NotFoundError(f"invoice {invoice_id} does not exist")
-    errors = []
+        raise NotFoundError(
+            Said(
+                f"invoice {invoice_id} does not exist",
+                f"La factura {invoice_id} no existe: puede que se haya borrado.",
+            )
+        )
+    errors: list[tuple[str, str]] = []
     if invoice_type not in RECTIFYING:
-        errors.append(("invoice_type", f"must be one of {', '.join(RECTIFYING)}"))
+        errors.append(
+            (
+                "invoice_type",
+                Said(
+                    f"must be one of {', '.join(RECTIFYING)}",
+                    f"debe ser uno de estos: {', '.join(RECTIFYING)}",
+                ),
+            )
+        )
     elif (invoice_type == "R5") != (original.invoice_type == InvoiceType.SIMPLIFIED):
-        errors.append(("invoice_type", "R5 rectifies simplified invoices, and only R5 does"))
+        errors.append(
+            (
+                "invoice_type",
+                Said(
+                    "R5 rectifies simplified invoices, and only R5 does",
+                    "las facturas simplificadas se rectifican con R5, y R5 solo rectifica "
+                    "simplificadas",
+                ),
+            )
+        )
     if method not in ("S", "I"):
-        errors.append(("method", "must be S (substitution) or I (differences)"))
+        errors.append(
+            (
+                "method",
+                Said(
+                    "must be S (substitution) or I (differences)",
+                    "debe ser S (por sustitución) o I (por diferencias)",
+                ),
+            )
+        )
     if not reason.strip():
-        errors.append(("reason", "say what is being corrected"))
+        errors.append(("reason", Said("say what is being corrected", "di qué se corrige")))
     if method == "I" and not lines:
-        errors.append(("lines", "a rectification by differences needs the lines that differ"))
+        errors.append(
+            (
+                "lines",
+                Said(
+                    "a rectification by differences needs the lines that differ",
+                    "una rectificación por diferencias necesita las líneas que cambian",
+                ),
+            )
+        )
     if errors:
         raise InvalidDocumentError(errors)
     if original.number is None or original.status == InvoiceStatus.CANCELLED:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import outbox
-from invoicing.errors import InvalidDocumentError, NotFoundError
+from invoicing.errors import InvalidDocumentError, NotFoundError, Said
 from invoicing.models import CrmCompany, CrmContact, Invoice, Opportunity, OpportunityLine
 from invoicing.money import to_decimal
 
@@ -33,6 +33,7 @@ STAGE_NAMES = {
     "perdida": "Perdida",
 }
 WON, LOST = "ganada", "perdida"
+WHAT_ES = {"company": "La empresa", "contact": "El contacto", "opportunity": "La oportunidad"}
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,23 @@ class LineInput:
 def _texts(model: type[Any], fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` as the columns of `model` take them: text no longer than the column, or
     left out (None); anything else is refused, every field at fault named."""
-    errors = []
+    errors: list[tuple[str, str]] = []
     for name, value in fields.items():
         if value is None:
             continue
         size = getattr(model, name).type.length
         if not isinstance(value, str):
-            errors.append((name, "must be text"))
+            errors.append((name, Said("must be text", "debe ser un texto")))
         elif len(value) > size:
-            errors.append((name, f"is {len(value)} characters long; at most {size}"))
+            errors.append(
+                (
+                    name,
+                    Said(
+                        f"is {len(value)} characters long; at most {size}",
+                        f"tiene {len(value)} caracteres y caben como mucho {size}: acórtalo",
+                    ),
+                )
+            )
     if errors:
         raise InvalidDocumentError(errors)
     return {k: v.strip() for k, v in fields.items() if v is not None}
@@ -75,7 +84,9 @@ def _texts(model: type[Any], fields: dict[str, Any]) -> dict[str, Any]:
 
 def add_company(session: Session, **fields: Any) -> CrmCompany:
     if not str(fields.get("name") or "").strip():
-        raise InvalidDocumentError([("name", "the company needs a name")])
+        raise InvalidDocumentError(
+            [("name", Said("the company needs a name", "la empresa necesita un nombre"))]
+        )
     company = CrmCompany(**_texts(CrmCompany, fields))
     session.add(company)
     session.flush()
@@ -107,12 +118,31 @@ def add_opportunity(
     _get(session, CrmCompany, company_id, "company")
     _check_stage(stage)
     if stage == WON:
-        raise InvalidDocumentError([("stage", "create it in an open stage, then mark it won")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "stage",
+                    Said(
+                        "create it in an open stage, then mark it won",
+                        "créala en una etapa abierta y márcala luego como ganada",
+                    ),
+                )
+            ]
+        )
     if contact_id is not None:
         contact = session.get(CrmContact, contact_id)
         if contact is None or contact.company_id != company_id:
             raise InvalidDocumentError(
-                [("contact_id", f"company {company_id} has no contact {contact_id}")]
+                [
+                    (
+                        "contact_id",
+                        Said(
+                            f"company {company_id} has no contact {contact_id}",
+                            f"la empresa {company_id} no tiene el contacto {contact_id}: elige "
+                            "uno de sus contactos",
+                        ),
+                    )
+                ]
             )
     texts = _texts(
         Opportunity,
@@ -156,7 +186,16 @@ def mark_won(session: Session, opportunity_id: int) -> Opportunity:
         return opportunity
     if not opportunity.lines:
         raise InvalidDocumentError(
-            [("lines", "the opportunity has no lines: add what was sold before marking it won")]
+            [
+                (
+                    "lines",
+                    Said(
+                        "the opportunity has no lines: add what was sold before marking it won",
+                        "la oportunidad no tiene líneas: añade lo vendido antes de marcarla "
+                        "como ganada",
+                    ),
+                )
+            ]
         )
     opportunity.stage = WON
     opportunity.won_at = utcnow()
@@ -241,7 +280,14 @@ def documents_of(session: Session, opportunity_id: int) -> list[Invoice]:
 
 def _line(position: int, line: LineInput) -> OpportunityLine:
     if line.quantity <= 0:
-        raise InvalidDocumentError([(f"lines[{position - 1}].quantity", "must be more than 0")])
+        raise InvalidDocumentError(
+            [
+                (
+                    f"lines[{position - 1}].quantity",
+                    Said("must be more than 0", "debe ser más de 0"),
+                )
+            ]
+        )
     return OpportunityLine(
         position=position,
         sku=line.sku,
@@ -255,7 +301,17 @@ def _line(position: int, line: LineInput) -> OpportunityLine:
 
 def _check_stage(stage: str) -> None:
     if stage not in STAGES:
-        raise InvalidDocumentError([("stage", f"must be one of: {', '.join(STAGES)}")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "stage",
+                    Said(
+                        f"must be one of: {', '.join(STAGES)}",
+                        f"debe ser una de estas: {', '.join(STAGE_NAMES.values())}",
+                    ),
+                )
+            ]
+        )
 
 
 def _locked(session: Session, opportunity_id: int) -> Opportunity:
@@ -263,12 +319,22 @@ def _locked(session: Session, opportunity_id: int) -> Opportunity:
         select(Opportunity).where(Opportunity.id == opportunity_id).with_for_update()
     )
     if opportunity is None:
-        raise NotFoundError(f"opportunity {opportunity_id} does not exist")
+        raise NotFoundError(
+            Said(
+                f"opportunity {opportunity_id} does not exist",
+                f"La oportunidad {opportunity_id} no existe: puede que se haya borrado.",
+            )
+        )
     return opportunity
 
 
 def _get(session: Session, model: Any, id_: int, what: str) -> Any:
     row = session.get(model, id_)
     if row is None:
-        raise NotFoundError(f"{what} {id_} does not exist")
+        raise NotFoundError(
+            Said(
+                f"{what} {id_} does not exist",
+                f"{WHAT_ES.get(what, what)} {id_} no existe: puede que se haya borrado.",
+            )
+        )
     return row

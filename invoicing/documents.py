@@ -16,7 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invoicing import outbox, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
+from invoicing.errors import (
+    DocumentStateError,
+    InvalidDocumentError,
+    NotFoundError,
+    Said,
+    message_of,
+)
 from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.money import AmountError, line_amounts, to_decimal
 
@@ -88,7 +94,9 @@ def convert(
         if made is not None:
             return made
     if not source_ids:
-        raise InvalidDocumentError([("from", "name the document(s) to convert")])
+        raise InvalidDocumentError(
+            [("from", Said("name the document(s) to convert", "elige qué documento convertir"))]
+        )
     # Locked (in id order, so two conversions never wait for each other): a conversion
     # committed meanwhile counts in what is left to carry over.
     locked = {
@@ -100,7 +108,15 @@ def convert(
     sources = [locked.get(i) for i in source_ids]
     missing = [i for i, doc in zip(source_ids, sources, strict=True) if doc is None]
     if missing:
-        raise NotFoundError(f"document(s) {', '.join(map(str, missing))} do not exist")
+        ids = ", ".join(map(str, missing))
+        raise NotFoundError(
+            Said(
+                f"document(s) {ids} do not exist",
+                f"No existe el documento {ids}: puede que se haya borrado."
+                if len(missing) == 1
+                else f"No existen los documentos {ids}: puede que se hayan borrado.",
+            )
+        )
     docs = [doc for doc in sources if doc is not None]
     _check_sources(docs, to)
     lines = [line for doc in docs for line in doc.lines]
@@ -162,21 +178,50 @@ def convert(
 def _check_sources(docs: list[Invoice], to: str) -> None:
     kinds = {doc.kind for doc in docs}
     if to not in set(DocumentKind):
-        raise InvalidDocumentError([("to", f"must be one of {', '.join(DocumentKind)}")])
+        raise InvalidDocumentError(
+            [
+                (
+                    "to",
+                    Said(
+                        f"must be one of {', '.join(DocumentKind)}",
+                        f"debe ser uno de estos: {', '.join(DocumentKind)}",
+                    ),
+                )
+            ]
+        )
     for doc in docs:
         allowed = NEXT.get(DocumentKind(doc.kind), ())
         if to not in allowed:
             what = doc.kind.replace("_", " ")
             article = "an" if what[0] in "aeiou" else "a"
             into = " or ".join(a.replace("_", " ") for a in allowed) or "nothing else"
-            raise InvalidDocumentError([("to", f"{article} {what} becomes {into}, not {to}")])
+            becomes = (
+                f"un {SPANISH[doc.kind]} se convierte en "
+                f"{' o '.join(SPANISH[a] for a in allowed)}, no en {SPANISH.get(to, to)}"
+                if allowed
+                else f"una {SPANISH[doc.kind]} no se convierte en ningún otro documento"
+            )
+            raise InvalidDocumentError(
+                [("to", Said(f"{article} {what} becomes {into}, not {to}", becomes))]
+            )
         if doc.status == InvoiceStatus.CANCELLED:
             raise DocumentStateError(
                 Said(f"{doc.kind} {doc.id} is cancelled", "Está anulado: no se convierte.")
             )
     if len(docs) > 1:
         if kinds != {DocumentKind.DELIVERY_NOTE} or to != DocumentKind.INVOICE:
-            raise InvalidDocumentError([("from", "only delivery notes are invoiced together")])
+            raise InvalidDocumentError(
+                [
+                    (
+                        "from",
+                        Said(
+                            "only delivery notes are invoiced together",
+                            "Solo los albaranes se facturan juntos: convierte los demás "
+                            "documentos de uno en uno.",
+                        ),
+                    )
+                ]
+            )
         if len({doc.customer_id for doc in docs}) > 1:
             raise InvalidDocumentError(
                 [
@@ -223,19 +268,31 @@ def _wanted(
         where = f"lines[{n}]"
         line = by_id.get(take.line_id)
         if line is None:
-            errors.append((f"{where}.line_id", f"line {take.line_id} is not in these documents"))
+            errors.append(
+                (
+                    f"{where}.line_id",
+                    Said(
+                        f"line {take.line_id} is not in these documents",
+                        f"la línea {take.line_id} no está en estos documentos",
+                    ),
+                )
+            )
             continue
         try:
             quantity = left[line.id] if take.quantity is None else to_decimal(take.quantity)
         except AmountError as exc:
-            errors.append((f"{where}.quantity", str(exc)))
+            errors.append((f"{where}.quantity", message_of(exc)))
             continue
         if quantity <= 0 or quantity > left[line.id]:
             errors.append(
                 (
                     f"{where}.quantity",
-                    f"must be more than 0 and at most the {left[line.id].normalize()} "
-                    f"left of line {line.position} ({line.description})",
+                    Said(
+                        f"must be more than 0 and at most the {left[line.id].normalize()} "
+                        f"left of line {line.position} ({line.description})",
+                        f"debe ser más de 0 y como mucho lo que queda de la línea "
+                        f"{line.position} ({line.description}): {left[line.id].normalize()}",
+                    ),
                 )
             )
             continue
@@ -243,5 +300,7 @@ def _wanted(
     if errors:
         raise InvalidDocumentError(errors)
     if not wanted:
-        raise InvalidDocumentError([("lines", "take at least one line")])
+        raise InvalidDocumentError(
+            [("lines", Said("take at least one line", "elige al menos una línea"))]
+        )
     return wanted

@@ -33,3 +33,14 @@ class Said(str):
         text = super().__new__(cls, en)
         text.es = es
         return text
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        """Copied and pickled whole (copy.deepcopy, dataclasses.asdict): Spanish included."""
+        return str(self), self.es
+
+
+def message_of(exc: BaseException) -> str:
+    """An exception's message, its Spanish kept when it carries one (str(exc) drops it)."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], Said):
+        return exc.args[0]
+    return str(exc)

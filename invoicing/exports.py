@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from invoicing import facturae as fe
-from invoicing.errors import DocumentStateError, InvalidDocumentError
+from invoicing.errors import DocumentStateError, InvalidDocumentError, Said
 from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceType, Issuer
 from invoicing.money import HUNDRED, cents, discounted
 
@@ -19,7 +19,12 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
     share of the general discount, and its IVA, surcharge and IRPF, are rounded on the line.
     """
     if invoice.number is None or invoice.issue_date is None or invoice.billed_issuer is None:
-        raise DocumentStateError(f"invoice {invoice.id} is a draft: issue it first")
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.id} is a draft: issue it first",
+                f"La factura {invoice.id} es un borrador: emítela primero.",
+            )
+        )
     surcharges = {
         (t.rate, t.exemption_cause): t.surcharge_rate
         for t in invoice.taxes
@@ -136,23 +141,28 @@ def _seller(issuer: Issuer) -> fe.Party:
 
 
 def _buyer(customer: Customer) -> fe.Party:
-    missing = [
-        label
-        for label, value in (
-            ("street", customer.street),
-            ("postal code", customer.postal_code),
-            ("city", customer.city),
-            ("province", customer.province),
-        )
-        if not value
-    ]
+    missing, missing_es = [], []
+    for label, label_es, value in (
+        ("street", "la calle", customer.street),
+        ("postal code", "el código postal", customer.postal_code),
+        ("city", "la población", customer.city),
+        ("province", "la provincia", customer.province),
+    ):
+        if not value:
+            missing.append(label)
+            missing_es.append(label_es)
     if missing:
         raise InvalidDocumentError(
             [
                 (
                     "customer.address",
-                    f"customer {customer.tax_id} has no {', '.join(missing)}: Facturae needs the "
-                    f"buyer's full address (PATCH /api/v1/customers/{customer.id})",
+                    Said(
+                        f"customer {customer.tax_id} has no {', '.join(missing)}: Facturae needs "
+                        f"the buyer's full address (PATCH /api/v1/customers/{customer.id})",
+                        f"al cliente {customer.tax_id} le falta {', '.join(missing_es)}: "
+                        "Facturae necesita la dirección completa del comprador; complétala en "
+                        "su ficha",
+                    ),
                 )
             ]
         )

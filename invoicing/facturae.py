@@ -36,7 +36,7 @@ from signxml.xades import (
 )
 
 from invoicing import xsd
-from invoicing.errors import InvoicingError
+from invoicing.errors import InvoicingError, Said
 from invoicing.money import cents
 
 FACTURAE_NS = "http://www.facturae.gob.es/formato/Versiones/Facturaev3_2_2.xml"
@@ -379,8 +379,12 @@ def country_alpha3(country: str) -> str:
         return ALPHA3[code]
     except KeyError:
         raise FacturaeError(
-            f"country {country!r} has no Facturae (ISO 3166 alpha-3) code here; "
-            "pass the alpha-3 code (e.g. 'FRA') or add it to facturae.ALPHA3"
+            Said(
+                f"country {country!r} has no Facturae (ISO 3166 alpha-3) code here; "
+                "pass the alpha-3 code (e.g. 'FRA') or add it to facturae.ALPHA3",
+                f"El país «{country}» no tiene código Facturae (ISO 3166 de tres letras) aquí: "
+                "revisa el país en la ficha, o escribe su código de tres letras (p. ej. FRA).",
+            )
         ) from None
 
 
@@ -694,8 +698,12 @@ def _withholding_problems(invoice: Invoice) -> list[str]:
 def _check_header(invoice: Invoice) -> None:
     if invoice.currency != "EUR":
         raise FacturaeError(
-            f"currency {invoice.currency!r} is not supported: only EUR invoices are written "
-            "(other currencies need EquivalentInEuros and exchange-rate details)"
+            Said(
+                f"currency {invoice.currency!r} is not supported: only EUR invoices are written "
+                "(other currencies need EquivalentInEuros and exchange-rate details)",
+                f"La moneda «{invoice.currency}» no se admite: solo se hace la Facturae de "
+                "facturas en euros (EUR).",
+            )
         )
     if invoice.invoice_class not in ("OO", "OR"):
         raise FacturaeError(f"invoice class {invoice.invoice_class!r} must be 'OO' or 'OR'")
@@ -713,8 +721,12 @@ def _check_header(invoice: Invoice) -> None:
             raise FacturaeError(f"unknown correction method {corrective.correction_method!r}")
         if corrective.correction_method in ("01", "02") and not corrective.number:
             raise FacturaeError(
-                "the number of the rectified invoice is required with correction method "
-                f"{corrective.correction_method!r}"
+                Said(
+                    "the number of the rectified invoice is required with correction method "
+                    f"{corrective.correction_method!r}",
+                    "Falta el número de la factura rectificada: una rectificativa tiene que "
+                    "decir qué factura corrige.",
+                )
             )
         if corrective.tax_period_end < corrective.tax_period_start:
             raise FacturaeError("the rectified tax period ends before it starts")
@@ -1050,16 +1062,36 @@ def load_pkcs12(data: bytes, password: bytes | str | None) -> SigningCredentials
         key, certificate, chain = pkcs12.load_key_and_certificates(data, secret)
     except ValueError as exc:
         raise FacturaeSignatureError(
-            f"cannot open the PKCS#12 file (wrong password or damaged file): {exc}"
+            Said(
+                f"cannot open the PKCS#12 file (wrong password or damaged file): {exc}",
+                "No se puede abrir el certificado (.p12/.pfx): la contraseña no es la suya o "
+                "el archivo está dañado. Revisa la contraseña.",
+            )
         ) from None
     if key is None or certificate is None:
-        raise FacturaeSignatureError("the PKCS#12 file holds no private key and certificate")
+        raise FacturaeSignatureError(
+            Said(
+                "the PKCS#12 file holds no private key and certificate",
+                "El archivo .p12/.pfx no tiene la clave privada y el certificado: expórtalo "
+                "de nuevo con la clave privada incluida.",
+            )
+        )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise FacturaeSignatureError(
-            f"the certificate's key is {type(key).__name__}; Facturae signatures need RSA"
+            Said(
+                f"the certificate's key is {type(key).__name__}; Facturae signatures need RSA",
+                f"La clave del certificado es {type(key).__name__}, y la firma Facturae "
+                "necesita una clave RSA: usa un certificado con clave RSA (como los de la FNMT).",
+            )
         )
     if _spki(key.public_key()) != _spki(certificate.public_key()):
-        raise FacturaeSignatureError("the private key does not belong to the certificate")
+        raise FacturaeSignatureError(
+            Said(
+                "the private key does not belong to the certificate",
+                "La clave privada del archivo no es la del certificado: exporta de nuevo el "
+                "certificado con su clave.",
+            )
+        )
     return SigningCredentials(key, certificate, tuple(chain))
 
 
@@ -1126,9 +1158,19 @@ def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
     certificate = credentials.certificate
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise FacturaeSignatureError(
-            f"the certificate of {credentials.subject} is valid from "
-            f"{certificate.not_valid_before_utc:%Y-%m-%d} to "
-            f"{certificate.not_valid_after_utc:%Y-%m-%d}, not now"
+            Said(
+                f"the certificate of {credentials.subject} is valid from "
+                f"{certificate.not_valid_before_utc:%Y-%m-%d} to "
+                f"{certificate.not_valid_after_utc:%Y-%m-%d}, not now",
+                f"El certificado de {credentials.subject} solo vale del "
+                f"{certificate.not_valid_before_utc:%d/%m/%Y} al "
+                f"{certificate.not_valid_after_utc:%d/%m/%Y}: "
+                + (
+                    "ha caducado; renuévalo y configura el nuevo."
+                    if now > certificate.not_valid_after_utc
+                    else "aún no es válido; espera a esa fecha o usa otro certificado."
+                ),
+            )
         )
     root = _parse(xml_bytes).getroot()
     if root.tag != f"{{{FACTURAE_NS}}}Facturae":
@@ -1154,7 +1196,9 @@ def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
             always_add_key_value=True,  # KeyValue as well, as the policy's examples show
         )
     except (SignXMLException, ValueError) as exc:
-        raise FacturaeSignatureError(f"signing failed: {exc}") from exc
+        raise FacturaeSignatureError(
+            Said(f"signing failed: {exc}", f"No se ha podido firmar la factura: {exc}")
+        ) from exc
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 

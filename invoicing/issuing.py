@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import chain, fields, outbox, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
+from invoicing.errors import (
+    DocumentStateError,
+    InvalidDocumentError,
+    NotFoundError,
+    Said,
+    message_of,
+)
 from invoicing.models import (
     DocumentKind,
     Invoice,
@@ -36,6 +42,11 @@ PURPOSE = {
     InvoiceType.COMPLETE: "ordinary",
     InvoiceType.SIMPLIFIED: "simplified",
     **{t: "rectifying" for t in ("R1", "R2", "R3", "R4", "R5")},
+}
+PURPOSE_ES = {
+    "ordinary": "ordinarias",
+    "simplified": "simplificadas",
+    "rectifying": "rectificativas",
 }
 
 
@@ -75,7 +86,12 @@ def issue(
     now = now or utcnow()
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
-        raise NotFoundError(f"invoice {invoice_id} does not exist")
+        raise NotFoundError(
+            Said(
+                f"invoice {invoice_id} does not exist",
+                f"La factura {invoice_id} no existe: puede que se haya borrado.",
+            )
+        )
     if invoice.kind != DocumentKind.INVOICE:  # only invoices are fiscal: numbered and chained
         raise DocumentStateError(
             Said(
@@ -252,20 +268,41 @@ def _series(session: Session, issuer: Issuer, invoice_type: str, code: str | Non
     if code is not None:
         series = session.scalar(query.where(Series.code == code))
         if series is None:
-            raise InvalidDocumentError([("series", f"there is no series {code!r}")])
+            raise InvalidDocumentError(
+                [
+                    (
+                        "series",
+                        Said(
+                            f"there is no series {code!r}",
+                            f"no hay ninguna serie «{code}»: elige una de las de tu empresa",
+                        ),
+                    )
+                ]
+            )
         if series.purpose != purpose:
             raise InvalidDocumentError(
                 [
                     (
                         "series",
-                        f"series {code!r} is for {series.purpose} invoices, not {purpose} ones",
+                        Said(
+                            f"series {code!r} is for {series.purpose} invoices, not {purpose} ones",
+                            f"la serie «{code}» es para facturas "
+                            f"{PURPOSE_ES.get(series.purpose, series.purpose)}, no para "
+                            f"{PURPOSE_ES[purpose]}: elige otra serie",
+                        ),
                     )
                 ]
             )
         return series
     series = session.scalar(query.where(Series.purpose == purpose).order_by(Series.id).limit(1))
     if series is None:
-        raise DocumentStateError(f"no {purpose} series is configured for {issuer.tax_id}")
+        raise DocumentStateError(
+            Said(
+                f"no {purpose} series is configured for {issuer.tax_id}",
+                f"{issuer.tax_id} no tiene ninguna serie para facturas {PURPOSE_ES[purpose]}: "
+                "vuelve a guardar los datos de tu empresa en Ajustes para crearla.",
+            )
+        )
     return series
 
 
@@ -300,16 +337,7 @@ def configure_issuer(session: Session, data: IssuerData) -> Issuer:
     try:
         tax_id = parse_tax_id(data.tax_id, "ES")
     except TaxIdError as exc:
-        errors.append(
-            (
-                "tax_id",
-                Said(
-                    str(exc),
-                    f"«{data.tax_id}» no es un NIF/CIF español válido: revisa sus letras y "
-                    "cifras (p. ej. B12345674)",
-                ),
-            )
-        )
+        errors.append(("tax_id", message_of(exc)))
     errors += [
         (name, Said("must not be empty", "no puede quedar vacío"))
         for name in ("name", "street", "postal_code", "city", "province")

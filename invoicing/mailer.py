@@ -29,6 +29,8 @@ from invoicing.errors import (
     InvalidDocumentError,
     InvoicingError,
     NotFoundError,
+    Said,
+    message_of,
 )
 from invoicing.models import DocumentKind, Invoice, InvoiceEmail, InvoiceStatus
 
@@ -116,7 +118,12 @@ def send_invoice(
     # serialized, and the second sees the first's record instead of mailing the customer twice.
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None or invoice.kind != DocumentKind.INVOICE:  # quotes and orders are not sent
-        raise NotFoundError(f"invoice {invoice_id} does not exist")
+        raise NotFoundError(
+            Said(
+                f"invoice {invoice_id} does not exist",
+                f"La factura {invoice_id} no existe: puede que se haya borrado.",
+            )
+        )
     if idempotency_key is not None:
         done = session.scalar(
             select(InvoiceEmail).where(InvoiceEmail.idempotency_key == idempotency_key)
@@ -127,8 +134,12 @@ def send_invoice(
                     [
                         (
                             "idempotency_key",
-                            f"this key already sent invoice {done.invoice_id}; "
-                            "use a new key for a new request",
+                            Said(
+                                f"this key already sent invoice {done.invoice_id}; "
+                                "use a new key for a new request",
+                                f"esta clave ya se usó para enviar la factura {done.invoice_id}: "
+                                "usa una clave nueva para un envío nuevo",
+                            ),
                         )
                     ]
                 )
@@ -138,19 +149,38 @@ def send_invoice(
             "a draft: issue it first" if invoice.status == InvoiceStatus.DRAFT else invoice.status
         )
         raise DocumentStateError(
-            f"invoice {invoice_id} is {what}; only issued or paid invoices are sent"
+            Said(
+                f"invoice {invoice_id} is {what}; only issued or paid invoices are sent",
+                f"La factura {invoice_id} es un borrador: emítela antes de enviarla."
+                if invoice.status == InvoiceStatus.DRAFT
+                else f"La factura {invoice_id} está anulada: solo se envían facturas emitidas "
+                "o cobradas."
+                if invoice.status == InvoiceStatus.CANCELLED
+                else f"La factura {invoice_id} no se puede enviar: solo se envían facturas "
+                "emitidas o cobradas.",
+            )
         )
     recipient = _recipient(invoice, to)
     if not settings.host:
         raise MailNotConfiguredError(
-            "sending mail is not configured: set PUENTE_SMTP_HOST (and PUENTE_SMTP_PORT, "
-            "PUENTE_SMTP_USER, PUENTE_SMTP_PASSWORD, PUENTE_MAIL_FROM as your provider needs)"
+            Said(
+                "sending mail is not configured: set PUENTE_SMTP_HOST (and PUENTE_SMTP_PORT, "
+                "PUENTE_SMTP_USER, PUENTE_SMTP_PASSWORD, PUENTE_MAIL_FROM as your provider needs)",
+                "El envío de correo no está configurado: pide a quien administra Puente que "
+                "configure el servidor de correo (PUENTE_SMTP_HOST y, según el proveedor, "
+                "PUENTE_SMTP_PORT, PUENTE_SMTP_USER, PUENTE_SMTP_PASSWORD y PUENTE_MAIL_FROM).",
+            )
         )
     # Where mail comes from and goes to is today's contact data, not what was billed.
     sender = settings.sender or (invoice.issuer.email if invoice.issuer else None)
     if not sender:
         raise MailNotConfiguredError(
-            "no sender address: set PUENTE_MAIL_FROM, or the issuer's email (PUT /api/v1/issuer)"
+            Said(
+                "no sender address: set PUENTE_MAIL_FROM, or the issuer's email "
+                "(PUT /api/v1/issuer)",
+                "Falta la dirección desde la que enviar: pon el correo de tu empresa en Ajustes "
+                "(o pide que configuren PUENTE_MAIL_FROM).",
+            )
         )
 
     now = now or utcnow()
@@ -167,8 +197,14 @@ def send_invoice(
             "transient" if failure.transient else "permanent",
             failure,
         )
+        why = message_of(failure)
         raise MailDeliveryError(
-            f"the mail server did not take the email for {invoice.number}: {failure}",
+            Said(
+                f"the mail server did not take the email for {invoice.number}: {why}",
+                f"El servidor de correo no aceptó el correo de la factura {invoice.number}: "
+                f"{getattr(why, 'es', why)}."
+                + (" Puedes volver a intentarlo más tarde." if failure.transient else ""),
+            ),
             transient=failure.transient,
             email=record,
         ) from failure.__cause__
@@ -180,7 +216,18 @@ def _recipient(invoice: Invoice, to: str | None) -> str:
     if to is not None:
         address = to.strip()
         if not valid_email(address):
-            raise InvalidDocumentError([("to", f"{to!r} is not a valid email address")])
+            raise InvalidDocumentError(
+                [
+                    (
+                        "to",
+                        Said(
+                            f"{to!r} is not a valid email address",
+                            f"«{to}» no es un correo electrónico válido: escríbelo como "
+                            "nombre@empresa.es",
+                        ),
+                    )
+                ]
+            )
         return address
     stored = (invoice.customer.email or "").strip()
     if not stored:
@@ -188,8 +235,13 @@ def _recipient(invoice: Invoice, to: str | None) -> str:
             [
                 (
                     "to",
-                    f"customer {invoice.billed_customer.tax_id} has no email: send the address as "
-                    f'"to", or set it (PATCH /api/v1/customers/{invoice.customer_id})',
+                    Said(
+                        f"customer {invoice.billed_customer.tax_id} has no email: send the "
+                        f'address as "to", or set it (PATCH /api/v1/customers/'
+                        f"{invoice.customer_id})",
+                        f"el cliente {invoice.billed_customer.tax_id} no tiene correo "
+                        "electrónico: escribe a qué dirección enviarla, o añádesela en su ficha",
+                    ),
                 )
             ]
         )
@@ -198,9 +250,13 @@ def _recipient(invoice: Invoice, to: str | None) -> str:
             [
                 (
                     "to",
-                    f"customer {invoice.billed_customer.tax_id} has the email {stored!r}, "
-                    f'which is not valid: send an address as "to", or correct it '
-                    f"(PATCH /api/v1/customers/{invoice.customer_id})",
+                    Said(
+                        f"customer {invoice.billed_customer.tax_id} has the email {stored!r}, "
+                        f'which is not valid: send an address as "to", or correct it '
+                        f"(PATCH /api/v1/customers/{invoice.customer_id})",
+                        f"el correo del cliente {invoice.billed_customer.tax_id} («{stored}») no "
+                        "es válido: escribe a qué dirección enviarla, o corrígelo en su ficha",
+                    ),
                 )
             ]
         )
@@ -358,7 +414,11 @@ def send_text(settings: MailSettings, to: str, subject: str, text: str) -> None:
     """Send a plain-text message (a notification) from the configured sender."""
     if not settings.host or not settings.sender:
         raise MailNotConfiguredError(
-            "no mail server or sender is configured: set PUENTE_SMTP_HOST and PUENTE_MAIL_FROM"
+            Said(
+                "no mail server or sender is configured: set PUENTE_SMTP_HOST and PUENTE_MAIL_FROM",
+                "No hay servidor de correo o remitente configurado: pide que configuren "
+                "PUENTE_SMTP_HOST y PUENTE_MAIL_FROM.",
+            )
         )
     message = EmailMessage()
     message["From"] = settings.sender
@@ -369,7 +429,7 @@ def send_text(settings: MailSettings, to: str, subject: str, text: str) -> None:
     try:
         _deliver(message, settings.sender, to, settings)
     except _Failure as exc:
-        raise MailSendError(str(exc), exc.transient) from None
+        raise MailSendError(message_of(exc), exc.transient) from None
 
 
 class _Failure(Exception):
@@ -387,38 +447,74 @@ def _deliver(message: EmailMessage, sender: str, to: str, settings: MailSettings
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()), (0, b""))
         raise _Failure(
-            f"{where} refused the recipient {to}: {code} {_text(text)}", code < 500
+            Said(
+                f"{where} refused the recipient {to}: {code} {_text(text)}",
+                f"{where} rechazó el destinatario {to} ({code} {_text(text)}): revisa la dirección",
+            ),
+            code < 500,
         ) from exc
     except smtplib.SMTPAuthenticationError as exc:
         raise _Failure(
-            f"{where} refused the login of {settings.user!r} (check PUENTE_SMTP_USER and "
-            f"PUENTE_SMTP_PASSWORD): {exc.smtp_code} {_text(exc.smtp_error)}",
+            Said(
+                f"{where} refused the login of {settings.user!r} (check PUENTE_SMTP_USER and "
+                f"PUENTE_SMTP_PASSWORD): {exc.smtp_code} {_text(exc.smtp_error)}",
+                f"{where} no aceptó el usuario «{settings.user}» (revisa PUENTE_SMTP_USER y "
+                f"PUENTE_SMTP_PASSWORD): {exc.smtp_code} {_text(exc.smtp_error)}",
+            ),
             exc.smtp_code < 500,
         ) from exc
     except smtplib.SMTPResponseException as exc:  # sender or data refused, unwelcoming greeting
         raise _Failure(
-            f"{where} answered {exc.smtp_code} {_text(exc.smtp_error)}", exc.smtp_code < 500
+            Said(
+                f"{where} answered {exc.smtp_code} {_text(exc.smtp_error)}",
+                f"{where} respondió {exc.smtp_code} {_text(exc.smtp_error)}",
+            ),
+            exc.smtp_code < 500,
         ) from exc
     except smtplib.SMTPNotSupportedError as exc:
         raise _Failure(
-            f"{where} does not support what is configured ({exc}); if it offers no STARTTLS, "
-            "set PUENTE_SMTP_STARTTLS=false",
+            Said(
+                f"{where} does not support what is configured ({exc}); if it offers no "
+                "STARTTLS, set PUENTE_SMTP_STARTTLS=false",
+                f"{where} no admite lo que está configurado ({exc}); si no ofrece STARTTLS, "
+                "hay que poner PUENTE_SMTP_STARTTLS=false",
+            ),
             False,
         ) from exc
     except smtplib.SMTPServerDisconnected as exc:
         if isinstance(exc.__context__, TimeoutError):  # smtplib turns a read timeout into this
-            raise _Failure(f"{where} did not answer within {settings.timeout:g} s", True) from exc
-        raise _Failure(f"{where} closed the connection: {exc or 'no answer'}", True) from exc
+            raise _Failure(_no_answer(where, settings.timeout), True) from exc
+        raise _Failure(
+            Said(
+                f"{where} closed the connection: {exc or 'no answer'}",
+                f"{where} cortó la conexión: {exc or 'sin respuesta'}",
+            ),
+            True,
+        ) from exc
     except smtplib.SMTPException as exc:
-        raise _Failure(f"{where}: {exc}", True) from exc
+        raise _Failure(Said(f"{where}: {exc}", f"{where} dio un error: {exc}"), True) from exc
     except ssl.SSLCertVerificationError as exc:
         raise _Failure(
-            f"the TLS certificate of {where} is not trusted: {exc.verify_message}", False
+            Said(
+                f"the TLS certificate of {where} is not trusted: {exc.verify_message}",
+                f"el certificado TLS de {where} no es de confianza: {exc.verify_message}",
+            ),
+            False,
         ) from exc
     except TimeoutError as exc:
-        raise _Failure(f"{where} did not answer within {settings.timeout:g} s", True) from exc
+        raise _Failure(_no_answer(where, settings.timeout), True) from exc
     except OSError as exc:  # refused, unreachable, unknown host, TLS handshake broken
-        raise _Failure(f"could not talk to {where}: {exc}", True) from exc
+        raise _Failure(
+            Said(f"could not talk to {where}: {exc}", f"no se pudo conectar con {where}: {exc}"),
+            True,
+        ) from exc
+
+
+def _no_answer(where: str, timeout: float) -> Said:
+    return Said(
+        f"{where} did not answer within {timeout:g} s",
+        f"{where} no respondió en {timeout:g} s",
+    )
 
 
 def _converse(message: EmailMessage, sender: str, to: str, settings: MailSettings) -> None:

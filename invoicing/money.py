@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from invoicing.errors import Said
+
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 
@@ -14,26 +16,60 @@ class AmountError(ValueError):
     """A value that is not a usable amount."""
 
 
+# The fields amounts are read for, as a sentence in Spanish names them.
+NAMES_ES = {
+    "amount": "el importe",
+    "quantity": "la cantidad",
+    "unit_price": "el precio",
+    "discount_percent": "el descuento",
+    "tax_rate": "el tipo de IVA",
+    "withholding_rate": "la retención de IRPF",
+}
+
+
 def to_decimal(value: object, what: str = "amount") -> Decimal:
     """Read an amount from JSON: a string or number, never via float arithmetic.
 
     A JSON number arrives as a float; `str()` gives its shortest representation, which is the
     literal that was written for any amount with up to 15 significant digits.
     """
+    name = NAMES_ES.get(what, what)
     if isinstance(value, bool) or value is None:
-        raise AmountError(f"{what} must be a number, got {value!r}")
+        raise AmountError(
+            Said(f"{what} must be a number, got {value!r}", f"falta {name}: escribe un número")
+        )
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int | float | str):
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
-            raise AmountError(f"{what} must be a number, got {value!r}") from None
+            raise AmountError(
+                Said(
+                    f"{what} must be a number, got {value!r}",
+                    f"«{value}» no es un número: escribe {name} en cifras",
+                )
+            ) from None
     else:
-        raise AmountError(f"{what} must be a number, got {type(value).__name__}")
+        raise AmountError(
+            Said(
+                f"{what} must be a number, got {type(value).__name__}",
+                f"{name} debe ser un número",
+            )
+        )
     if not result.is_finite():
-        raise AmountError(f"{what} must be a finite number, got {value!r}")
+        raise AmountError(
+            Said(
+                f"{what} must be a finite number, got {value!r}",
+                f"«{value}» no es un número válido: escribe {name} en cifras",
+            )
+        )
     return result
+
+
+def too_many_decimals(most: int) -> Said:
+    """The refusal of a value written with more than `most` decimals."""
+    return Said(f"at most {most} decimals are allowed", f"admite como mucho {most} decimales")
 
 
 def cents(value: Decimal) -> Decimal:
@@ -65,7 +101,13 @@ def surcharge_rate(iva_rate: Decimal) -> Decimal:
     try:
         return EQUIVALENCE_SURCHARGE[iva_rate]
     except KeyError:
-        raise AmountError(f"there is no recargo de equivalencia for IVA {iva_rate} %") from None
+        raise AmountError(
+            Said(
+                f"there is no recargo de equivalencia for IVA {iva_rate} %",
+                f"no hay recargo de equivalencia para el IVA del {iva_rate} %: usa el 21, el 10, "
+                "el 4 o el 0 %",
+            )
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,12 @@ def record_payment(
             return found
     invoice = session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if invoice is None:
-        raise NotFoundError(f"invoice {invoice_id} does not exist")
+        raise NotFoundError(
+            Said(
+                f"invoice {invoice_id} does not exist",
+                f"La factura {invoice_id} no existe: puede que se haya borrado.",
+            )
+        )
     if invoice.status != InvoiceStatus.ISSUED:
         raise DocumentStateError(
             Said(

@@ -52,6 +52,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from invoicing import catalog, chain, verifactu
+from invoicing.errors import Said
 from invoicing.models import (
     Customer,
     DocumentKind,
@@ -808,12 +809,21 @@ def invoice_pdf(invoice: Invoice, qr_url: str | None, *, issuer: Issuer | None =
     invoice always shows the issuer it was issued by.
     """
     if (invoice.kind or DocumentKind.INVOICE) != DocumentKind.INVOICE:  # None: not saved yet
-        raise ValueError(f"document {invoice.id} is a {invoice.kind}, not an invoice")
+        raise ValueError(
+            Said(
+                f"document {invoice.id} is a {invoice.kind}, not an invoice",
+                f"El documento {invoice.id} no es una factura: no se imprime como factura.",
+            )
+        )
     draft = is_draft(invoice)
     if not draft and not qr_url:
         raise ValueError(
-            f"invoice {invoice.number} is issued: its PDF needs the VERI*FACTU QR URL "
-            "(chain.qr_url_of(invoice))"
+            Said(
+                f"invoice {invoice.number} is issued: its PDF needs the VERI*FACTU QR URL "
+                "(chain.qr_url_of(invoice))",
+                f"La factura {invoice.number} está emitida: su PDF necesita el código QR de "
+                "VERI*FACTU.",
+            )
         )
     _register_fonts()
     st = _styles()

@@ -27,6 +27,7 @@ from sqlalchemy import BigInteger, ColumnElement, Numeric, and_, case, cast, fun
 from sqlalchemy.orm import Session
 
 from database import utcnow
+from invoicing.errors import Said
 from invoicing.models import Deal, Invoice, InvoiceStatus
 
 MADRID = ZoneInfo("Europe/Madrid")  # the users' days: a date range means Madrid days
@@ -43,11 +44,21 @@ def parse_day(raw: str | None) -> date | None:
         return None
     text = raw.strip()
     if not _DAY.fullmatch(text):
-        raise ValueError(f"expected a date as YYYY-MM-DD, got {raw!r}")
+        raise ValueError(
+            Said(
+                f"expected a date as YYYY-MM-DD, got {raw!r}",
+                f"«{raw}» no es una fecha: escríbela como AAAA-MM-DD (p. ej. 2026-03-31)",
+            )
+        )
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{raw!r} is not a valid date") from None
+        raise ValueError(
+            Said(
+                f"{raw!r} is not a valid date",
+                f"«{raw}» no es una fecha que exista: revisa el día y el mes",
+            )
+        ) from None
 
 
 def day_bounds(
@@ -369,7 +380,12 @@ def never_billed(
     Oldest first: those have waited longest. A deal with a draft carries the draft's id.
     """
     if limit < 1 or offset < 0:
-        raise ValueError("limit must be at least 1 and offset at least 0")
+        raise ValueError(
+            Said(
+                "limit must be at least 1 and offset at least 0",
+                "el límite debe ser al menos 1 y el desplazamiento al menos 0",
+            )
+        )
     now = now or utcnow()
     where = [
         or_(

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
 from database import insert_new
 from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
-from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
+from invoicing.errors import (
+    DocumentStateError,
+    InvalidDocumentError,
+    NotFoundError,
+    Said,
+    message_of,
+)
 from invoicing.models import (
     Customer,
     Deal,
@@ -28,7 +34,7 @@ from invoicing.models import (
     InvoiceStatus,
     InvoiceType,
 )
-from invoicing.money import AmountError, line_amounts, to_decimal
+from invoicing.money import AmountError, line_amounts, to_decimal, too_many_decimals
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 from invoicing.totals import checked_totals
 
@@ -122,7 +128,7 @@ class Invoicing:
         try:
             tax_id = parse_tax_id(data.tax_id, data.country)
         except TaxIdError as exc:
-            raise InvalidDocumentError([("customer.tax_id", str(exc))]) from None
+            raise InvalidDocumentError([("customer.tax_id", message_of(exc))]) from None
         existing = self._customer_by_tax_id(tax_id.value)
         if existing is not None:
             return CustomerResult(existing, False, _differs(existing.name, data.name))
@@ -176,14 +182,28 @@ class Invoicing:
         """Create a draft (invoice, quote, order or delivery note), or return the one made
         before for this key or deal."""
         if kind not in set(DocumentKind):
-            raise InvalidDocumentError([("kind", f"must be one of {', '.join(DocumentKind)}")])
+            raise InvalidDocumentError(
+                [
+                    (
+                        "kind",
+                        Said(
+                            f"must be one of {', '.join(DocumentKind)}",
+                            f"debe ser uno de estos: {', '.join(DocumentKind)}",
+                        ),
+                    )
+                ]
+            )
         if invoice_type not in (InvoiceType.COMPLETE, InvoiceType.SIMPLIFIED):
             raise InvalidDocumentError(
                 [
                     (
                         "invoice_type",
-                        "must be F1 (complete) or F2 "
-                        "(simplified); rectifying invoices come from /rectify",
+                        Said(
+                            "must be F1 (complete) or F2 "
+                            "(simplified); rectifying invoices come from /rectify",
+                            "debe ser F1 (completa) o F2 (simplificada); una rectificativa se "
+                            "hace desde la factura que corrige",
+                        ),
                     )
                 ]
             )
@@ -241,7 +261,12 @@ class Invoicing:
             select(Invoice).where(Invoice.id == invoice_id).with_for_update()
         )
         if invoice is None:
-            raise NotFoundError(f"document {invoice_id} does not exist")
+            raise NotFoundError(
+                Said(
+                    f"document {invoice_id} does not exist",
+                    f"El documento {invoice_id} no existe: puede que se haya borrado.",
+                )
+            )
         if invoice.status != InvoiceStatus.DRAFT:
             raise DocumentStateError(
                 Said(
@@ -292,7 +317,12 @@ class Invoicing:
             select(Invoice).where(Invoice.id == invoice_id).with_for_update()
         )
         if invoice is None:
-            raise NotFoundError(f"document {invoice_id} does not exist")
+            raise NotFoundError(
+                Said(
+                    f"document {invoice_id} does not exist",
+                    f"El documento {invoice_id} no existe: puede que se haya borrado.",
+                )
+            )
         if invoice.status != InvoiceStatus.DRAFT or invoice.number is not None:
             raise DocumentStateError(
                 Said(
@@ -434,15 +464,19 @@ def check_terms(
     country: str, equivalence_surcharge: object, payment_days: object
 ) -> list[tuple[str, str]]:
     """Problems with a customer's recargo de equivalencia flag and payment days."""
-    errors = []
+    errors: list[tuple[str, str]] = []
     if not isinstance(equivalence_surcharge, bool):
-        errors.append(("equivalence_surcharge", "must be true or false"))
+        errors.append(("equivalence_surcharge", Said("must be true or false", "debe ser sí o no")))
     elif equivalence_surcharge and country != "ES":
         errors.append(
             (
                 "equivalence_surcharge",
-                "recargo de equivalencia is a Spanish regime for retailers: only customers "
-                "with a Spanish NIF can be in it",
+                Said(
+                    "recargo de equivalencia is a Spanish regime for retailers: only customers "
+                    "with a Spanish NIF can be in it",
+                    "el recargo de equivalencia es un régimen español para minoristas: solo "
+                    "pueden estar en él clientes con NIF español",
+                ),
             )
         )
     if (
@@ -451,7 +485,13 @@ def check_terms(
         or not 0 <= payment_days <= MAX_PAYMENT_DAYS
     ):
         errors.append(
-            ("payment_days", f"must be a whole number of days from 0 to {MAX_PAYMENT_DAYS}")
+            (
+                "payment_days",
+                Said(
+                    f"must be a whole number of days from 0 to {MAX_PAYMENT_DAYS}",
+                    f"debe ser un número entero de días, de 0 a {MAX_PAYMENT_DAYS}",
+                ),
+            )
         )
     return errors
 
@@ -481,18 +521,25 @@ def prepare_lines(
     errors: list[tuple[str, str]] = []
     prepared: list[InvoiceLine] = []
     if not lines:
-        errors.append(("lines", "an invoice needs at least one line"))
+        errors.append(
+            ("lines", Said("an invoice needs at least one line", "añade al menos una línea"))
+        )
     products = catalog.resolve(session, (line.sku for line in lines if line.sku), source)
     for i, line in enumerate(lines):
         where = f"lines[{i}]"
         product = products.get(line.sku) if line.sku else None
         if product is None and line.sku and None in (line.unit_price, line.tax_rate):
             known = f" nor mapped for {source}" if source else ""
+            known_es = f" ni asignado a un código de {source}" if source else ""
             errors.append(
                 (
                     f"{where}.sku",
-                    f"{line.sku!r} is not in the catalog{known}: add it, "
-                    "or send description, unit_price and tax_rate",
+                    Said(
+                        f"{line.sku!r} is not in the catalog{known}: add it, "
+                        "or send description, unit_price and tax_rate",
+                        f"«{line.sku}» no está en el catálogo{known_es}: añádelo, o escribe la "
+                        "descripción, el precio y el IVA de la línea",
+                    ),
                 )
             )
             continue
@@ -514,19 +561,27 @@ def prepare_lines(
             try:
                 withholding = to_decimal(line.withholding_rate, "withholding_rate")
             except AmountError as exc:
-                errors.append((f"{where}.withholding_rate", str(exc)))
+                errors.append((f"{where}.withholding_rate", message_of(exc)))
                 continue
             errors.extend(catalog.check_withholding(withholding, f"{where}."))
         description = (line.description or (product.name if product else "")).strip()
         values: dict[str, Decimal] = {}
         for name, value in raw.items():
             if value is None:
-                errors.append((f"{where}.{name}", "is required (or a catalog SKU that has it)"))
+                errors.append(
+                    (
+                        f"{where}.{name}",
+                        Said(
+                            "is required (or a catalog SKU that has it)",
+                            "falta (escríbelo, o usa una referencia del catálogo que lo tenga)",
+                        ),
+                    )
+                )
                 continue
             try:
                 values[name] = to_decimal(value, name)
             except AmountError as exc:
-                errors.append((f"{where}.{name}", str(exc)))
+                errors.append((f"{where}.{name}", message_of(exc)))
         if len(values) < 4:
             continue
         quantity, price = values["quantity"], values["unit_price"]
@@ -534,14 +589,16 @@ def prepare_lines(
         for name, most in DECIMALS.items():
             exponent = values[name].normalize().as_tuple().exponent
             if isinstance(exponent, int) and -exponent > most:
-                errors.append((f"{where}.{name}", f"at most {most} decimals are allowed"))
+                errors.append((f"{where}.{name}", too_many_decimals(most)))
         if quantity == 0:
-            errors.append((f"{where}.quantity", "must not be zero"))
+            errors.append((f"{where}.quantity", Said("must not be zero", "no puede ser cero")))
         if not Decimal(0) <= discount <= Decimal(100):
-            errors.append((f"{where}.discount_percent", "must be between 0 and 100"))
+            errors.append((f"{where}.discount_percent", totals.BETWEEN_0_AND_100))
         errors.extend(catalog.check_tax(rate, exemption, f"{where}."))
         if not description:
-            errors.append((f"{where}.description", "must not be empty"))
+            errors.append(
+                (f"{where}.description", Said("must not be empty", "no puede quedar vacía"))
+            )
         if errors:
             continue
         amounts = line_amounts(quantity, price, discount)

@@ -8,6 +8,9 @@ from stdnum import exceptions as stdnum_errors
 from stdnum.es import cif, dni, nie, nif
 from stdnum.eu import vat
 
+from invoicing.errors import Said
+from invoicing.fields import countries
+
 EU_COUNTRIES = frozenset(
     [
         "AT",
@@ -59,7 +62,9 @@ def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
     country = (country or "ES").upper()
     compact = "".join(ch for ch in raw if ch.isalnum()).upper()
     if not compact:
-        raise TaxIdError("the tax id is empty")
+        raise TaxIdError(
+            Said("the tax id is empty", "falta el NIF/CIF: escríbelo (p. ej. B12345674)")
+        )
     # An EU VAT number names its own state: "ES…" is Spanish whatever the address says.
     if country in EU_COUNTRIES and compact.startswith("ES") and len(compact) == 11:
         compact, country = compact[2:], "ES"
@@ -74,9 +79,20 @@ def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
         try:
             return TaxId(vat.validate(number), country, "VAT")
         except stdnum_errors.ValidationError as exc:
-            raise TaxIdError(f"{raw!r} is not a valid {country} VAT number ({_why(exc)})") from None
+            raise TaxIdError(
+                Said(
+                    f"{raw!r} is not a valid {country} VAT number ({_why(exc)})",
+                    f"«{raw}» no es un NIF-IVA válido de {countries().get(country, country)} "
+                    f"({_why_es(exc)}): revísalo con tu cliente",
+                )
+            ) from None
     if len(compact) > 30:
-        raise TaxIdError(f"{raw!r} is too long for a tax id (30 characters at most)")
+        raise TaxIdError(
+            Said(
+                f"{raw!r} is too long for a tax id (30 characters at most)",
+                f"«{raw}» es demasiado largo para un número fiscal: como mucho 30 caracteres",
+            )
+        )
     return TaxId(compact, country, "OTHER")
 
 
@@ -85,8 +101,12 @@ def _spanish(compact: str, raw: str) -> TaxId:
         value = nif.validate(compact)
     except stdnum_errors.ValidationError as exc:
         raise TaxIdError(
-            f"{raw!r} is not a valid Spanish NIF/CIF/NIE ({_why(exc)}); "
-            "check the digits and the control letter"
+            Said(
+                f"{raw!r} is not a valid Spanish NIF/CIF/NIE ({_why(exc)}); "
+                "check the digits and the control letter",
+                f"«{raw}» no es un NIF/CIF español válido ({_why_es(exc)}): revisa sus cifras "
+                "y la letra de control (p. ej. B12345674)",
+            )
         ) from None
     if dni.is_valid(value):
         kind = "NIF"
@@ -107,3 +127,13 @@ def _why(exc: stdnum_errors.ValidationError) -> str:
     if isinstance(exc, stdnum_errors.InvalidFormat):
         return "wrong format"
     return str(exc)
+
+
+def _why_es(exc: stdnum_errors.ValidationError) -> str:
+    if isinstance(exc, stdnum_errors.InvalidChecksum):
+        return "la letra o cifra de control no cuadra"
+    if isinstance(exc, stdnum_errors.InvalidLength):
+        return "le sobran o le faltan caracteres"
+    if isinstance(exc, stdnum_errors.InvalidFormat):
+        return "el formato no es correcto"
+    return "alguna de sus partes no es válida"

@@ -12,12 +12,20 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from invoicing.errors import InvalidDocumentError
+from invoicing.errors import InvalidDocumentError, Said, message_of
 from invoicing.models import Invoice, InvoiceLine, InvoiceTax, InvoiceType, InvoiceWithholding
-from invoicing.money import AmountError, Totals, TotalsLine, document_totals, to_decimal
+from invoicing.money import (
+    AmountError,
+    Totals,
+    TotalsLine,
+    document_totals,
+    to_decimal,
+    too_many_decimals,
+)
 
 SIMPLIFIED_LIMIT = Decimal(3000)
 DISCOUNT_DECIMALS = 4
+BETWEEN_0_AND_100 = Said("must be between 0 and 100", "debe estar entre 0 y 100 (es un porcentaje)")
 
 
 def discount_percent(value: object, field: str = "discount_percent") -> Decimal:
@@ -27,12 +35,12 @@ def discount_percent(value: object, field: str = "discount_percent") -> Decimal:
     try:
         percent = to_decimal(value, field)
     except AmountError as exc:
-        raise InvalidDocumentError([(field, str(exc))]) from None
+        raise InvalidDocumentError([(field, message_of(exc))]) from None
     exponent = percent.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > DISCOUNT_DECIMALS:
-        raise InvalidDocumentError([(field, f"at most {DISCOUNT_DECIMALS} decimals are allowed")])
+        raise InvalidDocumentError([(field, too_many_decimals(DISCOUNT_DECIMALS))])
     if not Decimal(0) <= percent <= Decimal(100):
-        raise InvalidDocumentError([(field, "must be between 0 and 100")])
+        raise InvalidDocumentError([(field, BETWEEN_0_AND_100)])
     return percent
 
 
@@ -59,8 +67,13 @@ def checked_totals(
             [
                 (
                     "invoice_type",
-                    f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
-                    "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
+                    Said(
+                        f"a simplified invoice may total at most {SIMPLIFIED_LIMIT} € with IVA "
+                        "(400 € outside art. 4.2 RD 1619/2012); issue a complete one",
+                        f"una factura simplificada puede sumar como mucho {SIMPLIFIED_LIMIT} € "
+                        "con IVA (400 € fuera del art. 4.2 del RD 1619/2012): haz una factura "
+                        "completa",
+                    ),
                 )
             ]
         )
@@ -69,8 +82,12 @@ def checked_totals(
             [
                 (
                     "lines",
-                    f"the invoice total would be negative ({totals.total}); "
-                    "a refund needs a rectifying invoice",
+                    Said(
+                        f"the invoice total would be negative ({totals.total}); "
+                        "a refund needs a rectifying invoice",
+                        f"el total de la factura saldría negativo ({totals.total}): para "
+                        "devolver dinero, haz una rectificativa",
+                    ),
                 )
             ]
         )
