@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from invoicing import facturae as fe
 from invoicing.errors import DocumentStateError, InvalidDocumentError, Said
+from invoicing.fields import ADDRESS_PARTS, address_missing, province_of
 from invoicing.models import Customer, Invoice, InvoiceLine, InvoiceType, Issuer
 from invoicing.money import HUNDRED, cents, discounted
 
@@ -141,39 +142,36 @@ def _seller(issuer: Issuer) -> fe.Party:
 
 
 def _buyer(customer: Customer) -> fe.Party:
-    missing, missing_es = [], []
-    for label, label_es, value in (
-        ("street", "la calle", customer.street),
-        ("postal code", "el código postal", customer.postal_code),
-        ("city", "la población", customer.city),
-        ("province", "la provincia", customer.province),
-    ):
-        if not value:
-            missing.append(label)
-            missing_es.append(label_es)
+    """The buyer as Facturae states it: the address issuing checked (a Spanish postal code
+    names its province when none was given; abroad Facturae takes the town)."""
+    missing = address_missing(
+        customer.street, customer.postal_code, customer.city, customer.country
+    )
     if missing:
         raise InvalidDocumentError(
             [
                 (
                     "customer.address",
                     Said(
-                        f"customer {customer.tax_id} has no {', '.join(missing)}: Facturae needs "
-                        f"the buyer's full address (PATCH /api/v1/customers/{customer.id})",
-                        f"al cliente {customer.tax_id} le falta {', '.join(missing_es)}: "
-                        "Facturae necesita la dirección completa del comprador; complétala en "
-                        "su ficha",
+                        f"customer {customer.tax_id} has no "
+                        f"{', '.join(ADDRESS_PARTS[m][0] for m in missing)}: Facturae needs the "
+                        f"buyer's address (PATCH /api/v1/customers/{customer.id})",
+                        f"al cliente {customer.tax_id} le falta "
+                        f"{', '.join(ADDRESS_PARTS[m][1] for m in missing)}: Facturae necesita "
+                        "la dirección del comprador; complétala en su ficha",
                     ),
                 )
             ]
         )
-    assert customer.street and customer.postal_code and customer.city and customer.province
+    assert customer.street and customer.city
+    province = customer.province or province_of(customer.postal_code, customer.country) or ""
     return fe.Party(
         tax_id=customer.tax_id,
         name=customer.name,
         address=customer.street,
-        postal_code=customer.postal_code,
+        postal_code=customer.postal_code or "",
         town=customer.city,
-        province=customer.province,
+        province=province,
         country=customer.country,
         email=customer.email,
     )

@@ -37,6 +37,47 @@ IBAN_LENGTHS = {
 }  # fmt: skip
 
 
+# The province of a Spanish postal code, by its first two digits (the INE province codes).
+PROVINCES = {
+    "01": "Araba/Álava", "02": "Albacete", "03": "Alicante", "04": "Almería", "05": "Ávila",
+    "06": "Badajoz", "07": "Illes Balears", "08": "Barcelona", "09": "Burgos", "10": "Cáceres",
+    "11": "Cádiz", "12": "Castellón", "13": "Ciudad Real", "14": "Córdoba", "15": "A Coruña",
+    "16": "Cuenca", "17": "Girona", "18": "Granada", "19": "Guadalajara", "20": "Gipuzkoa",
+    "21": "Huelva", "22": "Huesca", "23": "Jaén", "24": "León", "25": "Lleida",
+    "26": "La Rioja", "27": "Lugo", "28": "Madrid", "29": "Málaga", "30": "Murcia",
+    "31": "Navarra", "32": "Ourense", "33": "Asturias", "34": "Palencia", "35": "Las Palmas",
+    "36": "Pontevedra", "37": "Salamanca", "38": "Santa Cruz de Tenerife", "39": "Cantabria",
+    "40": "Segovia", "41": "Sevilla", "42": "Soria", "43": "Tarragona", "44": "Teruel",
+    "45": "Toledo", "46": "Valencia", "47": "Valladolid", "48": "Bizkaia", "49": "Zamora",
+    "50": "Zaragoza", "51": "Ceuta", "52": "Melilla",
+}  # fmt: skip
+# An addressee's domicile as a complete invoice and Facturae state it (art. 6.1.e RD
+# 1619/2012): English and Spanish names of each part.
+ADDRESS_PARTS = {
+    "street": ("street", "la dirección"),
+    "postal_code": ("postal code", "el código postal"),
+    "city": ("city", "la población"),
+}
+
+
+def province_of(postal_code: str | None, country: str | None = "ES") -> str | None:
+    """The province a Spanish postal code belongs to; None abroad or for a wrong code."""
+    code = (postal_code or "").strip()
+    if (country or "ES") != "ES" or not _ES_POSTAL.match(code):
+        return None
+    return PROVINCES[code[:2]]
+
+
+def address_missing(
+    street: str | None, postal_code: str | None, city: str | None, country: str | None
+) -> list[str]:
+    """The parts of ADDRESS_PARTS an address lacks (a postal code only in Spain: not every
+    country has them); the province is not asked for, a Spanish postal code names it."""
+    given = {"street": street, "postal_code": postal_code, "city": city}
+    missing = [name for name, value in given.items() if not (value or "").strip()]
+    return [n for n in missing if n != "postal_code" or (country or "ES") == "ES"]
+
+
 @cache
 def countries(lang: str = "es") -> dict[str, str]:
     """ISO 3166-1 alpha-2 code → the country's name in `lang` ("es" or "en"), by name."""

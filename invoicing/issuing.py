@@ -188,34 +188,26 @@ def issue(
     return Issued(invoice, True)
 
 
-# What a complete invoice says of its addressee (art. 6.1.e RD 1619/2012: their domicile).
-_ADDRESS = {"street": "la dirección", "postal_code": "el código postal", "city": "la población"}
-
-
 def _check_addressee(invoice: Invoice) -> None:
     """A complete invoice (F1, and R1–R4 that correct one) names its customer's address."""
     if invoice.invoice_type in (InvoiceType.SIMPLIFIED, "R5"):
         return
     customer = invoice.customer
-    missing = [name for name in _ADDRESS if not (getattr(customer, name) or "").strip()]
-    if customer.country != "ES" and "postal_code" in missing:
-        missing.remove("postal_code")  # not every country has postal codes
-    if missing:
-        raise InvalidDocumentError(
-            [
-                (
-                    f"customer.{name}",
-                    Said(
-                        f"a complete invoice names the customer's address: {customer.name} has "
-                        f"no {name.replace('_', ' ')}; add it to the customer, then issue",
-                        f"Una factura completa lleva la dirección del cliente: falta "
-                        f"{_ADDRESS[name]} de {customer.name}; añade ese dato en la ficha del "
-                        "cliente y vuelve a emitirla.",
-                    ),
-                )
-                for name in missing
-            ]
+    missing = fields.address_missing(
+        customer.street, customer.postal_code, customer.city, customer.country
+    )
+    problems: list[tuple[str, str]] = []
+    for name in missing:
+        english, spanish = fields.ADDRESS_PARTS[name]
+        said = Said(
+            f"a complete invoice names the customer's address: {customer.name} has no "
+            f"{english}; add it to the customer, then issue",
+            f"Una factura completa lleva la dirección del cliente: falta {spanish} de "
+            f"{customer.name}; añade ese dato en la ficha del cliente y vuelve a emitirla.",
         )
+        problems.append((f"customer.{name}", said))
+    if problems:
+        raise InvalidDocumentError(problems)
 
 
 # Spanish territories outside the IVA (art. 3 LIVA), by the province part of the postal code:

@@ -47,17 +47,23 @@ def test_a_draft_has_no_facturae_yet(rt, client):
     assert "issue it first" in response.json["message"]
 
 
-def test_a_customer_without_address_gets_a_clear_422_instead_of_an_invalid_facturae(rt, client):
+def test_the_buyer_s_province_comes_from_its_postal_code_when_none_was_given(rt, client):
     key = make_api_key(rt)
     make_issuer(rt)
-    draft = make_draft(rt, customer={"name": "Sin Dirección SL", "tax_id": "A58818501"})
+    customer = {
+        "name": "Sin Provincia SL",
+        "tax_id": "A58818501",
+        "address": {"street": "Calle Triana 10", "postal_code": "41010", "city": "Sevilla"},
+    }
+    draft = make_draft(rt, customer=customer)
     with rt.sessions.begin() as s:
         issue(s, draft)
 
     response = client.get(f"/api/v1/invoices/{draft}/facturae.xml", headers=bearer(key))
 
-    assert response.status_code == 422
-    assert "has no street, postal code, city, province" in response.json["message"]
+    assert response.status_code == 200
+    buyer = etree.fromstring(response.data).find(".//BuyerParty")
+    assert buyer is not None and buyer.findtext(".//AddressInSpain/Province") == "Sevilla"
 
 
 def test_with_a_certificate_configured_the_facturae_is_signed_and_verifies(settings, tmp_path):
