@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.connections import ConnectionView
+from invoicing.errors import message_of
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 
 # The connection settings a CRM connection may set, and their defaults.
@@ -205,9 +206,10 @@ def _problems(company: Company | None, lines: list[Line], settings: CrmSettings)
         try:
             parse_tax_id(company.tax_id, company.country or "ES")
         except TaxIdError as exc:
+            why = getattr(message_of(exc), "es", str(exc))
             problems.append(
-                f"El NIF/CIF '{company.tax_id}' de la empresa {name} no es válido ({exc}): "
-                "corrígelo y vuelve a marcar la oportunidad como ganada."
+                f"Empresa {name}: {why}. Corrígelo en el CRM y vuelve a marcar la oportunidad "
+                "como ganada."
             )
     if not lines:
         problems.append(

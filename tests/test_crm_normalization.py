@@ -49,7 +49,8 @@ def test_each_reason_a_deal_cannot_be_invoiced_is_said_in_spanish_with_how_to_fi
 
     assert no_nif["problem"].startswith("Falta el NIF/CIF del cliente en la empresa Acme")
     assert "vuelve a marcar la oportunidad como ganada" in no_nif["problem"]
-    assert "no es válido" in bad_nif["problem"]
+    assert bad_nif["problem"].startswith("Empresa Acme: «B12345678» no es un NIF/CIF español")
+    assert "revisa sus cifras" in bad_nif["problem"] and "control digit" not in bad_nif["problem"]
     assert "no tiene líneas de producto" in empty["problem"]
     assert "'Mesa' no tiene precio" in no_price["problem"]
 

@@ -228,7 +228,7 @@ def invoice_send(invoice_id: int) -> Any:
                 )
                 flash("sent_ok", "ok")
             except mailer.MailDeliveryError as exc:  # committed: the attempt is recorded
-                flash(str(exc), "error")
+                flash(refusal(exc), "error")
     except InvoicingError as exc:
         flash(refusal(exc), "error")
     return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
