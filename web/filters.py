@@ -16,7 +16,7 @@ from flask import Flask
 
 from connector import messages
 from connector.errors import FieldError
-from web.i18n import LOCALES, language
+from web.i18n import LOCALES, language, translate
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -77,14 +77,32 @@ def said(text: object) -> str:
     return str(text)
 
 
+def field_label(path: str) -> str | None:
+    """A core field path as people read it ("lines.0.quantity" → "Línea 1 · Cantidad"); None
+    when a part has no words in the catalogs: the message is then shown on its own, never a
+    program's key."""
+    parts, segments = [], path.split(".")
+    for i, segment in enumerate(segments):
+        if segment.isdigit():
+            parts.append(translate("field_line").format(n=int(segment) + 1))
+        elif not (segment == "lines" and i + 1 < len(segments) and segments[i + 1].isdigit()):
+            label = translate(f"field_{segment}")
+            if label == f"field_{segment}":
+                return None
+            parts.append(label)
+    return " · ".join(parts) or None
+
+
 def refusal(exc: Exception) -> str:
     """What the invoicing core refused, in the page's language where it says it (per field)."""
     errors = getattr(exc, "errors", None)
-    if errors:
-        return "; ".join(
-            f"{path}: {said(message)}" if path else said(message) for path, message in errors
-        )
-    return said(exc.args[0]) if exc.args else str(exc)
+    if not errors:
+        return said(exc.args[0]) if exc.args else str(exc)
+    shown = []
+    for path, message in errors:
+        label = field_label(path) if path else None
+        shown.append(f"{label}: {said(message)}" if label else said(message))
+    return "; ".join(shown)
 
 
 FILTERS: dict[str, Callable[..., str]] = {

@@ -142,3 +142,24 @@ def test_numbers_money_and_dates_are_written_as_each_language_writes_them(app: F
         assert filters.number(Decimal("2500.125")) == "2,500.125"
         assert filters.local_time(moment) == "1 Jul 2026, 10:05:00"
         assert filters.day(date(2026, 12, 5)) == "5 Dec 2026"
+
+
+def test_a_core_refusal_names_its_fields_in_words_never_by_their_keys(app: Flask):
+    from invoicing.errors import InvalidDocumentError, Said
+    from web import filters
+
+    refused = InvalidDocumentError(
+        [
+            ("lines.0.quantity", Said("must be more than 0", "debe ser mayor que 0")),
+            ("customer.tax_id", Said("is not a NIF", "no es un NIF")),
+            ("internal_thing", Said("cannot be", "no puede ser")),
+        ]
+    )
+    with app.test_request_context("/ui/invoices?lang=es"):
+        app.preprocess_request()
+        assert filters.refusal(refused) == (
+            "Línea 1 · Cantidad: debe ser mayor que 0; Cliente · NIF: no es un NIF; no puede ser"
+        )
+    with app.test_request_context("/ui/invoices?lang=en"):
+        app.preprocess_request()
+        assert filters.refusal(refused).startswith("Line 1 · Quantity: must be more than 0;")

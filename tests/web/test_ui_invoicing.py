@@ -131,7 +131,7 @@ def test_rectifying_from_the_page_opens_the_new_draft_that_points_at_the_origina
         data={"invoice_type": "R4", "reason": " ", "csrf_token": csrf(client)},
         follow_redirects=True,
     )
-    assert "reason: di qué se corrige" in no_reason.get_data(as_text=True)  # in Spanish
+    assert "Motivo: di qué se corrige" in no_reason.get_data(as_text=True)  # no "reason:" key
 
 
 def test_sending_from_the_page_mails_the_customer_and_lists_the_attempt(settings):
