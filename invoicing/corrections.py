@@ -55,6 +55,23 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
                 "rectificativa en vez de anularla.",
             )
         )
+    rectified_by = session.scalars(
+        select(Invoice.number).where(
+            Invoice.rectifies_id == invoice.id, Invoice.number.is_not(None)
+        )
+    ).all()
+    if rectified_by:
+        numbers = ", ".join(str(n) for n in rectified_by)
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.number} has been rectified by {numbers}: cancelling it would "
+                "leave that correction pointing at nothing; correct it with another rectifying "
+                "invoice instead",
+                f"La factura {invoice.number} ya tiene una rectificativa emitida ({numbers}): si "
+                "se anulara, esa corrección quedaría sin factura a la que corregir. Corrígela "
+                "con otra rectificativa en vez de anularla.",
+            )
+        )
     now = now or utcnow()
     chain.append_anulacion(session, issuer, invoice, now)
     invoice.status = InvoiceStatus.CANCELLED

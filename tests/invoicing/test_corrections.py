@@ -223,3 +223,20 @@ def test_a_rectifying_draft_of_an_invoice_cancelled_since_is_not_issued(rt):
         issue(s, draft_id)
     with rt.sessions() as s:
         assert s.get_one(Invoice, draft_id).number is None
+
+
+def test_an_invoice_with_an_issued_rectifying_invoice_is_not_cancelled(rt):
+    invoice_id = make_issued(rt)
+    with rt.sessions.begin() as s:
+        pending = corrections.rectify(s, invoice_id, invoice_type="R1", method="S", reason="p")
+    with rt.sessions.begin() as s:
+        rectifying = issue(s, pending.id).invoice.number
+
+    with rt.sessions.begin() as s, pytest.raises(DocumentStateError) as refused:
+        corrections.cancel(s, invoice_id, "emitida por error")
+
+    assert f"has been rectified by {rectifying}" in str(refused.value)
+    assert "ya tiene una rectificativa emitida" in refused.value.args[0].es
+    with rt.sessions() as s:
+        assert s.get_one(Invoice, invoice_id).status == "issued"
+    assert [r.kind for r in chain_rows(rt)] == ["alta", "alta"]  # no anulación chained
