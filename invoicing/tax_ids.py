@@ -79,11 +79,12 @@ def parse_tax_id(raw: str, country: str | None = "ES") -> TaxId:
         try:
             return TaxId(vat.validate(number), country, "VAT")
         except stdnum_errors.ValidationError as exc:
+            why = _why(exc)
             raise TaxIdError(
                 Said(
-                    f"{raw!r} is not a valid {country} VAT number ({_why(exc)})",
+                    f"{raw!r} is not a valid {country} VAT number ({why})",
                     f"«{raw}» no es un NIF-IVA válido de {countries().get(country, country)} "
-                    f"({_why_es(exc)}): revísalo con tu cliente",
+                    f"({why.es}): revísalo con tu cliente",
                 )
             ) from None
     if len(compact) > 30:
@@ -100,11 +101,12 @@ def _spanish(compact: str, raw: str) -> TaxId:
     try:
         value = nif.validate(compact)
     except stdnum_errors.ValidationError as exc:
+        why = _why(exc)
         raise TaxIdError(
             Said(
-                f"{raw!r} is not a valid Spanish NIF/CIF/NIE ({_why(exc)}); "
+                f"{raw!r} is not a valid Spanish NIF/CIF/NIE ({why}); "
                 "check the digits and the control letter",
-                f"«{raw}» no es un NIF/CIF español válido ({_why_es(exc)}): revisa sus cifras "
+                f"«{raw}» no es un NIF/CIF español válido ({why.es}): revisa sus cifras "
                 "y la letra de control (p. ej. B12345674)",
             )
         ) from None
@@ -119,21 +121,19 @@ def _spanish(compact: str, raw: str) -> TaxId:
     return TaxId(value, "ES", kind)
 
 
-def _why(exc: stdnum_errors.ValidationError) -> str:
-    if isinstance(exc, stdnum_errors.InvalidChecksum):
-        return "the control digit or letter does not match"
-    if isinstance(exc, stdnum_errors.InvalidLength):
-        return "wrong number of characters"
-    if isinstance(exc, stdnum_errors.InvalidFormat):
-        return "wrong format"
-    return str(exc)
+# Why stdnum refused a number, in English and Spanish (other reasons: stdnum's own text).
+_WHY = {
+    stdnum_errors.InvalidChecksum: (
+        "the control digit or letter does not match",
+        "la letra o cifra de control no cuadra",
+    ),
+    stdnum_errors.InvalidLength: ("wrong number of characters", "le sobran o le faltan caracteres"),
+    stdnum_errors.InvalidFormat: ("wrong format", "el formato no es correcto"),
+}
 
 
-def _why_es(exc: stdnum_errors.ValidationError) -> str:
-    if isinstance(exc, stdnum_errors.InvalidChecksum):
-        return "la letra o cifra de control no cuadra"
-    if isinstance(exc, stdnum_errors.InvalidLength):
-        return "le sobran o le faltan caracteres"
-    if isinstance(exc, stdnum_errors.InvalidFormat):
-        return "el formato no es correcto"
-    return "alguna de sus partes no es válida"
+def _why(exc: stdnum_errors.ValidationError) -> Said:
+    for kind, (english, spanish) in _WHY.items():
+        if isinstance(exc, kind):
+            return Said(english, spanish)
+    return Said(str(exc), "alguna de sus partes no es válida")

@@ -20,6 +20,7 @@ from connector.registry import Registry
 from connector.runtime import Runtime
 from connector.schemas import load_schema
 from connector.standard_webhooks import headers_for
+from invoicing.service import CustomerData
 from web import demo
 
 
@@ -103,6 +104,18 @@ ISSUER = {
     "city": "Madrid",
     "province": "Madrid",
 }
+
+
+# A Spanish company customer with its full address, for tests of the invoicing core.
+ACME = CustomerData(
+    name="Acme Soluciones SL",
+    tax_id="B12345674",
+    street="Calle Mayor 1",
+    postal_code="28013",
+    city="Madrid",
+    province="Madrid",
+    country="ES",
+)
 
 
 def make_issuer(rt: Runtime) -> int:

@@ -10,18 +10,8 @@ from invoicing import catalog, chain, exports, facturae, verifactu
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.issuing import issue
 from invoicing.models import Invoice
-from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import make_issuer
-
-ACME = CustomerData(
-    name="Acme Soluciones SL",
-    tax_id="B12345674",
-    street="Calle Mayor 1",
-    postal_code="28013",
-    city="Madrid",
-    province="Madrid",
-    country="ES",
-)
+from invoicing.service import Invoicing, LineData
+from tests.factories import ACME, make_issuer
 
 
 def add_products(rt) -> None:

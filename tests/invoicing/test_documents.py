@@ -13,16 +13,8 @@ from invoicing.documents import Take
 from invoicing.errors import DocumentStateError, InvalidDocumentError
 from invoicing.issuing import issue
 from invoicing.models import Invoice
-from invoicing.service import CustomerData, Invoicing, LineData
-from tests.factories import make_api_key, make_draft, make_issuer
-
-ACME = CustomerData(
-    name="Acme Soluciones SL",
-    tax_id="B12345674",
-    street="Calle Mayor 1",
-    postal_code="28013",
-    city="Madrid",
-)
+from invoicing.service import Invoicing, LineData
+from tests.factories import ACME, make_api_key, make_draft, make_issuer
 
 
 def quote(rt) -> int:
