@@ -15,8 +15,12 @@ Record statuses (``VerifactuRecord.status``):
   sent again, first, in its chain position, but the report marks the failure as permanent so
   that someone looks at it.
 * ``accepted`` (``EstadoRegistro`` Correcto), ``accepted_with_errors`` (AceptadoConErrores,
-  the code and description kept in ``last_error``) and ``rejected`` (Incorrecto, idem) are
-  final: those records are never sent again. ``submitted_at`` is when the AEAT answered.
+  the AEAT's ``error_code`` and ``error_description`` kept on the record) and ``rejected``
+  (Incorrecto, idem) are final: those records are never sent again. ``submitted_at`` is when
+  the AEAT answered. A rejected or accepted-with-errors record is corrected by a new record of
+  the same invoice (``corrections.correct_record``: a subsanación, or the anulación again),
+  chained and queued like any other; the old one becomes ``corrected``.
+* ``kept`` (no VERI*FACTU mode): never queued, never sent.
 
 Flow control: the AEAT answers every submission with ``TiempoEsperaEnvio``, the seconds to
 wait before the next one (60 by default); a full batch of 1000 records may go without waiting.
@@ -88,6 +92,7 @@ ACCEPTED = "accepted"
 ACCEPTED_WITH_ERRORS = "accepted_with_errors"
 REJECTED = "rejected"
 QUEUED = (PENDING, FAILED)  # what pending() returns and submit_pending() sends
+STATUSES = (*QUEUED, ACCEPTED, ACCEPTED_WITH_ERRORS, REJECTED, chain.CORRECTED, chain.KEPT)
 
 EstadoEnvio = Literal["Correcto", "ParcialmenteCorrecto", "Incorrecto"]
 EstadoRegistro = Literal["Correcto", "AceptadoConErrores", "Incorrecto"]
@@ -699,6 +704,7 @@ def _submit_batch(
             )
         else:
             record.status, record.last_error = _verdict(answer, tried_before[record.id])
+            record.error_code, record.error_description = _error_of(answer, record.status)
             record.submitted_at = now
         outcome[record.status].append(record.id)
     session.flush()
@@ -725,6 +731,17 @@ def _submit_batch(
         ),
         transient=False if unanswered else None,
     )
+
+
+def _error_of(line: ResponseLine, status: str) -> tuple[int | None, str | None]:
+    """The AEAT's own code and description for the record, as it gave them (none if accepted:
+    a duplicate recognised as our earlier attempt carries the state the AEAT holds)."""
+    if status == ACCEPTED:
+        return None, None
+    dup = line.duplicate
+    if status == ACCEPTED_WITH_ERRORS and dup is not None and line.estado == "Incorrecto":
+        return dup.error_code, dup.error_description
+    return line.error_code, line.error_description
 
 
 def _verdict(line: ResponseLine, tried_before: bool) -> tuple[str, str | None]:

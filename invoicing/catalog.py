@@ -25,6 +25,12 @@ EXEMPTIONS = {
 }
 
 
+def exemption_mention(cause: str | None) -> str:
+    """The words an exempt operation carries on every document: "Operación exenta por el
+    artículo 20 de la Ley 37/1992 ..." (art. 6.1 j RD 1619/2012)."""
+    return EXEMPTIONS.get(cause or "", "Operación exenta de IVA")
+
+
 @dataclass(frozen=True)
 class ProductData:
     sku: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from lxml import etree
 from sqlalchemy import select
@@ -11,25 +11,71 @@ from sqlalchemy.orm import Session, object_session
 from invoicing import verifactu as vf
 from invoicing.errors import DocumentStateError, Said
 from invoicing.models import Customer, Invoice, InvoiceTax, InvoiceType, Issuer, VerifactuRecord
+from invoicing.settings import (
+    NO_VERIFACTU,
+    SYSTEM_ID,
+    SYSTEM_NAME,
+    SYSTEM_VERSION,
+    VERIFACTU,
+    InvoicingSettings,
+)
 
-SYSTEM_NAME = "Puente"
-SYSTEM_ID = "PU"
-SYSTEM_VERSION = "0.1.0"
+PENDING = "pending"  # queued for the AEAT (aeat.py owns the rest of the statuses)
+KEPT = "kept"  # no VERI*FACTU: kept with the chain, never sent
+CORRECTED = "corrected"  # the AEAT refused it and a newer record of the invoice corrects it
 
 
-def system_for(issuer: Issuer) -> vf.SystemInfo:
-    """Our SistemaInformatico; its producer is the issuer unless configured otherwise."""
+def system_for(issuer: Issuer, settings: InvoicingSettings) -> vf.SystemInfo:
+    """Our SistemaInformatico, from the installation's settings.
+
+    The producer is PUENTE_SIF_PRODUCER_NAME/NIF; unset (only allowed without VERI*FACTU), the
+    business running its own installation stands as its producer. Puente works in both modes
+    (TipoUsoPosibleSoloVerifactu N) and for one obligado per installation (MultiOT N).
+    """
     return vf.SystemInfo(
-        producer_name=issuer.sif_producer_name or issuer.name,
-        producer_nif=issuer.sif_producer_tax_id or issuer.tax_id,
+        producer_name=settings.sif_producer_name or issuer.sif_producer_name or issuer.name,
+        producer_nif=settings.sif_producer_nif or issuer.sif_producer_tax_id or issuer.tax_id,
         system_name=SYSTEM_NAME,
         system_id=SYSTEM_ID,
         version=SYSTEM_VERSION,
-        installation_number=issuer.sif_installation or "1",
-        solo_verifactu=True,
+        installation_number=settings.sif_installation or issuer.sif_installation or "1",
+        solo_verifactu=False,
         multi_ot=False,
         multiples_ot=False,
     )
+
+
+def _settings(settings: InvoicingSettings | None) -> InvoicingSettings:
+    """The settings given, else the environment's (the core is also used without a runtime)."""
+    return settings if settings is not None else InvoicingSettings.from_env()
+
+
+def _check_mode(
+    session: Session, issuer: Issuer, now: datetime, settings: InvoicingSettings
+) -> None:
+    """Once records went to the AEAT this year, VERI*FACTU stays on until the year ends."""
+    if settings.sends_records:
+        return
+    year = now.astimezone(vf.MADRID).year
+    sent = session.scalar(
+        select(VerifactuRecord.id)
+        .where(
+            VerifactuRecord.issuer_id == issuer.id,
+            VerifactuRecord.mode == VERIFACTU,
+            VerifactuRecord.fecha_expedicion >= date(year, 1, 1),
+        )
+        .limit(1)
+    )
+    if sent is not None:
+        raise DocumentStateError(
+            Said(
+                f"this installation sent records to the AEAT (VERI*FACTU) in {year}: it must "
+                "stay in VERI*FACTU until the year ends; set PUENTE_VERIFACTU_MODE=verifactu",
+                f"Este año ({year}) ya se enviaron registros a la AEAT (VERI*FACTU): hay que "
+                "seguir en VERI*FACTU hasta que acabe el año. Pon "
+                "PUENTE_VERIFACTU_MODE=verifactu y vuelve a intentarlo.",
+            )
+        )
 
 
 def _head(session: Session, issuer: Issuer) -> VerifactuRecord | None:
@@ -56,9 +102,22 @@ def _previous(session: Session, issuer: Issuer) -> tuple[vf.ChainLink | None, in
 
 
 def append_alta(
-    session: Session, issuer: Issuer, invoice: Invoice, now: datetime
+    session: Session,
+    issuer: Issuer,
+    invoice: Invoice,
+    now: datetime,
+    settings: InvoicingSettings | None = None,
+    *,
+    corrects: VerifactuRecord | None = None,
 ) -> VerifactuRecord:
-    """Chain the alta record of a just-numbered invoice (the issuer row is locked by the caller)."""
+    """Chain the alta record of a just-numbered invoice (the issuer row is locked by the caller).
+
+    With ``corrects`` (an alta the AEAT refused or accepted with errors), the new record is its
+    subsanación: the invoice's data as it is now, Subsanacion S, RechazoPrevio S if the AEAT
+    rejected it outright.
+    """
+    settings = _settings(settings)
+    _check_mode(session, issuer, now, settings)
     previous, sequence = _previous(session, issuer)
     assert invoice.number is not None and invoice.issue_date is not None
     record = vf.AltaRecord(
@@ -77,41 +136,63 @@ def append_alta(
         destinatario=_recipient(invoice.customer, invoice.invoice_type),
         previous=previous,
         rectificacion=_rectification(invoice),
+        subsanacion=corrects is not None,
+        rechazo_previo="S" if corrects is not None and corrects.status == "rejected" else None,
     )
     return _store(
         session,
         issuer,
         invoice,
         sequence,
-        "alta",
         record,
         vf.huella_alta(record),
-        vf.registro_alta_xml(record, system_for(issuer)),
+        vf.registro_alta_xml(record, system_for(issuer, settings)),
+        settings,
+        corrects,
     )
 
 
 def append_anulacion(
-    session: Session, issuer: Issuer, invoice: Invoice, now: datetime
+    session: Session,
+    issuer: Issuer,
+    invoice: Invoice,
+    now: datetime,
+    settings: InvoicingSettings | None = None,
+    *,
+    corrects: VerifactuRecord | None = None,
 ) -> VerifactuRecord:
-    """Chain the record that cancels an issued invoice (the issuer row is locked by the caller)."""
+    """Chain the record that cancels an issued invoice (the issuer row is locked by the caller).
+
+    With ``corrects`` (an anulación the AEAT rejected), the anulación is sent again with
+    RechazoPrevio S. Sent to an AEAT that never received the invoice's alta (made without
+    VERI*FACTU, or rejected and never corrected), it says SinRegistroPrevio S.
+    """
+    settings = _settings(settings)
+    _check_mode(session, issuer, now, settings)
     previous, sequence = _previous(session, issuer)
     assert invoice.number is not None and invoice.issue_date is not None
+    alta = current(session, invoice, "alta")
     record = vf.AnulacionRecord(
         issuer=vf.Issuer(nif=issuer.tax_id, name=issuer.name),
         num_serie=invoice.number,
         fecha_expedicion=invoice.issue_date,
         generated_at=now,
         previous=previous,
+        sin_registro_previo=settings.sends_records
+        and alta is not None
+        and (alta.mode == NO_VERIFACTU or alta.status == "rejected"),
+        rechazo_previo=corrects is not None,
     )
     return _store(
         session,
         issuer,
         invoice,
         sequence,
-        "anulacion",
         record,
         vf.huella_anulacion(record),
-        vf.registro_anulacion_xml(record, system_for(issuer)),
+        vf.registro_anulacion_xml(record, system_for(issuer, settings)),
+        settings,
+        corrects,
     )
 
 
@@ -136,17 +217,18 @@ def _store(
     issuer: Issuer,
     invoice: Invoice,
     sequence: int,
-    kind: str,
     record: vf.AltaRecord | vf.AnulacionRecord,
     huella: str,
     xml: etree._Element,
+    settings: InvoicingSettings,
+    corrects: VerifactuRecord | None,
 ) -> VerifactuRecord:
     alta = record if isinstance(record, vf.AltaRecord) else None
     row = VerifactuRecord(
         issuer_id=issuer.id,
         invoice_id=invoice.id,
         sequence=sequence,
-        kind=kind,
+        kind="alta" if alta else "anulacion",
         num_serie=record.num_serie,
         fecha_expedicion=record.fecha_expedicion,
         tipo_factura=alta.tipo_factura if alta else None,
@@ -156,8 +238,19 @@ def _store(
         huella=huella,
         generated_at=record.generated_at,
         xml=etree.tostring(xml, encoding="unicode"),
+        mode=settings.verifactu_mode,
+        aeat_tests=settings.aeat_tests,
+        status=PENDING if settings.sends_records else KEPT,
+        corrects_id=corrects.id if corrects is not None else None,
+        subsanacion=bool(alta and alta.subsanacion),
+        rechazo_previo=alta.rechazo_previo
+        if alta
+        else ("S" if isinstance(record, vf.AnulacionRecord) and record.rechazo_previo else None),
+        sin_registro_previo=isinstance(record, vf.AnulacionRecord) and record.sin_registro_previo,
     )
     session.add(row)
+    if corrects is not None:
+        corrects.status = CORRECTED
     session.flush()
     return row
 
@@ -202,14 +295,20 @@ def _recipient(customer: Customer, invoice_type: str) -> vf.Recipient | None:
     )
 
 
+def current(session: Session, invoice: Invoice, kind: str) -> VerifactuRecord | None:
+    """The invoice's record of this kind that counts: the newest (a correction replaces)."""
+    return session.scalar(
+        select(VerifactuRecord)
+        .where(VerifactuRecord.invoice_id == invoice.id, VerifactuRecord.kind == kind)
+        .order_by(VerifactuRecord.sequence.desc())
+        .limit(1)
+    )
+
+
 def alta_of(invoice: Invoice) -> VerifactuRecord:
     session = object_session(invoice)
     assert session is not None
-    row = session.scalar(
-        select(VerifactuRecord).where(
-            VerifactuRecord.invoice_id == invoice.id, VerifactuRecord.kind == "alta"
-        )
-    )
+    row = current(session, invoice, "alta")
     if row is None:
         raise DocumentStateError(
             Said(
@@ -220,8 +319,15 @@ def alta_of(invoice: Invoice) -> VerifactuRecord:
     return row
 
 
-def qr_url_of(invoice: Invoice, production: bool = True) -> str:
-    """The AEAT cotejo URL printed as QR on the invoice."""
+def is_verifactu(invoice: Invoice) -> bool:
+    """The invoice's record went (or goes) to the AEAT: its QR and PDF say VERI*FACTU."""
+    return alta_of(invoice).mode == VERIFACTU
+
+
+def qr_url_of(invoice: Invoice) -> str:
+    """The AEAT cotejo URL printed as QR on the invoice, as the mode of its record decides:
+    ValidarQR (production, or the test portal for records sent to the AEAT's tests) or
+    ValidarQRNoVerifactu."""
     record = alta_of(invoice)
     assert record.importe_total is not None
     return vf.qr_url(
@@ -229,17 +335,14 @@ def qr_url_of(invoice: Invoice, production: bool = True) -> str:
         record.num_serie,
         record.fecha_expedicion,
         record.importe_total,
-        production,
+        production=not record.aeat_tests,
+        verifactu=record.mode == VERIFACTU,
     )
 
 
 def document_for(session: Session, invoice: Invoice, kind: str = "alta") -> bytes:
     """The invoice's record wrapped as a RegFactuSistemaFacturacion document."""
-    row = session.scalar(
-        select(VerifactuRecord).where(
-            VerifactuRecord.invoice_id == invoice.id, VerifactuRecord.kind == kind
-        )
-    )
+    row = current(session, invoice, kind)
     if row is None or invoice.issuer is None:
         raise DocumentStateError(
             Said(

@@ -12,8 +12,9 @@ from database import utcnow
 from invoicing import chain, outbox, totals
 from invoicing.errors import DocumentStateError, InvalidDocumentError, NotFoundError, Said
 from invoicing.issuing import default_issuer
-from invoicing.models import Invoice, InvoiceStatus, InvoiceType
+from invoicing.models import Invoice, InvoiceStatus, InvoiceType, VerifactuRecord
 from invoicing.service import LineData, prepare_lines
+from invoicing.settings import InvoicingSettings
 
 RECTIFYING = ("R1", "R2", "R3", "R4", "R5")
 
@@ -90,6 +91,77 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
         },
     )
     return invoice
+
+
+CORRECTABLE = ("rejected", "accepted_with_errors")  # aeat.REJECTED, aeat.ACCEPTED_WITH_ERRORS
+
+
+def correct_record(
+    session: Session,
+    record_id: int,
+    now: datetime | None = None,
+    settings: InvoicingSettings | None = None,
+) -> VerifactuRecord:
+    """Correct a record the AEAT refused, once what it objected to has been fixed (usually the
+    customer's NIF or name): a new record of the same invoice, chained and queued.
+
+    * An alta rejected (Incorrecto) or accepted with errors: its subsanación, built from the
+      invoice as it is now, with Subsanacion S (and RechazoPrevio S when it was rejected).
+    * An anulación rejected: the anulación again, with RechazoPrevio S (and SinRegistroPrevio
+      S when the AEAT never received the alta it cancels).
+
+    The invoice's number, date, type and totals cannot change (they are in the huella): a
+    mistake there takes a rectifying invoice. The refused record becomes ``corrected``.
+    """
+    settings = settings if settings is not None else InvoicingSettings.from_env()
+    issuer = default_issuer(session, lock=True)
+    record = session.get(VerifactuRecord, record_id, with_for_update=True)
+    if record is None or record.issuer_id != issuer.id:
+        raise NotFoundError(
+            Said(
+                f"VERI*FACTU record {record_id} does not exist",
+                f"El registro VERI*FACTU {record_id} no existe.",
+            )
+        )
+    if record.status not in CORRECTABLE:
+        raise DocumentStateError(
+            Said(
+                f"record {record_id} of invoice {record.num_serie} is {record.status}: only "
+                "records the AEAT rejected or accepted with errors are corrected",
+                f"El registro {record_id} de la factura {record.num_serie} no tiene nada que "
+                "corregir: solo se corrigen los que la AEAT rechazó o aceptó con errores.",
+            )
+        )
+    if not settings.sends_records:
+        raise DocumentStateError(
+            Said(
+                "this installation does not send records to the AEAT (no VERI*FACTU): a "
+                "correction could not be sent; set PUENTE_VERIFACTU_MODE=verifactu first",
+                "Esta instalación no envía registros a la AEAT (modo no VERI*FACTU): la "
+                "corrección no se podría enviar. Pon PUENTE_VERIFACTU_MODE=verifactu antes.",
+            )
+        )
+    invoice = session.get(Invoice, record.invoice_id)
+    assert invoice is not None
+    newest = chain.current(session, invoice, record.kind)
+    if newest is not None and newest.id != record.id:
+        raise DocumentStateError(
+            Said(
+                f"record {record_id} was already corrected by record {newest.id}",
+                f"El registro {record_id} ya se corrigió con el registro {newest.id}.",
+            )
+        )
+    now = now or utcnow()
+    if record.kind == "anulacion":
+        return chain.append_anulacion(session, issuer, invoice, now, settings, corrects=record)
+    if invoice.status == InvoiceStatus.CANCELLED:
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.number} is cancelled: its alta is not corrected",
+                f"La factura {invoice.number} está anulada: su registro de alta ya no se corrige.",
+            )
+        )
+    return chain.append_alta(session, issuer, invoice, now, settings, corrects=record)
 
 
 def rectify(

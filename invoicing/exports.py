@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from invoicing import catalog
 from invoicing import facturae as fe
 from invoicing.errors import DocumentStateError, InvalidDocumentError, Said
 from invoicing.fields import ADDRESS_PARTS, address_missing, province_of
@@ -48,8 +49,13 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
                 amount=t.amount,
                 surcharge_rate=t.surcharge_rate if t.surcharge_rate else None,
                 surcharge_amount=t.surcharge_amount if t.surcharge_rate else None,
+                exemption=t.exemption_cause,
             )
             for t in invoice.taxes
+        ],
+        # The legal ground of each exemption, as the PDF states it (art. 6.1 j RD 1619/2012).
+        legal_literals=[
+            catalog.exemption_mention(t.exemption_cause) for t in invoice.taxes if t.exemption_cause
         ],
         general_discount=fe.GeneralDiscount(
             rate=discount,
@@ -95,6 +101,10 @@ def _line(line: InvoiceLine, discount: Decimal, surcharge: Decimal | None) -> fe
         withholding_rate=line.withholding_rate,
         withholding_amount=cents(base * line.withholding_rate / HUNDRED)
         if line.withholding_rate is not None
+        else None,
+        exemption=line.exemption_cause,
+        exemption_reason=catalog.exemption_mention(line.exemption_cause)
+        if line.exemption_cause
         else None,
     )
 
@@ -173,5 +183,9 @@ def _buyer(customer: Customer) -> fe.Party:
         town=customer.city,
         province=province,
         country=customer.country,
+        # A person's name apart, when given (snapshots of older invoices carry none).
+        first_surname=getattr(customer, "first_surname", None),
+        second_surname=getattr(customer, "second_surname", None),
+        given_name=getattr(customer, "given_name", None),
         email=customer.email,
     )

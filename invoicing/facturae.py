@@ -124,12 +124,6 @@ EU_MEMBERS = frozenset([
 _EU_ALPHA3 = frozenset(ALPHA3[code] for code in EU_MEMBERS)
 # Province is TextMax20; the only Spanish province whose name is longer gets its usual short form.
 _SHORT_PROVINCES = {"santa cruz de tenerife": "S.C. de Tenerife"}
-# Lower-case particles that belong to the surname that follows them ("de la Fuente").
-# fmt: off
-_NAME_PARTICLES = frozenset([
-    "de", "del", "la", "las", "los", "y", "i", "da", "das", "do", "dos", "van", "von", "der", "di",
-])
-# fmt: on
 
 _TWO = Decimal("0.01")
 _EIGHT = Decimal("1E-8")
@@ -185,8 +179,12 @@ class Party:
     country: str = "ES"  # ISO 3166 alpha-2 (alpha-3 accepted)
     person_type: PersonType | None = None  # "J" legal entity / "F" individual
     residence_type: ResidenceType | None = None  # "R" Spain / "U" other EU / "E" elsewhere
-    first_surname: str | None = None  # given → `name` is the first name only
+    # A person's name apart (Individual): the given name (else `name`) and surnames. Without a
+    # first surname the name is written whole (CorporateName): a full name is never guessed
+    # into surnames ("Juan Carlos Pérez" is not Juan, surnames Carlos Pérez).
+    first_surname: str | None = None
     second_surname: str | None = None
+    given_name: str | None = None
     email: str | None = None
 
     @property
@@ -245,6 +243,10 @@ class Line:
     surcharge_amount: Decimal | None = None
     withholding_rate: Decimal | None = None  # IRPF % withheld, on the IVA base
     withholding_amount: Decimal | None = None
+    # An exempt line (sujeta y exenta, SpecialTaxableEvent 01): its cause (E1–E6, as in the
+    # VERI*FACTU record) and the legal ground written as its SpecialTaxableEventReason.
+    exemption: str | None = None
+    exemption_reason: str | None = None
 
     @property
     def total_cost(self) -> Decimal:
@@ -265,6 +267,12 @@ class TaxTotal:
     amount: Decimal
     surcharge_rate: Decimal | None = None  # EquivalenceSurcharge
     surcharge_amount: Decimal | None = None  # EquivalenceSurchargeAmount
+    # Exempt lines are a group of their own per cause, apart from taxed lines at the same rate.
+    exemption: str | None = None
+
+    @property
+    def group(self) -> tuple[Decimal, str | None]:
+        return (self.rate, self.exemption)
 
     @property
     def outputs(self) -> Decimal:
@@ -340,9 +348,13 @@ class Invoice:
     general_discount: GeneralDiscount | None = None
     withholdings: Sequence[Withholding] = ()
     total_taxes_withheld: Decimal = _ZERO
+    # LegalLiterals: the legal ground of each exemption (art. 6.1 j RD 1619/2012), up to 250
+    # characters each.
+    legal_literals: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         # Keep the instance immutable even when lists were passed in.
+        object.__setattr__(self, "legal_literals", tuple(self.legal_literals))
         object.__setattr__(self, "lines", tuple(self.lines))
         object.__setattr__(self, "taxes", tuple(self.taxes))
         object.__setattr__(self, "withholdings", tuple(self.withholdings))
@@ -395,30 +407,6 @@ def person_type_from_nif(tax_id: str) -> PersonType:
         compact = compact[2:]
     first = compact[:1]
     return "F" if first.isdigit() or first in {"X", "Y", "Z", "K", "L", "M"} else "J"
-
-
-def split_name(full_name: str, spanish: bool) -> tuple[str, str, str | None] | None:
-    """Split an individual's full name into (name, first surname, second surname), if possible.
-
-    Spanish names carry two surnames, so with three or more words the last two are surnames;
-    elsewhere only the last word is. Particles stay with their surname ("María de la Fuente").
-    Returns None for a single word: the caller then writes it corporate-style.
-    """
-    words: list[str] = []
-    pending: list[str] = []
-    for word in full_name.split():
-        if word.lower() in _NAME_PARTICLES and words:
-            pending.append(word)
-            continue
-        words.append(" ".join([*pending, word]))
-        pending = []
-    if pending:  # trailing particles: attach them to the last word rather than lose them
-        words[-1] = " ".join([words[-1], *pending])
-    if len(words) < 2:
-        return None
-    if spanish and len(words) >= 3:
-        return " ".join(words[:-2]), words[-2], words[-1]
-    return " ".join(words[:-1]), words[-1], None
 
 
 def _vat_prefix(alpha3: str) -> str | None:
@@ -615,18 +603,24 @@ def _line_problems(position: int, line: Line, discount_rate: Decimal) -> list[st
     return problems
 
 
+def _group_name(group: tuple[Decimal, str | None]) -> str:
+    rate, exemption = group
+    return f"IVA {_pct(rate)}%" + (f" exempt ({exemption})" if exemption else "")
+
+
 def _tax_problems(invoice: Invoice) -> list[str]:
+    """The IVA breakdown against the lines, one entry per rate and exemption cause."""
     problems: list[str] = []
-    rates = [tax.rate for tax in invoice.taxes]
-    for rate in sorted({r for r in rates if rates.count(r) > 1}):
-        problems.append(f"IVA {_pct(rate)}% appears more than once in the breakdown")
-    line_rates = {line.tax_rate for line in invoice.lines}
-    for rate in sorted(line_rates - set(rates)):
-        problems.append(f"lines at IVA {_pct(rate)}% have no entry in the IVA breakdown")
+    groups = [tax.group for tax in invoice.taxes]
+    for group in sorted({g for g in groups if groups.count(g) > 1}, key=str):
+        problems.append(f"{_group_name(group)} appears more than once in the breakdown")
+    line_groups = {(line.tax_rate, line.exemption) for line in invoice.lines}
+    for group in sorted(line_groups - set(groups), key=str):
+        problems.append(f"lines at {_group_name(group)} have no entry in the IVA breakdown")
     for tax in invoice.taxes:
-        lines = [line for line in invoice.lines if line.tax_rate == tax.rate]
+        lines = [line for line in invoice.lines if (line.tax_rate, line.exemption) == tax.group]
         if not lines:
-            problems.append(f"IVA {_pct(tax.rate)}% is in the breakdown but no line uses it")
+            problems.append(f"{_group_name(tax.group)} is in the breakdown but no line uses it")
             continue
         gross = _total(line.gross_amount for line in lines)
         base = _less_discount(gross, invoice.discount_rate)
@@ -800,11 +794,12 @@ def _party(element: etree._Element, party: Party) -> None:
 
 
 def _individual_names(party: Party) -> tuple[str, str, str | None] | None:
-    if party.person_type_code != "F":
+    """(name, first surname, second surname) of a person whose name was given apart."""
+    if party.person_type_code != "F" or not (party.first_surname or "").strip():
         return None
-    if party.first_surname:
-        return party.name.strip(), party.first_surname.strip(), party.second_surname
-    return split_name(party.name, spanish=party.residence_type_code == "R")
+    assert party.first_surname is not None
+    name = (party.given_name or party.name).strip()
+    return name, party.first_surname.strip(), (party.second_surname or "").strip() or None
 
 
 def _address(entity: etree._Element, party: Party) -> None:
@@ -866,6 +861,10 @@ def _invoice(element: etree._Element, invoice: Invoice) -> None:
         _line(_el(items, "InvoiceLine"), line, f"line {position}")
     if invoice.payment_due_date is not None or invoice.iban:
         _payment(_el(element, "PaymentDetails"), invoice)
+    if invoice.legal_literals:
+        literals = _el(element, "LegalLiterals")
+        for text in invoice.legal_literals:
+            _el(literals, "LegalReference", text[:250])
 
 
 def _corrective(element: etree._Element, corrective: Corrective) -> None:
@@ -967,6 +966,10 @@ def _line(element: etree._Element, line: Line, where: str) -> None:
         line.surcharge_rate,
         line.surcharge_amount,
     )
+    if line.exemption is not None:
+        event = _el(element, "SpecialTaxableEvent")
+        _el(event, "SpecialTaxableEventCode", "01")  # sujeta y exenta
+        _el(event, "SpecialTaxableEventReason", line.exemption_reason or "Operación exenta")
     if line.sku:
         _el(element, "ArticleCode", line.sku)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from database import utcnow
-from invoicing import chain, fields, outbox, totals
+from invoicing import chain, exports, fields, outbox, totals
+from invoicing import verifactu as vf
 from invoicing.errors import (
     DocumentStateError,
     InvalidDocumentError,
@@ -154,6 +156,7 @@ def issue(
         )
     _check_addressee(invoice)
     _check_territory(issuer, invoice)
+    _check_simplified(issuer, invoice)
     # The customer's fiscal data as of today decides the recargo de equivalencia: a draft made
     # before its customer was marked (or unmarked) is totalled again before it is numbered.
     totals.refresh(session, invoice)
@@ -169,6 +172,7 @@ def issue(
     invoice.status = InvoiceStatus.ISSUED
     session.flush()
     record = chain.append_alta(session, issuer, invoice, now)
+    _check_documents(issuer, invoice, record.xml)
     outbox.emit(
         session,
         "invoice.issued",
@@ -186,6 +190,61 @@ def issue(
         },
     )
     return Issued(invoice, True)
+
+
+SIMPLIFIED_ORDINARY_LIMIT = Decimal(400)  # art. 4.1 RD 1619/2012, IVA included
+
+
+def _check_simplified(issuer: Issuer, invoice: Invoice) -> None:
+    """A simplified invoice above 400 € only for a business art. 4.2 covers (never above
+    3,000 €, refused with the totals)."""
+    if invoice.invoice_type != InvoiceType.SIMPLIFIED or issuer.simplified_art_4_2:
+        return
+    if invoice.total > SIMPLIFIED_ORDINARY_LIMIT:
+        raise InvalidDocumentError(
+            [
+                (
+                    "invoice_type",
+                    Said(
+                        f"a simplified invoice may total at most {SIMPLIFIED_ORDINARY_LIMIT} € "
+                        f"with IVA, this one {invoice.total} €: issue a complete invoice, or "
+                        "say in the issuer's settings that art. 4.2 RD 1619/2012 covers the "
+                        "business (up to 3,000 €)",
+                        f"Una factura simplificada puede sumar como mucho "
+                        f"{SIMPLIFIED_ORDINARY_LIMIT} € con IVA y esta suma {invoice.total} €: "
+                        "haz una factura completa o, si tu actividad está en el art. 4.2 del RD "
+                        "1619/2012 (comercio minorista, hostelería, transporte...), márcalo en "
+                        "Ajustes (hasta 3.000 €).",
+                    ),
+                )
+            ]
+        )
+
+
+def _check_documents(issuer: Issuer, invoice: Invoice, record_xml: str) -> None:
+    """Every document an issued invoice needs can be produced, checked before it is numbered
+    for good (the transaction rolls back otherwise): its VERI*FACTU record valid against
+    SuministroLR.xsd and, for a complete invoice, its Facturae valid against its XSD."""
+    try:
+        vf.validate(chain.wrap(issuer, [record_xml]))
+        # Facturae is for complete invoices in euros (another currency is refused as Facturae
+        # with its own message, and the invoice is still valid).
+        if invoice.invoice_type not in (InvoiceType.SIMPLIFIED, InvoiceType.R5) and (
+            invoice.currency == "EUR"
+        ):
+            exports.facturae_xml(invoice)
+    except InvalidDocumentError:
+        raise
+    except ValueError as exc:  # VerifactuError, FacturaeError: what the XSDs or checks refuse
+        raise DocumentStateError(
+            Said(
+                f"invoice {invoice.id} is not issued: one of its documents could not be "
+                f"produced ({exc})",
+                f"La factura {invoice.id} no se ha emitido: uno de sus documentos (registro "
+                "VERI*FACTU o Facturae) no se podría generar con estos datos. Revisa los datos "
+                "del cliente y las líneas, o avisa a soporte con este número de factura.",
+            )
+        ) from exc
 
 
 def _check_addressee(invoice: Invoice) -> None:
@@ -312,6 +371,7 @@ class IssuerData:
     sif_producer_tax_id: str | None = None
     sif_producer_name: str | None = None
     sif_installation: str = "1"
+    simplified_art_4_2: bool = False
 
 
 ISSUER_FIELDS = tuple(IssuerData.__dataclass_fields__)  # tax_id first
@@ -343,6 +403,9 @@ def configure_issuer(session: Session, data: IssuerData) -> Issuer:
         else None,
         "email": fields.email_problem(data.email or None),
         "iban": fields.iban_problem(data.iban or None),
+        "simplified_art_4_2": None
+        if isinstance(data.simplified_art_4_2, bool)
+        else Said("must be true or false", "debe ser sí o no (true o false)"),
     }
     errors += [(name, problem) for name, problem in checks.items() if problem is not None]
     if errors:

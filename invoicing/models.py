@@ -66,6 +66,9 @@ class Issuer(Base):
     sif_producer_tax_id: Mapped[str | None] = mapped_column(String(30))
     sif_producer_name: Mapped[str | None] = mapped_column(String(120))
     sif_installation: Mapped[str] = mapped_column(String(100), default="1")
+    # Art. 4.2 RD 1619/2012: the business is of a kind (retail, hospitality, transport...) that
+    # may issue simplified invoices up to 3,000 €; otherwise they stop at 400 €.
+    simplified_art_4_2: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     series: Mapped[list[Series]] = relationship(order_by="Series.id", back_populates="issuer")
@@ -108,6 +111,11 @@ class Customer(Base):
     tax_id_kind: Mapped[str] = mapped_column(String(10))
     country: Mapped[str] = mapped_column(String(2), default="ES")
     name: Mapped[str] = mapped_column(String(120))
+    # A person (not a company) may give their name and surnames apart: Facturae writes them as
+    # such. Without them the name is written whole, never guessed into surnames.
+    given_name: Mapped[str | None] = mapped_column(String(120))
+    first_surname: Mapped[str | None] = mapped_column(String(120))
+    second_surname: Mapped[str | None] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(254))
     street: Mapped[str | None] = mapped_column(String(200))
     postal_code: Mapped[str | None] = mapped_column(String(20))
@@ -411,7 +419,8 @@ class VerifactuRecord(Base):
     __tablename__ = "verifactu_records"
     __table_args__ = (
         UniqueConstraint("issuer_id", "sequence"),  # the chain never forks
-        UniqueConstraint("invoice_id", "kind"),
+        # An invoice's records of a kind: the first, then any that correct it (newest counts).
+        Index("ix_verifactu_records_invoice_id_kind", "invoice_id", "kind"),
         Index("ix_verifactu_records_status", "status"),
     )
 
@@ -429,13 +438,28 @@ class VerifactuRecord(Base):
     huella: Mapped[str] = mapped_column(String(64))
     generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     xml: Mapped[str] = mapped_column(Text)
-    # Submission queue: pending → sent → accepted / rejected (sending is behind an interface).
+    # "verifactu" (sent to the AEAT: its test environment when aeat_tests) or "no_verifactu"
+    # (kept, never sent): the mode the record was made in decides its QR for good.
+    mode: Mapped[str] = mapped_column(String(12), default="verifactu")
+    aeat_tests: Mapped[bool] = mapped_column(default=False)
+    # A record that corrects an earlier one of the same invoice the AEAT refused: a subsanación
+    # (Subsanacion = S, RechazoPrevio S when the first was rejected outright) or an anulación
+    # sent again. SinRegistroPrevio: an anulación of an alta the AEAT never received.
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("verifactu_records.id"))
+    subsanacion: Mapped[bool] = mapped_column(default=False)
+    rechazo_previo: Mapped[str | None] = mapped_column(String(1))
+    sin_registro_previo: Mapped[bool] = mapped_column(default=False)
+    # Submission queue: pending → sent → accepted / rejected (sending is behind an interface);
+    # "kept" in no VERI*FACTU mode (never sent), "corrected" once a newer record replaced it.
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     # A technical incident (no answer reached us, or the AEAT's own failure) delayed it: it is
     # resent with Incidencia = S. A refusal of our document (a SOAP Client fault) is not one.
     incident: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The AEAT's own CodigoErrorRegistro and DescripcionErrorRegistro, as it gave them.
+    error_code: Mapped[int | None]
+    error_description: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -68,6 +68,7 @@ from invoicing.models import (
 
 VERIFACTU = "VERI*FACTU"
 QR_LEGEND = "Factura verificable en la sede electrónica de la AEAT"
+QR_LABEL = "QR tributario:"  # Orden HAC/1177/2024: the text that precedes the QR
 DRAFT_WATERMARK = "BORRADOR — sin validez fiscal"
 QR_SIZE_MM = 35  # the symbol itself; the AEAT asks for 30 to 40 mm
 QR_DPI = 300
@@ -89,9 +90,7 @@ TITLES = {
 RECTIFICATION_METHODS = {"S": "por sustitución", "I": "por diferencias"}
 
 
-def exemption_mention(cause: str | None) -> str:
-    """The words an exempt line carries: "Operación exenta por el artículo 20 de la Ley ..."."""
-    return catalog.EXEMPTIONS.get(cause or "", "Operación exenta de IVA")
+exemption_mention = catalog.exemption_mention
 
 
 # --- Spanish formats -------------------------------------------------------------------------
@@ -329,9 +328,13 @@ class _QrCode(Flowable):
 
 
 def _qr_block(qr_url: str, st: _Styles) -> list[Any]:
-    """ "VERI*FACTU" and the AEAT's legend, above the QR (a 35 mm symbol, level M)."""
+    """ "QR tributario:", the QR (a 35 mm symbol, level M) and, only on a VERI*FACTU invoice,
+    "VERI*FACTU" and the AEAT's legend below it."""
     png = verifactu.qr_png(qr_url, size_mm=QR_SIZE_MM, dpi=QR_DPI)
-    return [_p(VERIFACTU, st.legend_brand), _p(QR_LEGEND, st.legend), _QrCode(png)]
+    block: list[Any] = [_p(QR_LABEL, st.legend), _QrCode(png)]
+    if verifactu.is_verifactu_qr(qr_url):
+        block += [_p(VERIFACTU, st.legend_brand), _p(QR_LEGEND, st.legend)]
+    return block
 
 
 def _meta_rows(invoice: Invoice) -> list[tuple[str, str]]:
@@ -803,8 +806,9 @@ def _numbered_canvas(reference: str) -> type[Canvas]:
 def invoice_pdf(invoice: Invoice, qr_url: str | None, *, issuer: Issuer | None = None) -> bytes:
     """The invoice as an A4 PDF in Spanish.
 
-    ``qr_url`` is the VERI*FACTU cotejo URL (``chain.qr_url_of(invoice)``), required for an
-    issued invoice; a draft gets the "BORRADOR — sin validez fiscal" watermark and no QR.
+    ``qr_url`` is the AEAT's cotejo URL (``chain.qr_url_of(invoice)``), required for an issued
+    invoice (the VERI*FACTU legend only when it is VERI*FACTU's ValidarQR); a draft gets the
+    "BORRADOR — sin validez fiscal" watermark and no QR.
     ``issuer`` shows on a draft, which gets its own issuer only when it is issued; an issued
     invoice always shows the issuer it was issued by.
     """
@@ -839,7 +843,11 @@ def invoice_pdf(invoice: Invoice, qr_url: str | None, *, issuer: Issuer | None =
         bottomMargin=MARGIN_BOTTOM,
         title=decorations.reference,
         author=decorations.issuer_name or "Puente",
-        subject=DRAFT_WATERMARK if draft else f"{VERIFACTU} · {QR_LEGEND}",
+        subject=DRAFT_WATERMARK
+        if draft
+        else f"{VERIFACTU} · {QR_LEGEND}"
+        if qr_url and verifactu.is_verifactu_qr(qr_url)
+        else "Factura",
         creator="Puente",
         lang="es-ES",
     )
@@ -911,6 +919,7 @@ def pdf_of(invoice: Invoice) -> bytes:
 __all__ = [
     "DRAFT_WATERMARK",
     "EXEMPTION_ARTICLES",
+    "QR_LABEL",
     "QR_LEGEND",
     "VERIFACTU",
     "address_lines",

@@ -16,7 +16,17 @@ if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
 from database import insert_new
-from invoicing import catalog, deals, documents, issuing, mailer, outbox, payments, totals
+from invoicing import (
+    catalog,
+    deals,
+    documents,
+    fields,
+    issuing,
+    mailer,
+    outbox,
+    payments,
+    totals,
+)
 from invoicing.errors import (
     DocumentStateError,
     InvalidDocumentError,
@@ -57,11 +67,19 @@ class CustomerData:
     # (fiscal master data: change them with PATCH /customers/<id>).
     equivalence_surcharge: bool = False
     payment_days: int = 0
+    # A person's given name and surnames apart (Facturae writes them as such).
+    given_name: str | None = None
+    first_surname: str | None = None
+    second_surname: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerData:
         address = data.get("address") or {}
+        individual = data.get("individual") or {}
         return cls(
+            given_name=individual.get("given_name"),
+            first_surname=individual.get("first_surname"),
+            second_surname=individual.get("second_surname"),
             name=data["name"].strip(),
             tax_id=data["tax_id"],
             email=data.get("email"),
@@ -125,14 +143,19 @@ class Invoicing:
 
     def find_or_create_customer(self, data: CustomerData) -> CustomerResult:
         """Return the customer with this tax id, creating it if there is none."""
+        country = (data.country or "").strip().upper() or None
+        if country is not None and (problem := fields.country_problem(country)) is not None:
+            raise InvalidDocumentError([("customer.address.country", problem)])
         try:
-            tax_id = parse_tax_id(data.tax_id, data.country)
+            tax_id = parse_tax_id(data.tax_id, country)
         except TaxIdError as exc:
             raise InvalidDocumentError([("customer.tax_id", message_of(exc))]) from None
         existing = self._customer_by_tax_id(tax_id.value)
         if existing is not None:
             return CustomerResult(existing, False, _differs(existing.name, data.name))
         errors = check_terms(tax_id.country, data.equivalence_surcharge, data.payment_days)
+        errors += customer_problems(tax_id.country, data.email, data.postal_code)
+        errors += individual_problems(data.given_name, data.first_surname, data.second_surname)
         if errors:
             raise InvalidDocumentError([(f"customer.{path}", m) for path, m in errors])
         values = {
@@ -140,6 +163,9 @@ class Invoicing:
             "tax_id_kind": tax_id.kind,
             "country": tax_id.country,
             "name": data.name,
+            "given_name": (data.given_name or "").strip() or None,
+            "first_surname": (data.first_surname or "").strip() or None,
+            "second_surname": (data.second_surname or "").strip() or None,
             "email": data.email,
             "street": data.street,
             "postal_code": data.postal_code,
@@ -458,6 +484,44 @@ class Invoicing:
 
 def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
+
+
+def customer_problems(
+    country: str, email: str | None, postal_code: str | None
+) -> list[tuple[str, str]]:
+    """What the core refuses in a customer's contact data, whoever sends it (API, CRM, UI):
+    an ISO 3166-1 country, a postal code of that country's form, a well-formed e-mail."""
+    problems: list[tuple[str, str]] = []
+    if (problem := fields.country_problem(country)) is not None:
+        problems.append(("address.country", problem))
+    elif (postal_code or "").strip() and (
+        problem := fields.postal_code_problem(postal_code, country)
+    ) is not None:
+        problems.append(("address.postal_code", problem))
+    if (problem := fields.email_problem(email or None)) is not None:
+        problems.append(("email", problem))
+    return problems
+
+
+def individual_problems(
+    given_name: str | None, first_surname: str | None, second_surname: str | None
+) -> list[tuple[str, str]]:
+    """A person's name apart: a given name and a first surname together (the second one is
+    optional), or none of them."""
+    given, first = (given_name or "").strip(), (first_surname or "").strip()
+    if bool(given) == bool(first) and (first or not (second_surname or "").strip()):
+        return []
+    missing = "first_surname" if given else "given_name"
+    return [
+        (
+            f"individual.{missing}",
+            Said(
+                "a person's name apart needs the given name and the first surname",
+                "para separar el nombre de una persona hacen falta el nombre de pila y el "
+                "primer apellido (el segundo es opcional)",
+            ),
+        )
+    ]
 
 
 def check_terms(

@@ -13,9 +13,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from invoicing.errors import InvoicingError, Said
 
 # The official XSDs shipped with the project (standards/SOURCES.md).
 DEFAULT_STANDARDS = Path(__file__).resolve().parents[1] / "standards"
+
+# The two ways the regulation (RD 1007/2023, Orden HAC/1177/2024) lets an invoicing system work:
+# VERI*FACTU sends every record to the AEAT as it is made; "no VERI*FACTU" keeps the records,
+# chained and signed, with an event log, for the AEAT to ask for.
+VERIFACTU = "verifactu"
+NO_VERIFACTU = "no_verifactu"
+MODES = (VERIFACTU, NO_VERIFACTU)
+# Our SistemaInformatico: the system's name and two-character id (IdSistemaInformatico).
+SYSTEM_NAME = "Puente"
+SYSTEM_ID = "PU"
+SYSTEM_VERSION = "0.1.0"
+
+
+class SettingsError(InvoicingError, ValueError):
+    """A setting that cannot work as given: the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +54,20 @@ class InvoicingSettings:
     verifactu_url: str | None = None
     verifactu_cert: Path | None = None
     verifactu_key: Path | None = None
+    # VERI*FACTU or not: explicit, "no VERI*FACTU" unless PUENTE_VERIFACTU_MODE says otherwise.
+    verifactu_mode: str = NO_VERIFACTU
+    # Who produced this invoicing system (SistemaInformatico/NombreRazon and NIF) and the number
+    # of this installation; an unset producer is the business running its own installation.
+    sif_producer_name: str | None = None
+    sif_producer_nif: str | None = None
+    sif_installation: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InvoicingSettings:
         """Build settings from the `PUENTE_FACTURAE_*`, `PUENTE_SMTP_*`, `PUENTE_MAIL_FROM`
-        and `PUENTE_VERIFACTU_*` variables."""
+        `PUENTE_VERIFACTU_*` and `PUENTE_SIF_*` variables."""
         env = os.environ if environ is None else environ
-        return cls(
+        settings = cls(
             facturae_p12=_path(env.get("PUENTE_FACTURAE_P12")),
             facturae_p12_password=env.get("PUENTE_FACTURAE_P12_PASSWORD") or None,
             smtp_host=env.get("PUENTE_SMTP_HOST") or None,
@@ -55,7 +80,57 @@ class InvoicingSettings:
             verifactu_url=env.get("PUENTE_VERIFACTU_URL") or None,
             verifactu_cert=_path(env.get("PUENTE_VERIFACTU_CERT")),
             verifactu_key=_path(env.get("PUENTE_VERIFACTU_KEY")),
+            verifactu_mode=(env.get("PUENTE_VERIFACTU_MODE") or NO_VERIFACTU).strip().lower(),
+            sif_producer_name=env.get("PUENTE_SIF_PRODUCER_NAME") or None,
+            sif_producer_nif=(env.get("PUENTE_SIF_PRODUCER_NIF") or "").strip().upper() or None,
+            sif_installation=env.get("PUENTE_SIF_INSTALLATION") or None,
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse a mode that cannot work: VERI*FACTU without an endpoint queues forever."""
+        if self.verifactu_mode not in MODES:
+            raise SettingsError(
+                Said(
+                    f"PUENTE_VERIFACTU_MODE={self.verifactu_mode!r} is not a mode: use "
+                    "'verifactu' or 'no_verifactu'",
+                    f"PUENTE_VERIFACTU_MODE={self.verifactu_mode!r} no es un modo: usa "
+                    "'verifactu' (se envía cada registro a la AEAT) o 'no_verifactu' (se "
+                    "conservan firmados).",
+                )
+            )
+        if self.verifactu_mode == VERIFACTU and not self.verifactu_url:
+            raise SettingsError(
+                Said(
+                    "VERI*FACTU mode needs PUENTE_VERIFACTU_URL (the AEAT endpoint) and its "
+                    "certificate: without them records would never be sent",
+                    "El modo VERI*FACTU necesita PUENTE_VERIFACTU_URL (la dirección de la AEAT) "
+                    "y su certificado: sin ellos los registros no se enviarían nunca.",
+                )
+            )
+        if (self.sif_producer_name is None) != (self.sif_producer_nif is None):
+            raise SettingsError(
+                Said(
+                    "set both PUENTE_SIF_PRODUCER_NAME and PUENTE_SIF_PRODUCER_NIF, or neither",
+                    "Indica a la vez PUENTE_SIF_PRODUCER_NAME y PUENTE_SIF_PRODUCER_NIF (nombre "
+                    "y NIF del productor del sistema), o ninguno.",
+                )
+            )
+
+    @property
+    def sends_records(self) -> bool:
+        """VERI*FACTU: every record goes to the AEAT."""
+        return self.verifactu_mode == VERIFACTU
+
+    @property
+    def aeat_tests(self) -> bool:
+        """The records go to the AEAT's test environment (or a local one), not production:
+        their QR points at the test portal."""
+        if not self.sends_records or not self.verifactu_url:
+            return False
+        host = (urlsplit(self.verifactu_url).hostname or "").lower()
+        return not host.endswith("agenciatributaria.gob.es")
 
     def with_(self, **changes: object) -> InvoicingSettings:
         """Return a copy with some fields changed (tests)."""

@@ -51,6 +51,8 @@ MADRID = ZoneInfo("Europe/Madrid")
 
 QR_URL_PRODUCTION = "https://www2.agenciatributaria.gob.es/wlpl/TIKE-CONT/ValidarQR"
 QR_URL_TESTS = "https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR"
+# Invoices of a system that does not send its records (no VERI*FACTU) are checked here.
+QR_URL_NO_VERIFACTU = "https://www2.agenciatributaria.gob.es/wlpl/TIKE-CONT/ValidarQRNoVerifactu"
 QR_ERROR_CORRECTION = "M"  # AEAT QR spec: ISO/IEC 18004, level M
 QR_MIN_MM = Decimal(30)  # AEAT QR spec: between 30x30 and 40x40 mm
 QR_MAX_MM = Decimal(40)
@@ -397,8 +399,18 @@ class AltaRecord:
     rectificacion: Rectification | None = None
     facturas_sustituidas: tuple[InvoiceRef, ...] = ()  # F3 only
     fecha_operacion: date | None = None
+    # A corrected alta of an invoice already recorded (Subsanacion = S); RechazoPrevio "S" when
+    # the AEAT rejected the earlier record outright, "X" when it never received one. The AEAT's
+    # validation 3.1.3.2: RechazoPrevio S or X only with Subsanacion = S.
+    subsanacion: bool = False
+    rechazo_previo: Literal["S", "X"] | None = None
 
     def __post_init__(self) -> None:
+        if self.rechazo_previo is not None:
+            if self.rechazo_previo not in ("S", "X"):
+                raise VerifactuError(f"RechazoPrevio is 'S' or 'X', not {self.rechazo_previo!r}")
+            if not self.subsanacion:
+                raise VerifactuError("RechazoPrevio S or X goes only with Subsanacion = S")
         object.__setattr__(self, "tax_lines", tuple(self.tax_lines))
         object.__setattr__(self, "facturas_sustituidas", tuple(self.facturas_sustituidas))
         _num_serie(self.num_serie)
@@ -436,6 +448,11 @@ class AnulacionRecord:
     fecha_expedicion: date  # of the cancelled invoice
     generated_at: datetime
     previous: ChainLink | None = None
+    # SinRegistroPrevio: the AEAT never received the alta being cancelled (it was rejected, or
+    # made in no VERI*FACTU mode). RechazoPrevio: this anulación is sent again after the AEAT
+    # rejected it.
+    sin_registro_previo: bool = False
+    rechazo_previo: bool = False
 
     def __post_init__(self) -> None:
         _num_serie(self.num_serie)
@@ -588,6 +605,10 @@ def registro_alta_xml(record: AltaRecord, system: SystemInfo) -> Any:
     _sub(id_factura, "NumSerieFactura", _num_serie(record.num_serie))
     _sub(id_factura, "FechaExpedicionFactura", format_date(record.fecha_expedicion))
     _sub(root, "NombreRazonEmisor", _text(record.issuer.name, "issuer name", 120))
+    if record.subsanacion:
+        _sub(root, "Subsanacion", "S")
+    if record.rechazo_previo is not None:
+        _sub(root, "RechazoPrevio", record.rechazo_previo)
     _sub(root, "TipoFactura", record.tipo_factura)
     rect = record.rectificacion
     if rect is not None:
@@ -644,6 +665,10 @@ def registro_anulacion_xml(record: AnulacionRecord, system: SystemInfo) -> Any:
     _sub(id_factura, "IDEmisorFacturaAnulada", _nif(record.issuer.nif, "issuer nif"))
     _sub(id_factura, "NumSerieFacturaAnulada", _num_serie(record.num_serie))
     _sub(id_factura, "FechaExpedicionFacturaAnulada", format_date(record.fecha_expedicion))
+    if record.sin_registro_previo:
+        _sub(root, "SinRegistroPrevio", "S")
+    if record.rechazo_previo:
+        _sub(root, "RechazoPrevio", "S")
     _encadenamiento(root, record.previous)
     _sistema_informatico(root, system)
     _sub(root, "FechaHoraHusoGenRegistro", format_timestamp(record.generated_at))
@@ -746,8 +771,16 @@ def validate(xml: bytes | Any) -> None:
 # --- QR --------------------------------------------------------------------------------------
 
 
-def qr_url(nif: str, num_serie: str, fecha: date, importe: Decimal, production: bool) -> str:
-    """The ValidarQR URL (VERI*FACTU) for an invoice: production or the AEAT test portal.
+def qr_url(
+    nif: str,
+    num_serie: str,
+    fecha: date,
+    importe: Decimal,
+    production: bool,
+    verifactu: bool = True,
+) -> str:
+    """The AEAT's cotejo URL for an invoice: ValidarQR (VERI*FACTU, production or the test
+    portal) or ValidarQRNoVerifactu (a system that keeps its records instead of sending them).
 
     Values are URL-encoded as UTF-8 with nothing left unescaped ("&" -> %26, " " -> %20,
     "/" -> %2F); ``importe`` is written like ImporteTotal in the record (two decimals).
@@ -759,16 +792,26 @@ def qr_url(nif: str, num_serie: str, fecha: date, importe: Decimal, production: 
         ("importe", format_amount(importe, "importe")),
     ]
     query = "&".join(f"{name}={quote(value, safe='', encoding='utf-8')}" for name, value in params)
-    return f"{QR_URL_PRODUCTION if production else QR_URL_TESTS}?{query}"
+    if not verifactu:
+        base = QR_URL_NO_VERIFACTU
+    else:
+        base = QR_URL_PRODUCTION if production else QR_URL_TESTS
+    return f"{base}?{query}"
 
 
-def qr_url_for(record: AltaRecord, production: bool) -> str:
+def is_verifactu_qr(url: str) -> bool:
+    """A QR of a VERI*FACTU invoice (ValidarQR), not of one kept without VERI*FACTU."""
+    return not url.startswith(QR_URL_NO_VERIFACTU)
+
+
+def qr_url_for(record: AltaRecord, production: bool, verifactu: bool = True) -> str:
     return qr_url(
         record.issuer.nif,
         record.num_serie,
         record.fecha_expedicion,
         record.importe_total,
         production,
+        verifactu,
     )
 
 
@@ -835,6 +878,7 @@ __all__ = [
     "NSMAP",
     "NS_SUM",
     "NS_SUM1",
+    "QR_URL_NO_VERIFACTU",
     "QR_URL_PRODUCTION",
     "QR_URL_TESTS",
     "AltaRecord",
@@ -859,6 +903,7 @@ __all__ = [
     "huella",
     "huella_alta",
     "huella_anulacion",
+    "is_verifactu_qr",
     "qr_png",
     "qr_svg",
     "qr_url",

@@ -225,3 +225,13 @@ def live_server(app: Flask) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def verifactu_mode(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The installation in VERI*FACTU mode (records sent), pointed at the AEAT's test host;
+    the URL is never dialled unless a test gives a sender its own."""
+    url = "https://prewww1.aeat.es/wlpl/TIKE-CONT/ws/SistemaFacturacion/VerifactuSOAP"
+    monkeypatch.setenv("PUENTE_VERIFACTU_MODE", "verifactu")
+    monkeypatch.setenv("PUENTE_VERIFACTU_URL", url)
+    return url

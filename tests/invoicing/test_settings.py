@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from actions.invoicing import INVOICING_SETTINGS, MAIL, SIGNING, invoicing_settings
 from connector.registry import default_registry
 from connector.runtime import build_services
 from connector.settings import Settings
 from invoicing.mailer import MailSettings
-from invoicing.settings import DEFAULT_STANDARDS, InvoicingSettings, standards_root
+from invoicing.settings import DEFAULT_STANDARDS, InvoicingSettings, SettingsError, standards_root
 
 
 def test_an_empty_environment_gives_the_defaults():
@@ -26,6 +28,10 @@ def test_an_empty_environment_gives_the_defaults():
         verifactu_url=None,
         verifactu_cert=None,
         verifactu_key=None,
+        verifactu_mode="no_verifactu",
+        sif_producer_name=None,
+        sif_producer_nif=None,
+        sif_installation=None,
     )
 
 
@@ -43,6 +49,10 @@ def test_every_variable_is_read():
             "PUENTE_VERIFACTU_URL": "https://aeat.example/verifactu",
             "PUENTE_VERIFACTU_CERT": "/etc/puente/aeat.crt",
             "PUENTE_VERIFACTU_KEY": "/etc/puente/aeat.key",
+            "PUENTE_VERIFACTU_MODE": "VeriFactu",
+            "PUENTE_SIF_PRODUCER_NAME": "Integraciones SL",
+            "PUENTE_SIF_PRODUCER_NIF": "b65410011",
+            "PUENTE_SIF_INSTALLATION": "7",
         }
     )
 
@@ -58,6 +68,10 @@ def test_every_variable_is_read():
         verifactu_url="https://aeat.example/verifactu",
         verifactu_cert=Path("/etc/puente/aeat.crt"),
         verifactu_key=Path("/etc/puente/aeat.key"),
+        verifactu_mode="verifactu",
+        sif_producer_name="Integraciones SL",
+        sif_producer_nif="B65410011",
+        sif_installation="7",
     )
     assert settings.with_(smtp_port=25).smtp_port == 25 and settings.smtp_port == 2525
 
@@ -132,3 +146,28 @@ def test_a_given_service_wins_over_what_the_installer_provides(tmp_path):
 
     assert services.get(MAIL) is own_mail
     assert services.get(SIGNING) is None  # the missing certificate is never read
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"PUENTE_VERIFACTU_MODE": "maybe"}, "no es un modo"),
+        ({"PUENTE_VERIFACTU_MODE": "verifactu"}, "necesita PUENTE_VERIFACTU_URL"),
+        ({"PUENTE_SIF_PRODUCER_NAME": "Integraciones SL"}, "PUENTE_SIF_PRODUCER_NIF"),
+    ],
+)
+def test_a_mode_that_cannot_work_is_refused_saying_how_to_fix_it(environ, said):
+    with pytest.raises(SettingsError) as refused:
+        InvoicingSettings.from_env(environ)
+    assert said in refused.value.args[0].es
+
+
+def test_the_qr_host_follows_where_records_go():
+    url = "https://www1.agenciatributaria.gob.es/wlpl/TIKE-CONT/ws/SistemaFacturacion/VerifactuSOAP"
+    production = InvoicingSettings(verifactu_mode="verifactu", verifactu_url=url)
+    tests = production.with_(
+        verifactu_url=url.replace("www1.agenciatributaria.gob.es", "prewww1.aeat.es")
+    )
+    assert (production.sends_records, production.aeat_tests) == (True, False)
+    assert (tests.sends_records, tests.aeat_tests) == (True, True)
+    assert (InvoicingSettings().sends_records, InvoicingSettings().aeat_tests) == (False, False)

@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
+from connector import admin
 from invoicing import verifactu
 from invoicing.models import Customer, Invoice, Issuer, Payment, Series, VerifactuRecord
 from tests.factories import ISSUER, deal, make_api_key, make_draft, make_issuer
@@ -80,6 +81,7 @@ ENDPOINTS = [
     ("get", "/api/v1/invoices/1/qr.png"),
     ("get", "/api/v1/invoices/1/qr.svg"),
     ("get", f"/api/v1/verifactu/records?issuer={NIF}"),
+    ("post", "/api/v1/verifactu/records/1/correct"),
     ("post", "/api/v1/invoices/1/payments"),
 ]
 
@@ -1097,6 +1099,53 @@ def test_the_verifactu_records_list_the_issuer_chain_in_order(rt, client):
     assert {r["importe_total"] for r in items} == {"3001.41"}
 
 
+def test_rejected_records_are_listed_with_the_aeat_error_and_corrected_by_an_admin_key(
+    rt, client, verifactu_mode
+):
+    key = make_api_key(rt)
+    first, second = (issued_invoice(rt, client, key) for _ in range(2))
+    # What aeat.submit_pending stores from the AEAT's answer (sent for real in test_aeat.py).
+    with rt.sessions.begin() as s:
+        record = s.scalars(
+            select(VerifactuRecord).where(VerifactuRecord.invoice_id == first["id"])
+        ).one()
+        record.status, record.error_code = "rejected", 4109
+        record.error_description = "El NIF no está identificado en el censo de la AEAT."
+        record_id = record.id
+    assert first["verifactu"]["mode"] == "verifactu"
+    assert first["verifactu"]["status"] == "pending"
+
+    rejected = client.get("/api/v1/verifactu/records?status=rejected", headers=bearer(key)).json
+
+    assert [(r["id"], r["num_serie"]) for r in rejected["items"]] == [(record_id, first["number"])]
+    assert rejected["items"][0]["error_code"] == 4109
+    assert rejected["items"][0]["error_description"].startswith("El NIF no está identificado")
+    detail = client.get(f"/api/v1/invoices/{first['id']}", headers=bearer(key)).json
+    assert (detail["verifactu"]["status"], detail["verifactu"]["error_code"]) == ("rejected", 4109)
+
+    with rt.sessions.begin() as s:
+        writer = admin.create_api_key(s, "writer", scopes=["read", "write"])
+    refused = client.post(f"/api/v1/verifactu/records/{record_id}/correct", headers=bearer(writer))
+    assert refused.status_code == 403 and refused.json["missing_scope"] == "admin"
+
+    fixed = client.post(f"/api/v1/verifactu/records/{record_id}/correct", headers=bearer(key))
+
+    assert fixed.status_code == 201
+    body = fixed.json
+    assert (body["corrects"], body["subsanacion"], body["rechazo_previo"]) == (record_id, True, "S")
+    assert body["status"] == "pending" and body["sequence"] == 3
+    assert body["huella"] != record.huella
+    again = client.post(f"/api/v1/verifactu/records/{record_id}/correct", headers=bearer(key))
+    assert again.status_code == 409
+    assert (
+        client.get("/api/v1/verifactu/records?status=rejected", headers=bearer(key)).json["total"]
+        == 0
+    )
+    detail = client.get(f"/api/v1/invoices/{first['id']}", headers=bearer(key)).json
+    assert detail["verifactu"]["id"] == body["id"] and detail["verifactu"]["cancellation"] is None
+    assert second["verifactu"]["qr_url"].startswith(verifactu.QR_URL_TESTS)
+
+
 def test_the_verifactu_records_can_be_paged(rt, client):
     key = make_api_key(rt)
     for _ in range(3):
@@ -1119,12 +1168,21 @@ def test_the_verifactu_records_accept_the_nif_in_lower_case(rt, client):
     assert body["total"] == 1
 
 
-def test_the_verifactu_records_without_an_issuer_are_refused_with_400(rt, client):
+def test_the_verifactu_records_before_the_company_is_set_up_are_404(rt, client):
     key = make_api_key(rt)
 
     response = client.get("/api/v1/verifactu/records", headers=bearer(key))
 
-    assert_invalid(response, "issuer", status=400)
+    assert response.status_code == 404
+
+
+def test_the_verifactu_records_refuse_an_unknown_status(rt, client):
+    key = make_api_key(rt)
+    make_issuer(rt)
+
+    response = client.get("/api/v1/verifactu/records?status=lost", headers=bearer(key))
+
+    assert_invalid(response, "status")
 
 
 def test_the_verifactu_records_of_an_unknown_issuer_are_404(rt, client):

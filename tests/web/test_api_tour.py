@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from connector.runtime import Runtime
 from connector.settings import Settings
+from invoicing.models import VerifactuRecord
 from invoicing.settings import InvoicingSettings
 from tests.conftest import drain
 from tests.factories import ISSUER, deal, make_api_key
@@ -105,7 +106,7 @@ def got(method: str, path: str) -> str:
 
 
 def test_every_documented_operation_answers_as_documented(
-    rt: Runtime, client: FlaskClient, smtp: SmtpServer, receiver: Receiver
+    rt: Runtime, client: FlaskClient, smtp: SmtpServer, receiver: Receiver, verifactu_mode: str
 ) -> None:
     ANSWERED.clear()  # only this test's answers count
 
@@ -227,6 +228,17 @@ def test_every_documented_operation_answers_as_documented(
     chain = ok(api.get(f"/verifactu/records?issuer={ISSUER['tax_id']}"), 200)
     # alta of the paid one, alta and anulación of the wrong one, alta of the rectifying one
     assert [r["kind"] for r in chain["items"]] == ["alta", "alta", "anulacion", "alta"]
+    # The AEAT refuses the rectifying invoice's record (as aeat.submit_pending stores it; the
+    # exchange itself is tests/invoicing/test_aeat.py's): it is listed and corrected.
+    refused_id = chain["items"][-1]["id"]
+    with rt.sessions.begin() as s:
+        record = s.get_one(VerifactuRecord, refused_id)
+        record.status, record.error_code = "rejected", 4109
+        record.error_description = "El NIF no está identificado en el censo de la AEAT."
+    rejected = ok(api.get("/verifactu/records?status=rejected"), 200)
+    assert [r["id"] for r in rejected["items"]] == [refused_id]
+    fix = ok(api.post(f"/verifactu/records/{refused_id}/correct"), 201)
+    assert (fix["corrects"], fix["rechazo_previo"], fix["status"]) == (refused_id, "S", "pending")
 
     # --- quote → order → delivery note → invoice --------------------------------------------------
     quote = ok(api.post("/quotes", json={"customer_id": customer["id"], **lines_of_deal()}), 201)

@@ -16,6 +16,7 @@ from connector.accounts import ROLES
 from connector.admin import SCOPES
 from connector.errors import FailureClass
 from connector.models import RunStatus, StepStatus
+from invoicing import aeat
 from invoicing.models import DocumentKind, InvoiceStatus
 from web import i18n
 from web.audit import CHANGES, LOOKS_ONLY
@@ -95,6 +96,9 @@ FAMILIES = {
     "notify_": NOTIFY_CHOICES,
     "error_title_": [400, 403, 404, 405, 413, 500, 503],
     "error_text_": [400, 403, 404, 405, 413, 500, 503],
+    "vf_status_": list(aeat.STATUSES),
+    "record_": ["alta", "anulacion"],
+    "record_correct_help_": ["alta", "anulacion"],
 }
 
 

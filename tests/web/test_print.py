@@ -30,7 +30,9 @@ def pdf_text(data: bytes) -> str:
     )
 
 
-def test_the_print_page_shows_the_legal_content_and_the_qr_as_inline_svg(rt, client):
+def test_the_print_page_shows_the_legal_content_and_the_qr_as_inline_svg(
+    rt, client, verifactu_mode
+):
     invoice_id = issued(rt)
     signed_in(rt, client)
 
@@ -62,12 +64,28 @@ def test_the_print_page_shows_the_legal_content_and_the_qr_as_inline_svg(rt, cli
     svg = re.search(r'<svg [^>]*width="([\d.]+)mm"', page)
     assert svg is not None and 30 <= float(svg.group(1)) <= 50  # the symbol plus its margin
     assert "<title>QR tributario</title>" in page
-    assert page.index("VERI*FACTU") < page.index("<svg") < page.index("Consultoría (horas)")
+    # "QR tributario:", the QR, then (VERI*FACTU mode) the legend below it.
+    assert (
+        page.index("QR tributario:")
+        < page.index("<svg")
+        < page.index("VERI*FACTU")
+        < page.index("Consultoría (horas)")
+    )
     assert "@media print" in page and "@page" in page
     assert "BORRADOR" not in page
     # Standalone: the application's navigation is not printed.
     assert "/ui/runs" not in page
     assert f"/ui/invoices/{invoice_id}/pdf" in page
+
+
+def test_without_verifactu_the_print_page_labels_the_qr_and_claims_no_verifactu(rt, client):
+    invoice_id = issued(rt)
+    signed_in(rt, client)
+
+    page = client.get(f"/ui/invoices/{invoice_id}/print").get_data(as_text=True)
+
+    assert page.index("QR tributario:") < page.index("<svg")
+    assert "VERI*FACTU" not in page and "sede electrónica" not in page
 
 
 def test_a_draft_print_page_is_watermarked_and_has_no_qr(rt, client):
@@ -82,7 +100,7 @@ def test_a_draft_print_page_is_watermarked_and_has_no_qr(rt, client):
     assert "3.001,41\u00a0€" in page
 
 
-def test_the_print_page_speaks_english_but_keeps_the_legal_legend(rt, client):
+def test_the_print_page_speaks_english_but_keeps_the_legal_legend(rt, client, verifactu_mode):
     invoice_id = issued(rt)
     signed_in(rt, client)
 
@@ -130,7 +148,8 @@ def test_the_pdf_downloads_named_after_its_number(rt, client):
     assert response.headers["Content-Disposition"] == 'attachment; filename="F2026-00001.pdf"'
     text = pdf_text(response.data)
     assert "F2026-00001" in text and "TOTAL FACTURA 3.001,41 €" in text
-    assert "VERI*FACTU" in text
+    assert "QR tributario:" in text
+    assert "VERI*FACTU" not in text  # the default mode keeps its records: no VERI*FACTU legend
 
 
 def test_a_draft_pdf_is_named_borrador(rt, client):

@@ -41,6 +41,7 @@ FORMS = {
     "flows.flow_switch": "flows",
     "flows.flow_restore": "flows",
     "invoices.invoice_cancel": "billing",
+    "invoices.record_correct": "admin",
     "invoices.draft_edit": "billing",
     "invoices.draft_delete": "billing",
     "invoices.invoice_issue": "billing",

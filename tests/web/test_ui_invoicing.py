@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import select
 
+from invoicing import corrections, issuing
 from invoicing.models import Invoice, Issuer, Payment
 from tests.factories import ISSUER, csrf, make_draft, make_issuer, signed_in
 
@@ -48,7 +49,7 @@ def test_settings_save_the_issuer_and_explain_a_bad_nif_next_to_the_field(rt, cl
         assert s.scalar(select(Issuer.tax_id)) == ISSUER["tax_id"]
 
 
-def test_issuing_from_the_page_shows_the_number_qr_and_verifactu_legend(rt, client):
+def test_issuing_from_the_page_shows_the_number_qr_and_verifactu_legend(rt, client, verifactu_mode):
     signed_in(rt, client)
     make_issuer(rt)
     draft = make_draft(rt)
@@ -60,6 +61,7 @@ def test_issuing_from_the_page_shows_the_number_qr_and_verifactu_legend(rt, clie
     assert "Factura emitida." in page
     assert re.search(r"F\d{4}-00001", page)
     assert "Factura verificable en la sede electrónica de la AEAT" in page
+    assert "Registro de alta: <strong>pendiente de enviar a la AEAT</strong>" in page
     assert f"/ui/invoices/{draft}/qr.svg" in page
     qr = client.get(f"/ui/invoices/{draft}/qr.svg")
     assert qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
@@ -176,3 +178,80 @@ def test_a_payment_form_sent_twice_records_one_payment(rt, client):
 
     with rt.sessions() as s:
         assert [str(p.amount) for p in s.scalars(select(Payment))] == ["100.00"]
+
+
+def _refused(rt, invoice_id: int, kind: str, code: int, text: str) -> int:
+    """The AEAT's answer as aeat.submit_pending stores it (tests/invoicing/test_aeat.py sends
+    records to a simulated AEAT; here only the page is under test)."""
+    from invoicing.models import VerifactuRecord
+
+    with rt.sessions.begin() as s:
+        record = s.scalars(
+            select(VerifactuRecord).where(
+                VerifactuRecord.invoice_id == invoice_id, VerifactuRecord.kind == kind
+            )
+        ).one()
+        record.status, record.error_code, record.error_description = "rejected", code, text
+        return record.id
+
+
+def test_a_rejected_record_shows_the_aeat_error_and_an_admin_sends_its_correction(
+    rt, client, verifactu_mode
+):
+    from invoicing.models import VerifactuRecord
+
+    make_issuer(rt)
+    draft = make_draft(rt)
+    with rt.sessions.begin() as s:
+        issuing.issue(s, draft)
+    record_id = _refused(rt, draft, "alta", 4109, "El NIF no está identificado en el censo.")
+    billing = client.application.test_client()
+    signed_in(rt, billing, role="editor")
+    page = billing.get(f"/ui/invoices/{draft}").get_data(as_text=True)
+    assert "rechazado por la AEAT" in page
+    assert "[4109] El NIF no está identificado en el censo." in page
+    assert "Corregir y reenviar" not in page  # only admins correct records
+    assert (
+        billing.post(
+            f"/ui/invoices/{draft}/records/{record_id}/correct", data={"csrf_token": csrf(billing)}
+        ).status_code
+        == 403
+    )
+
+    signed_in(rt, client)
+    page = client.get(f"/ui/invoices/{draft}").get_data(as_text=True)
+    assert "Corregir y reenviar" in page
+    done = client.post(
+        f"/ui/invoices/{draft}/records/{record_id}/correct",
+        data={"csrf_token": csrf(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+
+    assert "Corrección encadenada" in done
+    assert "Registro de alta: <strong>pendiente de enviar a la AEAT</strong>" in done
+    with rt.sessions() as s:
+        statuses = s.execute(
+            select(VerifactuRecord.status, VerifactuRecord.subsanacion).order_by(
+                VerifactuRecord.sequence
+            )
+        ).all()
+    assert [tuple(r) for r in statuses] == [("corrected", False), ("pending", True)]
+
+
+def test_an_invoice_whose_cancellation_the_aeat_refused_is_not_shown_as_cancelled(
+    rt, client, verifactu_mode
+):
+    make_issuer(rt)
+    draft = make_draft(rt)
+    with rt.sessions.begin() as s:
+        issuing.issue(s, draft)
+        corrections.cancel(s, draft, "emitida por error")
+    _refused(rt, draft, "anulacion", 3002, "No existe el registro de facturación.")
+    signed_in(rt, client)
+
+    page = client.get(f"/ui/invoices/{draft}").get_data(as_text=True)
+
+    status = re.search(r'data-testid="status">([^<]+)<', page)
+    assert status is not None and status.group(1) == "Anulación rechazada por la AEAT"
+    assert "Registro de anulación: <strong>rechazado por la AEAT</strong>" in page
+    assert "[3002] No existe el registro de facturación." in page

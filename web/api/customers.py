@@ -10,7 +10,7 @@ from sqlalchemy import select
 from connector import schemas
 from invoicing.errors import InvalidDocumentError
 from invoicing.models import Customer
-from invoicing.service import CustomerData, Invoicing, check_terms
+from invoicing.service import CustomerData, Invoicing, check_terms, customer_problems
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 
@@ -23,6 +23,13 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "tax_id": customer.tax_id,
         "tax_id_kind": customer.tax_id_kind,
         "name": customer.name,
+        "individual": {
+            "given_name": customer.given_name,
+            "first_surname": customer.first_surname,
+            "second_surname": customer.second_surname,
+        }
+        if customer.first_surname
+        else None,
         "email": customer.email,
         "address": {k: getattr(customer, k) for k in ADDRESS},
         "equivalence_surcharge": customer.equivalence_surcharge,
@@ -85,7 +92,7 @@ def patch_customer(customer_id: int) -> Any:
             "the tax id identifies the customer and cannot change; create a new customer instead",
             "tax_id",
         )
-    allowed = {"name", "email", "address", "equivalence_surcharge", "payment_days"}
+    allowed = {"name", "individual", "email", "address", "equivalence_surcharge", "payment_days"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
@@ -97,6 +104,11 @@ def patch_customer(customer_id: int) -> Any:
             "name": customer.name,
             "tax_id": customer.tax_id,
             "email": customer.email,
+            **(
+                {"individual": customer_json(customer)["individual"]}
+                if customer.first_surname
+                else {}
+            ),
             "address": {k: getattr(customer, k) for k in ADDRESS if getattr(customer, k)},
             "equivalence_surcharge": customer.equivalence_surcharge,
             "payment_days": customer.payment_days,
@@ -120,6 +132,8 @@ def patch_customer(customer_id: int) -> Any:
             raise ApiError.invalid(errors)
         terms = check_terms(
             customer.country, merged["equivalence_surcharge"], merged["payment_days"]
+        ) + customer_problems(
+            customer.country, merged.get("email"), merged["address"].get("postal_code")
         )
         if terms:
             raise ApiError(
@@ -133,6 +147,10 @@ def patch_customer(customer_id: int) -> Any:
         customer.payment_days = merged["payment_days"]
         customer.name = merged["name"].strip()
         customer.email = merged.get("email")
+        individual = merged.get("individual") or {}
+        customer.given_name = individual.get("given_name")
+        customer.first_surname = individual.get("first_surname")
+        customer.second_surname = individual.get("second_surname")
         for key in ADDRESS:
             if key in merged["address"]:
                 setattr(customer, key, merged["address"][key])

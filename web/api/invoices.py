@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from actions.invoicing import signing_credentials
 from connector import schemas
-from invoicing import chain, corrections, exports, issuing, payments, verifactu
+from invoicing import aeat, chain, corrections, exports, issuing, payments, verifactu
 from invoicing.models import (
     Customer,
     DocumentKind,
@@ -25,6 +25,7 @@ from invoicing.service import CustomerData, Invoicing, LineData
 from web import current_runtime
 from web.api import ApiError, bp, is_id, iso, json_body, listing, not_found, page, sessions
 from web.api.idempotency import idempotent, request_key
+from web.auth import needs
 
 CREATE_SCHEMA = "actions/invoicing.create_draft_invoice.input.json"
 PLURALS = {"quotes": "quote", "orders": "order", "delivery-notes": "delivery_note"}
@@ -124,7 +125,46 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
             for p in invoice.payments
         ]
         data["notes"] = invoice.notes
+        data["verifactu"] = verifactu_json(invoice) if invoice.number else None
     return data
+
+
+def record_json(r: VerifactuRecord) -> dict[str, Any]:
+    """One VERI*FACTU record: its hashed fields, where it stands, what the AEAT said of it."""
+    return {
+        "id": r.id,
+        "sequence": r.sequence,
+        "kind": r.kind,
+        "invoice_id": r.invoice_id,
+        "num_serie": r.num_serie,
+        "fecha_expedicion": iso(r.fecha_expedicion),
+        "tipo_factura": r.tipo_factura,
+        "cuota_total": None if r.cuota_total is None else str(r.cuota_total),
+        "importe_total": None if r.importe_total is None else str(r.importe_total),
+        "previous_huella": r.previous_huella,
+        "huella": r.huella,
+        "generated_at": iso(r.generated_at),
+        "mode": r.mode,
+        "status": r.status,
+        "error_code": r.error_code,
+        "error_description": r.error_description,
+        "corrects": r.corrects_id,
+        "subsanacion": r.subsanacion,
+        "rechazo_previo": r.rechazo_previo,
+        "sin_registro_previo": r.sin_registro_previo,
+    }
+
+
+def verifactu_json(invoice: Invoice) -> dict[str, Any]:
+    """The issued invoice's records that count (the newest alta and anulación) and its QR."""
+    session = object_session(invoice)
+    assert session is not None
+    cancellation = chain.current(session, invoice, "anulacion")
+    return {
+        **record_json(chain.alta_of(invoice)),
+        "qr_url": chain.qr_url_of(invoice),
+        "cancellation": None if cancellation is None else record_json(cancellation),
+    }
 
 
 def tax_json(tax: InvoiceTax) -> dict[str, Any]:
@@ -240,14 +280,7 @@ def issue_invoice(invoice_id: int) -> Any:
     with sessions().begin() as s:
         _load(s, invoice_id)
         issued = issuing.issue(s, invoice_id, series_code=data.get("series"), issue_date=issue_date)
-        return jsonify(issued_json(issued.invoice)), 200
-
-
-def issued_json(invoice: Invoice) -> dict[str, Any]:
-    body = invoice_json(invoice, with_lines=True)
-    record = chain.alta_of(invoice)
-    body["verifactu"] = {"huella": record.huella, "qr_url": chain.qr_url_of(invoice)}
-    return body
+        return jsonify(invoice_json(issued.invoice, with_lines=True)), 200
 
 
 @bp.post("/invoices/<int:invoice_id>/payments")
@@ -318,36 +351,39 @@ def qr(invoice_id: int, fmt: str) -> Any:
 
 @bp.get("/verifactu/records")
 def verifactu_records() -> Any:
-    """The chain of an issuer in order, with each record's hashed fields and huella."""
+    """The issuer's chain in order (ours unless ?issuer=<NIF>), with each record's hashed
+    fields, huella and what the AEAT answered; ?status=rejected lists what needs correcting."""
     nif = request.args.get("issuer")
-    if not nif:
-        raise ApiError(400, "bad_request", "say whose chain: ?issuer=<NIF>", "issuer")
+    status = request.args.get("status")
+    if status is not None and status not in aeat.STATUSES:
+        raise ApiError(
+            422, "invalid", f"status must be one of {', '.join(aeat.STATUSES)}", "status"
+        )
     limit, offset = page()
     with sessions()() as s:
-        issuer = s.scalar(select(Issuer).where(Issuer.tax_id == nif.strip().upper()))
+        if nif:
+            issuer = s.scalar(select(Issuer).where(Issuer.tax_id == nif.strip().upper()))
+        else:
+            issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
         if issuer is None:
-            raise not_found("issuer", nif)
+            raise not_found("issuer", nif or "(none configured)")
         query = select(VerifactuRecord).where(VerifactuRecord.issuer_id == issuer.id)
+        if status is not None:
+            query = query.where(VerifactuRecord.status == status)
         total = s.scalar(select(func.count()).select_from(query.subquery()))
         rows = s.scalars(query.order_by(VerifactuRecord.sequence).limit(limit).offset(offset))
-        items = [
-            {
-                "sequence": r.sequence,
-                "kind": r.kind,
-                "invoice_id": r.invoice_id,
-                "num_serie": r.num_serie,
-                "fecha_expedicion": iso(r.fecha_expedicion),
-                "tipo_factura": r.tipo_factura,
-                "cuota_total": None if r.cuota_total is None else str(r.cuota_total),
-                "importe_total": None if r.importe_total is None else str(r.importe_total),
-                "previous_huella": r.previous_huella,
-                "huella": r.huella,
-                "generated_at": iso(r.generated_at),
-                "status": r.status,
-            }
-            for r in rows
-        ]
+        items = [record_json(r) for r in rows]
         return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.post("/verifactu/records/<int:record_id>/correct")
+@needs("admin")
+def correct_verifactu_record(record_id: int) -> Any:
+    """Correct a record the AEAT rejected or accepted with errors, once its cause is fixed:
+    chains and queues its subsanación (an alta) or the anulación again."""
+    with sessions().begin() as s:
+        record = corrections.correct_record(s, record_id)
+        return jsonify(record_json(record)), 201
 
 
 @bp.post("/invoices/<int:invoice_id>/cancel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from invoicing import aeat
 from web.api.documents import PLURAL
 from web.api.openapi import (
     ANY,
@@ -384,6 +385,19 @@ def _invoice(detail: bool) -> dict[str, Any]:
                 )
             ),
             "notes": NULLABLE_TEXT,
+            "verifactu": nullable(
+                {
+                    "allOf": [ref("VerifactuRecord")],
+                    "required": ["qr_url", "cancellation"],
+                    "properties": {
+                        "qr_url": URI,
+                        "cancellation": nullable(ref("VerifactuRecord")),
+                    },
+                    "description": "issued: its alta record that counts, the QR's URL and its "
+                    "anulación if cancelled (status rejected: the AEAT refused the "
+                    "cancellation)",
+                }
+            ),
         }
     return obj(list(properties), **properties)
 
@@ -408,6 +422,7 @@ CUSTOMER = obj(
         "tax_id",
         "tax_id_kind",
         "name",
+        "individual",
         "email",
         "address",
         "equivalence_surcharge",
@@ -418,6 +433,14 @@ CUSTOMER = obj(
     tax_id=STRING,
     tax_id_kind=STRING,
     name=STRING,
+    individual=nullable(
+        obj(
+            ["given_name", "first_surname", "second_surname"],
+            given_name=STRING,
+            first_surname=STRING,
+            second_surname=NULLABLE_TEXT,
+        )
+    ),
     email=NULLABLE_TEXT,
     address=obj(
         ["street", "postal_code", "city", "province", "country"],
@@ -436,12 +459,21 @@ ISSUER_OPTIONAL = ("email", "iban", "sif_producer_tax_id", "sif_producer_name")
 ISSUER_REQUIRED_TEXTS: dict[str, Any] = dict.fromkeys(ISSUER_TEXTS, STRING)
 ISSUER_OPTIONAL_TEXTS: dict[str, Any] = dict.fromkeys(ISSUER_OPTIONAL, NULLABLE_TEXT)
 ISSUER_JSON = obj(
-    ["id", *ISSUER_TEXTS, "country", *ISSUER_OPTIONAL, "sif_installation", "series"],
+    [
+        "id",
+        *ISSUER_TEXTS,
+        "country",
+        *ISSUER_OPTIONAL,
+        "sif_installation",
+        "simplified_art_4_2",
+        "series",
+    ],
     id=INTEGER,
     **ISSUER_REQUIRED_TEXTS,
     country=STRING,
     **ISSUER_OPTIONAL_TEXTS,
     sif_installation=STRING,
+    simplified_art_4_2=BOOLEAN,
     series=items(
         obj(
             ["code", "purpose", "description"],
@@ -486,21 +518,9 @@ EMAIL = obj(
     sent_at=nullable(DATETIME),
     error=NULLABLE_TEXT,
 )
-VERIFACTU_RECORD = obj(
-    [
-        "sequence",
-        "kind",
-        "invoice_id",
-        "num_serie",
-        "fecha_expedicion",
-        "tipo_factura",
-        "cuota_total",
-        "importe_total",
-        "previous_huella",
-        "huella",
-        "generated_at",
-        "status",
-    ],
+RECORD_STATUSES = list(aeat.STATUSES)
+VERIFACTU_RECORD_FIELDS: dict[str, Any] = dict(
+    id=INTEGER,
     sequence=INTEGER,
     kind={"type": "string", "enum": ["alta", "anulacion"]},
     invoice_id=INTEGER,
@@ -512,11 +532,31 @@ VERIFACTU_RECORD = obj(
     previous_huella=NULLABLE_TEXT,
     huella=STRING,
     generated_at=DATETIME,
+    mode={
+        "type": "string",
+        "enum": ["verifactu", "no_verifactu"],
+        "description": "verifactu: sent to the AEAT; no_verifactu: kept, never sent",
+    },
     status={
         "type": "string",
-        "enum": ["pending", "failed", "accepted", "accepted_with_errors", "rejected"],
+        "enum": RECORD_STATUSES,
+        "description": "rejected / accepted_with_errors: the AEAT's error_code and "
+        "error_description say why; correct the cause, then POST …/correct. corrected: a newer "
+        "record of the invoice replaced it. kept: no VERI*FACTU, never sent.",
+    },
+    error_code=nullable({**INTEGER, "description": "the AEAT's CodigoErrorRegistro"}),
+    error_description=nullable(
+        {"type": "string", "description": "the AEAT's DescripcionErrorRegistro"}
+    ),
+    corrects=nullable({**INTEGER, "description": "the refused record this one corrects"}),
+    subsanacion={"type": "boolean", "description": "an alta sent with Subsanacion = S"},
+    rechazo_previo=nullable({"type": "string", "enum": ["S", "X"]}),
+    sin_registro_previo={
+        "type": "boolean",
+        "description": "an anulación of an alta the AEAT never received",
     },
 )
+VERIFACTU_RECORD = obj(list(VERIFACTU_RECORD_FIELDS), **VERIFACTU_RECORD_FIELDS)
 
 # Flows and runs
 
@@ -969,10 +1009,7 @@ INVOICES = (
         "Issue a draft: number it and chain its VERI*FACTU record",
         "Invoices",
         {
-            200: _with(
-                "InvoiceDetail",
-                verifactu=obj(["huella", "qr_url"], huella=STRING, qr_url=URI),
-            )
+            200: ref("InvoiceDetail"),
         },
         body=obj(
             issue_date={**DATE, "description": "today when left out"},
@@ -1073,11 +1110,29 @@ INVOICES = (
         "Invoices",
         {200: page(ref("VerifactuRecord"))},
         params=(
-            Param("issuer", STRING, "the issuer's NIF", required=True),
+            Param("issuer", STRING, "the issuer's NIF (ours when left out)"),
+            Param(
+                "status",
+                {"type": "string", "enum": RECORD_STATUSES},
+                "only records in this state: rejected lists what the AEAT refused",
+            ),
             LIMIT,
             OFFSET,
         ),
-        errors=(404,),
+        errors=(404, 422),
+    ),
+    Op(
+        "POST",
+        "/verifactu/records/<int:record_id>/correct",
+        "Correct a record the AEAT refused and send it again",
+        "Invoices",
+        {201: ref("VerifactuRecord")},
+        errors=(404, 409),
+        description="For a record rejected or accepted with errors, once its cause is fixed "
+        "(usually the customer's NIF or name): chains and queues its subsanación (Subsanacion "
+        "S, RechazoPrevio S after a rejection) or, for an anulación, the anulación again. 409 "
+        "when there is nothing to correct, it was corrected already, or the installation is "
+        "not in VERI*FACTU mode.",
     ),
 )
 
@@ -1262,6 +1317,12 @@ ISSUER = (
             country={"type": "string", "default": "ES"},
             **ISSUER_OPTIONAL_TEXTS,
             sif_installation={"type": "string", "default": "1"},
+            simplified_art_4_2={
+                "type": "boolean",
+                "default": False,
+                "description": "art. 4.2 RD 1619/2012 covers the business: simplified invoices "
+                "up to 3,000 € (otherwise 400 €)",
+            },
         ),
         errors=(409,),
         description="The first time, also its default series (F, R, S). The NIF cannot "

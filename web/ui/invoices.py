@@ -58,11 +58,14 @@ def invoice_detail(invoice_id: int) -> Any:
         if invoice is None:
             abort(404)
         record = chain.alta_of(invoice) if invoice.number else None
+        cancellation = chain.current(s, invoice, "anulacion") if invoice.number else None
         issuer = s.scalar(select(Issuer).order_by(Issuer.id).limit(1))
         return render_template(
             "ui/invoice.html",
             invoice=invoice,
             record=record,
+            cancellation=cancellation,
+            correctable=corrections.CORRECTABLE,
             issuer=issuer,
             today=issuing.today().isoformat(),
         )
@@ -177,6 +180,15 @@ def _attempt(invoice_id: int, action: Any, done: str) -> Any:
     except InvoicingError as exc:
         flash(refusal(exc), "error")
     return redirect(url_for("invoices.invoice_detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/records/<int:record_id>/correct")
+def record_correct(invoice_id: int, record_id: int) -> Any:
+    """Admins: send the subsanación (or the anulación again) of a record the AEAT refused,
+    once what it objected to has been fixed."""
+    return _attempt(
+        invoice_id, lambda s: corrections.correct_record(s, record_id), "record_corrected_ok"
+    )
 
 
 @bp.post("/invoices/<int:invoice_id>/issue")

@@ -43,6 +43,7 @@ def invoice_print(invoice_id: int) -> Any:
             issuer=pdf.shown_issuer(invoice),
             draft=draft,
             qr_svg=None if draft else _inline_svg(chain.qr_url_of(invoice)),
+            verifactu=not draft and chain.is_verifactu(invoice),
             legal=pdf,
         )
 

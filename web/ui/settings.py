@@ -25,7 +25,8 @@ def settings() -> Any:
         values = {
             k: (request.form.get(k) or "").strip() for k in issuing.IssuerData.__annotations__
         }
-        data = {k: v for k, v in values.items() if v}
+        data: dict[str, Any] = {k: v for k, v in values.items() if v}
+        data["simplified_art_4_2"] = bool(values.get("simplified_art_4_2"))
         try:
             with sessions().begin() as s:
                 issuing.configure_issuer(
