@@ -297,6 +297,7 @@ def create_draft_invoice(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
             notes=data.get("notes"),
             invoice_type=data.get("invoice_type", "F1"),
             discount_percent=data.get("discount_percent") or 0,
+            operation_date=data.get("operation_date"),
             kind=data.get("kind", "invoice"),
         )
     if result.customer.name_differs:

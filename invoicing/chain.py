@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 from lxml import etree
 from sqlalchemy import select
@@ -10,7 +11,15 @@ from sqlalchemy.orm import Session, object_session
 
 from invoicing import verifactu as vf
 from invoicing.errors import DocumentStateError, Said
-from invoicing.models import Customer, Invoice, InvoiceTax, InvoiceType, Issuer, VerifactuRecord
+from invoicing.models import (
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    InvoiceTax,
+    InvoiceType,
+    Issuer,
+    VerifactuRecord,
+)
 from invoicing.settings import (
     NO_VERIFACTU,
     SYSTEM_ID,
@@ -136,6 +145,9 @@ def append_alta(
         destinatario=_recipient(invoice.customer, invoice.invoice_type),
         previous=previous,
         rectificacion=_rectification(invoice),
+        fecha_operacion=invoice.operation_date
+        if invoice.operation_date not in (None, invoice.issue_date)
+        else None,
         subsanacion=corrects is not None,
         rechazo_previo="S" if corrects is not None and corrects.status == "rejected" else None,
     )
@@ -266,14 +278,39 @@ def _rectification(invoice: Invoice) -> vf.Rectification | None:
         fecha=original.issue_date,
     )
     if invoice.rectification_method == "S":
+        # What the substitution replaces is the invoice as it stands, earlier rectifications
+        # by differences included, not its first amounts.
+        standing = standing_of(original, invoice)
+        surcharge = sum((i.surcharge_total for i in standing), Decimal(0))
         return vf.Rectification(
             tipo="S",
             facturas=(ref,),
-            base_rectificada=original.base_total,
-            cuota_rectificada=original.tax_total,
-            cuota_recargo_rectificado=original.surcharge_total or None,
+            base_rectificada=sum((i.base_total for i in standing), Decimal(0)),
+            cuota_rectificada=sum((i.tax_total for i in standing), Decimal(0)),
+            cuota_recargo_rectificado=surcharge or None,
         )
     return vf.Rectification(tipo="I", facturas=(ref,))
+
+
+def standing_of(original: Invoice, rectifying: Invoice | None = None) -> list[Invoice]:
+    """The invoices whose amounts and lines make up ``original`` as it stands (before
+    ``rectifying``, left out): the original, then its issued rectifications in order; one by
+    differences adds to what came before, one by substitution replaces it."""
+    session = object_session(original)
+    assert session is not None
+    query = select(Invoice).where(
+        Invoice.rectifies_id == original.id,
+        Invoice.number.is_not(None),
+        Invoice.status != InvoiceStatus.CANCELLED,
+    )
+    if rectifying is not None:
+        query = query.where(Invoice.id != rectifying.id)
+        if rectifying.issued_at is not None:
+            query = query.where(Invoice.issued_at <= rectifying.issued_at)
+    standing = [original]
+    for earlier in session.scalars(query.order_by(Invoice.issued_at, Invoice.id)):
+        standing = [earlier] if earlier.rectification_method == "S" else [*standing, earlier]
+    return standing
 
 
 def _description(invoice: Invoice) -> str:

@@ -178,7 +178,8 @@ def rectify(
     With an idempotency key, a repeat returns the draft the first call made.
 
     method "S" (substitution): the lines are the corrected invoice in full (default: the
-    original's lines). method "I" (differences): the lines are the differences, negative
+    invoice as it stands: its lines and those of the rectifications by differences issued
+    since). method "I" (differences): the lines are the differences, negative
     where amounts go down.
     """
     if idempotency_key is not None:
@@ -258,7 +259,8 @@ def rectify(
                 exemption_cause=line.exemption_cause,
                 withholding_rate=line.withholding_rate,
             )
-            for line in original.lines
+            for invoice in chain.standing_of(original)
+            for line in invoice.lines
         ]
     prepared = prepare_lines(session, lines, original.source)
     # The lines are priced like the original's: its general discount applies to them too.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from invoicing.errors import (
 )
 from invoicing.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.money import AmountError, line_amounts, to_decimal
+from invoicing.verifactu import MADRID
 
 # Which document may become which.
 NEXT = {
@@ -165,6 +167,11 @@ def convert(
         converted_from_id=first.id,
         notes=notes or f"Procede de {names}",
         discount_percent=first.discount_percent,
+        # Invoiced from delivery notes: the goods went out on their dates (the last one when
+        # several), which the invoice states when it is issued on another day.
+        operation_date=max(_made_on(doc) for doc in docs)
+        if to == DocumentKind.INVOICE and first.kind == DocumentKind.DELIVERY_NOTE
+        else None,
         lines=carried,
     )
     totals.fill(draft, document)
@@ -173,6 +180,11 @@ def convert(
     if to == DocumentKind.INVOICE:
         outbox.drafted(session, draft, converted_from=[doc.id for doc in docs])
     return draft
+
+
+def _made_on(doc: Invoice) -> date:
+    """The day a document (a delivery note) was made, in Spain."""
+    return doc.issue_date or doc.created_at.astimezone(MADRID).date()
 
 
 def _check_sources(docs: list[Invoice], to: str) -> None:

@@ -79,6 +79,7 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         corrective=_corrective(invoice),
         # The document as issued: payments received later do not change it.
         payment_due_date=invoice.due_date,
+        operation_date=invoice.operation_date,
         iban=invoice.billed_issuer.iban,
     )
 

@@ -280,6 +280,9 @@ class Invoice(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Quote → order → delivery note → invoice: each document remembers where it came from.
     converted_from_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    # When the operation took place, if not on the issue date (art. 6.1 g RD 1619/2012: e.g.
+    # goods delivered with delivery notes before the invoice): FechaOperacion, OperationDate.
+    operation_date: Mapped[date | None] = mapped_column(Date)
     # A rectifying invoice points at the one it corrects.
     rectifies_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     rectification_method: Mapped[str | None] = mapped_column(String(1))  # S (substitution) / I

@@ -344,6 +344,8 @@ def _meta_rows(invoice: Invoice) -> list[tuple[str, str]]:
         if invoice.series is not None:
             rows.append(("Serie", invoice.series.code))
         rows.append(("Fecha de expedición", day(invoice.issue_date)))
+        if invoice.operation_date not in (None, invoice.issue_date):
+            rows.append(("Fecha de operación", day(invoice.operation_date)))
         if invoice.due_date is not None:
             rows.append(("Vencimiento", day(invoice.due_date)))
     else:

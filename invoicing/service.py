@@ -204,6 +204,7 @@ class Invoicing:
         invoice_type: str = InvoiceType.COMPLETE,
         kind: str = DocumentKind.INVOICE,
         discount_percent: object = 0,
+        operation_date: object = None,
     ) -> DraftResult:
         """Create a draft (invoice, quote, order or delivery note), or return the one made
         before for this key or deal."""
@@ -235,6 +236,7 @@ class Invoicing:
             )
         prepared = prepare_lines(self.session, lines, source)
         discount = totals.discount_percent(discount_percent)
+        operated = parse_operation_date(operation_date)
         found = self._existing_draft(idempotency_key, source, external_ref, kind)
         if found is not None:
             return self._already_made(found, customer)
@@ -256,6 +258,7 @@ class Invoicing:
             external_ref=external_ref,
             discount_percent=discount,
             notes=notes,
+            operation_date=operated,
             lines=prepared,
         )
         totals.fill(invoice, amounts)
@@ -501,6 +504,36 @@ def customer_problems(
     if (problem := fields.email_problem(email or None)) is not None:
         problems.append(("email", problem))
     return problems
+
+
+def parse_operation_date(value: object) -> date | None:
+    """When the operation took place (YYYY-MM-DD), if not on the issue date; None: the same."""
+    if value is None or value == "":
+        return None
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError:
+        day = None
+    today = issuing.today()
+    # The AEAT's validation 3.1.3.7: not over twenty years back, not past the next year.
+    if day is not None and today.replace(year=today.year - 20) <= day <= date(
+        today.year + 1, 12, 31
+    ):
+        return day
+    raise InvalidDocumentError(
+        [
+            (
+                "operation_date",
+                Said(
+                    f"{value!r} is not a date like 2026-11-28 within the last twenty years "
+                    "or up to the end of next year",
+                    f"«{value}» no es una fecha válida: escríbela como 2026-11-28 "
+                    "(año-mes-día), de los últimos veinte años o hasta el final del año "
+                    "que viene",
+                ),
+            )
+        ]
+    )
 
 
 def individual_problems(

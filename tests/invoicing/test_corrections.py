@@ -240,3 +240,41 @@ def test_an_invoice_with_an_issued_rectifying_invoice_is_not_cancelled(rt):
     with rt.sessions() as s:
         assert s.get_one(Invoice, invoice_id).status == "issued"
     assert [r.kind for r in chain_rows(rt)] == ["alta", "alta"]  # no anulación chained
+
+
+def test_a_substitution_after_a_rectification_by_differences_replaces_the_current_state(rt):
+    original = make_issued(rt)
+    with rt.sessions.begin() as s:
+        by_difference = corrections.rectify(
+            s,
+            original,
+            invoice_type="R1",
+            method="I",
+            reason="descuento no aplicado",
+            lines=[
+                LineData(
+                    description="Descuento pactado", quantity=-1, unit_price="100", tax_rate=21
+                )
+            ],
+        ).id
+    with rt.sessions.begin() as s:
+        issue(s, by_difference)
+    with rt.sessions.begin() as s:
+        draft = corrections.rectify(
+            s, original, invoice_type="R1", method="S", reason="se factura todo de nuevo"
+        )
+        # The invoice as it stands: its two lines and the difference issued since.
+        assert [line.description for line in draft.lines] == [
+            "Consultoría (horas)",
+            "Licencia ERP anual",
+            "Descuento pactado",
+        ]
+        assert draft.base_total == Decimal("2380.50")
+        draft_id = draft.id
+    with rt.sessions.begin() as s:
+        substitution = issue(s, draft_id).invoice
+        xml = chain.alta_of(substitution).xml
+        # 2,480.50 + (-100.00) and 520.91 + (-21.00): not the first amounts.
+        assert "<sum1:BaseRectificada>2380.50</sum1:BaseRectificada>" in xml
+        assert "<sum1:CuotaRectificada>499.91</sum1:CuotaRectificada>" in xml
+        verifactu.validate(chain.document_for(s, substitution))

@@ -46,6 +46,7 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
         "invoice_type": invoice.invoice_type,
         "number": invoice.number,
         "issue_date": iso(invoice.issue_date),
+        "operation_date": iso(invoice.operation_date),
         "currency": invoice.currency,
         "customer": {"id": customer.id, "name": customer.name, "tax_id": customer.tax_id},
         "source": invoice.source,
@@ -250,6 +251,7 @@ def create_draft(kind: str) -> Any:
             invoice_type=data.get("invoice_type", "F1"),
             kind=kind,
             discount_percent=data.get("discount_percent") or 0,
+            operation_date=data.get("operation_date"),
         )
         body = invoice_json(result.invoice, with_lines=True)
         body["created"] = result.created

@@ -289,6 +289,9 @@ def _invoice(detail: bool) -> dict[str, Any]:
         "invoice_type": INVOICE_TYPE,
         "number": nullable({"type": "string", "description": "set when issued"}),
         "issue_date": nullable(DATE),
+        "operation_date": nullable(
+            {**DATE, "description": "when the operation took place, if not on the issue date"}
+        ),
         "currency": STRING,
         "customer": customer,
         "source": NULLABLE_TEXT,
