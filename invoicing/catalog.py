@@ -14,7 +14,9 @@ from invoicing.models import Product, SkuMapping
 from invoicing.money import AmountError, to_decimal, too_many_decimals
 
 IVA_RATES = frozenset(Decimal(r) for r in ("0", "4", "10", "21"))
-# Causes of exemption as VERI*FACTU codes them (OperacionExenta), with the legal mention.
+# Why a 0 % line charges no IVA, as VERI*FACTU codes it, with the mention the invoice carries
+# (art. 6.1 j and m RD 1619/2012): exempt (OperacionExenta E1–E6), not subject
+# (CalificacionOperacion N1, N2) or the customer pays it (reverse charge, S2).
 EXEMPTIONS = {
     "E1": "Operación exenta por el artículo 20 de la Ley 37/1992 del IVA",
     "E2": "Operación exenta por el artículo 21 de la Ley 37/1992 del IVA (exportación)",
@@ -22,7 +24,21 @@ EXEMPTIONS = {
     "E4": "Operación exenta por los artículos 23 y 24 de la Ley 37/1992 del IVA",
     "E5": "Entrega intracomunitaria exenta por el artículo 25 de la Ley 37/1992 del IVA",
     "E6": "Operación exenta por otra causa",
+    "N1": "Operación no sujeta al IVA (artículo 7 de la Ley 37/1992 u otros)",
+    "N2": "Operación no sujeta al IVA español por las reglas de localización (artículos 68 a "
+    "70 de la Ley 37/1992); inversión del sujeto pasivo",
+    "S2": "Inversión del sujeto pasivo (artículo 84.Uno.2º de la Ley 37/1992): el IVA lo "
+    "declara el destinatario",
 }
+NOT_SUBJECT = ("N1", "N2")
+REVERSE_CHARGE = "S2"
+
+
+def without_iva(cause: str) -> str:
+    """A line's short word for it: "Exenta", "No sujeta" or "Inversión s. p."."""
+    if cause in NOT_SUBJECT:
+        return "No sujeta"
+    return "Inversión s. p." if cause == REVERSE_CHARGE else "Exenta"
 
 
 def exemption_mention(cause: str | None) -> str:
@@ -95,8 +111,10 @@ def check_tax(rate: Decimal, exemption: str | None, where: str) -> list[tuple[st
                 (
                     f"{where}exemption_cause",
                     Said(
-                        "an exempt operation carries 0 % IVA; set tax_rate to 0",
-                        "una operación exenta lleva un 0 % de IVA: pon el tipo de IVA a 0",
+                        "an exempt, not subject or reverse-charge operation carries 0 % IVA; "
+                        "set tax_rate to 0",
+                        "una operación exenta, no sujeta o con inversión del sujeto pasivo "
+                        "lleva un 0 % de IVA: pon el tipo de IVA a 0",
                     ),
                 )
             )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from invoicing import verifactu as vf
+from invoicing.catalog import NOT_SUBJECT, REVERSE_CHARGE
 from invoicing.errors import DocumentStateError, Said
 from invoicing.models import (
     Customer,
@@ -209,8 +210,15 @@ def append_anulacion(
 
 
 def _tax_line(tax: InvoiceTax) -> vf.TaxLine:
-    if tax.exemption_cause:
-        return vf.TaxLine.exempt(tax.exemption_cause, tax.base)  # type: ignore[arg-type]
+    cause = tax.exemption_cause
+    if cause in NOT_SUBJECT:
+        return vf.TaxLine.not_subject(cause, tax.base)  # type: ignore[arg-type]
+    if cause == REVERSE_CHARGE:  # the customer accounts for the IVA: none is charged here
+        return vf.TaxLine(Decimal(0), tax.base, Decimal(0), calificacion="S2")
+    if cause:
+        # ClaveRegimen 02: exports (art. 21 LIVA); everything else in the general regime.
+        regime = "02" if cause == "E2" else "01"
+        return vf.TaxLine.exempt(cause, tax.base, clave_regimen=regime)  # type: ignore[arg-type]
     # A 0 % surcharge (on 0 % IVA) has nothing to report: the record carries the surcharge
     # only where there is one.
     surcharge = tax.surcharge_rate if tax.surcharge_rate else None

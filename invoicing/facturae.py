@@ -966,9 +966,11 @@ def _line(element: etree._Element, line: Line, where: str) -> None:
         line.surcharge_rate,
         line.surcharge_amount,
     )
-    if line.exemption is not None:
+    if line.exemption is not None and line.exemption[:1] in ("E", "N"):
         event = _el(element, "SpecialTaxableEvent")
-        _el(event, "SpecialTaxableEventCode", "01")  # sujeta y exenta
+        # 01 sujeta y exenta (E1–E6), 02 no sujeta (N1, N2); a reverse charge (S2) is subject
+        # and stated in LegalLiterals.
+        _el(event, "SpecialTaxableEventCode", "02" if line.exemption[0] == "N" else "01")
         _el(event, "SpecialTaxableEventReason", line.exemption_reason or "Operación exenta")
     if line.sku:
         _el(element, "ArticleCode", line.sku)

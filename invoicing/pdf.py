@@ -77,6 +77,7 @@ QR_DPI = 300
 # is exempt). The full mention is the catalog's; this is the short one for the IVA breakdown.
 EXEMPTION_ARTICLES = {"E1": "art. 20", "E2": "art. 21", "E3": "art. 22", "E4": "arts. 23 y 24"}
 EXEMPTION_ARTICLES["E5"] = "art. 25"  # E6: "other causes", no single article
+EXEMPTION_ARTICLES["N2"] = "arts. 68-70"  # not subject: where the operation takes place
 
 TITLES = {
     "F1": "FACTURA",
@@ -145,8 +146,11 @@ def tax_label(tax: InvoiceTax, lines: list[InvoiceLine]) -> str:
     cause = exemption_of(tax, lines)
     if cause is None:
         return f"IVA {percent(tax.rate)}"
+    if cause == catalog.REVERSE_CHARGE:
+        return "Inversión del sujeto pasivo"
+    word = catalog.without_iva(cause)
     article = EXEMPTION_ARTICLES.get(cause)
-    return f"Exenta ({article} LIVA)" if article else "Exenta"
+    return f"{word} ({article} LIVA)" if article else word
 
 
 def surcharge_label(tax: InvoiceTax) -> str:
@@ -530,7 +534,12 @@ def _lines_table(invoice: Invoice, st: _Styles) -> LongTable:
             _p(number(line.quantity), right),
             _p(price(line.unit_price), right),
             _p(percent(line.discount_percent) if line.discount_percent else "", right),
-            _p("Exenta" if line.exemption_cause else percent(line.tax_rate), right),
+            _p(
+                catalog.without_iva(line.exemption_cause)
+                if line.exemption_cause
+                else percent(line.tax_rate),
+                right,
+            ),
             _p(money(line.base, invoice.currency), right),
         ]
         if with_sku:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from lxml import etree
+from pypdf import PdfReader
 
 from invoicing import chain, exports, facturae, pdf
 from invoicing import verifactu as vf
@@ -157,3 +159,69 @@ def test_an_invoice_whose_facturae_could_not_be_produced_is_not_issued(rt):
         invoice = s.get_one(Invoice, draft)
         assert (invoice.status, invoice.number) == ("draft", None)  # nothing numbered
         assert s.scalars(select(VerifactuRecord)).all() == []  # nothing chained
+
+
+def test_not_subject_and_reverse_charge_lines_are_qualified_as_the_aeat_asks(rt):
+    eu_service = LineData(
+        description="Soporte a cliente en Francia",
+        quantity=1,
+        unit_price="500",
+        tax_rate=0,
+        exemption_cause="N2",
+    )
+    building = LineData(
+        description="Rehabilitación de nave",
+        quantity=1,
+        unit_price="1000",
+        tax_rate=0,
+        exemption_cause="S2",
+    )
+    export = LineData(
+        description="Máquina enviada a México",
+        quantity=1,
+        unit_price="800",
+        tax_rate=0,
+        exemption_cause="E2",
+    )
+    invoice_id = _issued(rt, [eu_service, building, export])
+    with rt.sessions() as s:
+        invoice = s.get_one(Invoice, invoice_id)
+        assert invoice.tax_total == 0 and invoice.total == Decimal("2300.00")
+        node = etree.fromstring(chain.alta_of(invoice).xml)
+        sf = f"{{{vf.NS_SUM1}}}"
+        detalles = {
+            d.findtext(f"{sf}BaseImponibleOimporteNoSujeto"): (
+                d.findtext(f"{sf}ClaveRegimen"),
+                d.findtext(f"{sf}CalificacionOperacion"),
+                d.findtext(f"{sf}OperacionExenta"),
+                d.findtext(f"{sf}TipoImpositivo"),
+                d.findtext(f"{sf}CuotaRepercutida"),
+            )
+            for d in node.iter(f"{sf}DetalleDesglose")
+        }
+        assert detalles == {
+            "500.00": ("01", "N2", None, None, None),
+            "1000.00": ("01", "S2", None, "0.00", "0.00"),
+            "800.00": ("02", None, "E2", None, None),  # exports: ClaveRegimen 02
+        }
+        vf.validate(chain.document_for(s, invoice))
+
+        root = etree.fromstring(exports.facturae_xml(invoice))
+        events = {
+            line.findtext("ItemDescription"): line.findtext(
+                "SpecialTaxableEvent/SpecialTaxableEventCode"
+            )
+            for line in root.iter("InvoiceLine")
+        }
+        assert events == {
+            "Soporte a cliente en Francia": "02",  # no sujeta
+            "Rehabilitación de nave": None,  # subject: the customer pays the IVA
+            "Máquina enviada a México": "01",
+        }
+        literals = " ".join(r.text for r in root.iter("LegalReference"))
+        assert "Inversión del sujeto pasivo" in literals and "localización" in literals
+        text = " ".join(
+            " ".join(p.extract_text().split())
+            for p in PdfReader(io.BytesIO(pdf.pdf_of(invoice))).pages
+        )
+    assert "Inversión del sujeto pasivo" in text and "No sujeta" in text

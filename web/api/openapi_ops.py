@@ -235,7 +235,8 @@ ZAPIER_AND_MAKE = (
 ID = {"type": "integer", "minimum": 1}
 NULLABLE_TEXT = nullable(STRING)
 URI = {"type": "string", "format": "uri"}
-EXEMPTION = nullable({"type": "string", "enum": ["E1", "E2", "E3", "E4", "E5", "E6"]})
+EXEMPTIONS = ["E1", "E2", "E3", "E4", "E5", "E6", "N1", "N2", "S2"]
+EXEMPTION = nullable({"type": "string", "enum": EXEMPTIONS})
 PERCENT_IN = {
     "type": ["number", "string", "null"],
     "pattern": r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$",
@@ -363,7 +364,7 @@ def _invoice(detail: bool) -> dict[str, Any]:
                     amount=NUMBER_TEXT,
                     exemption_cause={
                         "type": "string",
-                        "enum": ["E1", "E2", "E3", "E4", "E5", "E6"],
+                        "enum": EXEMPTIONS,
                     },
                     surcharge_rate=NUMBER_TEXT,
                     surcharge_amount=NUMBER_TEXT,
