@@ -55,6 +55,7 @@ class ProductData:
     tax_rate: object
     exemption_cause: str | None = None
     withholding_rate: object | None = None  # IRPF the customer withholds, when it applies
+    service: bool = False  # a service, not goods: no recargo de equivalencia on it
 
 
 # IRPF withholding rates are set by the IRPF regulation (RD 439/2007, art. 101 and others: 15 %
@@ -163,6 +164,7 @@ def create_product(session: Session, data: ProductData) -> Product:
         tax_rate=values["tax_rate"],
         exemption_cause=data.exemption_cause,
         withholding_rate=withholding,
+        service=bool(data.service),
     )
     session.add(product)
     session.flush()

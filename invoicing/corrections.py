@@ -258,6 +258,7 @@ def rectify(
                 sku=line.sku,
                 exemption_cause=line.exemption_cause,
                 withholding_rate=line.withholding_rate,
+                service=line.service,
             )
             for invoice in chain.standing_of(original)
             for line in invoice.lines

@@ -140,6 +140,7 @@ def convert(
                 tax_rate=line.tax_rate,
                 exemption_cause=line.exemption_cause,
                 withholding_rate=line.withholding_rate,
+                service=line.service,
                 source_line_id=line.id,
                 gross=amounts.gross,
                 discount=amounts.discount,

@@ -39,7 +39,11 @@ def facturae_invoice(invoice: Invoice) -> fe.Invoice:
         seller=_seller(invoice.billed_issuer),
         buyer=_buyer(invoice.billed_customer),
         lines=[
-            _line(line, discount, surcharges.get((line.tax_rate, line.exemption_cause)))
+            _line(
+                line,
+                discount,
+                None if line.service else surcharges.get((line.tax_rate, line.exemption_cause)),
+            )
             for line in invoice.lines
         ],
         taxes=[

@@ -271,8 +271,10 @@ class TaxTotal:
     exemption: str | None = None
 
     @property
-    def group(self) -> tuple[Decimal, str | None]:
-        return (self.rate, self.exemption)
+    def group(self) -> tuple[Decimal, str | None, bool]:
+        """Rate, exemption and whether it carries recargo (goods and services may share a
+        rate for a customer in recargo: only the goods carry it)."""
+        return (self.rate, self.exemption, self.surcharge_rate is not None)
 
     @property
     def outputs(self) -> Decimal:
@@ -603,9 +605,17 @@ def _line_problems(position: int, line: Line, discount_rate: Decimal) -> list[st
     return problems
 
 
-def _group_name(group: tuple[Decimal, str | None]) -> str:
-    rate, exemption = group
-    return f"IVA {_pct(rate)}%" + (f" exempt ({exemption})" if exemption else "")
+def _group_name(group: tuple[Decimal, str | None, bool]) -> str:
+    rate, exemption, surcharged = group
+    return (
+        f"IVA {_pct(rate)}%"
+        + (f" exempt ({exemption})" if exemption else "")
+        + (" with recargo" if surcharged else "")
+    )
+
+
+def _line_group(line: Line) -> tuple[Decimal, str | None, bool]:
+    return (line.tax_rate, line.exemption, line.surcharge_rate is not None)
 
 
 def _tax_problems(invoice: Invoice) -> list[str]:
@@ -614,11 +624,11 @@ def _tax_problems(invoice: Invoice) -> list[str]:
     groups = [tax.group for tax in invoice.taxes]
     for group in sorted({g for g in groups if groups.count(g) > 1}, key=str):
         problems.append(f"{_group_name(group)} appears more than once in the breakdown")
-    line_groups = {(line.tax_rate, line.exemption) for line in invoice.lines}
+    line_groups = {_line_group(line) for line in invoice.lines}
     for group in sorted(line_groups - set(groups), key=str):
         problems.append(f"lines at {_group_name(group)} have no entry in the IVA breakdown")
     for tax in invoice.taxes:
-        lines = [line for line in invoice.lines if (line.tax_rate, line.exemption) == tax.group]
+        lines = [line for line in invoice.lines if _line_group(line) == tax.group]
         if not lines:
             problems.append(f"{_group_name(tax.group)} is in the breakdown but no line uses it")
             continue

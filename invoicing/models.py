@@ -143,6 +143,8 @@ class Product(Base):
     exemption_cause: Mapped[str | None] = mapped_column(String(2))
     # IRPF the customer withholds on it (15 professional services, 7 new professionals, 19...).
     withholding_rate: Mapped[Decimal | None] = mapped_column(Percent)
+    # A service, not goods: no recargo de equivalencia on it (art. 154 LIVA).
+    service: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -365,6 +367,8 @@ class InvoiceLine(Base):
     tax_rate: Mapped[Decimal] = mapped_column(Percent)
     exemption_cause: Mapped[str | None] = mapped_column(String(2))
     withholding_rate: Mapped[Decimal | None] = mapped_column(Percent)  # IRPF, when withheld
+    # A service, not goods: the recargo de equivalencia is only charged on goods.
+    service: Mapped[bool] = mapped_column(default=False)
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
     # The line of the document this one was converted from (partial deliveries add up).
     source_line_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_lines.id"))

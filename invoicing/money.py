@@ -137,6 +137,7 @@ class TotalsLine:
     rate: Decimal
     exemption: str | None = None
     withholding_rate: Decimal | None = None
+    service: bool = False  # no recargo de equivalencia: it is charged on goods only
 
 
 @dataclass(frozen=True)
@@ -202,20 +203,24 @@ def document_totals(
     IRPF is withheld per withholding rate on the summed bases of the lines carrying that rate,
     less the general discount, rounded the same way.
     """
-    groups: dict[tuple[Decimal, str], Decimal] = {}
+    groups: dict[tuple[Decimal, str, bool], Decimal] = {}
     withheld: dict[Decimal, Decimal] = {}
     for item in map(_totals_line, lines):
-        key = (item.rate, item.exemption or "")
+        # Recargo de equivalencia: on goods only (art. 154 LIVA), so services at the same rate
+        # form a group of their own.
+        surcharged = equivalence_surcharge and not item.exemption and not item.service
+        key = (item.rate, item.exemption or "", surcharged)
         groups[key] = groups.get(key, Decimal(0)) + item.base
         if item.withholding_rate:
             rate = item.withholding_rate
             withheld[rate] = withheld.get(rate, Decimal(0)) + item.base
     taxes = []
     discount = ZERO
-    for (rate, exemption), gross in sorted(groups.items(), key=lambda g: (-g[0][0], g[0][1])):
+    ordered = sorted(groups.items(), key=lambda g: (-g[0][0], g[0][1], not g[0][2]))
+    for (rate, exemption, surcharged), gross in ordered:
         base = discounted(gross, discount_percent)
         discount += gross - base
-        surcharge = surcharge_rate(rate) if equivalence_surcharge and not exemption else None
+        surcharge = surcharge_rate(rate) if surcharged else None
         taxes.append(
             TaxAmount(
                 rate,

@@ -105,6 +105,7 @@ class LineData:
     sku: str | None = None
     exemption_cause: str | None = None
     withholding_rate: object | None = None  # IRPF %; a catalog SKU's own rate always wins
+    service: bool = False  # a service, not goods (no recargo); a catalog SKU's own says
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LineData:
@@ -117,6 +118,7 @@ class LineData:
             sku=data.get("sku") or None,
             exemption_cause=data.get("exemption_cause"),
             withholding_rate=data.get("withholding_rate"),
+            service=bool(data.get("service")),
         )
 
 
@@ -711,6 +713,7 @@ def prepare_lines(
                 tax_rate=rate,
                 exemption_cause=exemption,
                 withholding_rate=withholding or None,
+                service=product.service if product is not None else bool(line.service),
                 gross=amounts.gross,
                 discount=amounts.discount,
                 base=amounts.base,

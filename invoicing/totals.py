@@ -46,7 +46,9 @@ def discount_percent(value: object, field: str = "discount_percent") -> Decimal:
 
 def line_totals(lines: Sequence[InvoiceLine]) -> list[TotalsLine]:
     return [
-        TotalsLine(line.base, line.tax_rate, line.exemption_cause, line.withholding_rate)
+        TotalsLine(
+            line.base, line.tax_rate, line.exemption_cause, line.withholding_rate, line.service
+        )
         for line in lines
     ]
 

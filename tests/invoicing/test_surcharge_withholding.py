@@ -695,7 +695,8 @@ def test_facturae_refuses_a_line_without_the_surcharge_of_its_rate(rt):
     good = issued_facturae(rt)
     first = dataclasses.replace(good.lines[0], surcharge_rate=None, surcharge_amount=None)
     wrong = dataclasses.replace(good, lines=[first, *good.lines[1:]])
-    assert problems(wrong) == ["the lines at IVA 21% do not all carry its recargo de equivalencia"]
+    # Without its recargo, the line is of no breakdown entry (the 21 % one carries recargo).
+    assert problems(wrong)[0] == "lines at IVA 21% have no entry in the IVA breakdown"
 
 
 # --- VERI*FACTU inputs --------------------------------------------------------------------------
@@ -762,3 +763,62 @@ def test_the_invoice_and_print_pages_show_every_amount(rt, client):
     assert printed.count('data-testid="surcharge"') == 3
     assert printed.count('data-testid="withholding"') == 2
     assert "Vencimiento: 31 jul 2026" in printed
+
+
+def test_recargo_is_charged_on_goods_only_never_on_services(rt):
+    from invoicing import catalog, chain, exports
+    from invoicing import verifactu as vf
+    from invoicing.issuing import issue
+    from invoicing.models import Invoice
+    from invoicing.service import CustomerData, Invoicing, LineData
+    from tests.factories import make_issuer
+
+    make_issuer(rt)
+    retailer = CustomerData(
+        name="Ferretería López",
+        tax_id="12345678Z",
+        street="Calle Real 3",
+        postal_code="41001",
+        city="Sevilla",
+        equivalence_surcharge=True,
+    )
+    with rt.sessions.begin() as s:
+        catalog.create_product(
+            s,
+            catalog.ProductData(
+                sku="MONTAJE", name="Montaje", unit_price="50", tax_rate="21", service=True
+            ),
+        )
+        draft = (
+            Invoicing(s)
+            .create_draft_invoice(
+                customer=retailer,
+                lines=[
+                    LineData(description="Taladro", quantity=2, unit_price="100", tax_rate=21),
+                    LineData(
+                        description=None, quantity=1, unit_price=None, tax_rate=None, sku="MONTAJE"
+                    ),
+                    LineData(
+                        description="Formación",
+                        quantity=1,
+                        unit_price="100",
+                        tax_rate=21,
+                        service=True,
+                    ),
+                ],
+            )
+            .invoice.id
+        )
+        issue(s, draft)
+    with rt.sessions() as s:
+        invoice = s.get_one(Invoice, draft)
+        rows = sorted((t.rate, t.base, t.surcharge_rate, t.surcharge_amount) for t in invoice.taxes)
+        # 5.2 % only on the 200 € of goods; the 150 € of services carry none.
+        assert rows == [
+            (Decimal(21), Decimal("150.00"), None, Decimal("0.00")),
+            (Decimal(21), Decimal("200.00"), Decimal("5.2"), Decimal("10.40")),
+        ]
+        assert invoice.surcharge_total == Decimal("10.40")
+        assert invoice.total == Decimal("350.00") + Decimal("73.50") + Decimal("10.40")
+        vf.validate(chain.document_for(s, invoice))
+        exports.facturae_xml(invoice)  # validated, totals checked line by line

@@ -280,6 +280,27 @@ def test_creating_a_product_lists_it_and_says_so(rt, client):
         product = s.scalars(select(Product)).one()
         assert (str(product.unit_price.normalize()), product.tax_rate) == ("1770.5", 21)
         assert product.exemption_cause is None
+        assert product.service is False
+
+
+def test_a_service_is_marked_on_the_product_form(rt, client):
+    signed_in(rt, client)
+    form = {
+        "sku": "MONTAJE",
+        "name": "Montaje en tienda",
+        "unit_price": "50",
+        "tax_rate": "21",
+        "exemption_cause": "",
+        "service": "on",
+        "csrf_token": csrf(client),
+    }
+
+    page = text(client.get("/ui/products"))
+    assert "Es un servicio (no un bien)" in page and "recargo de equivalencia" in page
+    client.post("/ui/products", data=form)
+
+    with rt.sessions() as s:
+        assert s.scalars(select(Product.service)).one() is True
 
 
 def test_a_product_with_a_rate_that_is_not_spanish_iva_is_explained_next_to_the_field(rt, client):

@@ -101,6 +101,7 @@ def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict[str, Any]:
                 "discount_percent": plain(line.discount_percent),
                 "tax_rate": plain(line.tax_rate),
                 "exemption_cause": line.exemption_cause,
+                "service": line.service,
                 "withholding_rate": None
                 if line.withholding_rate is None
                 else plain(line.withholding_rate),

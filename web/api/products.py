@@ -24,6 +24,7 @@ def product_json(product: Product) -> dict[str, Any]:
         "withholding_rate": None
         if product.withholding_rate is None
         else format(product.withholding_rate.normalize(), "f"),
+        "service": product.service,
         "active": product.active,
         "updated_at": iso(product.updated_at),
     }
@@ -41,7 +42,15 @@ def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
 @bp.post("/products")
 def create_product() -> Any:
     data = json_body()
-    fields = {"sku", "name", "unit_price", "tax_rate", "exemption_cause", "withholding_rate"}
+    fields = {
+        "sku",
+        "name",
+        "unit_price",
+        "tax_rate",
+        "exemption_cause",
+        "withholding_rate",
+        "service",
+    }
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ApiError(422, "invalid", f"unknown fields: {', '.join(unknown)}", unknown[0])
@@ -58,6 +67,7 @@ def create_product() -> Any:
                 tax_rate=data["tax_rate"],
                 exemption_cause=_text(data, "exemption_cause", required=False),
                 withholding_rate=data.get("withholding_rate"),
+                service=_flag(data, "service"),
             ),
         )
         return jsonify(product_json(product)), 201
@@ -117,3 +127,10 @@ def list_mappings() -> Any:
         query = query.where(SkuMapping.source == request.args["source"])
     query = query.order_by(SkuMapping.source)
     return listing(query, SkuMapping.external_code, mapping_json, limit, offset)
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(422, "invalid", f"{name} must be true or false", name)
+    return value

@@ -159,6 +159,7 @@ def products() -> Any:
 def product_create() -> Any:
     values = {k: (request.form.get(k) or "").strip() for k in PRODUCT_FIELDS}
     errors = _lengths(values)
+    values["service"] = "on" if request.form.get("service") else ""
     price = typed_amount(values["unit_price"])
     if not _decimal_ok(price):
         errors.setdefault("unit_price", translate("cat_err_price"))
@@ -173,6 +174,7 @@ def product_create() -> Any:
                         unit_price=price,
                         tax_rate=values["tax_rate"],
                         exemption_cause=values["exemption_cause"] or None,
+                        service=bool(values["service"]),
                     ),
                 )
         except InvalidDocumentError as exc:
