@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from invoicing import facturae as fe
 from invoicing import verifactu as vf
 from invoicing.catalog import NOT_SUBJECT, REVERSE_CHARGE
 from invoicing.errors import DocumentStateError, Said
@@ -53,6 +56,20 @@ def system_for(issuer: Issuer, settings: InvoicingSettings) -> vf.SystemInfo:
         multi_ot=False,
         multiples_ot=False,
     )
+
+
+def record_signer(settings: InvoicingSettings) -> fe.SigningCredentials | None:
+    """The certificate that signs records kept without VERI*FACTU (the business's own,
+    PUENTE_FACTURAE_P12); None in VERI*FACTU mode (the AEAT receives them) or without one."""
+    path = settings.facturae_p12
+    if settings.sends_records or path is None:
+        return None
+    return _credentials(str(path), path.stat().st_mtime, settings.facturae_p12_password)
+
+
+@lru_cache(maxsize=2)
+def _credentials(path: str, _mtime: float, password: str | None) -> fe.SigningCredentials:
+    return fe.load_pkcs12(Path(path).read_bytes(), password)  # ~40 ms: once per file version
 
 
 def _settings(settings: InvoicingSettings | None) -> InvoicingSettings:
@@ -244,6 +261,9 @@ def _store(
     corrects: VerifactuRecord | None,
 ) -> VerifactuRecord:
     alta = record if isinstance(record, vf.AltaRecord) else None
+    credentials = record_signer(settings)
+    if credentials is not None:  # kept without VERI*FACTU: each record signed (XAdES)
+        xml = fe.sign_enveloped(xml, credentials, description="Registro de facturación")
     row = VerifactuRecord(
         issuer_id=issuer.id,
         invoice_id=invoice.id,

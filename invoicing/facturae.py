@@ -1190,31 +1190,44 @@ def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
     root = _parse(xml_bytes).getroot()
     if root.tag != f"{{{FACTURAE_NS}}}Facturae":
         raise FacturaeSignatureError(f"not a Facturae {SCHEMA_VERSION} document: {root.tag}")
+    signed = sign_enveloped(
+        root, credentials, policy=FACTURAE_POLICY, description="Factura electrónica"
+    )
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def sign_enveloped(
+    root: etree._Element,
+    credentials: SigningCredentials,
+    *,
+    policy: Any = None,
+    description: str,
+) -> etree._Element:
+    """An enveloped XAdES signature (EPES with ``policy``, else BES) as the element's last
+    child: Facturae files, and VERI*FACTU records kept without VERI*FACTU."""
     if root.find(f"{{{DS_NS}}}Signature") is not None:
         raise FacturaeSignatureError("the document is already signed")
     signer = _FacturaeSigner(
-        signature_policy=FACTURAE_POLICY,
+        signature_policy=policy,
         claimed_roles=["emisor"],
-        data_object_format=XAdESDataObjectFormat(
-            Description="Factura electrónica", MimeType="text/xml"
-        ),
+        data_object_format=XAdESDataObjectFormat(Description=description, MimeType="text/xml"),
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm="rsa-sha256",
         digest_algorithm="sha256",
         c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_0,  # exclusive C14N breaks XAdES
     )
     try:
-        signed = signer.sign(
+        signed: etree._Element = signer.sign(
             root,
             key=credentials.key,
-            cert=[certificate, *credentials.chain],  # X509Data with the whole chain
+            cert=[credentials.certificate, *credentials.chain],  # X509Data with the chain
             always_add_key_value=True,  # KeyValue as well, as the policy's examples show
         )
     except (SignXMLException, ValueError) as exc:
         raise FacturaeSignatureError(
-            Said(f"signing failed: {exc}", f"No se ha podido firmar la factura: {exc}")
+            Said(f"signing failed: {exc}", f"No se ha podido firmar el documento: {exc}")
         ) from exc
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return signed
 
 
 def verify(

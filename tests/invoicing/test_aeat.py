@@ -1029,3 +1029,45 @@ def test_the_system_is_described_from_the_installation_settings(
         "N",
         "N",
     ]
+
+
+def test_without_verifactu_each_record_is_signed_with_the_business_certificate(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from signxml.exceptions import InvalidSignature
+    from signxml.xades import XAdESVerifier
+
+    from tests.certificates import self_signed
+
+    key, certificate = self_signed("Puente Demo SL")
+    p12 = tmp_path / "empresa.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"empresa", key, certificate, None, serialization.BestAvailableEncryption(b"clave")
+        )
+    )
+    monkeypatch.delenv("PUENTE_VERIFACTU_MODE")
+    monkeypatch.setenv("PUENTE_FACTURAE_P12", str(p12))
+    monkeypatch.setenv("PUENTE_FACTURAE_P12_PASSWORD", "clave")
+    make_issuer(rt)
+    [invoice_id] = issue_invoices(rt, 1)
+    with rt.sessions.begin() as s:
+        corrections.cancel(s, invoice_id, "emitida por error", now=NOW)
+
+    rows = records(rt)
+    assert [(r.kind, r.status) for r in rows] == [("alta", "kept"), ("anulacion", "kept")]
+    for row in rows:
+        node = etree.fromstring(row.xml)
+        assert node[-1].tag == "{http://www.w3.org/2000/09/xmldsig#}Signature"
+        # The record as kept verifies with the business's certificate, and is still valid.
+        XAdESVerifier().verify(row.xml.encode(), x509_cert=certificate)
+        tampered = row.xml.replace(row.num_serie, row.num_serie[:-1] + "9", 1)
+        with pytest.raises(InvalidSignature):  # a changed record no longer verifies
+            XAdESVerifier().verify(tampered.encode(), x509_cert=certificate)
+    with rt.sessions() as s:
+        issuer = s.scalars(select(Issuer)).one()
+        xsd_checked = chain.wrap(issuer, [r.xml for r in rows])
+    vf.validate(xsd_checked)
+    _recomputed_chain_is_valid(rows)
