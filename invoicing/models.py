@@ -470,6 +470,21 @@ class VerifactuRecord(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SifEvent(Base):
+    """One entry of the invoicing system's event log (registro de eventos), each hashing the
+    one before it, as the regulation asks of a system that keeps its records (no VERI*FACTU)."""
+
+    __tablename__ = "sif_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence: Mapped[int] = mapped_column(unique=True)  # the log never forks
+    kind: Mapped[str] = mapped_column(String(30))  # see invoicing.sif_log.KINDS
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class OutboxEvent(Base):
     """Domain events written in the same transaction as the change; they feed triggers."""
 

@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument(
         "--every", type=float, default=0, help="keep going, at least this many seconds apart"
     )
+    sub.add_parser(
+        "verifactu-check",
+        help="recompute every record's huella and the event log's hashes; log what is found",
+    )
     sample = sub.add_parser("send-sample", help="send a signed sample 'deal won'")
     sample.add_argument("--url", help="webhook URL (default: the demo webhook on this server)")
     sample.add_argument("--deal-id", help="deal id (default: a new one each time)")
@@ -204,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
             print(retention.prune(s, args.days or settings.retention_days))
     elif args.command == "verifactu-submit":
         return _submit_loop(rt, args.every)
+    elif args.command == "verifactu-check":
+        from invoicing import sif_log
+
+        with rt.sessions.begin() as s:
+            found = sif_log.check(s)
+        for anomaly in found.anomalies:
+            print(f"ANOMALY: {anomaly}")
+        print(f"{found.records} records, {found.events} events: {len(found.anomalies)} anomalies")
+        return 1 if found.anomalies else 0
     return 0
 
 

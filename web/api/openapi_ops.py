@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoicing import aeat
+from invoicing import aeat, sif_log
 from web.api.documents import PLURAL
 from web.api.openapi import (
     ANY,
@@ -406,6 +406,16 @@ def _invoice(detail: bool) -> dict[str, Any]:
             ),
         }
     return obj(list(properties), **properties)
+
+
+def _page_with(item: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    """A listing answer with more fields, always present."""
+    listing = page(item)
+    return {
+        **listing,
+        "required": [*listing["required"], *properties],
+        "properties": {**listing["properties"], **properties},
+    }
 
 
 def _with(base: str, **properties: Any) -> dict[str, Any]:
@@ -1128,6 +1138,36 @@ INVOICES = (
             OFFSET,
         ),
         errors=(404, 422),
+    ),
+    Op(
+        "GET",
+        "/verifactu/events",
+        "The invoicing system's event log, chained by hash",
+        "Invoices",
+        {
+            200: _page_with(
+                obj(
+                    ["sequence", "kind", "description", "detail", "occurred_at", "hash"],
+                    sequence=INTEGER,
+                    kind={"type": "string", "enum": list(sif_log.KINDS)},
+                    description=STRING,
+                    detail={"type": "object"},
+                    occurred_at=DATETIME,
+                    previous_hash=NULLABLE_TEXT,
+                    hash=STRING,
+                ),
+                intact={
+                    "type": "boolean",
+                    "description": "every record's huella and every event's hash recomputed "
+                    "and chained",
+                },
+                anomalies={"type": "array", "items": STRING},
+            )
+        },
+        params=(LIMIT, OFFSET),
+        description="Starts, exports of records and of this log, chain checks and the "
+        "anomalies they found (registro de eventos, Orden HAC/1177/2024). Reading it is an "
+        "event too.",
     ),
     Op(
         "POST",
