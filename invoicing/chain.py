@@ -128,6 +128,15 @@ def _previous(session: Session, issuer: Issuer) -> tuple[vf.ChainLink | None, in
     return link, head.sequence + 1
 
 
+def _next_link(
+    session: Session, issuer: Issuer, now: datetime, settings: InvoicingSettings | None
+) -> tuple[InvoicingSettings, vf.ChainLink | None, int]:
+    """The settings in force, checked for this year's mode, and where the next record goes."""
+    settings = _settings(settings)
+    _check_mode(session, issuer, now, settings)
+    return (settings, *_previous(session, issuer))
+
+
 def append_alta(
     session: Session,
     issuer: Issuer,
@@ -143,9 +152,7 @@ def append_alta(
     subsanación: the invoice's data as it is now, Subsanacion S, RechazoPrevio S if the AEAT
     rejected it outright.
     """
-    settings = _settings(settings)
-    _check_mode(session, issuer, now, settings)
-    previous, sequence = _previous(session, issuer)
+    settings, previous, sequence = _next_link(session, issuer, now, settings)
     assert invoice.number is not None and invoice.issue_date is not None
     record = vf.AltaRecord(
         issuer=vf.Issuer(nif=issuer.tax_id, name=issuer.name),
@@ -197,9 +204,7 @@ def append_anulacion(
     RechazoPrevio S. Sent to an AEAT that never received the invoice's alta (made without
     VERI*FACTU, or rejected and never corrected), it says SinRegistroPrevio S.
     """
-    settings = _settings(settings)
-    _check_mode(session, issuer, now, settings)
-    previous, sequence = _previous(session, issuer)
+    settings, previous, sequence = _next_link(session, issuer, now, settings)
     assert invoice.number is not None and invoice.issue_date is not None
     alta = current(session, invoice, "alta")
     record = vf.AnulacionRecord(

@@ -57,7 +57,8 @@ class InvoicingSettings:
     # VERI*FACTU or not: explicit, "no VERI*FACTU" unless PUENTE_VERIFACTU_MODE says otherwise.
     verifactu_mode: str = NO_VERIFACTU
     # Who produced this invoicing system (SistemaInformatico/NombreRazon and NIF) and the number
-    # of this installation; an unset producer is the business running its own installation.
+    # of this installation. Required in VERI*FACTU mode; unset without it, the business running
+    # its own installation stands as its producer (the records are kept, not sent).
     sif_producer_name: str | None = None
     sif_producer_nif: str | None = None
     sif_installation: str | None = None
@@ -107,6 +108,16 @@ class InvoicingSettings:
                     "certificate: without them records would never be sent",
                     "El modo VERI*FACTU necesita PUENTE_VERIFACTU_URL (la dirección de la AEAT) "
                     "y su certificado: sin ellos los registros no se enviarían nunca.",
+                )
+            )
+        if self.verifactu_mode == VERIFACTU and self.sif_producer_nif is None:
+            raise SettingsError(
+                Said(
+                    "VERI*FACTU mode needs PUENTE_SIF_PRODUCER_NAME and PUENTE_SIF_PRODUCER_NIF: "
+                    "the records sent to the AEAT name who produced this invoicing system",
+                    "El modo VERI*FACTU necesita PUENTE_SIF_PRODUCER_NAME y "
+                    "PUENTE_SIF_PRODUCER_NIF: los registros que recibe la AEAT dicen quién "
+                    "produjo este sistema de facturación (quien lo instala y mantiene).",
                 )
             )
         if (self.sif_producer_name is None) != (self.sif_producer_nif is None):

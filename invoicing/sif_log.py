@@ -137,5 +137,4 @@ def _huella_of(xml: str) -> str:
         ("Huella", anterior),
         ("FechaHoraHusoGenRegistro", node.findtext(f"{sf}FechaHoraHusoGenRegistro")),
     ]
-    text = "&".join(f"{name}={(value or '').strip()}" for name, value in fields)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest().upper()
+    return vf.huella_of((name, value or "") for name, value in fields)

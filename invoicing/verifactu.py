@@ -508,6 +508,12 @@ def _sha256_upper(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest().upper()
 
 
+def huella_of(fields: Iterable[tuple[str, str]]) -> str:
+    """The huella of ``name=value`` pairs in the AEAT's order (as read back from a stored
+    record's XML, to check it against the huella it carries)."""
+    return _sha256_upper(_chain(fields))
+
+
 def huella_alta(record: AltaRecord) -> str:
     """SHA-256 (upper-case hex) of :func:`cadena_huella_alta`."""
     return _sha256_upper(cadena_huella_alta(record))
@@ -903,6 +909,7 @@ __all__ = [
     "huella",
     "huella_alta",
     "huella_anulacion",
+    "huella_of",
     "is_verifactu_qr",
     "qr_png",
     "qr_svg",

@@ -234,4 +234,6 @@ def verifactu_mode(monkeypatch: pytest.MonkeyPatch) -> str:
     url = "https://prewww1.aeat.es/wlpl/TIKE-CONT/ws/SistemaFacturacion/VerifactuSOAP"
     monkeypatch.setenv("PUENTE_VERIFACTU_MODE", "verifactu")
     monkeypatch.setenv("PUENTE_VERIFACTU_URL", url)
+    monkeypatch.setenv("PUENTE_SIF_PRODUCER_NAME", "Integraciones Puente SL")
+    monkeypatch.setenv("PUENTE_SIF_PRODUCER_NIF", "B65410011")
     return url

@@ -154,6 +154,10 @@ def test_a_given_service_wins_over_what_the_installer_provides(tmp_path):
         ({"PUENTE_VERIFACTU_MODE": "maybe"}, "no es un modo"),
         ({"PUENTE_VERIFACTU_MODE": "verifactu"}, "necesita PUENTE_VERIFACTU_URL"),
         ({"PUENTE_SIF_PRODUCER_NAME": "Integraciones SL"}, "PUENTE_SIF_PRODUCER_NIF"),
+        (
+            {"PUENTE_VERIFACTU_MODE": "verifactu", "PUENTE_VERIFACTU_URL": "https://x.example/"},
+            "quién produjo este sistema",
+        ),
     ],
 )
 def test_a_mode_that_cannot_work_is_refused_saying_how_to_fix_it(environ, said):
