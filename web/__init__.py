@@ -19,6 +19,19 @@ from database import is_transient
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
+# Scripts and styles from this site only (inline styles allowed: the pages' own CSS; no inline
+# script: behaviour comes from static/*.js), never framed, no plug-ins, forms post here only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 EXTENSION = "puente"  # where the app keeps its runtime: read it with current_runtime()
 
 
@@ -55,6 +68,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     i18n.init_app(app)
     filters.init_app(app)
     audit.init_app(app)
+
+    @app.after_request
+    def secure(response: Any) -> Any:
+        """Every answer: the security headers. Pages and API answers carry someone's data:
+        no cache keeps them (static files may be cached)."""
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith(("/ui", "/api/")) and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/healthz")
     def healthz() -> Any:

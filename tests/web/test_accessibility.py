@@ -15,6 +15,13 @@ AXE = Path(__file__).resolve().parents[1] / "browser" / "node_modules" / "axe-co
 TABLET = 820
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, object]) -> dict[str, object]:
+    """axe-core is injected into the page as inline script, which the app's CSP rightly
+    refuses: only this test's browser bypasses it."""
+    return {**browser_context_args, "bypass_csp": True}
+
+
 @pytest.fixture
 def admin_page(rt, client, live_server, page: Page) -> Page:
     """A browser signed in as an admin, with a run, an issued invoice and a flow to show."""

@@ -109,7 +109,7 @@ def test_issuing_and_cancelling_ask_first_and_the_facturae_downloads(rt, client)
     make_issuer(rt)
     draft = make_draft(rt)
     page = client.get(f"/ui/invoices/{draft}").text
-    assert "return confirm(" in page and "solo se corrige con una rectificativa" in page
+    assert "data-confirm=" in page and "solo se corrige con una rectificativa" in page
     assert "Descargar Facturae" not in page  # a draft has none yet
     assert client.get(f"/ui/invoices/{draft}/facturae.xml").status_code == 404
     with rt.sessions.begin() as s:

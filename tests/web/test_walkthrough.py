@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -47,7 +48,12 @@ def crm() -> Iterator[FakeHubSpot]:
 class Walk:
     def __init__(self, page: Page, base: str) -> None:
         self.page, self.base, self.step = page, base, 0
-        page.on("dialog", lambda dialog: dialog.accept())  # "¿Emitir la factura?"…
+        self.asked: list[str] = []  # what the pages asked to confirm ("¿Emitir la factura?"…)
+        page.on("dialog", self._accept)
+
+    def _accept(self, dialog: Any) -> None:
+        self.asked.append(dialog.message)
+        dialog.accept()
 
     def shot(self, name: str) -> None:
         self.step += 1
@@ -181,6 +187,8 @@ def test_the_walk_from_first_sign_in_to_a_replayed_run(
     expect(page.get_by_text("Borrador guardado.")).to_be_visible()
     page.get_by_role("button", name="Emitir factura").click()
     expect(page.get_by_test_id("huella")).to_be_visible()
+    # The confirmation comes from ui.js, the only script the page's CSP lets run.
+    assert walk.asked and "emit" in walk.asked[-1].lower()
     walk.shot("invoice-issued")
     with page.expect_download() as facturae:
         page.get_by_role("link", name="Descargar Facturae (XML)").click()
