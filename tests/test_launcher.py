@@ -63,8 +63,7 @@ def test_make_run_serves_the_demo_flow_and_ctrl_c_stops_every_process(tmp_path):
                 return None
 
         health = wait_for(healthy, 45, "the web server", interval=0.2)
-        assert health["database"]["dialect"] == "sqlite"
-        assert health["redis"]["ok"] is True
+        assert health == {"status": "ok"}  # the details need an API key
 
         sent = subprocess.run(
             [sys.executable, "-m", "web.cli", "send-sample", "--deal-id", "D-launcher"],

@@ -81,7 +81,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/healthz")
     def healthz() -> Any:
-        return _health(runtime)
+        """Up or down for anyone (load balancers, uptime checks); what is down, and the
+        queue's length, only for a request with a valid API key."""
+        from web import auth
+
+        body, code = _health(runtime)
+        if auth.has_valid_key():
+            return jsonify(body), code
+        return jsonify({"status": body["status"]}), code
 
     @app.get("/")
     @app.get("/ui")
@@ -132,7 +139,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-def _health(rt: Runtime) -> Any:
+def _health(rt: Runtime) -> tuple[dict[str, Any], int]:
     checks: dict[str, Any] = {}
     try:
         with rt.engine.connect() as conn:
@@ -148,7 +155,7 @@ def _health(rt: Runtime) -> Any:
         log.warning("health: Redis does not answer: %s", exc)
         checks["redis"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c["ok"] for c in checks.values())
-    return jsonify({"status": "ok" if ok else "degraded", **checks}), 200 if ok else 503
+    return {"status": "ok" if ok else "down", **checks}, 200 if ok else 503
 
 
 def runtime_of(app: Flask) -> Runtime:

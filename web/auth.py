@@ -99,6 +99,13 @@ def requires(scope: str) -> Callable[[F], F]:
     return decorate
 
 
+def has_valid_key() -> bool:
+    """The request carries a known, unrevoked API key (no scope or rate asked: for /healthz,
+    which must answer while Redis, where rates are counted, is down)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(key.strip()) and _check(key.strip()) is not None
+
+
 def _check(key: str) -> ApiKey | None:
     with current_runtime().sessions.begin() as s:
         row = find_api_key(s, key)

@@ -394,8 +394,13 @@ def test_a_bootstrap_key_shorter_than_24_characters_raises_value_error(rt):
 # --- health --------------------------------------------------------------------------------
 
 
-def test_healthz_reports_the_database_and_redis_ok(rt, client):
-    response = client.get("/healthz")
+def test_healthz_says_only_up_to_anyone_and_the_details_to_an_api_key(rt, client):
+    anyone = client.get("/healthz")
+    assert (anyone.status_code, anyone.json) == (200, {"status": "ok"})
+    wrong = client.get("/healthz", headers=bearer("pk_not_a_key"))
+    assert wrong.json == {"status": "ok"}
+
+    response = client.get("/healthz", headers=bearer(make_api_key(rt)))
 
     assert response.status_code == 200
     body = response.json
@@ -424,12 +429,16 @@ def test_an_error_answer_keeps_the_headers_that_explain_it(rt, client):
     assert "GET" in response.headers["Allow"]
 
 
-def test_healthz_says_what_is_down_without_telling_anyone_where_or_who(settings):
+def test_healthz_says_what_is_down_without_telling_anyone_where_or_who(rt, settings):
+    key = make_api_key(rt)
     down = build_runtime(settings.with_(redis_url="redis://:s3cret@127.0.0.1:1/0"))
     try:
-        body = create_app(runtime=down).test_client().get("/healthz").json
+        web = create_app(runtime=down).test_client()
+        anyone = web.get("/healthz")
+        body = web.get("/healthz", headers=bearer(key)).json
     finally:
         down.close()
+    assert (anyone.status_code, anyone.json) == (503, {"status": "down"})
     assert body["redis"] == {"ok": False, "error": "ConnectionError"}
     assert "s3cret" not in json.dumps(body) and "127.0.0.1" not in json.dumps(body)
 
