@@ -64,6 +64,14 @@ def record_signer(settings: InvoicingSettings) -> fe.SigningCredentials | None:
     path = settings.facturae_p12
     if settings.sends_records or path is None:
         return None
+    if not path.is_file():
+        raise DocumentStateError(
+            Said(
+                f"PUENTE_FACTURAE_P12 names {path}, which is not a file: records cannot be signed",
+                f"PUENTE_FACTURAE_P12 apunta a {path}, que no existe: sin el certificado no se "
+                "pueden firmar los registros. Corrige la ruta o quita la variable.",
+            )
+        )
     return _credentials(str(path), path.stat().st_mtime, settings.facturae_p12_password)
 
 

@@ -1071,3 +1071,18 @@ def test_without_verifactu_each_record_is_signed_with_the_business_certificate(
         xsd_checked = chain.wrap(issuer, [r.xml for r in rows])
     vf.validate(xsd_checked)
     _recomputed_chain_is_valid(rows)
+
+
+def test_a_missing_certificate_file_is_a_clear_refusal_and_nothing_is_issued(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.delenv("PUENTE_VERIFACTU_MODE")
+    monkeypatch.setenv("PUENTE_FACTURAE_P12", str(tmp_path / "no-such.p12"))
+    make_issuer(rt)
+    draft = make_draft(rt)
+
+    with pytest.raises(issuing.DocumentStateError) as refused, rt.sessions.begin() as s:
+        issuing.issue(s, draft, now=NOW)
+
+    assert "no-such.p12" in refused.value.args[0].es and "no existe" in refused.value.args[0].es
+    assert records(rt) == []
