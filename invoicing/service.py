@@ -491,6 +491,9 @@ def _differs(stored: str, incoming: str) -> bool:
     return " ".join(stored.casefold().split()) != " ".join(incoming.casefold().split())
 
 
+MAX_DESCRIPTION = 500  # invoice_lines.description
+
+
 def customer_problems(
     country: str, email: str | None, postal_code: str | None
 ) -> list[tuple[str, str]]:
@@ -697,6 +700,17 @@ def prepare_lines(
         if not description:
             errors.append(
                 (f"{where}.description", Said("must not be empty", "no puede quedar vacía"))
+            )
+        elif len(description) > MAX_DESCRIPTION:
+            errors.append(
+                (
+                    f"{where}.description",
+                    Said(
+                        f"has {len(description)} characters; at most {MAX_DESCRIPTION}",
+                        f"tiene {len(description)} caracteres y caben {MAX_DESCRIPTION}: "
+                        "acórtala (el detalle puede ir en las observaciones)",
+                    ),
+                )
             )
         if errors:
             continue
