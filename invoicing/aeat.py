@@ -86,11 +86,11 @@ MAX_RECORDS = 1000  # RegistroFactura maxOccurs; RespuestaLinea maxOccurs
 DEFAULT_WAIT_SECONDS = 60  # TiempoEsperaEnvio before the AEAT says otherwise
 MAX_BACKOFF_SECONDS = 3600  # retries after failures never wait longer than this
 
-PENDING = "pending"
-FAILED = "failed"
-ACCEPTED = "accepted"
-ACCEPTED_WITH_ERRORS = "accepted_with_errors"
-REJECTED = "rejected"
+PENDING = chain.PENDING
+FAILED = chain.FAILED
+ACCEPTED = chain.ACCEPTED
+ACCEPTED_WITH_ERRORS = chain.ACCEPTED_WITH_ERRORS
+REJECTED = chain.REJECTED
 QUEUED = (PENDING, FAILED)  # what pending() returns and submit_pending() sends
 STATUSES = (*QUEUED, ACCEPTED, ACCEPTED_WITH_ERRORS, REJECTED, chain.CORRECTED, chain.KEPT)
 

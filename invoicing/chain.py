@@ -33,7 +33,12 @@ from invoicing.settings import (
     InvoicingSettings,
 )
 
-PENDING = "pending"  # queued for the AEAT (aeat.py owns the rest of the statuses)
+# A record's status (VerifactuRecord.status); invoicing.aeat describes the submission ones.
+PENDING = "pending"  # queued for the AEAT
+FAILED = "failed"
+ACCEPTED = "accepted"
+ACCEPTED_WITH_ERRORS = "accepted_with_errors"
+REJECTED = "rejected"
 KEPT = "kept"  # no VERI*FACTU: kept with the chain, never sent
 CORRECTED = "corrected"  # the AEAT refused it and a newer record of the invoice corrects it
 
@@ -182,7 +187,7 @@ def append_alta(
         if invoice.operation_date not in (None, invoice.issue_date)
         else None,
         subsanacion=corrects is not None,
-        rechazo_previo="S" if corrects is not None and corrects.status == "rejected" else None,
+        rechazo_previo="S" if corrects is not None and corrects.status == REJECTED else None,
     )
     return _store(
         session,
@@ -223,7 +228,7 @@ def append_anulacion(
         previous=previous,
         sin_registro_previo=settings.sends_records
         and alta is not None
-        and (alta.mode == NO_VERIFACTU or alta.status == "rejected"),
+        and (alta.mode == NO_VERIFACTU or alta.status == REJECTED),
         rechazo_previo=corrects is not None,
     )
     return _store(
@@ -397,16 +402,11 @@ def alta_of(invoice: Invoice) -> VerifactuRecord:
     return row
 
 
-def is_verifactu(invoice: Invoice) -> bool:
-    """The invoice's record went (or goes) to the AEAT: its QR and PDF say VERI*FACTU."""
-    return alta_of(invoice).mode == VERIFACTU
-
-
-def qr_url_of(invoice: Invoice) -> str:
-    """The AEAT cotejo URL printed as QR on the invoice, as the mode of its record decides:
-    ValidarQR (production, or the test portal for records sent to the AEAT's tests) or
-    ValidarQRNoVerifactu."""
-    record = alta_of(invoice)
+def qr_url_of(invoice: Invoice, record: VerifactuRecord | None = None) -> str:
+    """The AEAT cotejo URL printed as QR on the invoice, as the mode of its alta record (given,
+    or looked up) decides: ValidarQR (production, or the test portal for records sent to the
+    AEAT's tests) or ValidarQRNoVerifactu."""
+    record = record or alta_of(invoice)
     assert record.importe_total is not None
     return vf.qr_url(
         invoice.issuer.tax_id if invoice.issuer else "",

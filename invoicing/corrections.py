@@ -93,7 +93,7 @@ def cancel(session: Session, invoice_id: int, reason: str, now: datetime | None 
     return invoice
 
 
-CORRECTABLE = ("rejected", "accepted_with_errors")  # aeat.REJECTED, aeat.ACCEPTED_WITH_ERRORS
+CORRECTABLE = (chain.REJECTED, chain.ACCEPTED_WITH_ERRORS)  # the AEAT's refusals
 
 
 def correct_record(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import verifactu as vf
+from invoicing.errors import DocumentStateError, Said
 from invoicing.models import SifEvent, VerifactuRecord
 
 KINDS = {
@@ -68,7 +69,12 @@ def log(session: Session, kind: str, detail: dict[str, Any] | None = None) -> Si
         except IntegrityError:
             continue  # another process took this sequence number: chain after its event
         return event
-    raise RuntimeError("the event log is busy; try again")
+    raise DocumentStateError(
+        Said(
+            "the event log is busy: try again",
+            "El registro de eventos está ocupado: vuelve a intentarlo en unos segundos.",
+        )
+    )
 
 
 @dataclass(frozen=True)

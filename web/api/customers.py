@@ -23,18 +23,23 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "tax_id": customer.tax_id,
         "tax_id_kind": customer.tax_id_kind,
         "name": customer.name,
-        "individual": {
-            "given_name": customer.given_name,
-            "first_surname": customer.first_surname,
-            "second_surname": customer.second_surname,
-        }
-        if customer.first_surname
-        else None,
+        "individual": _individual(customer),
         "email": customer.email,
         "address": {k: getattr(customer, k) for k in ADDRESS},
         "equivalence_surcharge": customer.equivalence_surcharge,
         "payment_days": customer.payment_days,
         "created_at": iso(customer.created_at),
+    }
+
+
+def _individual(customer: Customer) -> dict[str, Any] | None:
+    """A person's name apart, when it was given."""
+    if not customer.first_surname:
+        return None
+    return {
+        "given_name": customer.given_name,
+        "first_surname": customer.first_surname,
+        "second_surname": customer.second_surname,
     }
 
 
@@ -104,11 +109,7 @@ def patch_customer(customer_id: int) -> Any:
             "name": customer.name,
             "tax_id": customer.tax_id,
             "email": customer.email,
-            **(
-                {"individual": customer_json(customer)["individual"]}
-                if customer.first_surname
-                else {}
-            ),
+            **({"individual": _individual(customer)} if customer.first_surname else {}),
             "address": {k: getattr(customer, k) for k in ADDRESS if getattr(customer, k)},
             "equivalence_surcharge": customer.equivalence_surcharge,
             "payment_days": customer.payment_days,

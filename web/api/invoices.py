@@ -162,10 +162,11 @@ def verifactu_json(invoice: Invoice) -> dict[str, Any]:
     """The issued invoice's records that count (the newest alta and anulación) and its QR."""
     session = object_session(invoice)
     assert session is not None
+    alta = chain.alta_of(invoice)
     cancellation = chain.current(session, invoice, "anulacion")
     return {
-        **record_json(chain.alta_of(invoice)),
-        "qr_url": chain.qr_url_of(invoice),
+        **record_json(alta),
+        "qr_url": chain.qr_url_of(invoice, alta),
         "cancellation": None if cancellation is None else record_json(cancellation),
     }
 

@@ -37,13 +37,15 @@ def invoice_print(invoice_id: int) -> Any:
     with sessions()() as s:
         invoice = _invoice(s, invoice_id)
         draft = pdf.is_draft(invoice)
+        url = None if draft else chain.qr_url_of(invoice)
         return render_template(
             "ui/print.html",
             invoice=invoice,
             issuer=pdf.shown_issuer(invoice),
             draft=draft,
-            qr_svg=None if draft else _inline_svg(chain.qr_url_of(invoice)),
-            verifactu=not draft and chain.is_verifactu(invoice),
+            qr_svg=_inline_svg(url) if url else None,
+            # The legend as on the PDF: only a VERI*FACTU invoice's QR (ValidarQR) carries it.
+            verifactu=url is not None and verifactu.is_verifactu_qr(url),
             legal=pdf,
         )
 
