@@ -23,7 +23,7 @@ from connector.errors import PuenteError, ValidationError
 from connector.models import Connection, Event
 from connector.outbound import Answer
 from connector.runtime import Runtime
-from connector.spec import ActionContext, ActionSpec, Effects, ParsedItem
+from connector.spec import ActionContext, ActionSpec, Effects, Entity, ParsedItem
 from invoicing.deals import DealData
 from invoicing.models import Deal
 from invoicing.service import Invoicing
@@ -288,8 +288,15 @@ def _reached(rt: Runtime, conn: Connection, since: datetime) -> set[str]:
             )
         )
         known = {str(p.get("deal_id")) for p in payloads if isinstance(p, dict)}
-        known |= set(s.scalars(select(Deal.external_ref).where(Deal.source == conn.type)))
+        # Deals recorded before events kept their integration (0020) bear the bare type.
+        sources = (conn.type, _deal_source(conn))
+        known |= set(s.scalars(select(Deal.external_ref).where(Deal.source.in_(sources))))
     return known
+
+
+def _deal_source(conn: Connection) -> str:
+    """The source of the connection's deals, as its webhooks' runs record them."""
+    return Entity(conn.type, "").arrived_on(intake.connection_scope(conn.name)).source
 
 
 def _catch_up(
@@ -299,7 +306,7 @@ def _catch_up(
     with rt.sessions.begin() as s:
         Invoicing(s).record_deal(
             DealData(
-                source=conn.type,
+                source=_deal_source(conn),
                 external_ref=deal_id,
                 won_at=datetime.fromisoformat(deal["won_at"]),
                 title=deal.get("title"),

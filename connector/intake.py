@@ -64,6 +64,12 @@ _ADD_EVENTS = insert(_events_t).returning(_events_t.c.id, sort_by_parameter_orde
 _ADD_RUNS = insert(_runs_t).returning(_runs_t.c.id, sort_by_parameter_order=True)
 
 
+def connection_scope(name: str) -> str:
+    """A connection's deals are its own, by its name: flows name it, and one deleted and made
+    again for the same CRM account still knows the deals invoiced through it."""
+    return f"connection:{name}"
+
+
 @dataclass(frozen=True)
 class Route:
     """Where items came from, and which flows they feed."""
@@ -72,34 +78,39 @@ class Route:
     flows: str  # a key of _FLOWS
     match: Any = None
     subscription_id: int | None = None
+    # The integration the items arrived on (Event.scope): what their entities are unique
+    # within, whatever source their payload names. None for our own outbox events.
+    scope: str | None = None
 
     @classmethod
     def subscription(cls, subscription_id: int) -> Route:
-        return cls(
-            f"subscription:{subscription_id}", "subscription", subscription_id, subscription_id
-        )
+        source = f"subscription:{subscription_id}"
+        return cls(source, "subscription", subscription_id, subscription_id, source)
 
     @classmethod
     def connection(cls, connection_id: int, name: str) -> Route:
-        return cls(f"connection:{connection_id}", "connection", name)
+        return cls(f"connection:{connection_id}", "connection", name, scope=connection_scope(name))
 
     @classmethod
     def outbox(cls) -> Route:
         return cls("outbox", "trigger")
 
     @classmethod
-    def poll(cls, flow_id: int) -> Route:
-        return cls(f"poll:{flow_id}", "flow", flow_id)
+    def poll(cls, flow_id: int, connection: str | None = None) -> Route:
+        """A flow's poll: its own cursor and events, its deals those of the connection it reads
+        (a webhook and a poll of one CRM account know the same deals)."""
+        scope = f"poll:{flow_id}" if connection is None else connection_scope(connection)
+        return cls(f"poll:{flow_id}", "flow", flow_id, scope=scope)
 
     @classmethod
     def push(cls) -> Route:
         """Items an API client posts to a push trigger: every flow on it."""
-        return cls("api", "trigger")
+        return cls("api", "trigger", scope="api")
 
     @classmethod
     def manual(cls, flow_id: int) -> Route:
         """A trigger item given by hand to one flow (POST /api/v1/flows/<id>/trigger)."""
-        return cls(f"manual:{flow_id}", "flow", flow_id)
+        return cls(f"manual:{flow_id}", "flow", flow_id, scope="manual")
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,7 @@ def store(
             [
                 {
                     "source": route.source,
+                    "scope": route.scope,
                     "subscription_id": route.subscription_id,
                     "trigger_key": trigger.key,
                     "dedup_key": dedup_key(item.dedup_key),
@@ -182,6 +194,8 @@ def store(
     runs, keys = [], []
     for event_id, item in zip(event_ids, items, strict=True):
         entity = trigger.entity(item.data)
+        if entity is not None:
+            entity = entity.arrived_on(route.scope)
         item_keys = business_keys(trigger.business_keys, item.data)
         for flow_id, version_id in flows:
             runs.append(

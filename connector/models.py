@@ -166,6 +166,9 @@ class Event(Base):
     # Where it came from: "subscription:<id>", "connection:<id>", "outbox", "poll:<flow id>",
     # "api" (a push trigger), "manual:<flow id>".
     source: Mapped[str] = mapped_column(String(80))
+    # The integration it arrived on ("subscription:<id>", "connection:<name>", "api", ...; None
+    # for outbox events and events stored before 0020): its entity is unique within it.
+    scope: Mapped[str | None] = mapped_column(String(100))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     trigger_key: Mapped[str] = mapped_column(String(80))
     dedup_key: Mapped[str] = mapped_column(String(200))

@@ -95,7 +95,7 @@ def _poll(rt: Runtime, flow_id: int) -> list[int]:
         with rt.sessions.begin() as s:  # tried: wait for the next turn
             _set_cursor(s, flow_id, cursor, primed=not first, error=str(exc.message))
         return []
-    route = intake.Route.poll(flow_id)
+    route = intake.Route.poll(flow_id, compiled.connection)
     items = [] if first else _valid(trigger.output_schema, found.items, flow_id)
     with rt.sessions.begin() as s:
         fresh = _unseen(s, route, trigger.key, items)

@@ -102,7 +102,7 @@ _CLAIM = (
 )
 _STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("b_run"))
 _LOAD = (
-    select(_events.c.payload, _versions.c.document)
+    select(_events.c.payload, _events.c.scope, _versions.c.document)
     .join_from(_events, _versions, true())  # one row each, by primary key
     .where(_events.c.id == bindparam("b_event"), _versions.c.id == bindparam("b_version"))
 )
@@ -239,7 +239,7 @@ def execute_run(
         flow.lookups,
         now,
         {"trigger": claim.payload, "steps": dict(claim.done)},
-        _entity(flow, claim.payload),
+        _entity(flow, claim.payload, claim.scope),
     )
     batches = _batches([step for step in flow.steps if attempt.to_run(step)])
     for n, batch in enumerate(batches, 1):
@@ -260,9 +260,10 @@ def execute_run(
     return Outcome("succeeded")
 
 
-def _entity(flow: CompiledFlow, payload: Any) -> Entity | None:
-    """What the run's trigger item is about, as its trigger names it."""
-    return flow.trigger.entity(payload) if isinstance(payload, dict) else None
+def _entity(flow: CompiledFlow, payload: Any, scope: str | None) -> Entity | None:
+    """What the run's trigger item is about, within the integration it arrived on."""
+    entity = flow.trigger.entity(payload) if isinstance(payload, dict) else None
+    return None if entity is None else entity.arrived_on(scope)
 
 
 def _batches(steps: list[CompiledStep]) -> list[list[CompiledStep]]:
@@ -290,6 +291,7 @@ class _Claim:
     attempt: int  # its number in the run's history of attempts
     attempts: int  # attempts against the retry budget (a replay starts a new budget)
     payload: Any
+    scope: str | None  # the integration its event arrived on
     document: dict[str, Any]
     waited: int  # ms from enqueued to started
     stored: frozenset[str]  # steps with a row already (an earlier attempt)
@@ -317,7 +319,7 @@ def _claim(
         ).one_or_none()
         if row is None:
             return None
-        payload, document = s.execute(
+        payload, scope, document = s.execute(
             _LOAD, {"b_event": row.event_id, "b_version": row.flow_version_id}
         ).one()
         # Only a run's very first attempt is sure to find no step rows and no history.
@@ -342,6 +344,7 @@ def _claim(
         attempt=logged + 1,
         attempts=row.attempts,
         payload=payload if row.trigger_override is None else row.trigger_override,
+        scope=scope,
         document=document,
         waited=_queue_wait(row.enqueued_at or row.created_at, started),
         stored=frozenset(step.step_id for step in steps),

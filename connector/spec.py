@@ -104,6 +104,14 @@ class Entity:
     def __str__(self) -> str:
         return f"{self.source}:{self.key}"
 
+    def arrived_on(self, scope: str | None) -> Entity:
+        """The entity as the integration it arrived on knows it: "hubspot@connection:hs".
+
+        A payload may name any source; only the subscription or connection that delivered it
+        is proven (its signature), so two integrations can never reach each other's deals.
+        Internal events (scope None) come from our own records and are kept as they are."""
+        return self if scope is None else Entity(f"{self.source}@{scope}", self.key)
+
 
 @dataclass
 class ActionContext:

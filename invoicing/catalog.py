@@ -203,12 +203,19 @@ def map_code(session: Session, source: str, external_code: str, sku: str) -> Sku
     return mapping
 
 
+def source_system(source: str | None) -> str | None:
+    """The system a source names: "hubspot" of "hubspot@connection:hs" (a deal's source says
+    which integration it came through; a code mapping is the system's, whichever delivered it)."""
+    return source.partition("@")[0] if source else source
+
+
 def resolve(session: Session, codes: Iterable[str], source: str | None) -> dict[str, Product]:
     """The active product each line code means: the source's mapping first, then our own SKU.
 
     Codes that mean no active product are left out. Two statements, however many lines."""
     wanted = set(codes)
     found: dict[str, Product] = {}
+    source = source_system(source)
     if source and wanted:
         mapped = session.execute(
             select(SkuMapping.external_code, Product)

@@ -171,7 +171,7 @@ class Deal(Base):
     __table_args__ = (UniqueConstraint("source", "external_ref"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(140))
     external_ref: Mapped[str] = mapped_column(String(100))
     title: Mapped[str | None] = mapped_column(String(200))
     owner_name: Mapped[str | None] = mapped_column(String(120))
@@ -268,7 +268,7 @@ class Invoice(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    source: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(140))
     external_ref: Mapped[str | None] = mapped_column(String(100))
     invoice_type: Mapped[str] = mapped_column(String(2), default=InvoiceType.COMPLETE)
     issuer_id: Mapped[int | None] = mapped_column(ForeignKey("issuers.id"))

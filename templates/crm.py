@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
-from connector.spec import TemplateSpec
+from connector.intake import connection_scope
+from connector.spec import Entity, TemplateSpec
 
 
 def deal_won_to_invoice(
@@ -100,6 +102,19 @@ def deal_won_to_invoice(
     )
 
 
+def _from(crm: str, connection: str) -> str:
+    """Whether the trigger's invoice came from a deal of this connection: its own deals only
+    (another account of the same CRM has deals of the same ids), and the bare CRM name of the
+    deals invoiced before events kept the connection they arrived on."""
+    mine = Entity(crm, "").arrived_on(connection_scope(connection)).source
+    return f"(trigger.source == {_literal(crm)} || trigger.source == {_literal(mine)})"
+
+
+def _literal(text: str) -> str:
+    """A JMESPath literal of any text (JSON inside backticks)."""
+    return "`" + json.dumps(text).replace("`", "\\`") + "`"
+
+
 def invoice_status_to_crm(crm: str, name: str) -> TemplateSpec:
     """Invoice issued → number, link and "Pendiente" on the deal; paid → "Cobrado"."""
 
@@ -112,7 +127,7 @@ def invoice_status_to_crm(crm: str, name: str) -> TemplateSpec:
             "steps": [
                 {
                     "id": "mine",
-                    "filter": {"$expr": f"trigger.source == '{crm}' && trigger.external_ref"},
+                    "filter": {"$expr": f"{_from(crm, connection)} && trigger.external_ref"},
                     "explain": f"la factura no viene de una oportunidad de {name}",
                 },
                 {

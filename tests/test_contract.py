@@ -358,3 +358,20 @@ def test_every_template_is_a_flow_without_problems_in_both_languages(template):
     if template.connection_type is not None and trigger.provider is not None:
         assert trigger.provider == template.connection_type
         assert document["trigger"]["connection"] == "my-crm"
+
+
+@pytest.mark.parametrize("crm", ["hubspot", "pipedrive", "salesforce", "zoho"])
+def test_a_crm_status_flow_writes_back_only_invoices_of_its_own_connection(crm):
+    import jmespath
+
+    document = REGISTRY.templates[f"{crm}.invoice_status_to_crm"].document("ventas 'norte'")
+    [mine] = [step for step in document["steps"] if "filter" in step]
+    takes = jmespath.compile(mine["filter"]["$expr"])
+
+    def taken(source: str) -> bool:
+        return bool(takes.search({"trigger": {"source": source, "external_ref": "D-1"}}))
+
+    assert taken(f"{crm}@connection:ventas 'norte'")
+    assert taken(crm)  # deals invoiced before events kept their connection
+    assert not taken(f"{crm}@connection:ventas sur")  # another account of the same CRM
+    assert not taken(f"{crm}@subscription:3")  # a webhook that names the CRM as its source

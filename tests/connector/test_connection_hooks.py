@@ -133,7 +133,10 @@ def test_one_delivery_fans_out_to_every_enabled_flow_on_the_connection_once(crm)
         [(first, "D-1"), (second, "D-1"), (first, "D-2"), (second, "D-2")]
     )
     with rt.sessions() as s:
-        assert {r.entity_key for r in s.scalars(select(Run))} == {"example:D-1", "example:D-2"}
+        assert {r.entity_key for r in s.scalars(select(Run))} == {
+            "example@connection:crm:D-1",
+            "example@connection:crm:D-2",
+        }
 
 
 def test_the_same_event_delivered_again_even_in_another_batch_starts_nothing(crm):

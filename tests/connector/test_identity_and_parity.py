@@ -140,3 +140,36 @@ def test_a_filter_on_zero_lets_the_run_go_on_as_jmespath_says(rt, client):
     with rt.sessions() as s:
         assert s.get_one(Run, run_id).status == RunStatus.SUCCEEDED
     assert dry_run(rt.sessions, rt.registry, flow, deal(), rt.tools).status == "succeeded"
+
+
+def test_a_second_webhook_cannot_take_another_integrations_deal(rt, client):
+    """The source a payload names proves nothing: only the subscription it arrived on does."""
+    real, other = make_hook(rt), make_hook(rt)
+    cheap_line = {"description": "Nada", "quantity": 1, "unit_price": "0.01", "tax_rate": 21}
+    forged = deal(deal_id="SHARED-77", source="webhook", amount="0.01", lines=[cheap_line])
+    post_deal(client, other, forged)
+    drain(rt)
+
+    [run_id] = post_deal(client, real, deal(deal_id="SHARED-77")).json["run_ids"]
+    drain(rt)
+
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        invoices = {i.id: i for i in s.scalars(select(Invoice))}
+        assert len(invoices) == 2  # the real deal got an invoice of its own
+        mine = invoices[int(run.key("invoice_ref"))]
+        assert str(mine.total) != "0.01" and len(mine.lines) == 2
+        assert mine.source == f"webhook@subscription:{real.subscription_id}"
+        assert len(s.scalars(select(Deal)).all()) == 2  # and a won-deal record of its own
+
+
+def test_a_webhook_naming_a_crm_as_its_source_is_still_only_that_webhooks_deal(rt, client):
+    hook = make_hook(rt)
+    post_deal(client, hook, deal(deal_id="19283746501", source="hubspot"))
+    drain(rt)
+
+    with rt.sessions() as s:
+        [invoice] = s.scalars(select(Invoice))
+        assert invoice.source == f"hubspot@subscription:{hook.subscription_id}"
+        assert invoice.source != "hubspot"  # what a HubSpot connection's deals are never keyed as

@@ -134,7 +134,10 @@ def test_runs_for_the_same_deal_never_run_at_the_same_time(rt, client):
     hook = make_hook(rt)
     payload = deal()
     [run_id] = post_deal(client, hook, payload).json["run_ids"]
-    busy = rt.redis.lock(f"{jobs.ENTITY_LOCK_PREFIX}webhook:{payload['deal_id']}", timeout=30)
+    with rt.sessions() as s:  # the deal as the hook it arrived on knows it
+        entity = s.get_one(Run, run_id).entity_key
+    assert entity == f"webhook@subscription:{hook.subscription_id}:{payload['deal_id']}"
+    busy = rt.redis.lock(f"{jobs.ENTITY_LOCK_PREFIX}{entity}", timeout=30)
     assert busy.acquire(blocking=False)  # another worker is on this deal
 
     drain(rt)

@@ -181,9 +181,13 @@ def test_a_queued_run_whose_job_was_lost_gets_the_attempt_it_was_waiting_for(rt,
 
 def test_a_second_job_for_a_running_run_does_not_take_its_place(rt, client):
     payload = deal()
-    [run_id] = post_deal(client, make_hook(rt), payload).json["run_ids"]
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, payload).json["run_ids"]
     running(rt, run_id)  # a worker is on it, and holds the deal
-    busy = rt.redis.lock(f"{jobs.ENTITY_LOCK_PREFIX}webhook:{payload['deal_id']}", timeout=30)
+    with rt.sessions() as s:  # the deal as the hook it arrived on knows it
+        entity = s.get_one(Run, run_id).entity_key
+    assert entity == f"webhook@subscription:{hook.subscription_id}:{payload['deal_id']}"
+    busy = rt.redis.lock(f"{jobs.ENTITY_LOCK_PREFIX}{entity}", timeout=30)
     assert busy.acquire(blocking=False)
 
     assert jobs.execute_run(run_id) == "deferred"  # a duplicate job, as a race can leave

@@ -238,7 +238,11 @@ def test_a_won_deal_becomes_a_draft_invoice_then_the_deal_shows_its_number_and_c
     [invoice] = env.invoices()
     with env.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
-        assert (invoice.status, invoice.source, invoice.external_ref) == ("draft", "hubspot", DEAL)
+        assert (invoice.status, invoice.source, invoice.external_ref) == (
+            "draft",
+            "hubspot@connection:hs",
+            DEAL,
+        )
         customer = invoice.customer
         assert (customer.tax_id, customer.name) == ("B12345674", "Acme Soluciones SL")
         assert (customer.street, customer.postal_code, customer.city, customer.country) == (

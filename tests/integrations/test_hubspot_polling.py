@@ -121,7 +121,11 @@ def test_the_first_poll_fires_nothing_then_a_deal_won_is_invoiced_once(polled):
     [invoice] = polled.invoices()
     with polled.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
-        assert (invoice.source, invoice.external_ref, invoice.status) == ("hubspot", DEAL, "draft")
+        assert (invoice.source, invoice.external_ref, invoice.status) == (
+            "hubspot@connection:hs",
+            DEAL,
+            "draft",
+        )
         assert (invoice.customer.tax_id, invoice.customer.name) == (
             "B12345674",
             "Acme Soluciones SL",

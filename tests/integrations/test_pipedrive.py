@@ -286,7 +286,7 @@ def test_a_won_deal_becomes_a_draft_invoice_then_the_deal_shows_its_number_and_c
         invoice = s.get_one(Invoice, invoice.id)
         assert (invoice.status, invoice.source, invoice.external_ref) == (
             "draft",
-            "pipedrive",
+            "pipedrive@connection:pd",
             str(DEAL),
         )
         customer = invoice.customer

@@ -114,7 +114,7 @@ def test_the_first_poll_fires_nothing_then_a_deal_won_is_invoiced_once(polled):
     with polled.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
         assert (invoice.source, invoice.external_ref, invoice.status) == (
-            "pipedrive",
+            "pipedrive@connection:pd",
             str(DEAL),
             "draft",
         )

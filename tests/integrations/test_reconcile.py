@@ -20,7 +20,7 @@ def test_a_won_deal_that_never_reached_us_is_recorded_for_the_never_billed_repor
     assert missing == {"pd": [str(next(iter(env.crm.deals)))]}
     with env.rt.sessions() as s:
         [deal] = s.query(Deal).all()
-        assert (deal.source, deal.customer_tax_id) == ("pipedrive", "B12345674")
+        assert (deal.source, deal.customer_tax_id) == ("pipedrive@connection:pd", "B12345674")
         assert s.query(Invoice).count() == 0
     report = env.client.get("/api/v1/reports/never-billed", headers=env.headers).json
     assert [d["external_ref"] for d in report["items"]] == [deal.external_ref]
@@ -42,4 +42,6 @@ def test_with_reconcile_runs_the_lost_deal_is_invoiced_once_through_its_flow(env
 
     with env.rt.sessions() as s:
         [invoice] = s.query(Invoice).all()
-        assert invoice.source == "pipedrive" and invoice.customer.tax_id == "B12345674"
+        assert (
+            invoice.source == "pipedrive@connection:pd" and invoice.customer.tax_id == "B12345674"
+        )

@@ -162,7 +162,7 @@ def test_a_won_opportunity_becomes_a_draft_invoice_then_shows_its_number_and_cob
         invoice = s.get_one(Invoice, invoice.id)
         assert (invoice.status, invoice.source, invoice.external_ref) == (
             "draft",
-            "salesforce",
+            "salesforce@connection:sf",
             env.deal,
         )
         customer = invoice.customer

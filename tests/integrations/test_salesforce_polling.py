@@ -116,7 +116,7 @@ def test_the_first_poll_fires_nothing_then_an_opportunity_won_is_invoiced_once(p
     with polled.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
         assert (invoice.source, invoice.external_ref, invoice.status) == (
-            "salesforce",
+            "salesforce@connection:sf",
             polled.env.deal,
             "draft",
         )

@@ -41,7 +41,7 @@ def test_a_won_opportunity_that_never_reached_us_is_in_the_never_billed_report_o
     )
     with env.rt.sessions() as s:
         [deal] = s.query(Deal).all()
-        assert (deal.source, deal.external_ref) == ("salesforce", env.deal)
+        assert (deal.source, deal.external_ref) == ("salesforce@connection:sf", env.deal)
         assert (deal.customer_tax_id, deal.customer_name) == ("B12345674", "Acme Soluciones SL")
         assert deal.won_at.date().isoformat() == "2026-12-04"  # its CloseDate
         assert s.query(Invoice).count() == 0
@@ -99,7 +99,7 @@ def test_with_reconcile_runs_the_lost_opportunity_is_invoiced_once_through_its_f
     [invoice] = env.invoices()
     with env.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
-        assert (invoice.source, invoice.external_ref) == ("salesforce", env.deal)
+        assert (invoice.source, invoice.external_ref) == ("salesforce@connection:sf", env.deal)
         assert (invoice.customer.tax_id, invoice.customer.name) == (
             "B12345674",
             "Acme Soluciones SL",

@@ -177,7 +177,7 @@ def test_a_won_deal_becomes_a_draft_invoice_then_its_number_and_cobrado_on_the_d
 
     [invoice] = crm.invoices(deal_id)
     shown = crm.client.get(f"/api/v1/invoices/{invoice.id}", headers=crm.headers).json
-    assert shown["status"] == "draft" and shown["source"] == "zoho"
+    assert shown["status"] == "draft" and shown["source"] == "zoho@connection:zoho"
     assert shown["customer"]["tax_id"] == NIF and shown["customer"]["name"] == "Acme Soluciones SL"
     assert shown["customer"]["address"] == {
         "street": "Calle Mayor 1",

@@ -110,7 +110,7 @@ def test_the_first_poll_fires_nothing_then_a_deal_won_is_invoiced_once(polled):
     [invoice] = polled.invoices()
     with polled.rt.sessions() as s:
         invoice = s.get_one(Invoice, invoice.id)
-        assert (invoice.source, invoice.status) == ("zoho", "draft")
+        assert (invoice.source, invoice.status) == ("zoho@connection:zoho", "draft")
         assert invoice.customer.tax_id == NIF
         assert [li.sku for li in invoice.lines] == ["CONS-H", "LIC-ERP", "FORM"]
     deal = polled.zoho.deals[polled.deal_id]

@@ -39,7 +39,7 @@ def test_a_won_deal_that_never_reached_us_is_in_the_never_billed_report_once(crm
     }
     with crm.rt.sessions() as s:
         [deal] = s.query(Deal).all()
-        assert (deal.source, deal.external_ref) == ("zoho", deal_id)
+        assert (deal.source, deal.external_ref) == ("zoho@connection:zoho", deal_id)
         assert (deal.customer_tax_id, deal.customer_name) == (NIF, "Acme Soluciones SL")
         assert deal.won_at.date().isoformat() == "2026-11-27"  # its closing date
         assert s.query(Invoice).count() == 0
@@ -107,7 +107,7 @@ def test_with_reconcile_runs_the_lost_deal_is_invoiced_once_through_its_flow(crm
     with crm.rt.sessions() as s:
         assert s.query(Invoice).count() == 1
         invoice = s.get_one(Invoice, invoice.id)
-        assert invoice.source == "zoho"
+        assert invoice.source == "zoho@connection:zoho"
         assert (invoice.customer.tax_id, invoice.customer.name) == (NIF, "Acme Soluciones SL")
         assert len(invoice.lines) == 3
     assert crm.zoho.deals[deal_id]["puente_invoice_url"].endswith(f"/ui/invoices/{invoice.id}")
