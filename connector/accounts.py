@@ -4,7 +4,8 @@ Passwords are hashed with scrypt (werkzeug.security, salted, memory-hard). Five 
 in a row lock the account for 15 minutes; an unknown e-mail costs the same time as a known
 one. An admin creates accounts and resets passwords with a temporary password shown once,
 which its owner replaces at the next sign-in. Changing the password or disabling the account
-ends the sign-ins made before (`session_epoch`).
+ends the sign-ins made before. Each sign-in is a row (`SignIn`) that signing out deletes, and
+that lasts `SIGN_IN_LIFETIME` at most.
 
 Roles, and what each may do (the UI's pages and forms check `can(role, permission)`; API
 keys carry scopes instead, see web.auth):
@@ -17,16 +18,17 @@ keys carry scopes instead, see web.auth):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from connector.models import User
+from connector.models import SignIn, User
 from database import utcnow
 
 ROLES = ("admin", "editor", "operator", "viewer")
@@ -144,6 +146,46 @@ def authenticate(
     return user
 
 
+SIGN_IN_LIFETIME = timedelta(days=7)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_sign_in(s: Session, user: User, now: datetime | None = None) -> str:
+    """A new sign-in for `user`: the token its browser keeps (only its digest is stored)."""
+    now = now or utcnow()
+    s.execute(delete(SignIn).where(SignIn.created_at <= now - SIGN_IN_LIFETIME))
+    token = secrets.token_urlsafe(32)
+    s.add(SignIn(id=_digest(token), user_id=user.id, created_at=now))
+    return token
+
+
+def signed_in(s: Session, token: str, now: datetime | None = None) -> User | None:
+    """The active account a live sign-in belongs to: None once signed out, expired, or ended
+    by a new password or a disabled account."""
+    now = now or utcnow()
+    found = s.execute(
+        select(User, SignIn.created_at)
+        .join(SignIn, SignIn.user_id == User.id)
+        .where(SignIn.id == _digest(token))
+    ).one_or_none()
+    if found is None or found[1] <= now - SIGN_IN_LIFETIME or not found[0].active:
+        return None
+    return found[0]
+
+
+def close_sign_in(s: Session, token: str) -> None:
+    """Sign out: the sign-in ends here, whatever copy of its cookie is left."""
+    s.execute(delete(SignIn).where(SignIn.id == _digest(token)))
+
+
+def _end_sign_ins(s: Session, user: User) -> None:
+    """Every sign-in of `user` ends (a new password, a disabled account)."""
+    s.execute(delete(SignIn).where(SignIn.user_id == user.id))
+
+
 def change_password(s: Session, user: User, current: str, new: str) -> None:
     """The owner's own change: the current password first (a temporary one counts)."""
     if not check_password_hash(user.password_hash, current):
@@ -151,22 +193,22 @@ def change_password(s: Session, user: User, current: str, new: str) -> None:
     check_password(new)
     if new == current:
         raise AccountError("password_same", "password")
-    _set_password(user, new, temporary=False)
+    _set_password(s, user, new, temporary=False)
 
 
 def reset_password(s: Session, user_id: int) -> str:
     """An admin's reset: a new temporary password, shown once; the old sign-ins end."""
     user = _get(s, user_id)
     password = temporary_password()
-    _set_password(user, password, temporary=True)
+    _set_password(s, user, password, temporary=True)
     user.failed_logins, user.locked_until = 0, None
     return password
 
 
-def _set_password(user: User, password: str, temporary: bool) -> None:
+def _set_password(s: Session, user: User, password: str, temporary: bool) -> None:
     user.password_hash = generate_password_hash(password)
     user.must_change_password = temporary
-    user.session_epoch += 1
+    _end_sign_ins(s, user)
 
 
 def update_user(
@@ -183,7 +225,7 @@ def update_user(
         user.role = role
     if active is not None and active != user.active:
         user.active = active
-        user.session_epoch += 1  # a disabled account is signed out everywhere
+        _end_sign_ins(s, user)  # a disabled account is signed out everywhere
     return user
 
 

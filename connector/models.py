@@ -62,8 +62,6 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Bumped when the password changes or the account is disabled: older sign-ins end.
-    session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Failed runs by e-mail: "immediate", "daily" (a digest from 08:00, Madrid) or "off".
@@ -152,6 +150,17 @@ class FlowVersion(Base):
     flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id"))
     version: Mapped[int]
     document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignIn(Base):
+    """One browser's sign-in, kept here so that signing out ends it for good (a copied cookie
+    is worth nothing after it); the cookie holds a random token, this table its SHA-256."""
+
+    __tablename__ = "sign_ins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -6,6 +6,7 @@ are `invoicing/settings.py`) and hands them to its actions as a runtime service.
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -40,6 +41,9 @@ class Settings:
     http_allow: str = ""
     # Previous secret keys, still able to decrypt until `web.cli rotate-secret-key` has run.
     old_secret_keys: tuple[str, ...] = ()
+    # Signs the UI's session cookies, apart from secret_key: rotating one leaves the other be.
+    # Empty (settings built by hand): derived from secret_key.
+    session_key: str = ""
     # Requests each API key may make per minute (0: no limit); past it, 429 with Retry-After.
     api_rate_limit_per_minute: int = 600
 
@@ -53,6 +57,8 @@ class Settings:
             database_url=normalize_database_url(database_url),
             redis_url=env.get("REDIS_URL") or None,
             secret_key=env.get("PUENTE_SECRET_KEY") or _instance_secret(instance_dir),
+            session_key=env.get("PUENTE_SESSION_KEY")
+            or _instance_secret(instance_dir, "session_key"),
             instance_dir=instance_dir,
             old_secret_keys=tuple(
                 k.strip() for k in env.get("PUENTE_OLD_SECRET_KEYS", "").split(",") if k.strip()
@@ -71,6 +77,14 @@ class Settings:
             api_rate_limit_per_minute=int(env.get("PUENTE_API_RATE_LIMIT", 600)),
         )
 
+    @property
+    def cookie_key(self) -> str:
+        """The key session cookies are signed with: session_key, or one derived from
+        secret_key (never secret_key itself) when none was given."""
+        if self.session_key:
+            return self.session_key
+        return hmac.new(self.secret_key.encode(), b"puente session cookies", "sha256").hexdigest()
+
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests, launcher)."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -84,13 +98,14 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _instance_secret(instance_dir: Path) -> str:
-    """Create (once) and read the secret that encrypts stored credentials.
+def _instance_secret(instance_dir: Path, name: str = "secret_key") -> str:
+    """Create (once) and read a secret kept in the instance folder: `secret_key` encrypts
+    stored credentials, `session_key` signs session cookies.
 
-    Embedded mode keeps it beside the SQLite file so a restart can still decrypt;
-    production sets PUENTE_SECRET_KEY instead.
+    Embedded mode keeps them beside the SQLite file so a restart can still decrypt and keep
+    people signed in; production sets PUENTE_SECRET_KEY and PUENTE_SESSION_KEY instead.
     """
-    path = instance_dir / "secret_key"
+    path = instance_dir / name
     if not path.exists():
         instance_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

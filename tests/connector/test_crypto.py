@@ -90,3 +90,18 @@ def _stored(rt):
             [c.secret_encrypted for c in s.query(Connection)],
             [x.secret_encrypted for x in s.query(Subscription)],
         )
+
+
+def test_sessions_get_a_key_of_their_own_from_the_environment_or_the_instance(tmp_path):
+    from connector.settings import Settings
+
+    given = Settings.from_env({"PUENTE_INSTANCE_DIR": str(tmp_path), "PUENTE_SESSION_KEY": "s"})
+    made = Settings.from_env({"PUENTE_INSTANCE_DIR": str(tmp_path / "fresh")})
+    again = Settings.from_env({"PUENTE_INSTANCE_DIR": str(tmp_path / "fresh")})
+
+    assert given.cookie_key == "s"
+    assert made.cookie_key not in ("", made.secret_key)  # its own file, beside secret_key
+    assert (tmp_path / "fresh" / "session_key").read_text().strip() == made.cookie_key
+    assert again.cookie_key == made.cookie_key  # a restart keeps people signed in
+    by_hand = made.with_(session_key="")
+    assert by_hand.cookie_key not in ("", by_hand.secret_key)  # derived, never the key itself

@@ -18,6 +18,7 @@ from tests.factories import (
     make_hook,
     make_user,
     post_deal,
+    sign_in_as,
     signed_in,
 )
 from web.demo import DEMO_FLOW
@@ -157,6 +158,75 @@ def test_signing_out_with_post_ends_the_session(rt, client):
     after = client.get("/ui/runs")
     assert after.status_code == 302
     assert urlsplit(location(after)).path == "/ui/login"
+
+
+def test_a_cookie_copied_before_signing_out_no_longer_signs_in(rt, client):
+    sign_in(rt, client)
+    copied = client.get_cookie("session").value
+
+    client.post("/ui/logout", data={"csrf_token": csrf(client)})
+    client.set_cookie("session", copied)  # someone kept the cookie
+
+    after = client.get("/ui/runs")
+    assert after.status_code == 302
+    assert urlsplit(location(after)).path == "/ui/login"
+
+
+def test_signing_out_in_one_browser_leaves_the_other_signed_in(rt, app):
+    user = make_user(rt)
+    one, other = app.test_client(), app.test_client()
+    for browser in (one, other):
+        assert sign_in_as(browser, user.email).status_code == 302
+
+    one.post("/ui/logout", data={"csrf_token": csrf(one)})
+
+    assert one.get("/ui/runs").status_code == 302
+    assert other.get("/ui/runs").status_code == 200
+
+
+def test_a_new_password_ends_the_other_browsers_sign_ins_but_not_this_one(rt, app):
+    user = make_user(rt)
+    mine, stolen = app.test_client(), app.test_client()
+    for browser in (mine, stolen):
+        assert sign_in_as(browser, user.email).status_code == 302
+
+    changed = mine.post(
+        "/ui/account/password",
+        data={
+            "current": PASSWORD,
+            "password": "otra contraseña larga",
+            "repeat": "otra contraseña larga",
+            "csrf_token": csrf(mine),
+        },
+    )
+
+    assert changed.status_code == 302
+    assert mine.get("/ui/runs").status_code == 200
+    assert stolen.get("/ui/runs").status_code == 302
+
+
+def test_sessions_are_signed_with_their_own_key_not_the_secret_key(rt):
+    """Rotating PUENTE_SECRET_KEY keeps people signed in; a new PUENTE_SESSION_KEY signs
+    everyone out."""
+    from dataclasses import replace
+
+    from web import create_app
+
+    def browser(settings):
+        return create_app(runtime=replace(rt, settings=settings)).test_client()
+
+    before = rt.settings.with_(session_key="the-session-key")
+    signed = browser(before)
+    assert sign_in_as(signed, make_user(rt).email).status_code == 302
+    cookie = signed.get_cookie("session").value
+    rotated = before.with_(secret_key="a-new-secret", old_secret_keys=(before.secret_key,))
+    after_rotation, after_new_key = browser(rotated), browser(rotated.with_(session_key="new"))
+    for other in (after_rotation, after_new_key):
+        other.set_cookie("session", cookie)
+
+    assert rt.settings.cookie_key != rt.settings.secret_key
+    assert after_rotation.get("/ui/runs").status_code == 200
+    assert after_new_key.get("/ui/runs").status_code == 302
 
 
 def test_signing_out_is_not_possible_with_get(rt, client):

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, abort, current_app, g, redirect, request, se
 from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
+from connector import accounts
 from connector.accounts import can
 from connector.models import User
 from invoicing.models import DocumentKind, Invoice
@@ -124,16 +125,15 @@ FREE_WITH_TEMPORARY_PASSWORD = frozenset({"session.password", "session.logout"})
 
 
 def signed_in_user() -> User | None:
-    """The active account this browser signed in as, unless its password changed since or it
-    was disabled (session_epoch): those sign-ins end at their next request."""
-    user_id, epoch = session.get("user_id"), session.get("epoch")
-    if user_id is None:
+    """The active account this browser signed in as, while that sign-in lives: signing out, a
+    new password or a disabled account end it (accounts.signed_in), whatever the cookie says."""
+    token = session.get("sign_in")
+    if not isinstance(token, str):
         return None
     with sessions()() as s:
-        user = s.get(User, user_id)
-        if user is None or not user.active or user.session_epoch != epoch:
-            return None
-        s.expunge(user)
+        user = accounts.signed_in(s, token)
+        if user is not None:
+            s.expunge(user)
         return user
 
 

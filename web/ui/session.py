@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
+from sqlalchemy.orm import Session
 
 from connector import accounts
 from connector.accounts import AccountError
@@ -26,11 +27,10 @@ def _local(target: str | None) -> str | None:
     return None if urlsplit(target).netloc else target
 
 
-def start_session(user: User) -> None:
-    """This browser is now signed in as `user` (a fresh session: no fixation)."""
+def start_session(s: Session, user: User) -> None:
+    """This browser is now signed in as `user` (a fresh session and sign-in: no fixation)."""
     session.clear()
-    session["user_id"] = user.id
-    session["epoch"] = user.session_epoch
+    session["sign_in"] = accounts.open_sign_in(s, user)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -45,7 +45,7 @@ def login() -> Any:
             if isinstance(found, AccountError):
                 error = found  # the failure is counted: committed
             else:
-                start_session(found)
+                start_session(s, found)
                 changing = found.must_change_password
         if error is None:
             if changing:
@@ -61,6 +61,10 @@ def login() -> Any:
 @bp.post("/logout")
 @public
 def logout() -> Any:
+    token = session.get("sign_in")
+    if isinstance(token, str):
+        with sessions().begin() as s:
+            accounts.close_sign_in(s, token)
     session.clear()
     return redirect(url_for("session.login"))
 
@@ -81,7 +85,7 @@ def password() -> Any:
                 row = s.get(User, user.id)
                 assert row is not None
                 accounts.change_password(s, row, request.form.get("current", ""), new)
-                start_session(row)  # this browser stays signed in; the others end
+                start_session(s, row)  # this browser stays signed in; the others end
         except AccountError as exc:
             error = exc
         else:
