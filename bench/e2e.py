@@ -634,6 +634,9 @@ def run_config(db: Database, kind: str, workers: int, k: int, tmp: Path, r: redi
             REDIS_URL=REDIS_URL,
             PUENTE_SECRET_KEY=settings.secret_key,
             PUENTE_QUEUE=QUEUE,
+            # One integration is the whole load here: no budget, no bulk queue (connector.pace).
+            PUENTE_ITEMS_PER_MINUTE="0",
+            PUENTE_BULK_AFTER_ITEMS="0",
             PUENTE_LOG_LEVEL="WARNING",
             PUENTE_PUBLIC_URL=base,
             PUENTE_INSTANCE_DIR=str(tmp),

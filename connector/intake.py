@@ -132,9 +132,14 @@ class Stored:
 
 
 def accept(
-    rt: Runtime, route: Route, trigger: TriggerSpec, items: Sequence[ParsedItem]
+    rt: Runtime,
+    route: Route,
+    trigger: TriggerSpec,
+    items: Sequence[ParsedItem],
+    bulk: bool = False,
 ) -> Accepted:
-    """Store the items and their runs, commit, then enqueue the run ids.
+    """Store the items and their runs, commit, then enqueue the run ids (on the bulk queue
+    with `bulk`: connector.pace).
 
     Items are deduplicated one by one: in a batch that repeats some (a CRM resending events
     with new ones), the new ones are stored and the others answer what they started."""
@@ -155,7 +160,7 @@ def accept(
                 return before
     else:
         raise RuntimeError("the delivery's items kept colliding with concurrent deliveries")
-    enqueue(rt, stored)
+    enqueue(rt, stored, bulk)
     if before is None:
         return Accepted(stored.event_ids, stored.run_ids, False)
     return Accepted(before.event_ids + stored.event_ids, before.run_ids + stored.run_ids, False)
@@ -229,10 +234,10 @@ def live_flows(s: Session, route: Route, trigger_key: str) -> list[tuple[int, in
     return [(flow_id, version_id) for flow_id, version_id in rows]
 
 
-def enqueue(rt: Runtime, stored: Stored) -> None:
+def enqueue(rt: Runtime, stored: Stored, bulk: bool = False) -> None:
     """Put the committed runs on the queue; with Redis down the sweeper does it later."""
     try:
-        enqueue_runs(rt, stored.run_ids, stored.entities)
+        enqueue_runs(rt, stored.run_ids, stored.entities, bulk)
     except RedisError:
         log.exception("could not enqueue runs %s; the sweeper will retry", stored.run_ids)
 

@@ -33,9 +33,12 @@ def job_id(run_id: int, attempt: int = 0, replay: int = 0) -> str:
 
 
 def enqueue_runs(
-    rt: Runtime, run_ids: Sequence[int], entities: Mapping[int, str | None] | None = None
+    rt: Runtime,
+    run_ids: Sequence[int],
+    entities: Mapping[int, str | None] | None = None,
+    bulk: bool = False,
 ) -> None:
-    """Put run ids on the queue in one round trip.
+    """Put run ids on the queue (the bulk queue with `bulk`) in one round trip.
 
     `entities` (run id → entity key, as the intake just stored it) rides with each job and
     saves the worker a read; without it the worker reads the key itself.
@@ -53,10 +56,11 @@ def enqueue_runs(
         )
         for run_id in run_ids
     ]
+    queue = rt.bulk_queue if bulk else rt.queue
     with rt.redis.pipeline() as pipe:
         for run_id in run_ids:  # an earlier failure under this job id (a swept run) is stale
-            rt.queue.failed_job_registry.remove(job_id(run_id), pipeline=pipe)
-        rt.queue.enqueue_many(jobs, pipeline=pipe)
+            queue.failed_job_registry.remove(job_id(run_id), pipeline=pipe)
+        queue.enqueue_many(jobs, pipeline=pipe)
         pipe.execute()
 
 

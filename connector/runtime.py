@@ -31,6 +31,9 @@ class Runtime:
     sessions: sessionmaker[Any]
     redis: Redis
     queue: Queue
+    # Runs of an integration sending a lot (connector.pace): workers take them after the
+    # main queue's.
+    bulk_queue: Queue
     registry: Registry
     secrets: SecretBox
     # What the domains offer actions (the invoicing facade and settings, signing credentials,
@@ -84,10 +87,15 @@ def build_runtime(
         sessions=make_sessionmaker(engine),
         redis=redis,
         queue=Queue(settings.queue_name, connection=redis),
+        bulk_queue=Queue(bulk_queue_name(settings.queue_name), connection=redis),
         registry=registry,
         secrets=SecretBox.for_settings(settings),
         services=build_services(registry, settings, services),
     )
+
+
+def bulk_queue_name(queue_name: str) -> str:
+    return f"{queue_name}-bulk"
 
 
 def build_services(

@@ -46,6 +46,12 @@ class Settings:
     session_key: str = ""
     # Requests each API key may make per minute (0: no limit); past it, 429 with Retry-After.
     api_rate_limit_per_minute: int = 600
+    # Fairness between integrations (connector.pace): items one subscription or connection
+    # may send per minute (0: no limit), at most this many in one delivery, and past how many
+    # in a minute its runs wait on the bulk queue.
+    items_per_minute: int = 6000
+    max_items_per_delivery: int = 100
+    bulk_after_items: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +81,9 @@ class Settings:
             http_allow=env.get("PUENTE_HTTP_ALLOW", ""),
             retention_days=int(env.get("PUENTE_RETENTION_DAYS", 30)),
             api_rate_limit_per_minute=int(env.get("PUENTE_API_RATE_LIMIT", 600)),
+            items_per_minute=int(env.get("PUENTE_ITEMS_PER_MINUTE", 6000)),
+            max_items_per_delivery=int(env.get("PUENTE_MAX_ITEMS_PER_DELIVERY", 100)),
+            bulk_after_items=int(env.get("PUENTE_BULK_AFTER_ITEMS", 50)),
         )
 
     @property

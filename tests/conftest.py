@@ -180,7 +180,9 @@ def client(app: Flask) -> FlaskClient:
 
 def drain(rt: Runtime) -> None:
     """Run every queued job with a real RQ worker (SimpleWorker, burst mode, real Redis)."""
-    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, logging_level="WARNING")
+    SimpleWorker([rt.queue, rt.bulk_queue], connection=rt.redis).work(
+        burst=True, logging_level="WARNING"
+    )
 
 
 # Browser tests: Debian's chromium driven by Playwright; never a downloaded browser.

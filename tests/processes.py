@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from connector.runtime import bulk_queue_name
 from connector.settings import PROJECT_ROOT, Settings
 
 T = TypeVar("T")
@@ -75,6 +76,7 @@ def start_rq_worker(settings: Settings, log_path: Path, name: str) -> subprocess
                 "--name",
                 name,
                 settings.queue_name,
+                bulk_queue_name(settings.queue_name),
             ],
             cwd=PROJECT_ROOT,
             env=worker_env(settings),

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, select
 
-from connector import intake
+from connector import intake, pace
 from connector.models import Connection, Subscription
 from connector.runtime import Runtime
 from connector.spec import Delivery, TriggerKind, TriggerSpec
@@ -96,6 +96,39 @@ def receive(token: str) -> Any:
     return _deliver(rt, route, triggers, delivery, secret)
 
 
+def _paced(rt: Runtime, route: intake.Route, items: int) -> Any:
+    """Whether the integration may send `items` now (connector.pace): the answer refusing
+    them, or (admitted) whether their runs take the bulk queue."""
+    most = rt.settings.max_items_per_delivery
+    if 0 < most < items:
+        _refused(rt, route, "too_many_items")
+        return _error(
+            413,
+            "too_many_items",
+            f"this delivery carries {items} items; at most {most} are taken in one: send them "
+            "in smaller batches",
+            message_es=f"Esta entrega trae {items} elementos y se admiten como mucho {most} en "
+            "una: envíalos en lotes más pequeños.",
+        )
+    assert route.scope is not None  # a hook's route is a subscription's or a connection's
+    try:
+        taken = pace.take(rt, route.scope, items)
+    except RedisError:  # pacing is not worth losing a delivery over: the run is stored
+        return False
+    if taken.wait is None:
+        return taken.bulk
+    response, status = _error(
+        429,
+        "rate_limited",
+        f"this address sent more than {rt.settings.items_per_minute} items in a minute; "
+        f"try again in {taken.wait} s",
+        message_es=f"Esta dirección ha enviado más de {rt.settings.items_per_minute} "
+        f"elementos en un minuto: vuelve a intentarlo dentro de {taken.wait} s.",
+    )
+    response.headers["Retry-After"] = str(taken.wait)
+    return response, status
+
+
 def _deliver(
     rt: Runtime, route: intake.Route, triggers: list[TriggerSpec], delivery: Delivery, secret: str
 ) -> Any:
@@ -120,24 +153,29 @@ def _deliver(
     except json_input.BadJson as exc:
         _refused(rt, route, "invalid_json")
         return _error(400, "invalid_json", str(exc))
-    event_ids: list[int] = []
-    run_ids: list[int] = []
-    duplicate = True
+    parsed = []
     for trigger in triggers:
         assert trigger.parse is not None
         try:
             items = trigger.parse(payload, delivery_id, {})
         except ValueError as exc:
             return _error(400, "invalid_payload", str(exc))
-        if not items:
-            continue  # not an event this trigger cares about
+        if items:  # else not an event this trigger cares about
+            parsed.append((trigger, items))
+    bulk = _paced(rt, route, sum(len(items) for _, items in parsed))
+    if not isinstance(bulk, bool):
+        return bulk  # refused: nothing is stored
+    event_ids: list[int] = []
+    run_ids: list[int] = []
+    duplicate = True
+    for trigger, items in parsed:
         errors = intake.invalid(trigger, items)
         if errors:
             # A raw body is not kept (it may carry a session id): the items read from it are.
             kept = [item.data for item in items] if raw else payload
             result = intake.reject(rt, route, trigger.key, delivery_id, kept, errors)
         else:
-            result = intake.accept(rt, route, trigger, items)
+            result = intake.accept(rt, route, trigger, items, bulk)
         if result.errors is not None:
             return _error(
                 422,

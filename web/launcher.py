@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from connector import accounts, admin
-from connector.runtime import build_runtime
+from connector.runtime import build_runtime, bulk_queue_name
 from connector.settings import PROJECT_ROOT, Settings
 from invoicing import sif_log
 from invoicing.settings import SYSTEM_VERSION, InvoicingSettings, SettingsError
@@ -126,7 +126,8 @@ def main() -> int:
                     "--with-scheduler",
                     "--name",
                     f"puente-{os.getpid()}-{i}",
-                    settings.queue_name,
+                    settings.queue_name,  # first: the bulk queue only when it is empty
+                    bulk_queue_name(settings.queue_name),
                 ]
                 for i in range(int(os.environ.get("PUENTE_WORKERS", "1")))
             ],
