@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.models import SignIn, User
+from connector.schemas import CONTROL_CHARACTERS
 from database import utcnow
 
 ROLES = ("admin", "editor", "operator", "viewer")
@@ -60,8 +61,10 @@ def can(role: str | None, permission: str) -> bool:
 
 
 def normalize_email(email: object) -> str:
-    text = str(email or "").strip().lower()
-    if len(text) > 254 or not EMAIL.match(text):
+    given = str(email or "")
+    text = given.strip().lower()
+    # A line break is refused even at an end that strip() would cut: nobody types one.
+    if len(text) > 254 or not EMAIL.match(text) or CONTROL_CHARACTERS.search(given):
         raise AccountError("email_invalid", "email")
     return text
 

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -36,8 +37,10 @@ TIMEOUT = (5.0, 20.0)  # connect, and each read (seconds)
 TOTAL_SECONDS = 60.0  # the whole answer, however slowly it trickles in
 RETRYABLE = {408, 425, 429}  # and every 5xx
 MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for longer is answered after a day
-# Headers that identify the caller: they never follow a redirect to another origin.
-IDENTIFYING = {"authorization", "proxy-authorization", "cookie"}
+# The only headers of the caller that follow a redirect to another origin: they say what the
+# body is and what answer is wanted. Any other (Authorization, an API key, a tenant, whatever
+# header a flow set) was meant for the first origin alone.
+NEUTRAL = {"accept", "content-type", "user-agent"}
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -85,29 +88,75 @@ def _addresses(host: str, port: int) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
+def parse_target(url: str) -> SplitResult:
+    """The parts of `url` when it is a plain http(s) URL whose host every reader reads alike.
+
+    Anything else is a ConfigurationError: the URL is written in a flow or a connection, and
+    no retry can mend it.
+    """
+    if "\\" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise _invalid(url, "it has a backslash, a space or a control character")
+    try:
+        parts = urlsplit(url)
+        _origin(parts)  # reads the port
+    except ValueError as exc:  # "[::1", a port that is no number, NFKC tricks
+        raise _invalid(url, f"its host or port cannot be read ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigurationError(f"{url!r} is not an http(s) URL")
+    if not parts.hostname:
+        raise ConfigurationError(f"{url!r} has no host name")
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"{url!r} carries a user name or password: put credentials in a connection"
+        )
+    problem = _host_problem(parts.hostname)
+    if problem:
+        raise _invalid(url, f"its host {parts.hostname!r} {problem}")
+    # The HTTP library reads the URL again: it must see the host that is checked here.
+    try:
+        again = (urllib3.util.parse_url(url).host or "").strip("[]").lower()
+    except ValueError as exc:
+        raise _invalid(url, f"its host cannot be read ({exc})") from None
+    if again != parts.hostname:
+        raise ConfigurationError(f"{url!r} names its host ambiguously")
+    return parts
+
+
+def _invalid(url: str, why: str) -> ConfigurationError:
+    return ConfigurationError(f"{url!r} is not a valid URL: {why}")
+
+
+# A host name as DNS can carry it: letters, digits, hyphens (and the underscores some
+# internal names have) in dot-separated labels.
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.IGNORECASE)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` cannot name any host, or None. Caught here, such a name would otherwise
+    fail in the resolver as "cannot resolve", a transient error retried for nothing."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        # Empty or over-long labels, what IDNA refuses; then "xn--" labels that are no Punycode.
+        name = host.encode("idna")
+        name.decode("idna")
+    except UnicodeError as exc:
+        return f"is not a valid domain name ({exc.__cause__ or exc})"
+    if len(name.rstrip(b".")) > 253 or not _HOST_NAME.fullmatch(name.decode("ascii")):
+        return "is not a valid domain name"
+    return None
+
+
 def check_target(url: str, allowed: Allowed) -> Address:
     """Refuse URLs that are not plain http(s) addresses or that reach private, loopback or
     link-local hosts; the address to connect to (IPv4 first), the one that was checked."""
-    if "\\" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise ValidationError(
-            f"{url!r} is not a valid URL: it has a backslash, a space or a control character"
-        )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"{url!r} is not an http(s) URL")
-    if "@" in parts.netloc:
-        raise ValidationError(
-            f"{url!r} carries a user name or password: put credentials in a connection"
-        )
-    try:
-        _, _, port = _origin(parts)
-    except ValueError:
-        raise ValidationError(f"{url!r} has an invalid port") from None
-    # The HTTP library reads the URL again: it must see the host that is checked here.
-    if (urllib3.util.parse_url(url).host or "").strip("[]").lower() != parts.hostname:
-        raise ValidationError(f"{url!r} names its host ambiguously")
-    addresses = _addresses(parts.hostname, port)
-    if not allowed.admits(parts.hostname, addresses):
+    parts = parse_target(url)
+    host = parts.hostname or ""  # never empty: parse_target refuses a URL without a host
+    addresses = _addresses(host, _origin(parts)[2])
+    if not allowed.admits(host, addresses):
         private = [a for a in addresses if not _public(a)]
         if private:
             raise ConfigurationError(
@@ -119,12 +168,18 @@ def check_target(url: str, allowed: Allowed) -> Address:
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Ranges that lead inside a network although the Python this runs on may call them global
+# (3.11 does): site-local IPv6, deprecated by RFC 3879 but still routed inside some networks,
+# and the local-use NAT64 prefix of RFC 8215, which reaches the operator's own IPv4 space.
+NOT_PUBLIC = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def _public(address: Address) -> bool:
     """Global and not multicast, and so is any IPv4 address it carries (IPv4-mapped, 6to4,
     NAT64, IPv4-compatible ::a.b.c.d), which a gateway may reach on our side."""
     if not address.is_global or address.is_multicast:
+        return False
+    if any(address in net for net in NOT_PUBLIC):
         return False
     if isinstance(address, ipaddress.IPv6Address):
         low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
@@ -139,11 +194,11 @@ def _public(address: Address) -> bool:
 
 def within(url: str, base: str) -> bool:
     """True when `url` is under `base`: same scheme, host and port, and a path inside base's."""
-    u, b = urlsplit(url), urlsplit(base)
     try:
+        u, b = urlsplit(url), urlsplit(base)
         if "@" in u.netloc or _origin(u) != _origin(b):
             return False
-    except ValueError:  # an invalid port
+    except ValueError:  # an unreadable host or port
         return False
     return (u.path.rstrip("/") + "/").startswith(b.path.rstrip("/") + "/")
 
@@ -192,8 +247,10 @@ def request(
     the address its check admitted.
 
     `credentials` (a connection's auth headers) are sent only to URLs within `scope` (its base
-    URL; the first URL's origin by default): a redirect that leaves it goes without them, as
-    it goes without Authorization and Cookie headers once it leaves the first URL's origin.
+    URL; the first URL's origin by default): a redirect that leaves it goes without them. Once
+    a redirect has left the first URL's origin (scheme, host or port), the caller's `headers`
+    stay behind too, but for the NEUTRAL ones, and neither comes back if a later redirect
+    returns: the other origin chose where that goes.
 
     Timeouts, broken connections, every 5xx, 408, 425 and 429 raise TransientError (with the
     server's Retry-After, in seconds or as a date); a failed TLS check is a ConfigurationError;
@@ -202,16 +259,18 @@ def request(
     (a signed body must arrive as it was signed).
     """
     deadline = time.monotonic() + total
-    first = urlsplit(url)
+    first = parse_target(url)
     scope = scope or urlunsplit((first.scheme, first.netloc, "/", "", ""))
+    left = False  # has a redirect left the first URL's origin?
     for _ in range(MAX_REDIRECTS + 1):
         address = check_target(url, allowed)
         parts = urlsplit(url)
         target, host = _pinned(parts, address)
+        left = left or _origin(parts) != _origin(first)
         sent = dict(headers or {})
-        if _origin(parts) != _origin(first):
-            sent = {k: v for k, v in sent.items() if k.lower() not in IDENTIFYING}
-        if credentials and within(url, scope):
+        if left:
+            sent = {k: v for k, v in sent.items() if k.lower() in NEUTRAL}
+        if credentials and not left and within(url, scope):
             sent.update(credentials)
         with requests.Session() as http:
             # No proxies or .netrc from the worker's environment; a private CA bundle still
@@ -242,12 +301,15 @@ def request(
                 raise ValidationError(f"{method} {url} cannot be sent: {exc}") from None
             with response:
                 if response.is_redirect and "location" in response.headers:
+                    location = response.headers["location"]
                     try:
-                        url = urljoin(url, response.headers["location"])
-                    except ValueError:
+                        following = urljoin(url, location)
+                        parse_target(following)
+                    except (ValueError, ConfigurationError):  # the answer is wrong, not the flow
                         raise ValidationError(
-                            f"{method} {url} redirects to an invalid URL"
+                            f"{method} {url} redirects to an invalid URL ({location[:300]!r})"
                         ) from None
+                    url = following
                     if response.status_code in (301, 302, 303):  # the body is not sent again
                         method, payload = ("GET" if method != "HEAD" else method), None
                         form = content = None

@@ -73,7 +73,7 @@ def subscribe(
         )
     try:
         outbound.check_target(target_url, allowed)
-    except ConfigurationError as exc:  # a private address: the caller's data is at fault
+    except ConfigurationError as exc:  # a private or unusable URL: the caller's data is at fault
         raise ValidationError(str(exc)) from None
     except TransientError as exc:  # a name that does not resolve
         raise ValidationError(f"{exc}; check the target_url") from None

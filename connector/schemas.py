@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
 from connector import messages
@@ -19,6 +20,20 @@ from connector.errors import FieldError
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 BASE_URI = "https://schemas.puente.app/"
+# CR and LF (which could add headers to a mail), NUL and the other C0 and C1 control characters.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _email(value: object) -> bool:
+    """jsonschema's "email" (an @ somewhere) without control characters: an address that
+    carries a line break is refused wherever data comes in, not trimmed by whoever sends."""
+    return not isinstance(value, str) or ("@" in value and not CONTROL_CHARACTERS.search(value))
+
+
+# Draft 2020-12's format checks, "email" made stricter; both validators below use these.
+FORMATS = FormatChecker(formats=())
+FORMATS.checkers = {**Draft202012Validator.FORMAT_CHECKER.checkers}
+FORMATS.checks("email")(_email)
 
 
 @cache
@@ -45,7 +60,7 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(
         load_schema(name),
         registry=_registry(),
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
+        format_checker=FORMATS,
     )
 
 
@@ -131,11 +146,10 @@ def _fast_registry() -> jsonschema_rs.Registry:
 def _formats() -> dict[str, Callable[[Any], bool]]:
     """Every format our schemas name, checked as jsonschema checks it: with its own function,
     or not at all when it has none (an annotation, like "uri" without rfc3987 installed)."""
-    checker = Draft202012Validator.FORMAT_CHECKER
     named = {f for n in all_schema_names() for f in _formats_in(load_schema(n))}
     return {
-        f: partial(checker.conforms, format=f) if f in checker.checkers else _anything
-        for f in named | set(checker.checkers)
+        f: partial(FORMATS.conforms, format=f) if f in FORMATS.checkers else _anything
+        for f in named | set(FORMATS.checkers)
     }
 
 

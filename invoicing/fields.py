@@ -28,6 +28,8 @@ _POSTAL = {
 }
 _POSTAL_ANY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# CR and LF (which could add headers to a mail), NUL and the other C0 and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # IBAN lengths of the SEPA countries and the neighbours most invoices go to (SWIFT registry).
 IBAN_LENGTHS = {
     "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
@@ -115,8 +117,23 @@ def postal_code_problem(code: str | None, country: str) -> Said | None:
     )
 
 
+def has_control_character(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
 def email_problem(address: str | None) -> Said | None:
-    if address is None or _EMAIL.match(address.strip()):
+    if address is None:
+        return None
+    # Looked for before trimming: a line break, even at an end, is no slip of the keyboard but
+    # text pasted from elsewhere or a try at adding mail headers; refused, never cut off.
+    if has_control_character(address):
+        return Said(
+            f"{address!r} is not an e-mail address: it has a line break or another control "
+            "character",
+            "el correo electrónico tiene un salto de línea u otro carácter de control: "
+            "escríbelo como nombre@empresa.es",
+        )
+    if _EMAIL.match(address.strip()):
         return None
     return Said(
         f"{address!r} is not an e-mail address: write it as name@company.com",

@@ -32,6 +32,7 @@ from invoicing.errors import (
     Said,
     message_of,
 )
+from invoicing.fields import has_control_character
 from invoicing.models import DocumentKind, Invoice, InvoiceEmail, InvoiceStatus
 
 if TYPE_CHECKING:
@@ -215,7 +216,8 @@ def send_invoice(
 def _recipient(invoice: Invoice, to: str | None) -> str:
     if to is not None:
         address = to.strip()
-        if not valid_email(address):
+        # A line break is refused, not trimmed away (invoicing.fields.email_problem says why).
+        if has_control_character(to) or not valid_email(address):
             raise InvalidDocumentError(
                 [
                     (

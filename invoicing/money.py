@@ -10,6 +10,10 @@ from invoicing.errors import Said
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
+# Digits before the point, as schemas/common/money.json's pattern allows in text and as
+# VERI*FACTU's amounts (ImporteSgn12.2Type) hold. Past them a number cannot even be rounded to
+# cents in decimal's 28 digits (1e308 would be an InvalidOperation, a crash, not a refusal).
+MAX_INTEGER_DIGITS = 12
 
 
 class AmountError(ValueError):
@@ -40,7 +44,9 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
         )
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, int | float | str):
+    elif isinstance(value, int):  # exact, however long (str() refuses over 4,300 digits)
+        result = Decimal(value)
+    elif isinstance(value, float | str):
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
@@ -62,6 +68,15 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
             Said(
                 f"{what} must be a finite number, got {value!r}",
                 f"«{value}» no es un número válido: escribe {name} en cifras",
+            )
+        )
+    if result and result.adjusted() >= MAX_INTEGER_DIGITS:
+        raise AmountError(  # without the value: it may be thousands of digits long
+            Said(
+                f"{what} is too large: at most {MAX_INTEGER_DIGITS} digits before the decimal "
+                "point",
+                f"{name} es demasiado grande: admite como mucho {MAX_INTEGER_DIGITS} cifras antes "
+                "de la coma",
             )
         )
     return result

@@ -9,9 +9,13 @@ is a deal, and the databases refuse to store some of it: a delivery carrying it 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 MAX_DEPTH = 32  # a deal is a few levels deep
+# Python's own limit: over it int() fails with advice about sys.set_int_max_str_digits, which
+# tells the sender nothing. Shorter integers are read; the schemas judge them (money: 12 digits).
+MAX_INTEGER_DIGITS = sys.int_info.default_max_str_digits
 
 
 class BadJson(ValueError):
@@ -20,7 +24,9 @@ class BadJson(ValueError):
 
 def parse(body: bytes | str) -> Any:
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
+        value = json.loads(
+            body, parse_constant=_reject_constant, parse_float=_finite, parse_int=_integer
+        )
     except RecursionError:
         raise BadJson(f"the body is nested more than {MAX_DEPTH} levels deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -40,6 +46,15 @@ def _finite(text: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError(f"the number {text[:40]} is too large")
     return value
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"the number {text[:20]}… has {digits} digits; at most {MAX_INTEGER_DIGITS} are read"
+        )
+    return int(text)
 
 
 def _unstorable(value: Any) -> str | None:

@@ -56,6 +56,9 @@ def test_a_new_account_keeps_a_salted_scrypt_hash_and_a_lowercased_email(rt):
     ("email", "role", "password", "code"),
     [
         ("ana", "admin", PASSWORD, "email_invalid"),
+        ("luis@empresa.es\r\n", "admin", PASSWORD, "email_invalid"),
+        ("luis@empresa.es\nBcc: spy@evil.example", "admin", PASSWORD, "email_invalid"),
+        ("lu\x00is@empresa.es", "admin", PASSWORD, "email_invalid"),
         ("ana@empresa.es", "jefe", PASSWORD, "role_invalid"),
         ("luis@empresa.es", "viewer", "corta", "password_too_short"),
         ("ANA@empresa.es", "viewer", PASSWORD, "email_taken"),

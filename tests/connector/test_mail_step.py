@@ -93,3 +93,31 @@ def test_a_permanently_refused_email_fails_the_run_and_is_kept_with_its_reason(r
         assert "mailbox unavailable" in run.error["message"]
         [email] = s.scalars(select(InvoiceEmail))
         assert email.error is not None and "mailbox unavailable" in email.error
+
+
+def test_a_recipient_with_a_line_break_fails_the_run_before_anything_is_sent(rt, client):
+    flow = {
+        **FULL_FLOW,
+        "steps": [
+            *FULL_FLOW["steps"][:-1],
+            {
+                **FULL_FLOW["steps"][-1],
+                "input": {
+                    "invoice_id": {"$expr": "steps.issue.invoice_id"},
+                    "to": "facturas@acme.example\r\n",  # trimmed and sent, until now
+                },
+            },
+        ],
+    }
+    make_issuer(rt)
+    [run_id] = post_deal(client, make_hook(rt, flow, checked=False), deal()).json["run_ids"]
+    with smtp_server() as smtp:
+        outcome = execute(rt, run_id, smtp)
+
+        assert smtp.inbox.messages == []
+    assert outcome.status == "failed"
+    assert steps(rt, run_id)["send"] == ("failed", "validation")
+    assert emails(rt) == []
+    with rt.sessions() as s:
+        error = s.get_one(Run, run_id).error
+        assert [e["path"] for e in error["errors"]] == ["to"]

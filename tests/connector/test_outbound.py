@@ -58,6 +58,10 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(1.0)
             self._send(200, b"late")
             return
+        if self.path == "/headers":  # every header that arrived
+            seen = {k.lower(): v for k, v in self.headers.items()}
+            self._send(200, json.dumps(seen).encode(), {"Content-Type": "application/json"})
+            return
         if self.path == "/whoami":  # what identified the caller
             seen = {h: self.headers.get(h) for h in ("Authorization", "X-Api-Key", "Cookie")}
             self._send(200, json.dumps(seen).encode(), {"Content-Type": "application/json"})
@@ -127,6 +131,8 @@ def test_json_answers_are_parsed_and_the_body_and_headers_sent(server):
         "http://[64:ff9b::7f00:1]/x",  # NAT64 of 127.0.0.1
         "http://[2002:7f00:1::]/x",  # 6to4 of 127.0.0.1
         "http://[::127.0.0.1]/x",  # IPv4-compatible
+        "http://[fec0::1]/x",  # site-local (deprecated, still routed inside some networks)
+        "http://[64:ff9b:1::808:808]/x",  # local-use NAT64 (RFC 8215), even of a public IPv4
     ],
 )
 def test_private_loopback_and_link_local_targets_are_refused_unless_allowed(url):
@@ -162,7 +168,7 @@ def test_other_4xx_answers_are_returned_and_big_answers_refused(server):
 
 
 def test_non_http_urls_are_refused():
-    with pytest.raises(ValidationError, match="not an http"):
+    with pytest.raises(ConfigurationError, match="not an http"):
         outbound.request("GET", "file:///etc/passwd", allowed=LOCAL)
 
 
@@ -189,7 +195,7 @@ def other_server() -> Iterator[str]:
 def test_urls_that_parsers_could_read_two_ways_are_refused_before_anything_is_sent(server, trick):
     port = int(server.rsplit(":", 1)[1])
     seen_before = Handler.requests_seen
-    with pytest.raises(ValidationError, match=r"not a valid URL|user name or password"):
+    with pytest.raises(ConfigurationError, match=r"not a valid URL|user name or password"):
         outbound.request("GET", trick.format(port=port), allowed=outbound.Allowed())
     assert Handler.requests_seen == seen_before
 
@@ -360,3 +366,51 @@ def test_https_goes_to_the_checked_address_and_still_verifies_the_host_name(tmp_
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_headers_the_flow_set_never_follow_a_redirect_to_another_origin(server, other_server):
+    """Another port, another host name (same port), and back: once the chain has left the
+    first origin, only the headers that say what the body is and what is wanted still go."""
+    port = int(server.rsplit(":", 1)[1])
+    allowed = outbound.Allowed.parse("127.0.0.1,localhost")
+    mine = {
+        "Authorization": "Bearer mine",
+        "X-Api-Key": "k-123",
+        "X-Tenant": "acme",
+        "Accept": "application/json",
+    }
+    own = {"authorization", "x-api-key", "x-tenant"}
+
+    def seen(url: str) -> dict:
+        return outbound.request("GET", url, allowed=allowed, headers=mine).body
+
+    assert own <= set(seen(f"{server}/away/{quote('/headers')}"))  # same origin: all go
+    back = f"{server}/headers"
+    for chain in (
+        f"{other_server}/headers",  # another port
+        f"http://localhost:{port}/headers",  # another host, same port
+        f"{other_server}/away/{quote(back, safe='')}",  # out and back to the first origin
+    ):
+        arrived = seen(f"{server}/away/{quote(chain, safe='')}")
+        assert not own & set(arrived), chain
+        assert arrived["accept"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa mple.com/",
+        "http://[::1/",
+        "http://[::1]]/",
+        "http://:80/",
+        "http://" + "a" * 64 + ".example/",  # a label over 63 characters
+        "http://" + ".".join(["a" * 60] * 5) + "/",  # a name over 253 characters
+        "http://a..example/",  # an empty label
+        "http://xn--a.example/",  # not Punycode: an IDNA error
+        "http://exa%20mple.com/",
+        "http://\u2100.example/",  # NFKC turns it into "a/c": urlsplit refuses it
+    ],
+)
+def test_a_url_whose_host_cannot_be_read_is_a_configuration_error(url):
+    with pytest.raises(ConfigurationError, match=r"not a valid URL|no host"):
+        outbound.request("GET", url, allowed=outbound.Allowed())

@@ -154,6 +154,27 @@ def test_a_validation_error_fails_at_once_with_every_field_named(rt, client):
     assert execute(rt, registry, run_id).status == "skipped"  # failed runs are not retried
 
 
+@pytest.mark.parametrize(
+    "number",
+    [1e308, 10**4000, 10**13, {"$expr": "`1e308`"}, {"$expr": "`NaN`"}, {"$expr": "`-Infinity`"}],
+    ids=["1e308", "4001 digits", "1e13", "1e308 literal", "NaN literal", "-Infinity literal"],
+)
+def test_a_huge_number_mapped_into_an_amount_fails_the_run_as_invalid_data(rt, client, number):
+    line = {"description": "Consultoría", "quantity": 1, "unit_price": number, "tax_rate": 21}
+    flow = {
+        **demo.DEMO_FLOW,
+        "steps": [{**INVOICE_STEP, "input": {**INVOICE_STEP["input"], "lines": [line]}}],
+    }
+    run_id = queue_run(rt, client, flow, checked=False)
+
+    assert execute(rt, registry_with(), run_id).status == "failed"
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert run.error["class"] == "validation"  # not a crash in the invoicing core
+        assert [e["path"] for e in run.error["errors"]] == ["lines[0].unit_price"]
+    assert invoices(rt) == 0
+
+
 def test_a_mapping_that_misses_a_required_field_fails_naming_it(rt, client):
     flow = {
         **demo.DEMO_FLOW,

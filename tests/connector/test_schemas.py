@@ -204,6 +204,18 @@ def test_an_invalid_email_is_rejected():
     assert errors[0].code == "format"
 
 
+@pytest.mark.parametrize(
+    "email", ["facturas@acme.example\r\nBcc: spy@evil.example", "facturas@acme.example\n"]
+)
+def test_an_email_with_a_line_break_is_rejected(email):
+    data = deal()
+    data["customer"]["email"] = email
+
+    errors = validate(DEAL_WON, data)
+
+    assert [(e.path, e.code) for e in errors] == [("customer.email", "format")]
+
+
 @pytest.mark.parametrize("won_at", ["yesterday", "27/11/2026 10:15", "2026-13-45T99:00:00Z"])
 def test_an_invalid_date_time_is_rejected(won_at):
     errors = validate(DEAL_WON, deal(won_at=won_at))

@@ -33,6 +33,26 @@ def test_a_customer_with_wrong_contact_data_is_refused_and_nothing_is_saved(
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "facturas@acme.example\r\n",
+        "facturas@acme.example\n",
+        "\tfacturas@acme.example",
+        "facturas@acme.example\r\nBcc: spy@evil.example",
+        "fact\x1buras@acme.example",
+        "facturas@acme.example\x85",  # NEL, a C1 line break
+    ],
+)
+def test_an_email_with_a_line_break_or_another_control_character_is_refused(rt, email):
+    with pytest.raises(InvalidDocumentError) as refused, rt.sessions.begin() as s:
+        Invoicing(s).find_or_create_customer(replace(ACME, email=email))
+
+    [(path, message)] = refused.value.errors
+    assert path == "customer.email"
+    assert "control character" in str(message) and "carácter de control" in message.es
+
+
 def test_a_lower_case_country_code_is_understood(rt):
     with rt.sessions.begin() as s:
         customer = Invoicing(s).find_or_create_customer(replace(ACME, country="es")).customer

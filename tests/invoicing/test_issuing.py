@@ -243,6 +243,7 @@ def test_a_quote_order_or_delivery_note_is_never_numbered_as_an_invoice(rt, clie
         ({"postal_code": "2801"}, "postal_code", "cinco cifras"),
         ({"country": "PT", "postal_code": "28013"}, "postal_code", "de Portugal"),
         ({"email": "facturas.puente.es"}, "email", "no es un correo electrónico"),
+        ({"email": "facturas@puente.es\r\n"}, "email", "salto de línea"),
         ({"iban": "ES91 2100 0418 4502 0005 1333"}, "iban", "cifras de control"),
         ({"iban": "ES91 2100 0418 4502 0005"}, "iban", "tiene 24 caracteres"),
         ({"tax_id": "B1234567X"}, "tax_id", "no es un NIF/CIF español válido"),

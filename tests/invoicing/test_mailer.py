@@ -415,7 +415,15 @@ def test_without_a_customer_email_the_recipient_is_asked_for(rt, smtp):
 
 @pytest.mark.parametrize(
     "to",
-    ["", "not-an-address", "a@b", "x@acme.example\r\nBcc: spy@evil.example", "Ana <a@b.es>"],
+    [
+        "",
+        "not-an-address",
+        "a@b",
+        "x@acme.example\r\nBcc: spy@evil.example",
+        "x@acme.example\r\n",  # a line break is refused, not trimmed away
+        "\tx@acme.example",
+        "Ana <a@b.es>",
+    ],
 )
 def test_an_invalid_to_is_refused_before_anything_is_sent(rt, smtp, to):
     invoice_id = issued_invoice(rt)

@@ -37,10 +37,25 @@ def test_to_decimal_reads_strings_exactly_keeping_their_digits(value, expected):
     assert str(result) == expected.strip()
 
 
+@pytest.mark.parametrize(
+    "value",
+    [1e308, -1e300, 1e12, 10**12, 10**4000, 10**5000, "1e308", "1000000000000", D("1e308")],
+    ids=["1e308", "-1e300", "1e12", "10**12", "4001 digits", "5001 digits", "1e308 text",
+         "13 digits text", "1e308 decimal"],
+)  # fmt: skip
+def test_to_decimal_refuses_more_than_twelve_digits_before_the_point_however_sent(value):
+    """As money.json's pattern refuses such a string: the cents of 1e308 cannot be computed."""
+    with pytest.raises(AmountError) as refused:
+        to_decimal(value, "unit_price")
+
+    [said] = refused.value.args
+    assert "at most 12 digits" in str(said) and "12 cifras" in said.es
+
+
 def test_to_decimal_reads_integers_exactly():
     assert to_decimal(5) == D(5)
     assert to_decimal(-3) == D(-3)
-    assert to_decimal(10**15) == D("1000000000000000")
+    assert to_decimal(10**12 - 1) == D("999999999999")  # the most an amount may have
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -694,6 +695,48 @@ def test_each_bad_line_value_is_listed_with_its_path(rt, client):
     assert "lines[0].quantity" in fields
     assert "lines[1].tax_rate" in fields
     assert response.json["field"] == "lines[0].quantity"
+    assert count(rt, Invoice) == 0
+
+
+def post_raw(client, key: str, body: dict[str, Any], placeholder: str, number: str):
+    """POST body with the JSON string `placeholder` replaced by the bare JSON `number`."""
+    raw = json.dumps(body).replace(json.dumps(placeholder), number, 1)
+    assert number in raw
+    return client.post(
+        "/api/v1/invoices", data=raw, headers=bearer(key, **{"Content-Type": "application/json"})
+    )
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e308", "-1e300", "1e13", "10000000000000", "9" * 4000],
+    ids=["1e308", "-1e300", "1e13", "14 digits", "4000 digits"],
+)
+@pytest.mark.parametrize("field", ["quantity", "unit_price"])
+def test_an_amount_sent_as_a_json_number_is_held_to_the_rules_of_one_sent_as_text(
+    rt, client, number, field
+):
+    key = make_api_key(rt)
+    lines = deal()["lines"]
+    lines[0][field] = "<number>"
+
+    response = post_raw(client, key, invoice_body(lines=lines), "<number>", number)
+
+    assert_invalid(response, f"lines[0].{field}")
+    assert count(rt, Invoice) == 0
+
+
+def test_a_json_integer_too_long_for_python_to_read_is_a_400_that_says_so(rt, client):
+    key = make_api_key(rt)
+    lines = deal()["lines"]
+    lines[0]["quantity"] = "<number>"
+
+    response = post_raw(client, key, invoice_body(lines=lines), "<number>", "9" * 5000)
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_json"
+    assert "5000 digits" in response.json["message"]
+    assert "sys." not in response.json["message"]  # Python's own advice is not for the sender
     assert count(rt, Invoice) == 0
 
 

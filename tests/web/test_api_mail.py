@@ -162,7 +162,9 @@ def test_no_recipient_answers_422_on_to(rt, client, smtp):
     assert smtp.inbox.messages == [] and emails(rt) == []
 
 
-@pytest.mark.parametrize("to", ["not-an-address", "", 42, ["a@acme.example"]])
+@pytest.mark.parametrize(
+    "to", ["not-an-address", "", 42, ["a@acme.example"], "a@acme.example\r\n", "a@acme.example\n"]
+)
 def test_an_invalid_to_answers_422(rt, client, smtp, to):
     key = make_api_key(rt)
     invoice_id = issued_invoice(rt)

@@ -165,9 +165,10 @@ def test_a_body_with_nan_or_infinity_is_refused_with_400_invalid_json(rt, client
         (('"title": "Proyecto"', '"title": "Proyecto \\ud800"'), ["title", "unpaired surrogate"]),
         (('"title": "Proyecto"', '"title": "Proyecto\\u0000"'), ["title", "NUL character"]),
         (('"quantity": "20"', '"quantity": 1e400'), ["1e400 is too large"]),
+        (('"quantity": "20"', '"quantity": ' + "9" * 5000), ["5000 digits", "at most"]),
         (('"campaign": ', '"campaign": ' + "[" * 40 + "1" + "]" * 40 + ', "x": '), ["32 levels"]),
     ],
-    ids=["lone-surrogate", "nul", "overflowing-number", "deep-inside-a-deal"],
+    ids=["lone-surrogate", "nul", "overflowing-number", "huge-integer", "deep-inside-a-deal"],
 )
 def test_a_body_no_database_can_store_is_refused_with_400_naming_what_and_where(
     rt, client, change, words
@@ -182,6 +183,24 @@ def test_a_body_no_database_can_store_is_refused_with_400_naming_what_and_where(
 
     assert_error(response, 400, "invalid_json", *words)
     assert stored(rt) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "number", ["1e308", "1e13", "9" * 4000], ids=["1e308", "1e13", "4000 digits"]
+)
+def test_an_amount_sent_as_a_json_number_is_held_to_the_rules_of_one_sent_as_text(
+    rt, client, number
+):
+    hook = make_hook(rt)
+    text = json.dumps(deal()).replace('"quantity": "20"', f'"quantity": {number}', 1)
+    assert number in text
+    body = text.encode()
+
+    response = client.post(hook.path, data=body, headers=signed(hook.secret, body))
+
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [e["path"] for e in response.json["errors"]] == ["lines[0].quantity"]
+    assert stored(rt) == (1, 0)  # kept as a rejected event, no run
 
 
 def test_a_value_only_the_strict_validator_refuses_is_refused(rt, client):
