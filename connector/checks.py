@@ -18,8 +18,9 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 
-from connector import mapping, messages, schemas
+from connector import limits, mapping, messages, schemas
 from connector.errors import ConfigurationError, FieldError
+from connector.flow_export import placeholders
 from connector.flows import trigger_errors
 from connector.functions import FUNCTION_NAMES
 from connector.redaction import redact
@@ -33,6 +34,7 @@ Schema = tuple[dict[str, Any], str]  # a (sub)schema and the file its relative $
 class CheckReport:
     errors: list[FieldError] = field(default_factory=list)
     preview: dict[str, Any] = field(default_factory=dict)  # step id → mapped input on the sample
+    tried: bool = True  # whether the mappings were tried on the sample (preview=True)
 
     @property
     def ok(self) -> bool:
@@ -40,12 +42,21 @@ class CheckReport:
 
 
 def check_flow(
-    document: Any, registry: Registry, sample: dict[str, Any] | None = None
+    document: Any, registry: Registry, sample: dict[str, Any] | None = None, *, preview: bool = True
 ) -> CheckReport:
-    """Everything wrong with a flow document, each with the path of the field at fault."""
-    report = CheckReport(schemas.validate("flow.json", document))
+    """Everything wrong with a flow document, each with the path of the field at fault.
+
+    preview=False leaves out trying the mappings on the sample, and so what only that finds:
+    for showing a saved flow, which must not evaluate its expressions on every read (they
+    run within connector.limits, but a page or a GET is no place to spend that).
+    """
+    report = CheckReport(schemas.validate("flow.json", document), tried=preview)
     if report.errors:
         return report
+    # A secret an export left out (connector.flow_export) is never sent as it stands.
+    report.errors.extend(FieldError.of(path, "secret_left_out") for path in placeholders(document))
+    # One deadline for every step's mapping: the check runs in the web process.
+    deadline = limits.Deadline.after(limits.CHECK_SECONDS)
     trigger = registry.triggers.get(document["trigger"]["key"])
     if trigger is None:
         report.errors.append(
@@ -88,7 +99,10 @@ def check_flow(
             )
             continue
         report.errors.extend(_unmapped(body, action, f"{where}.input"))
-        report.errors.extend(_preview(report, compiled, data, lookups, action, step["id"], where))
+        if preview:
+            report.errors.extend(
+                _preview(report, compiled, data, lookups, action, step["id"], where, deadline)
+            )
         scope[step["id"]] = (schemas.load_schema(action.output_schema), action.output_schema)
         data["steps"][step["id"]] = schemas.example(action.output_schema)
     return report
@@ -125,10 +139,11 @@ def _preview(
     action: ActionSpec,
     step_id: str,
     where: str,
+    deadline: limits.Deadline,
 ) -> list[FieldError]:
     """Evaluate the mapping on the sample data; its result must satisfy the input schema."""
     try:
-        inputs = mapping.evaluate(compiled, data, lookups)
+        inputs = mapping.evaluate(compiled, data, lookups, deadline=deadline)
     except ConfigurationError as exc:
         return [_on_sample(e, f"{where}.input", "expression") for e in exc.errors]
     report.preview[step_id] = redact(inputs, action.input_schema)

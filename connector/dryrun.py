@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import mapping, schemas, steps
+from connector import limits, mapping, schemas, steps
 from connector.errors import ValidationError
 from connector.flows import CompiledStep, compile_flow
-from connector.redaction import redact
+from connector.redaction import holding, redact
 from connector.registry import Registry
 from connector.runner import Tools
 from connector.spec import Effects, Entity
@@ -60,11 +60,13 @@ def dry_run(
     entity = flow.trigger.entity(trigger_item)
     result = DryRun("succeeded")
     data: dict[str, Any] = {"trigger": copy.deepcopy(trigger_item), "steps": {}}
+    # One deadline for every step's mapping, as a check has: a dry run answers a web request.
+    deadline = limits.Deadline.after(limits.CHECK_SECONDS)
     with sessions() as s:
         s.begin()
         try:
             for step in flow.steps:
-                outcome = _step(s, step, data, flow.lookups, tools, entity)
+                outcome = _step(s, step, data, flow.lookups, tools, entity, deadline)
                 result.steps.append(outcome)
                 if outcome.status in ("failed", "stopped"):
                     result.status = outcome.status
@@ -84,12 +86,13 @@ def _step(
     lookups: dict[str, Any],
     tools: Tools,
     entity: Entity | None,
+    deadline: limits.Deadline,
 ) -> StepResult:
     """One step through the runner's own executor (steps.*): the same checks, the same
     failures, the same words; only what reaches the outside is left out."""
     if step.is_filter:
         try:
-            value = steps.check_filter(step, data, lookups)
+            value = steps.check_filter(step, data, lookups, deadline)
         except Exception as exc:
             return StepResult(step.id, "filter", "failed", error=_error(exc, step))
         passed = mapping.truthy(value)
@@ -104,8 +107,9 @@ def _step(
     action = step.action
     assert action is not None
     inputs: Any = None
+    held: set[str] = set()  # what its connections hand out: masked in what is shown
     try:
-        inputs = steps.map_input(step, data, lookups)
+        inputs = steps.map_input(step, data, lookups, deadline)
         shown = redact(inputs, action.input_schema)
         if _skipped(action.effects, tools):
             return StepResult(
@@ -118,18 +122,22 @@ def _step(
                 "its example output stands in",
             )
         ctx = tools.context(s, step, f"dry-run:{step.id}", entity, "puente.dry_run")
-        with s.begin_nested():
+        with s.begin_nested(), holding(held):
             output = steps.perform(step, ctx, inputs)
         return StepResult(
-            step.id, action.key, "succeeded", shown, redact(output, action.output_schema)
+            step.id,
+            action.key,
+            "succeeded",
+            redact(inputs, action.input_schema, held),
+            redact(output, action.output_schema, held),
         )
     except Exception as exc:
         return StepResult(
             step.id,
             action.key,
             "failed",
-            redact(inputs, action.input_schema),
-            error=_error(exc, step),
+            redact(inputs, action.input_schema, held),
+            error=redact(_error(exc, step), None, held),
         )
 
 

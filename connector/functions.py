@@ -5,14 +5,20 @@ Amounts come and go as decimal strings ("1234.50") so that no float ever touches
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jmespath import exceptions, functions
 
+from connector.limits import MAX_DIGITS, MAX_SIZE, LimitError, too_big
+
 MADRID = "Europe/Madrid"
+# Room for any rounding of a number within MAX_DIGITS to within MAX_DIGITS places: the
+# result's own digits are checked after (_plain).
+_ROUNDING = Context(prec=3 * MAX_DIGITS)
 
 
 class FunctionError(exceptions.JMESPathError):
@@ -22,18 +28,59 @@ class FunctionError(exceptions.JMESPathError):
 def _decimal(value: Any, function: str) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise FunctionError(f"{function}() needs a number, got {value!r}")
+    text = str(value).strip()
     try:
-        result = Decimal(str(value).strip())
+        result = Decimal(text)
     except InvalidOperation:
         raise FunctionError(f"{function}() needs a number, got {value!r}") from None
     if not result.is_finite():
         raise FunctionError(f"{function}() needs a finite number, got {value!r}")
+    # Short and with no exponent, it cannot have too many digits: counted only otherwise.
+    long = len(text) > MAX_DIGITS or "e" in text or "E" in text
+    if long and _digits(result) > MAX_DIGITS:
+        raise too_big("digits", MAX_DIGITS)
     return result
 
 
+def _digits(value: Decimal) -> int:
+    """How many digits a finite `value` has written out plainly: 1E+3 → 4, 1E-3 → 4."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        return len(digits) + exponent
+    return max(len(digits) + exponent, 1) - exponent
+
+
 def _plain(value: Decimal) -> str:
+    """`value` written out plainly; as _decimal refuses a number too long to write, so does
+    this (a product or a sum of long numbers)."""
+    # What arithmetic gives has at most its context's precision in digits, so an exponent
+    # within bounds keeps the text short enough to write before counting it.
+    if not -MAX_DIGITS <= value.adjusted() < MAX_DIGITS:
+        raise too_big("digits", MAX_DIGITS)
     text = format(value, "f")
+    if len(text) - text.startswith("-") - ("." in text) > MAX_DIGITS:
+        raise too_big("digits", MAX_DIGITS)
     return text
+
+
+def _whole(value: Any, function: str, argument: str, low: int, high: int) -> int:
+    """`value` as a whole number (truncated) when it is a finite number from `low` to `high`:
+    `1e11` days or `1e9` decimal places are refused by name, before any arithmetic."""
+    if type(value) is int and low <= value <= high:  # the usual `2`
+        return value
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if not (finite and low <= value <= high):
+        shown = format(value, ".15g") if isinstance(value, float) else str(value)
+        raise LimitError(
+            "expression_out_of_range",
+            function=function,
+            argument=argument,
+            low=low,
+            high=high,
+            got=shown[:40],
+        )
+    return int(value)
 
 
 def _datetime(value: Any, function: str) -> datetime:
@@ -111,18 +158,40 @@ class BusinessFunctions(functions.Functions):
 
     @functions.signature({"types": ["string", "null"]}, {"types": ["number"]})
     def _func_left(self, text: str | None, count: int) -> str | None:
-        return None if text is None else text[: int(count)]
+        count = _whole(count, "left", "count", -MAX_SIZE, MAX_SIZE)
+        return None if text is None else text[:count]
 
     @functions.signature(
         {"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]}
     )
     def _func_replace(self, text: str | None, old: str, new: str) -> str | None:
-        return None if text is None else text.replace(old, new)
+        if text is None:
+            return None
+        # Measured before it is made: nested, replace() can grow its text x16 a level.
+        times = len(text) + 1 if old == "" else text.count(old)
+        if len(text) + times * (len(new) - len(old)) > MAX_SIZE:
+            raise too_big()
+        return text.replace(old, new)
 
     @functions.signature({"types": [], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
         """Join values as text, skipping nulls: concat('Deal ', trigger.deal_id)."""
-        return "".join("" if p is None else str(p) for p in parts)
+        texts, length = [], 0
+        for part in parts:
+            text = "" if part is None else str(part)
+            length += len(text)
+            if length > MAX_SIZE:
+                raise too_big()
+            texts.append(text)
+        return "".join(texts)
+
+    @functions.signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, texts: list[str]) -> str:
+        """JMESPath's join, measured first: a long separator between many items is a lot."""
+        length = sum(map(len, texts)) + len(separator) * max(len(texts) - 1, 0)
+        if length > MAX_SIZE:
+            raise too_big()
+        return separator.join(texts)
 
     @functions.signature({"types": ["string", "null"]})
     def _func_nif(self, text: str | None) -> str | None:
@@ -142,8 +211,9 @@ class BusinessFunctions(functions.Functions):
     @functions.signature({"types": ["string", "number"]}, {"types": ["number"]})
     def _func_round(self, value: Any, places: int) -> str:
         """Round half up (as invoices do) to `places` decimals, as text: round('2.675', `2`)."""
-        exponent = Decimal(1).scaleb(-int(places))
-        return _plain(_decimal(value, "round").quantize(exponent, rounding=ROUND_HALF_UP))
+        exponent = Decimal(1).scaleb(-_whole(places, "round", "places", -MAX_DIGITS, MAX_DIGITS))
+        number = _decimal(value, "round")
+        return _plain(number.quantize(exponent, rounding=ROUND_HALF_UP, context=_ROUNDING))
 
     @functions.signature({"types": ["string", "number"]}, {"types": ["string", "number"]})
     def _func_multiply(self, left: Any, right: Any) -> str:
@@ -187,7 +257,9 @@ class BusinessFunctions(functions.Functions):
     def _func_add_days(self, value: str, days: int) -> str:
         """A date (or date-time) some days later (or earlier, with a negative number)."""
         parsed = _datetime(value, "add_days")
-        moved = parsed + timedelta(days=int(days))
+        # As many days as keep the date within the calendar (years 1 to 9999), said so.
+        low, high = (date.min - parsed.date()).days, (date.max - parsed.date()).days
+        moved = parsed + timedelta(days=_whole(days, "add_days", "days", low, high))
         if len(value.strip()) == 10:  # a plain date stays a plain date
             return date(moved.year, moved.month, moved.day).isoformat()
         return moved.isoformat()

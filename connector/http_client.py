@@ -26,6 +26,7 @@ from connector.connections import (
 from connector.crypto import SecretBox
 from connector.errors import ConfigurationError
 from connector.models import Connection
+from connector.redaction import hold
 
 AUTH_KINDS = tuple(AuthKind)
 
@@ -63,6 +64,7 @@ class HttpClient:
         spec = self.providers.get(conn.type)
         if not url.startswith(("http://", "https://")):
             url = urljoin(conn.base_url.rstrip("/") + "/", url.lstrip("/"))
+        outbound.parse_target(url)  # an unreadable URL says so, not that it lies elsewhere
         if not outbound.within(url, conn.base_url):
             raise refused(
                 "url",
@@ -79,12 +81,17 @@ class HttpClient:
         oauth = spec.auth_kind(conn) is AuthKind.OAUTH2
         if oauth:
             secret = {**secret, "access_token": self.tokens().access_token(conn.id)}
-        answer = self._send(method, url, conn, spec.authenticate(conn, secret), sent, payload)
+        credentials = spec.authenticate(conn, secret)
+        # Whatever the answer echoes of them is masked in the step's log (connector.redaction).
+        hold([*secret.values(), *credentials.values()])
+        answer = self._send(method, url, conn, credentials, sent, payload)
         if oauth and answer.status == 401:
             # Revoked before its time (or expired early): one fresh token, one more try.
             token = self.tokens().access_token(conn.id, stale=secret["access_token"])
             secret = {**secret, "access_token": token}
-            answer = self._send(method, url, conn, spec.authenticate(conn, secret), sent, payload)
+            credentials = spec.authenticate(conn, secret)
+            hold([token, *credentials.values()])
+            answer = self._send(method, url, conn, credentials, sent, payload)
         return answer
 
     def _send(

@@ -9,6 +9,7 @@ import jmespath
 import jmespath.exceptions
 from jmespath.parser import ParsedResult
 
+from connector import limits
 from connector.errors import ConfigurationError, FieldError
 from connector.functions import BusinessFunctions
 from connector.schemas import format_path
@@ -59,8 +60,28 @@ def _compile(node: Any, path: list[Any], errors: list[FieldError]) -> Compiled:
 
 
 def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Expr | None:
+    # Length and nesting are bounded here, once, so that evaluating stays cheap on every run
+    # (connector.limits); the brackets are counted before parsing, which recurses into them.
+    where = format_path(path)
+    if len(source) > limits.MAX_LENGTH:
+        errors.append(
+            FieldError.of(
+                where,
+                "expression_too_long",
+                expression=limits.clip(source, 80),
+                length=len(source),
+                limit=limits.MAX_LENGTH,
+            )
+        )
+        return None
+    if limits.written_depth(source) > limits.MAX_DEPTH:
+        errors.append(_too_deep(where, source))
+        return None
     try:
-        return Expr(source, jmespath.compile(source))
+        compiled = jmespath.compile(source)
+    except RecursionError:  # !!!!…, which nests with no bracket
+        errors.append(_too_deep(where, source))
+        return None
     except jmespath.exceptions.ParseError as exc:
         if isinstance(exc, jmespath.exceptions.IncompleteExpressionError):
             reason = "incomplete"
@@ -79,18 +100,35 @@ def _compile_expr(source: str, path: list[Any], errors: list[FieldError]) -> Exp
             )
         )
         return None
+    if limits.depth(source) > limits.MAX_DEPTH:
+        errors.append(_too_deep(where, source))
+        return None
+    return Expr(source, compiled)
+
+
+def _too_deep(where: str, source: str) -> FieldError:
+    return FieldError.of(where, "expression_too_deep", expression=source, limit=limits.MAX_DEPTH)
 
 
 def evaluate(
-    compiled: Compiled, data: dict[str, Any], lookups: dict[str, dict[str, Any]] | None = None
+    compiled: Compiled,
+    data: dict[str, Any],
+    lookups: dict[str, dict[str, Any]] | None = None,
+    *,
+    deadline: limits.Deadline | None = None,
 ) -> Any:
     """Evaluate a compiled mapping against `data` ({"trigger": ..., "steps": {...}}).
 
     Expressions may use our business functions (connector.functions), `lookups` included.
+    Each is held to connector.limits (size, nesting) and all of them to `deadline` (by
+    default limits.SECONDS from now); one that passes a bound is an error of its field.
     """
     errors: list[FieldError] = []
     options = jmespath.Options(custom_functions=BusinessFunctions(lookups))
-    result = _evaluate(compiled, data, [], errors, options)
+    interpreter = limits.BoundedInterpreter(
+        options, deadline or limits.Deadline.after(limits.SECONDS)
+    )
+    result = _evaluate(compiled, data, [], errors, interpreter)
     if errors:
         raise ConfigurationError("; ".join(str(e) for e in errors), errors)
     return result
@@ -114,27 +152,37 @@ def _evaluate(
     data: dict[str, Any],
     path: list[Any],
     errors: list[FieldError],
-    options: jmespath.Options,
+    interpreter: limits.BoundedInterpreter,
 ) -> Any:
     if isinstance(node, Expr):
-        try:
-            return node.compiled.search(data, options=options)
-        except jmespath.exceptions.JMESPathError as exc:
-            errors.append(
-                FieldError.of(
-                    format_path(path), "expression_runtime", expression=node.source, detail=str(exc)
-                )
-            )
+        if interpreter.exhausted:  # out of time, or of room: one error says so, not each field
             return None
+        try:
+            result = interpreter.visit(node.compiled.parsed, data)
+            interpreter.result(result)
+            return result
+        except limits.LimitError as exc:
+            error = FieldError.of(format_path(path), exc.code, expression=node.source, **exc.params)
+        except RecursionError:
+            error = _too_deep(format_path(path), node.source)
+        except jmespath.exceptions.JMESPathError as exc:
+            error = FieldError.of(
+                format_path(path),
+                "expression_runtime",
+                expression=node.source,
+                detail=limits.clip(str(exc)),
+            )
+        errors.append(error)
+        return None
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            result = _evaluate(value, data, [*path, key], errors, options)
+            result = _evaluate(value, data, [*path, key], errors, interpreter)
             # A missing source value leaves the field out, so the schema reports it as
             # "required" (or applies its default) instead of seeing an explicit null.
             if not (isinstance(value, Expr) and result is None):
                 out[key] = result
         return out
     if isinstance(node, list):
-        return [_evaluate(v, data, [*path, i], errors, options) for i, v in enumerate(node)]
+        return [_evaluate(v, data, [*path, i], errors, interpreter) for i, v in enumerate(node)]
     return node

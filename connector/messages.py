@@ -53,6 +53,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "elígelo con «Tomar de un campo» (en JSON, escríbelo como expresión: "
         '{{"$expr": "{expression}"}})',
     ),
+    # A secret a flow export left out (connector.flow_export)
+    "secret_left_out": (
+        "this value was left out when the flow was exported (it is a secret): fill it in, or "
+        "better keep the credential in a connection and name it in the step",
+        "este valor se omitió al exportar el flujo (es un secreto): rellénalo o, mejor, "
+        "guarda la credencial en una conexión e indícala en el paso",
+    ),
     # Writing and evaluating expressions (connector.mapping)
     "expression_shape": (
         'write an expression as {{"$expr": "<JMESPath>"}} with nothing else',
@@ -66,6 +73,33 @@ TEXTS: dict[str, tuple[str, str]] = {
     "expression_runtime": (
         "expression {expression!r} failed: {detail}",
         "la expresión {expression!r} ha fallado: {detail}",
+    ),
+    # What an expression may cost (connector.limits)
+    "expression_too_long": (
+        "expression {expression!r} is {length} characters long, more than the {limit} "
+        "characters allowed",
+        "la expresión {expression!r} tiene {length} caracteres, y como mucho se admiten "
+        "{limit} caracteres",
+    ),
+    "expression_too_deep": (
+        "expression {expression!r} nests more than {limit} levels deep; split it into simpler "
+        "fields or steps",
+        "la expresión {expression!r} anida más de {limit} niveles; divídela en campos o pasos "
+        "más sencillos",
+    ),
+    "expression_too_big": (
+        "expression {expression!r} makes a value too big: more than {limit} {unit_words}",
+        "la expresión {expression!r} genera un valor demasiado grande: más de {limit} {unit_words}",
+    ),
+    "expression_too_slow": (
+        "expression {expression!r} takes too long: it was stopped after {seconds} s",
+        "la expresión {expression!r} tarda demasiado: se ha parado a los {seconds} s",
+    ),
+    "expression_out_of_range": (
+        "expression {expression!r}: {function}() needs {argument_words} from {low} to {high}, "
+        "not {got}",
+        "la expresión {expression!r}: {function}() necesita {argument_words} de {low} a {high}, "
+        "no {got}",
     ),
     # Data against a JSON Schema (connector.schemas): the codes are the schema keywords.
     "required": ("is required but missing", "es obligatorio y falta"),
@@ -128,6 +162,15 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "lexer": ("{token!r} is not allowed there", "{token!r} no se admite ahí"),
     "unexpected": ("unexpected {token!r}", "{token!r} no se esperaba ahí"),
+    "unit_characters": ("characters as JSON", "caracteres en JSON"),
+    "unit_total": (
+        "characters as JSON, all the step's fields together",
+        "caracteres en JSON, sumando todos los campos del paso",
+    ),
+    "unit_digits": ("digits", "cifras"),
+    "argument_days": ("a number of days", "un número de días"),
+    "argument_places": ("a number of decimal places", "un número de decimales"),
+    "argument_count": ("a number of characters", "un número de caracteres"),
 }
 
 
@@ -180,6 +223,10 @@ def _words(code: str, params: dict[str, Any], i: int) -> dict[str, str]:
         return {"got_words": _got(params, i)}
     if code == "unknown_step":
         return {"earlier_words": params.get("earlier") or _WORDS["none"][i]}
+    if code == "expression_too_big":
+        return {"unit_words": _WORDS[f"unit_{params['unit']}"][i]}
+    if code == "expression_out_of_range":
+        return {"argument_words": _WORDS[f"argument_{params['argument']}"][i]}
     if code == "expression_syntax":
         reason = _WORDS[params["reason"]][i].format(token=params.get("token"))
         return {"reason_words": reason}

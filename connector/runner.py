@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -46,7 +46,7 @@ from connector.models import (
     RunStep,
     StepStatus,
 )
-from connector.redaction import redact
+from connector.redaction import holding, redact
 from connector.registry import Registry
 from connector.spec import ActionContext, ActionSpec, Effects, Entity, ServiceRegistry
 from database import insert_ignore, reading, utcnow
@@ -374,6 +374,7 @@ class _Attempt:
     clock: float = 0.0
     mapped: list[Any] = field(default_factory=list)  # the step's inputs, once mapped
     cause: Exception | None = None  # what the step in progress raised
+    held: set[str] = field(default_factory=set)  # secrets its connections handed out
 
     def __post_init__(self) -> None:
         self.waited = self.claim.waited
@@ -388,10 +389,11 @@ class _Attempt:
         ends here (stopped by a filter, or failed), None to go on."""
         for step in batch:
             self.step, self.started, self.clock = step, self.now(), time.perf_counter()
-            self.mapped, self.cause = [], None
+            self.mapped, self.cause, self.held = [], None, set()
             savepoint = s.begin_nested()
             try:
-                passed = self._step(s, step)
+                with holding(self.held):
+                    passed = self._step(s, step)
             except Exception as exc:
                 self.cause = exc
                 if isinstance(exc, PuenteError) and exc.keeps_record:
@@ -438,7 +440,7 @@ class _Attempt:
         if step is not None:
             inputs = self.mapped[0] if self.mapped else None
             self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
-        return _fail(s, self.claim, error, self.now, step.action if step else None)
+        return _fail(s, self.claim, error, self.now, step.action if step else None, self.held)
 
     def committed(self) -> None:
         """The batch is committed: no step is in progress."""
@@ -471,6 +473,7 @@ class _Attempt:
             self.clock,
             self.waited,
             self.tools.secrets,
+            self.held,
         )
 
 
@@ -527,13 +530,14 @@ def _record_step(
     clock: float,
     waited: int | None = None,
     secrets: SecretBox | None = None,
+    held: Collection[str] = (),
 ) -> None:
     """Write the step's row: a new one, or the one an earlier attempt left (attempts + 1).
 
     The log keeps inputs and outputs masked and capped; when that changes a succeeded step's
     output, the real one is kept sealed for the steps after it (a retry, a replay)."""
     action = step.action
-    logged = capped(redact(output, action.output_schema if action else None))
+    logged = capped(redact(output, action.output_schema if action else None, held))
     sealed = None
     if status == StepStatus.SUCCEEDED and logged != output:
         if secrets is None:
@@ -544,10 +548,10 @@ def _record_step(
             sealed = secrets.encrypt(json.dumps(output, ensure_ascii=False, default=str))
     values = {
         "status": status,
-        "input": capped(redact(inputs, action.input_schema if action else None)),
+        "input": capped(redact(inputs, action.input_schema if action else None, held)),
         "output": logged,
         "resume_sealed": sealed,
-        "error": error,
+        "error": redact(error, None, held) if error else error,
         "started_at": started,
         "finished_at": finished,
         "duration_ms": round((time.perf_counter() - clock) * 1000),
@@ -583,9 +587,13 @@ def _fail(
     error: PuenteError,
     now: Callable[[], datetime],
     action: ActionSpec | None = None,
+    held: Collection[str] = (),
 ) -> Outcome:
-    """Retry a transient failure while the action's policy allows; then the dead-letter list."""
+    """Retry a transient failure while the action's policy allows; then the dead-letter list.
+
+    The run keeps the error masked as its step's row does (a message may quote an answer)."""
     transient = error.failure_class is FailureClass.TRANSIENT
+    shown = redact(error.as_dict(), None, held)
     most = action.max_attempts if action else MAX_ATTEMPTS
     if transient and claim.attempts < most:
         retry_after = error.retry_after if isinstance(error, TransientError) else None
@@ -597,15 +605,15 @@ def _fail(
             {
                 "b_run": claim.run_id,
                 "status": RunStatus.QUEUED,
-                "error": error.as_dict(),
+                "error": shown,
                 "enqueued_at": when + timedelta(seconds=delay),
                 "deadline_at": when + timedelta(seconds=delay) + QUEUED_GRACE,
             },
         )
-        _close_attempt(s, claim, "retry", error.as_dict(), when)
+        _close_attempt(s, claim, "retry", shown, when)
         return Outcome("retry", delay, claim.attempts)
     status = RunStatus.DEAD if transient else RunStatus.FAILED
-    _finish(s, claim, status, error.as_dict(), now())
+    _finish(s, claim, status, shown, now())
     return Outcome(str(status))
 
 

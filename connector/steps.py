@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from connector import mapping, schemas
+from connector import limits, mapping, schemas
 from connector.errors import PuenteError, TransientError, ValidationError
 from connector.flows import CompiledStep
 from connector.spec import ActionContext, ActionSpec
@@ -18,16 +18,27 @@ from database import is_transient
 log = logging.getLogger(__name__)
 
 
-def check_filter(step: CompiledStep, data: dict[str, Any], lookups: dict[str, Any]) -> Any:
+def check_filter(
+    step: CompiledStep,
+    data: dict[str, Any],
+    lookups: dict[str, Any],
+    deadline: limits.Deadline | None = None,
+) -> Any:
     """The value of a filter step's condition (mapping.truthy says whether the run goes on)."""
-    return mapping.evaluate(step.condition, data, lookups)
+    return mapping.evaluate(step.condition, data, lookups, deadline=deadline)
 
 
-def map_input(step: CompiledStep, data: dict[str, Any], lookups: dict[str, Any]) -> Any:
+def map_input(
+    step: CompiledStep,
+    data: dict[str, Any],
+    lookups: dict[str, Any],
+    deadline: limits.Deadline | None = None,
+) -> Any:
     """The step's input mapped from the trigger and earlier steps, checked against the
-    action's input schema (every error with its path, in plain words)."""
+    action's input schema (every error with its path, in plain words); `deadline` is the
+    mapping's (by default its own, connector.limits.SECONDS)."""
     action = _action(step)
-    inputs = mapping.evaluate(step.input, data, lookups)
+    inputs = mapping.evaluate(step.input, data, lookups, deadline=deadline)
     errors = schemas.validate(action.input_schema, inputs)
     if errors:
         raise ValidationError.from_field_errors(f"step '{step.id}': the input is not valid", errors)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +28,8 @@ class FakeApi:
     # Answers to give in order before the default 200: (status, headers).
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     delay: float = 0.0  # seconds to wait before each answer (an API that hangs)
+    # The body to answer with, made from the request (an API echoing what it was sent).
+    answer: Callable[[Seen], Any] | None = None
 
 
 def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
@@ -48,7 +50,8 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             )
             time.sleep(api.delay)
             status, headers = api.script.pop(0) if api.script else (200, {})
-            body = json.dumps({"path": self.path, "ok": status < 400}).encode()
+            default = {"path": self.path, "ok": status < 400}
+            body = json.dumps(api.answer(api.seen[-1]) if api.answer else default).encode()
             self.send_response(status)
             for key, value in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(key, value)

@@ -140,3 +140,58 @@ def test_a_verifactu_mode_without_an_endpoint_stops_the_start_saying_how_to_fix_
     err = capsys.readouterr().err
     assert "El modo VERI*FACTU necesita PUENTE_VERIFACTU_URL" in err
     assert "Traceback" not in err
+
+
+def test_the_api_key_and_webhook_secret_are_printed_on_the_first_start_only(
+    monkeypatch, capsys, database_url, redis_url, tmp_path
+):
+    """Start output ends up in logs: a secret is shown when it is made, never again."""
+    from web import launcher
+
+    for name in ("PUENTE_BOOTSTRAP_API_KEY", "PUENTE_PUBLIC_URL", "PUENTE_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PUENTE_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("PUENTE_SECRET_KEY", "test-secret-key")
+    # The processes are not started: only what a start prints is looked at here.
+    monkeypatch.setattr(launcher.subprocess, "Popen", lambda *args, **kwargs: None)
+    monkeypatch.setattr(launcher, "_wait", lambda children: 0)
+    monkeypatch.setattr(launcher, "_stop", lambda children: None)
+
+    assert launcher.main() == 0
+    first = capsys.readouterr().out
+    key = (tmp_path / "dev_api_key").read_text().strip()
+    [secret] = re.findall(r"whsec_\S+", first)
+    assert f"API key:        {key}" in first
+    assert f"Webhook secret: {secret}" in first
+
+    assert launcher.main() == 0
+    again = capsys.readouterr().out
+    assert key not in again and "whsec_" not in again
+    assert "Webhook URL:" in again  # not a secret: the address stays
+    # where to get one instead, in both languages
+    assert "/ui/api-keys" in again and "python -m web.cli api-key" in again
+    assert "python -m web.cli demo" in again
+    assert "se mostró" in again and "shown" in again
+
+
+def test_a_bootstrap_api_key_from_the_environment_is_never_printed(
+    monkeypatch, capsys, database_url, redis_url, tmp_path
+):
+    from web import launcher
+
+    chosen = "bootstrap-key-" + "k" * 30
+    monkeypatch.delenv("PUENTE_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("PUENTE_BOOTSTRAP_API_KEY", chosen)
+    monkeypatch.setenv("PUENTE_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("PUENTE_SECRET_KEY", "test-secret-key")
+    monkeypatch.setattr(launcher.subprocess, "Popen", lambda *args, **kwargs: None)
+    monkeypatch.setattr(launcher, "_wait", lambda children: 0)
+    monkeypatch.setattr(launcher, "_stop", lambda children: None)
+
+    assert launcher.main() == 0
+    out = capsys.readouterr().out
+    assert chosen not in out and "PUENTE_BOOTSTRAP_API_KEY" in out

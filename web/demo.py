@@ -102,11 +102,16 @@ def ensure_pipeline(s: Session, registry: Registry) -> None:
         )
 
 
+def demo_hook(s: Session) -> Subscription | None:
+    """The demo webhook, once it has been created."""
+    return s.scalar(select(Subscription).where(Subscription.name == DEMO_HOOK_NAME))
+
+
 def ensure_demo(s: Session, box: SecretBox, registry: Registry) -> tuple[Subscription, str]:
     """Create the demo webhook and flow, and the demo pipeline, once; return the webhook and
     its secret."""
     ensure_pipeline(s, registry)
-    sub = s.scalar(select(Subscription).where(Subscription.name == DEMO_HOOK_NAME))
+    sub = demo_hook(s)
     if sub is None:
         created = admin.create_subscription(s, box, DEMO_HOOK_NAME, "webhook.deal_won")
         sub = created.subscription

@@ -51,12 +51,14 @@ def start_embedded_redis(instance_dir: Path) -> EmbeddedRedis:
 
 
 def _ensure_api_key(settings: Settings) -> str | None:
-    """The API key to print for trying the API: the bootstrap key, or one made on first run."""
+    """An API key for trying the API, made on the first start (kept in instance/dev_api_key,
+    as the README's examples read it): returned then only, to be printed once. None when
+    there is one already, or PUENTE_BOOTSTRAP_API_KEY names it."""
     if settings.bootstrap_api_key:
-        return settings.bootstrap_api_key
+        return None
     path = settings.instance_dir / "dev_api_key"
     if path.exists():
-        return path.read_text().strip()
+        return None
     rt = build_runtime(settings)
     with rt.sessions.begin() as s:
         key = admin.create_api_key(s, "local admin (make run)")
@@ -96,6 +98,7 @@ def main() -> int:
         key = _ensure_api_key(settings)
         rt = build_runtime(settings)
         with rt.sessions.begin() as s:
+            created = demo.demo_hook(s) is None
             hook, secret = demo.ensure_demo(s, rt.secrets, rt.registry)
             token = hook.token
             sif_log.log(s, "start", {"mode": invoicing.verifactu_mode, "version": SYSTEM_VERSION})
@@ -140,7 +143,9 @@ def main() -> int:
             children.append(
                 subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
             )
-        _banner(settings, token, secret, key, redis is not None, first, invoicing)
+        # Start output ends up in logs: secrets are printed on the start that made them only.
+        shown = secret if created else None
+        _banner(settings, token, shown, key, redis is not None, first, invoicing)
         return _wait(children)
     except KeyboardInterrupt:
         return 0
@@ -153,7 +158,7 @@ def main() -> int:
 def _banner(
     settings: Settings,
     token: str,
-    secret: str,
+    secret: str | None,
     key: str | None,
     embedded: bool,
     first: accounts.NewUser | None,
@@ -191,14 +196,36 @@ def _banner(
         )
     else:
         sign_in = f"  Entrar / Sign in: {first.user.email} (PUENTE_BOOTSTRAP_ADMIN_PASSWORD)\n"
+    if key is not None:
+        api_key = (
+            f"  API key:        {key}   (API, Zapier, Make; {url}/api/docs)\n"
+            "                  (se muestra una vez / shown once; "
+            f"{settings.instance_dir / 'dev_api_key'})\n"
+        )
+    elif settings.bootstrap_api_key:
+        api_key = "  API key:        la de / the one in PUENTE_BOOTSTRAP_API_KEY\n"
+    else:
+        api_key = (
+            "  API key:        se mostró al crearla / shown when created "
+            f"({settings.instance_dir / 'dev_api_key'});\n"
+            f"                  una nueva / a new one: {url}/ui/api-keys "
+            "o / or .venv/bin/python -m web.cli api-key --name …\n"
+        )
+    if secret is not None:
+        hook_secret = f"  Webhook secret: {secret}   (se muestra una vez / shown once)\n"
+    else:
+        hook_secret = (
+            "  Webhook secret: se mostró al crearlo / shown when created; "
+            "verlo / see it: .venv/bin/python -m web.cli demo\n"
+        )
     print(
         "\n"
         "  Puente está en marcha / is running (Ctrl-C lo para todo / stops everything)\n"
         f"  UI:             {url}/\n"
         f"{sign_in}"
-        f"  API key:        {key}   (API, Zapier, Make; {url}/api/docs)\n"
+        f"{api_key}"
         f"  Webhook URL:    {url}/hooks/{token}\n"
-        f"  Webhook secret: {secret}\n"
+        f"{hook_secret}"
         f"  Database:       {_no_secret(settings.database_url)}\n"
         f"  Redis:          {redis}\n"
         f"  Facturación:    {mode}"

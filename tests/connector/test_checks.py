@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
+from connector import limits, mapping
 from connector.checks import check_flow, enableable
 from connector.errors import ConfigurationError
 from connector.registry import default_registry
@@ -218,3 +220,61 @@ def test_a_filter_literal_that_is_a_path_is_refused_too():
 def test_a_flow_with_a_literal_path_is_refused_for_enabling():
     with pytest.raises(ConfigurationError, match="looks like a field reference"):
         enableable(flow_with(external_ref="trigger.deal_id"), default_registry())
+
+
+# --- what an expression may cost, checked on the sample ------------------------------------
+
+REGISTRY = default_registry()
+BOMB = "decimal('1E+10000000')"  # 22 characters that wrote out ten million digits
+SLOW = "`1`" + " | [@, @]" * 16 + " | [*]" + "[*]" * 15 + ".sum([" + ", ".join(["abs(@)"] * 30)
+SLOW += "])"  # 2**16 leaves, 30 calls on each: seconds of work
+
+
+def test_an_expression_that_makes_too_big_a_value_is_named_by_field_in_both_languages():
+    report = check_flow(flow_with(notes={"$expr": BOMB}), default_registry())
+    [error] = report.errors
+    assert (error.path, error.code) == ("steps[1].input.notes", "expression_too_big")
+    assert str(error).startswith(
+        "steps[1].input.notes: on the sample data: expression \"decimal('1E+10000000')\" makes "
+        "a value too big: more than 40 digits"
+    )
+    assert error.text("es").startswith(
+        "con los datos de ejemplo: la expresión \"decimal('1E+10000000')\" genera un valor "
+        "demasiado grande"
+    )
+    assert "invoice" not in report.preview
+
+
+def test_an_expression_too_long_or_too_deep_is_refused_before_it_is_tried():
+    report = check_flow(flow_with(notes={"$expr": " || ".join(["trigger.title"] * 90)}), REGISTRY)
+    [error] = report.errors
+    assert (error.path, error.code) == ("steps[1].input.notes", "expression_too_long")
+    assert str(error).startswith("steps[1].input.notes: expression 'trigger.title || ")
+    assert "1526 characters long, more than the 1000 characters allowed" in str(error)
+    report = check_flow(flow_with(notes={"$expr": "[" * 41 + "trigger.title" + "]" * 41}), REGISTRY)
+    assert [(e.path, e.code) for e in report.errors] == [
+        ("steps[1].input.notes", "expression_too_deep")
+    ]
+
+
+def test_the_check_stops_a_slow_expression_at_its_deadline_shared_by_every_step(monkeypatch):
+    monkeypatch.setattr(limits, "CHECK_SECONDS", 0.3)
+    started = time.monotonic()
+    report = check_flow(flow_with(notes={"$expr": SLOW}), default_registry())
+    assert time.monotonic() - started < 1.5
+    [error] = report.errors
+    assert (error.path, error.code) == ("steps[1].input.notes", "expression_too_slow")
+    assert error.params["seconds"] == 0.3 and "tarda demasiado" in error.text("es")
+
+
+def test_a_check_without_preview_finds_what_it_can_without_evaluating_anything(monkeypatch):
+    def evaluated(*args, **kwargs):
+        raise AssertionError("an expression was evaluated")
+
+    monkeypatch.setattr(mapping, "evaluate", evaluated)
+    flow = flow_with(notes={"$expr": BOMB}, customer={"$expr": "trigger.cliente"})
+    report = check_flow(flow, default_registry(), preview=False)
+    assert [(e.path, e.code) for e in report.errors] == [
+        ("steps[1].input.customer", "unknown_field")
+    ]
+    assert report.preview == {} and report.tried is False

@@ -97,3 +97,15 @@ def test_the_api_dry_runs_a_saved_flow_on_its_sample_or_given_data(rt, client):
     )
     assert (refused.status_code, refused.json["field"]) == (422, "customer")
     assert counts(rt) == [0, 0, 0, 0, 0]
+
+
+def test_a_dry_run_stops_an_expression_that_makes_too_big_a_value_at_its_step(rt):
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"][1]["input"]["notes"] = {"$expr": "decimal('1E+10000000')"}
+    result = dry_run(rt.sessions, default_registry(), flow, deal(), rt.tools)
+    assert result.status == "failed"
+    failed = result.steps[-1]
+    assert failed.id == "invoice"
+    [error] = failed.error["errors"]
+    assert (error["path"], error["code"]) == ("notes", "expression_too_big")
+    assert "more than 40 digits" in error["message"]

@@ -1,12 +1,14 @@
 """Mappings: literals stay literal; {"$expr": "<JMESPath>"} is compiled once and evaluated."""
 
 import copy
+import time
 from decimal import Decimal
 
 import jmespath
 import pytest
 
 from connector.errors import ConfigurationError, FailureClass
+from connector.limits import Deadline
 from connector.mapping import compile_mapping, evaluate, truthy
 
 DATA = {
@@ -320,3 +322,120 @@ def test_truth_agrees_with_jmespath_own_not(value):
 def test_an_empty_tuple_is_an_empty_list_and_false():
     assert truthy(()) is False
     assert truthy((0,)) is True
+
+
+# --- bounds: what one expression may cost ----------------------------------------------------
+
+
+def refused(mapping, data=DATA, **options):
+    """The field errors evaluating `mapping` gives (compiling it must succeed)."""
+    with pytest.raises(ConfigurationError) as exc:
+        evaluate(compile_mapping(mapping), data, **options)
+    return exc.value.errors
+
+
+def test_an_expression_longer_than_the_limit_is_refused_when_compiled_naming_the_field():
+    long = " || ".join(["trigger.deal_id"] * 100)
+    assert len(long) > 1000
+    with pytest.raises(ConfigurationError) as exc:
+        compile_mapping({"notes": {"$expr": long}}, "steps[1].input")
+    [error] = exc.value.errors
+    assert (error.path, error.code) == ("steps[1].input.notes", "expression_too_long")
+    assert "1000 characters" in error.message
+    assert "como mucho se admiten 1000 caracteres" in error.text("es")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "(" * 45 + "trigger" + ")" * 45,
+        "[" * 45 + "trigger" + "]" * 45,
+        "not_null(" * 45 + "trigger" + ")" * 45,
+        "!" * 900 + "trigger",  # deeper than the parser itself can go
+    ],
+    ids=["parentheses", "lists", "calls", "nots"],
+)
+def test_an_expression_nested_too_deep_is_refused_when_compiled(expression):
+    with pytest.raises(ConfigurationError) as exc:
+        compile_mapping({"v": {"$expr": expression}})
+    [error] = exc.value.errors
+    assert (error.path, error.code) == ("v", "expression_too_deep")
+    assert "more than 40 levels" in error.message
+    assert "más de 40 niveles" in error.text("es")
+
+
+def test_a_list_doubled_at_each_pipe_is_stopped_before_it_grows():
+    # 30 pipes: 2**30 copies written out, though each step only makes a pair of references.
+    doubling = "trigger.customer | [@, @]" + " | [@, @]" * 29
+    assert len(doubling) < 300
+    [error] = refused({"v": {"$expr": doubling}})
+    assert (error.path, error.code) == ("v", "expression_too_big")
+    assert "more than 1000000 characters" in error.message
+    assert "demasiado grande" in error.text("es")
+
+
+def test_a_list_doubled_and_flattened_at_each_pipe_is_stopped_too():
+    doubling = "trigger.lines" + " | [@, @][]" * 20  # 2 million real items
+    [error] = refused({"v": {"$expr": doubling}})
+    assert error.code == "expression_too_big"
+
+
+def test_working_on_every_branch_of_a_doubled_list_is_stopped_by_the_deadline():
+    # 2**16 leaves, within the size bound; 30 function calls on each take seconds.
+    doubling = "`1`" + " | [@, @]" * 16 + " | [*]" + "[*]" * 15
+    work = doubling + ".sum([" + ", ".join(["abs(@)"] * 30) + "])"
+    started = time.monotonic()
+    [error] = refused({"v": {"$expr": work}})
+    assert (error.code, error.params["seconds"]) == ("expression_too_slow", 0.5)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_value_nested_too_deep_is_refused_when_evaluated():
+    # Eleven parts, each four levels deep as written: 44 levels as a value.
+    nesting = {"v": {"$expr": "trigger.deal_id" + ".[[[[@]]]]" * 11}}
+    compile_mapping(nesting)
+    [error] = refused(nesting)
+    assert (error.path, error.code) == ("v", "expression_too_deep")
+
+
+def test_the_results_of_a_mapping_together_are_bounded_too():
+    big = {"trigger": {"text": "x" * 100_000}, "steps": {}}
+    fields = {f"f{i}": {"$expr": "trigger"} for i in range(20)}
+    errors = refused(fields, big)
+    assert errors[0].code == "expression_too_big" and errors[0].path.startswith("f")
+    fine = run({"a": {"$expr": "trigger"}, "b": {"$expr": "trigger.text"}}, big)
+    assert fine["b"] == "x" * 100_000
+
+
+def test_an_expression_that_runs_past_its_deadline_is_stopped_naming_the_field():
+    data = {"trigger": {"lines": [{"sku": f"S-{i}"} for i in range(500)]}, "steps": {}}
+    [error] = refused(
+        {"lines": {"$expr": "trigger.lines[*].lower(sku)"}}, data, deadline=Deadline.after(0)
+    )
+    assert (error.path, error.code) == ("lines", "expression_too_slow")
+    assert "tarda demasiado" in error.text("es")
+
+
+def test_ordinary_expressions_stay_within_the_bounds():
+    mapping = {
+        "lines": {"$expr": "trigger.lines[*].{sku: sku, qty: to_number(quantity)}"},
+        "all": {"$expr": "[trigger.customer, trigger.lines, steps.invoice]"},
+        "skus": {"$expr": "join(', ', sort(trigger.lines[*].sku))"},
+        "sorted": {"$expr": "sort_by(trigger.lines, &sku)[*].sku"},
+        "mapped": {"$expr": "map(&sku, trigger.lines)"},
+        "first": {"$expr": "min_by(trigger.lines, &sku).sku"},
+    }
+    assert run(mapping) == {
+        "lines": [{"sku": "CONS-H", "qty": 20}, {"sku": "LIC-ERP", "qty": 1}],
+        "all": [DATA["trigger"]["customer"], DATA["trigger"]["lines"], DATA["steps"]["invoice"]],
+        "skus": "CONS-H, LIC-ERP",
+        "sorted": ["CONS-H", "LIC-ERP"],
+        "mapped": ["CONS-H", "LIC-ERP"],
+        "first": "CONS-H",
+    }
+
+
+def test_a_long_runtime_error_is_cut_short_in_the_message():
+    data = {"trigger": {"text": "x" * 50_000}, "steps": {}}
+    [error] = refused({"v": {"$expr": "abs(trigger.text)"}}, data)
+    assert error.code == "expression_runtime" and len(error.message) < 1000

@@ -64,6 +64,10 @@ def bad_flows() -> list[dict[str, Any]]:
         with_input(notes={"$expr": "trigger.customer.["}),  # expression_syntax
         with_input(notes={"$expr": "trigger.title &"}),  # expression_syntax (lexer)
         with_input(notes={"$expr": "abs(trigger.title)"}),  # expression_runtime on the sample
+        with_input(notes={"$expr": " || ".join(["trigger.title"] * 90)}),  # expression_too_long
+        with_input(notes={"$expr": "[" * 41 + "trigger.title" + "]" * 41}),  # expression_too_deep
+        with_input(notes={"$expr": "decimal('1E+10000000')"}),  # expression_too_big
+        with_input(notes={"$expr": "add_days('2026-11-28', `1e11`)"}),  # expression_out_of_range
         with_input(currency="USD"),  # enum on the sample
         with_input(lines={"$expr": "trigger.lines[0]"}),  # type on the sample
         with_input(customer={"$expr": "trigger.customer"}, colour="red"),  # unknown_fields
@@ -93,6 +97,10 @@ def test_every_design_time_problem_reads_in_spanish_and_its_english_is_made_agai
         "expression_shape",
         "expression_syntax",
         "expression_runtime",
+        "expression_too_long",
+        "expression_too_deep",
+        "expression_too_big",
+        "expression_out_of_range",
         "enum",
         "type",
         "unknown_fields",

@@ -156,3 +156,42 @@ def test_flows_are_listed_a_page_at_a_time(rt, client):
     assert [f["id"] for f in rest["items"]] == ids[2:]
     assert (first["total"], first["limit"], rest["offset"]) == (3, 2, 2)
     assert (bad.status_code, bad.json["field"]) == (400, "limit")
+
+
+def costly() -> dict:
+    """A flow whose notes are a 22-character expression that writes ten million digits."""
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"][1]["input"]["notes"] = {"$expr": "decimal('1E+10000000')"}
+    return flow
+
+
+def test_checking_and_trying_a_costly_expression_name_its_field(rt, client):
+    headers = auth(rt)
+    checked = client.post("/api/v1/flows/check", headers=headers, json={"document": costly()})
+    assert checked.status_code == 200 and checked.json["ok"] is False
+    [error] = checked.json["errors"]
+    assert (error["field"], error["code"]) == ("steps[1].input.notes", "expression_too_big")
+    assert "more than 40 digits" in error["message"]
+
+    tried = client.post("/api/v1/flows/dry-run", headers=headers, json={"document": costly()})
+    assert tried.status_code == 200 and tried.json["status"] == "failed"
+    [failure] = tried.json["steps"][-1]["error"]["errors"]
+    assert (failure["path"], failure["code"]) == ("notes", "expression_too_big")
+
+
+def test_reading_a_flow_never_evaluates_its_expressions(rt, client, monkeypatch):
+    from connector import mapping
+
+    headers = auth(rt)
+    draft = client.post("/api/v1/flows", headers=headers, json={"document": costly()})
+    assert draft.status_code == 201 and draft.json["check"]["ok"] is False  # found on saving
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("reading a flow evaluated an expression")
+
+    monkeypatch.setattr(mapping, "evaluate", evaluated)
+    read = client.get(f"/api/v1/flows/{draft.json['id']}", headers=headers)
+    assert read.status_code == 200
+    assert read.json["document"] == costly() and read.json["check"]["preview"] == {}
+    listed = client.get("/api/v1/flows", headers=headers)
+    assert listed.status_code == 200

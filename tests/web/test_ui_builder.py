@@ -114,3 +114,18 @@ def test_a_real_example_is_the_latest_item_received_and_checks_run_on_it(rt, cli
     assert loaded["sample"]["deal_id"] == "D-REAL"
     assert checked.json["preview"]["invoice"]["customer"]["tax_id"] == "A58818501"
     assert tried.json["steps"][1]["input"]["external_ref"] == "D-REAL"
+
+
+def test_a_costly_expression_is_named_in_spanish_by_the_check_and_the_trial(rt, client):
+    signed_in(rt, client, "editor")
+    flow = copy.deepcopy(DEMO_FLOW)
+    flow["steps"][1]["input"]["notes"] = {"$expr": "`1` | [@, @]" + " | [@, @]" * 29}
+
+    checked = ask(client, "/ui/builder/check", {"document": flow}).json
+    tried = ask(client, "/ui/builder/dry-run", {"document": flow}).json
+
+    [problem] = checked["errors"]
+    assert problem["path"] == "steps[1].input.notes"
+    assert "genera un valor demasiado grande: más de 1000000 caracteres" in problem["message"]
+    assert tried["status"] == "failed"
+    assert "genera un valor demasiado grande" in tried["steps"][-1]["error"]

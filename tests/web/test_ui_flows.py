@@ -105,3 +105,26 @@ def test_versions_show_what_changed_and_an_old_one_is_restored(rt, client):
     with rt.sessions() as s:
         row = s.get_one(Flow, flow_id)
         assert row.current_version.version == 3 and row.current_version.document == first
+
+
+def test_a_costly_expression_is_named_in_spanish_and_reading_the_page_never_evaluates_it(
+    rt, client, monkeypatch
+):
+    from connector import mapping
+
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    costly = copy.deepcopy(DEMO_FLOW)
+    costly["steps"][1]["input"]["notes"] = {"$expr": "decimal('1E+10000000')"}
+
+    checked = html.unescape(post(client, hook.flow_id, costly, "check").get_data(as_text=True))
+    assert "steps[1].input.notes" in checked
+    assert "genera un valor demasiado grande: más de 40 cifras" in checked
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("reading the flow's page evaluated an expression")
+
+    monkeypatch.setattr(mapping, "evaluate", evaluated)
+    page = client.get(f"/ui/flows/{hook.flow_id}")
+    assert page.status_code == 200
+    assert "«Comprobar» lo prueba con los datos de ejemplo" in html.unescape(page.text)

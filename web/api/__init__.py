@@ -34,10 +34,11 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         errors: list[dict[str, str]] | None = None,
+        message_es: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
-        self.field, self.errors = field, errors
+        self.field, self.errors, self.message_es = field, errors, message_es
 
     @classmethod
     def invalid(cls, errors: list[FieldError], what: str = "") -> ApiError:
@@ -53,6 +54,8 @@ class ApiError(Exception):
 
     def response(self) -> Any:
         body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.message_es is not None:
+            body["message_es"] = self.message_es
         if self.field is not None:
             body["field"] = self.field
         if self.errors:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from connector import admin
 from connector.checks import CheckReport, check_flow
 from connector.dryrun import dry_run
+from connector.flow_export import leave_out_secrets, placeholders
 from connector.models import Flow, FlowVersion
 from web import current_runtime
 from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
@@ -71,10 +72,12 @@ def list_flows() -> Any:
 
 @bp.get("/flows/<int:flow_id>")
 def get_flow(flow_id: int) -> Any:
+    """The flow with what its check finds without evaluating anything (no preview): reading
+    a flow never runs its expressions; POST /flows/check tries them on the sample."""
     with sessions()() as s:
         flow = _load(s, flow_id)
         report = (
-            check_flow(flow.current_version.document, current_runtime().registry)
+            check_flow(flow.current_version.document, current_runtime().registry, preview=False)
             if flow.current_version
             else None
         )
@@ -152,17 +155,20 @@ def list_versions(flow_id: int) -> Any:
 @bp.get("/flows/<int:flow_id>/export")
 def export_flow(flow_id: int) -> Any:
     """The flow as portable JSON: its document and the names of what it connects to, no
-    secrets (webhook secrets and credentials stay in this installation)."""
+    secrets (webhook secrets and credentials stay in this installation; a literal secret
+    typed into a step is left out as a placeholder, listed in "secrets_left_out")."""
     with sessions()() as s:
         flow = _load(s, flow_id)
         if flow.current_version is None:
             raise ApiError(409, "conflict", "the flow has no saved version")
+        document, left_out = leave_out_secrets(flow.current_version.document)
         return jsonify(
             {
                 "format": EXPORT_FORMAT,
                 "name": flow.name,
-                "document": flow.current_version.document,
+                "document": document,
                 "webhook": flow.subscription.name if flow.subscription else None,
+                "secrets_left_out": [f"document.{path}" for path in left_out],
             }
         )
 
@@ -178,7 +184,9 @@ def import_flow() -> Any:
             f'this is not a flow export ("format": "{EXPORT_FORMAT}" expected)',
             "format",
         )
-    forbidden = _secrets_in(data)
+    document = _document(data)
+    _refuse_placeholders(document)
+    forbidden = _secrets_in({k: v for k, v in data.items() if k != "document"})
     if forbidden:
         raise ApiError(
             422,
@@ -186,7 +194,38 @@ def import_flow() -> Any:
             "an export never carries secrets; remove: " + ", ".join(forbidden),
             forbidden[0],
         )
-    return _create(_document(data), enabled=False)
+    # Secrets inside the document are the placeholders an export leaves (refused above until
+    # filled in): a value filled in there is the importer's own, as in a flow they save.
+    return _create(document, enabled=False)
+
+
+def _refuse_placeholders(document: dict[str, Any]) -> None:
+    """Refuse an export whose left-out secrets are not filled in, naming each one: stored,
+    a placeholder would stand where the secret should be."""
+    paths = [f"document.{path}" for path in placeholders(document)]
+    if not paths:
+        return
+    n, listed = len(paths), ", ".join(paths)
+    what = (f"{n} secrets", f"{n} secretos") if n > 1 else ("a secret", "un secreto")
+    raise ApiError(
+        422,
+        "secret_left_out",
+        f"the export left out {what[0]} (a literal credential in a step): replace each "
+        '{"$secret": …} with its value, or better keep the credential in a connection and '
+        f"name it in the step, then import again: {listed}",
+        paths[0],
+        [
+            {
+                "field": path,
+                "message": "left out of the export: fill it in",
+                "message_es": "se omitió al exportar: rellénalo",
+            }
+            for path in paths
+        ],
+        message_es=f"la exportación omitió {what[1]} (una credencial escrita en un paso): "
+        'cambia cada {"$secret": …} por su valor o, mejor, guarda la credencial en una '
+        f"conexión e indícala en el paso, y vuelve a importar: {listed}",
+    )
 
 
 def _secrets_in(data: Any, path: str = "") -> list[str]:

@@ -1488,6 +1488,8 @@ FLOWS = (
         "A flow with its check",
         "Flows",
         {200: ref("Flow")},
+        description="The check here evaluates no expression, so it has no preview and leaves "
+        "out what only trying the mapping on the sample finds; `POST /flows/check` does that.",
     ),
     Op(
         "PUT",
@@ -1550,7 +1552,9 @@ FLOWS = (
         "Flows",
         {201: FLOW_CREATED},
         body=ref("FlowExport"),
-        description="An export never carries secrets: one is refused (422).",
+        description="An export never carries secrets: one is refused (422). Neither is a "
+        'placeholder an export left for a literal secret ({"$secret": …}): `secret_left_out` '
+        "(422) names each one to fill in.",
     ),
     Op(
         "POST",
@@ -1577,6 +1581,14 @@ COMPONENTS["FlowExport"] = obj(
     name=STRING,
     document=SAVED_DOCUMENT,
     webhook=nullable({"type": "string", "description": "the name of its webhook"}),
+    secrets_left_out=items(
+        {
+            "type": "string",
+            "description": "where a literal secret typed into a step (an Authorization header, "
+            'an API key in a URL) was replaced by a placeholder {"$secret": "<what it looked '
+            'like>"}: to fill in before importing, or better to keep in a connection',
+        }
+    ),
 )
 
 RUNS = (

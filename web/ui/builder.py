@@ -166,9 +166,22 @@ def trial() -> Any:
     for step in result.steps:
         body = asdict(step)
         if step.error:
-            body["error"] = messages.localized(step.error, _lang())
+            body["error"] = _failure(step.error)
         steps.append(body)
     return jsonify({"status": result.status, "steps": steps})
+
+
+def _failure(error: dict[str, Any]) -> str:
+    """A step's failure in the reader's language: its field errors' words, each with its
+    path, when it has them (a mapping's, an input's); its message otherwise."""
+    fields = error.get("errors") or []
+    if not fields:
+        return messages.localized(error, _lang())
+    said = []
+    for field in fields[:5]:
+        text = messages.localized(field, _lang())
+        said.append(f"{field['path']}: {text}" if field.get("path") else text)
+    return "; ".join(said)
 
 
 @bp.route("/flows/new", methods=["GET", "POST"])

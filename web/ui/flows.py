@@ -70,8 +70,8 @@ def flow_edit(flow_id: int) -> Any:
     document, problem = _parse(text)
     report, trial, status = None, None, 200
     action = request.form.get("do")
-    if document is not None:
-        report = check_flow(document, rt.registry)
+    if document is not None:  # tried on the sample when asked (a POST), never on reading
+        report = check_flow(document, rt.registry, preview=request.method == "POST")
     if request.method == "POST" and document is not None and action == "save":
         try:
             with sessions().begin() as s:
