@@ -250,7 +250,8 @@ def execute_run(
                     _finish(s, claim, RunStatus.SUCCEEDED, None, now())
                     outcome = Outcome("succeeded")
             attempt.committed()
-        except Exception as exc:  # the transaction is lost (connection, commit): log it anew
+        except Exception as exc:  # the transaction is lost (connection, commit, or the
+            # batch's first step failed: Attempt.run): log it anew
             with sessions.begin() as s:
                 outcome = attempt.lost(s, exc)
         if outcome is not None:
@@ -385,23 +386,33 @@ class _Attempt:
         return step.id not in self.claim.done or (self.claim.edited and _upsert(step))
 
     def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
-        """Run `batch` in `s`, each step in a savepoint with its row; an outcome when the run
-        ends here (stopped by a filter, or failed), None to go on."""
-        for step in batch:
+        """Run `batch` in `s`, each step with its row; an outcome when the run ends here
+        (stopped by a filter, or failed), None to go on.
+
+        A failed step's effects are undone and its failure logged: after the first step, by
+        its savepoint; the first has none (two statements fewer per batch), as nothing else is
+        in the transaction yet: its failure is raised, the transaction rolls back, and
+        execute_run logs it anew (`lost`), as when a commit fails."""
+        for n, step in enumerate(batch):
             self.step, self.started, self.clock = step, self.now(), time.perf_counter()
             self.mapped, self.cause, self.held = [], None, set()
-            savepoint = s.begin_nested()
+            savepoint = s.begin_nested() if n else None
             try:
                 with holding(self.held):
                     passed = self._step(s, step)
             except Exception as exc:
                 self.cause = exc
-                if isinstance(exc, PuenteError) and exc.keeps_record:
+                keeps = isinstance(exc, PuenteError) and exc.keeps_record
+                if savepoint is None:
+                    if not keeps:
+                        raise
+                elif keeps:
                     savepoint.commit()
                 else:
                     savepoint.rollback()
                 return self.failed(s, exc)
-            savepoint.commit()
+            if savepoint is not None:
+                savepoint.commit()
             if not passed:
                 _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now())
                 return Outcome("stopped")
