@@ -11,7 +11,7 @@ and the Facturae signature policy v3.1. Facturae itself does no arithmetic check
 from __future__ import annotations
 
 import threading
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,19 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
-from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
-from signxml.exceptions import SignXMLException
-from signxml.xades import (
-    XAdESDataObjectFormat,
-    XAdESSignatureConfiguration,
-    XAdESSignaturePolicy,
-    XAdESSigner,
-    XAdESVerifier,
-)
 
 from invoicing import xsd
 from invoicing.errors import InvoicingError, Said
@@ -44,20 +35,6 @@ DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 SCHEMA_VERSION = "3.2.2"
 C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
-
-# Facturae signature policy v3.1: identifier and the SHA-1 digest of the policy PDF, as
-# published by facturae.gob.es and used by every Facturae signer (AutoFirma, Facturae-PHP, gobl).
-FACTURAE_POLICY = XAdESSignaturePolicy(
-    Identifier=(
-        "http://www.facturae.es/politica_de_firma_formato_facturae/"
-        "politica_de_firma_formato_facturae_v3_1.pdf"
-    ),
-    Description="Política de Firma FacturaE v3.1",
-    DigestMethod=DigestAlgorithm.SHA1,
-    DigestValue="Ohixl6upD6av8N7pEvDABhEL6hM=",
-)
-# The object identifier other Facturae signers put in DataObjectFormat for "an invoice".
-_INVOICE_OID = "urn:oid:1.2.840.10003.5.109.10"
 
 IVA = "01"  # TaxTypeCode: Impuesto sobre el Valor Añadido
 IRPF = "04"  # TaxTypeCode: Impuesto sobre la Renta de las Personas Físicas (withheld)
@@ -1118,52 +1095,6 @@ def _spki(public_key: Any) -> bytes:
     )
 
 
-class _FacturaeSigner(XAdESSigner):
-    """signxml's XAdES signer with the layout Facturae validators expect.
-
-    - `SigningCertificate` with `IssuerSerial` (XAdES 1.3.2) instead of `SigningCertificateV2`,
-      as AutoFirma and the other Facturae signers write it.
-    - `DataObjectFormat` naming the invoice with its object identifier.
-    """
-
-    def add_signing_certificate(
-        self,
-        signed_signature_properties: etree._Element,
-        sig_root: etree._Element,
-        signing_settings: Any,
-    ) -> None:
-        certificate = signing_settings.cert_chain[0]
-        assert isinstance(certificate, x509.Certificate)
-        signing = etree.SubElement(signed_signature_properties, f"{{{XADES_NS}}}SigningCertificate")
-        cert = etree.SubElement(signing, f"{{{XADES_NS}}}Cert")
-        digest = etree.SubElement(cert, f"{{{XADES_NS}}}CertDigest")
-        etree.SubElement(digest, f"{{{DS_NS}}}DigestMethod", Algorithm=DigestAlgorithm.SHA256.value)
-        value = etree.SubElement(digest, f"{{{DS_NS}}}DigestValue")
-        value.text = b64encode(certificate.fingerprint(hashes.SHA256())).decode()
-        issuer_serial = etree.SubElement(cert, f"{{{XADES_NS}}}IssuerSerial")
-        issuer = etree.SubElement(issuer_serial, f"{{{DS_NS}}}X509IssuerName")
-        issuer.text = certificate.issuer.rfc4514_string()
-        serial = etree.SubElement(issuer_serial, f"{{{DS_NS}}}X509SerialNumber")
-        serial.text = str(certificate.serial_number)
-
-    def add_data_object_format(
-        self,
-        signed_data_object_properties: etree._Element,
-        sig_root: etree._Element,
-        signing_settings: Any,
-    ) -> None:
-        super().add_data_object_format(
-            signed_data_object_properties, sig_root=sig_root, signing_settings=signing_settings
-        )
-        data_object_format = signed_data_object_properties[-1]
-        object_identifier = etree.Element(f"{{{XADES_NS}}}ObjectIdentifier")
-        identifier = etree.SubElement(
-            object_identifier, f"{{{XADES_NS}}}Identifier", Qualifier="OIDAsURN"
-        )
-        identifier.text = _INVOICE_OID
-        data_object_format.insert(1, object_identifier)  # XAdES order: Description, then this
-
-
 def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
     """Add an enveloped XAdES-EPES signature (Facturae policy v3.1) at the end of the document.
 
@@ -1191,7 +1122,7 @@ def sign(xml_bytes: bytes, credentials: SigningCredentials) -> bytes:
     if root.tag != f"{{{FACTURAE_NS}}}Facturae":
         raise FacturaeSignatureError(f"not a Facturae {SCHEMA_VERSION} document: {root.tag}")
     signed = sign_enveloped(
-        root, credentials, policy=FACTURAE_POLICY, description="Factura electrónica"
+        root, credentials, facturae_policy=True, description="Factura electrónica"
     )
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
@@ -1200,34 +1131,21 @@ def sign_enveloped(
     root: etree._Element,
     credentials: SigningCredentials,
     *,
-    policy: Any = None,
+    facturae_policy: bool = False,
     description: str,
 ) -> etree._Element:
-    """An enveloped XAdES signature (EPES with ``policy``, else BES) as the element's last
-    child: Facturae files, and VERI*FACTU records kept without VERI*FACTU."""
+    """An enveloped XAdES signature (EPES under Facturae's policy, else BES) as the element's
+    last child: Facturae files, and VERI*FACTU records kept without VERI*FACTU."""
+    from invoicing import xades  # signxml (~11 MB) only in processes that sign
+
     if root.find(f"{{{DS_NS}}}Signature") is not None:
         raise FacturaeSignatureError("the document is already signed")
-    signer = _FacturaeSigner(
-        signature_policy=policy,
-        claimed_roles=["emisor"],
-        data_object_format=XAdESDataObjectFormat(Description=description, MimeType="text/xml"),
-        method=SignatureConstructionMethod.enveloped,
-        signature_algorithm="rsa-sha256",
-        digest_algorithm="sha256",
-        c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_0,  # exclusive C14N breaks XAdES
-    )
     try:
-        signed: etree._Element = signer.sign(
-            root,
-            key=credentials.key,
-            cert=[credentials.certificate, *credentials.chain],  # X509Data with the chain
-            always_add_key_value=True,  # KeyValue as well, as the policy's examples show
-        )
-    except (SignXMLException, ValueError) as exc:
+        return xades.sign(root, credentials, facturae_policy, description)
+    except xades.SigningError as exc:
         raise FacturaeSignatureError(
             Said(f"signing failed: {exc}", f"No se ha podido firmar el documento: {exc}")
         ) from exc
-    return signed
 
 
 def verify(
@@ -1250,15 +1168,11 @@ def verify(
     references = signatures[0].findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
     if not any(reference.get("URI") == "" for reference in references):
         raise FacturaeSignatureError("the signature does not cover the whole document (URI='')")
+    from invoicing import xades
+
     try:
-        results = XAdESVerifier().verify(
-            xml_bytes,
-            x509_cert=trusted_certificate,
-            ca_pem_file=str(ca_pem_file) if ca_pem_file is not None else None,
-            expect_signature_policy=FACTURAE_POLICY,
-            expect_config=XAdESSignatureConfiguration(expect_references=True),
-        )
-    except (SignXMLException, ValueError) as exc:
+        results = xades.verify(xml_bytes, trusted_certificate, ca_pem_file)
+    except xades.SigningError as exc:
         raise FacturaeSignatureError(f"the signature does not verify: {exc}") from exc
     if trusted_certificate is not None:
         return trusted_certificate.subject.rfc4514_string()

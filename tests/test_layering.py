@@ -51,3 +51,19 @@ def test_the_check_itself_sees_imports_hidden_in_functions(tmp_path):
     sample.write_text("def f():\n    from invoicing.service import Invoicing\n")
 
     assert imported(sample) == ["invoicing.service"]
+
+
+def test_the_web_and_the_workers_load_the_signing_library_only_to_sign():
+    """signxml costs ~11 MB in every process that imports it: only signing loads it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import web, connector.worker, invoicing.facturae, invoicing.chain; "
+        "print('signxml' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    assert loaded.stdout.strip() == "False"
