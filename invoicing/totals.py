@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from invoicing.errors import InvalidDocumentError, Said, message_of
 from invoicing.models import Invoice, InvoiceLine, InvoiceTax, InvoiceType, InvoiceWithholding
 from invoicing.money import (
+    MAX_INTEGER_DIGITS,
     AmountError,
     Totals,
     TotalsLine,
@@ -93,7 +94,27 @@ def checked_totals(
                 )
             ]
         )
+    largest = max([abs(line.gross) for line in lines] + [abs(totals.gross), abs(totals.total)])
+    if largest >= LARGEST_AMOUNT:  # what an amount column holds, and any real invoice
+        raise InvalidDocumentError(
+            [
+                (
+                    "lines",
+                    Said(
+                        f"the amounts come to {largest}, more than an invoice may: at most "
+                        f"{LARGEST_AMOUNT - Decimal('0.01')}; check the quantities and prices",
+                        "Los importes suman más de lo que admite una factura (como mucho "
+                        "999.999.999.999,99): revisa las cantidades y los precios.",
+                    ),
+                )
+            ]
+        )
     return totals
+
+
+# A line or a total of twelve digits before the point at most, as amounts are read
+# (money.MAX_INTEGER_DIGITS): quantity × price could otherwise overflow NUMERIC(18, 2).
+LARGEST_AMOUNT = Decimal(10) ** MAX_INTEGER_DIGITS
 
 
 def totals_of(invoice: Invoice, lines: Sequence[InvoiceLine] | None = None) -> Totals:

@@ -740,6 +740,19 @@ def test_a_json_integer_too_long_for_python_to_read_is_a_400_that_says_so(rt, cl
     assert count(rt, Invoice) == 0
 
 
+def test_amounts_each_valid_whose_product_no_invoice_may_hold_are_a_422_not_a_500(rt, client):
+    """Twelve digits of quantity times twelve of price overflowed NUMERIC(18, 2) on
+    PostgreSQL: the core refuses the amounts before anything is written."""
+    key = make_api_key(rt)
+    lines = deal()["lines"]
+    lines[0].update(quantity="999999999999", unit_price="999999999999.99")
+
+    response = client.post("/api/v1/invoices", json=invoice_body(lines=lines), headers=bearer(key))
+
+    assert_invalid(response, "lines")
+    assert count(rt, Invoice) == 0
+
+
 def test_a_zero_quantity_is_refused_by_the_core_with_422_naming_the_line(rt, client):
     key = make_api_key(rt)
     lines = deal()["lines"]
