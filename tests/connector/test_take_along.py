@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from connector import jobs
 from connector.models import Run, RunAttempt, RunStatus
 from invoicing.models import Invoice
-from tests.connector.test_sweep import overdue
 from tests.conftest import drain
+from tests.connector.test_sweep import overdue
 from tests.factories import deal, make_hook, post_deal
 
 
