@@ -24,9 +24,7 @@ def succeeded(rt) -> list[int]:
         return list(s.scalars(select(Run.id).where(Run.status == RunStatus.SUCCEEDED)))
 
 
-def test_one_job_on_a_long_queue_runs_the_runs_behind_it_and_leaves_other_jobs_in_place(
-    rt, client
-):
+def test_one_job_on_a_long_queue_runs_the_runs_behind_it_and_leaves_other_jobs_in_place(rt, client):
     first = queue_runs(rt, client, 3)
     other = rt.queue.enqueue("os.getpid")  # not a run: it keeps its place
     rest = queue_runs(rt, client, 9)
@@ -53,9 +51,7 @@ def test_a_short_queue_is_left_to_the_other_workers(rt, client):
     assert len(succeeded(rt)) == 1
 
 
-def test_runs_taken_off_the_queue_by_a_worker_that_died_are_queued_again_by_the_sweeper(
-    rt, client
-):
+def test_runs_taken_off_the_queue_by_a_worker_that_died_are_queued_again_by_the_sweeper(rt, client):
     ids = queue_runs(rt, client, 6)
     taken = jobs._take_runs(rt, 4)  # and then its worker died
     assert [run_id for run_id, _ in taken] == ids[:4]
