@@ -153,9 +153,16 @@ def real_runs(rt: Runtime, client: FlaskClient) -> dict[str, Template]:
         if answer.status_code != 202:
             raise BenchError(f"delivery refused: {answer.status_code} {answer.get_data(True)}")
         [run_ids[kind]] = answer.json["run_ids"]  # type: ignore[index]
-    rq.SimpleWorker([rt.queue, rt.bulk_queue], connection=rt.redis).work(
-        burst=True, logging_level="WARNING"
-    )
+    # RQ's worker installs its own SIGINT/SIGTERM handlers and leaves them: put ours back, or
+    # a signal later would raise RQ's StopRequested in the middle of a load.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        rq.SimpleWorker([rt.queue, rt.bulk_queue], connection=rt.redis).work(
+            burst=True, logging_level="WARNING"
+        )
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     templates = {kind: read_template(rt, run_id) for kind, run_id in run_ids.items()}
     for kind, template in templates.items():
         expected = RunStatus.SUCCEEDED if kind == "ok" else RunStatus.FAILED
@@ -1003,6 +1010,9 @@ def main() -> int:
             finally:
                 if isinstance(db, PostgresDatabase):
                     db.close()
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'Ctrl-C'}): cleaned up, nothing written", file=sys.stderr)
+        return 130
     finally:
         with contextlib.suppress(redis.RedisError):
             r.flushdb()
