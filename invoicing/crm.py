@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from database import utcnow
 from invoicing import outbox
-from invoicing.errors import InvalidDocumentError, NotFoundError, Said
+from invoicing.errors import InvalidDocumentError, NotFoundError, Said, message_of
+from invoicing.fields import country_problem, email_problem, postal_code_problem
 from invoicing.models import CrmCompany, CrmContact, Invoice, Opportunity, OpportunityLine
 from invoicing.money import to_decimal
+from invoicing.tax_ids import TaxIdError, parse_tax_id
 
 SOURCE = "puente"  # the source of the deals and invoices the built-in CRM makes
 STAGES = ("nueva", "cualificada", "propuesta", "negociacion", "ganada", "perdida")
@@ -82,12 +84,46 @@ def _texts(model: type[Any], fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v.strip() for k, v in fields.items() if v is not None}
 
 
+def _contact_problems(texts: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the invoicing core would refuse in these contact fields once the deal is won,
+    said now, when it is typed: a tax id of the company's country, an ISO country, a postal
+    code of that country's form, a well-formed e-mail (no line breaks)."""
+    problems: list[tuple[str, str]] = []
+    country = texts.get("country", "ES")
+    if (problem := country_problem(country)) is not None:
+        problems.append(("country", problem))
+    elif texts.get("postal_code") and (
+        problem := postal_code_problem(texts["postal_code"], country)
+    ):
+        problems.append(("postal_code", problem))
+    if texts.get("tax_id") and "country" not in dict(problems):
+        try:
+            parse_tax_id(texts["tax_id"], country)
+        except TaxIdError as exc:
+            problems.append(("tax_id", message_of(exc)))
+    for name in ("email", "owner_email"):
+        if (problem := email_problem(texts.get(name) or None)) is not None:
+            problems.append((name, problem))
+    return problems
+
+
+def _checked(model: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as texts the columns take, refused with every problem of contact data."""
+    texts = _texts(model, values)
+    if "country" in texts:
+        texts["country"] = texts["country"].upper()
+    problems = _contact_problems(texts)
+    if problems:
+        raise InvalidDocumentError(problems)
+    return texts
+
+
 def add_company(session: Session, **fields: Any) -> CrmCompany:
     if not str(fields.get("name") or "").strip():
         raise InvalidDocumentError(
             [("name", Said("the company needs a name", "la empresa necesita un nombre"))]
         )
-    company = CrmCompany(**_texts(CrmCompany, fields))
+    company = CrmCompany(**_checked(CrmCompany, fields))
     session.add(company)
     session.flush()
     return company
@@ -95,7 +131,7 @@ def add_company(session: Session, **fields: Any) -> CrmCompany:
 
 def add_contact(session: Session, company_id: int, **fields: Any) -> CrmContact:
     _get(session, CrmCompany, company_id, "company")
-    contact = CrmContact(company_id=company_id, **_texts(CrmContact, fields))
+    contact = CrmContact(company_id=company_id, **_checked(CrmContact, fields))
     session.add(contact)
     session.flush()
     return contact
@@ -144,7 +180,7 @@ def add_opportunity(
                     )
                 ]
             )
-    texts = _texts(
+    texts = _checked(
         Opportunity,
         {
             "title": title,

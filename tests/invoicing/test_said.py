@@ -202,6 +202,15 @@ def test_the_built_in_crm_refuses_in_spanish(rt):
     assert message.es.startswith("tiene 500 caracteres y caben como mucho ")
 
     with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as caught:
+        crm.add_company(s, name="Acme", tax_id="B12345675")
+    message = refused(caught)
+    assert "not a valid" in str(message) and "NIF" in message.es
+
+    with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as caught:
+        crm.add_company(s, name="Acme", postal_code="2801")
+    assert "código postal" in refused(caught).es
+
+    with rt.sessions.begin() as s, pytest.raises(InvalidDocumentError) as caught:
         crm.move(s, 1, "cerrada")
     message = refused(caught)
     assert str(message) == f"must be one of: {', '.join(crm.STAGES)}"

@@ -199,3 +199,41 @@ def test_companies_contacts_and_opportunities_take_text_and_their_own_contacts(r
     listed = client.get("/api/v1/crm/companies", headers=headers).json
     assert listed["total"] == 5  # the four opportunities' companies and "Otra SL": no refused one
     assert {c["name"] for c in listed["items"]} == {"Acme Soluciones SL", "Otra SL"}
+
+
+def test_contact_data_is_refused_when_typed_not_when_the_deal_is_won(rt, client):
+    """What the invoicing core would refuse once the deal is won (a tax id, country, postal
+    code or e-mail it cannot take) is refused at once, every field named (the Spanish texts:
+    tests/invoicing/test_said.py)."""
+    headers = auth(rt)
+    company = {"name": "Acme Soluciones SL", "tax_id": "B12345674", "postal_code": "28013"}
+    bad = client.post(
+        "/api/v1/crm/companies",
+        headers=headers,
+        json={
+            "name": "Mala SL",
+            "tax_id": "B12345675",
+            "postal_code": "2801",
+            "email": "compras@mala.es\r\nBcc: otro@mala.es",
+        },
+    )
+    foreign = client.post(
+        "/api/v1/crm/companies", headers=headers, json={**company, "country": "XX"}
+    )
+    good = client.post("/api/v1/crm/companies", headers=headers, json={**company, "country": "es"})
+    contact = client.post(
+        f"/api/v1/crm/companies/{good.json['id']}/contacts",
+        headers=headers,
+        json={"name": "Ana", "email": "ana@@acme.es"},
+    )
+    owner = opportunity(client, headers, owner_email="lucia", expect=422)
+
+    assert bad.status_code == 422, bad.json
+    assert [e["field"] for e in bad.json["errors"]] == ["postal_code", "tax_id", "email"]
+    assert "postal code" in bad.json["errors"][0]["message"], bad.json
+    assert (foreign.status_code, foreign.json["field"]) == (422, "country")
+    assert good.status_code == 201 and good.json["country"] == "ES"
+    assert (contact.status_code, contact.json["field"]) == (422, "email")
+    assert owner["field"] == "owner_email"
+    listed = client.get("/api/v1/crm/companies", headers=headers).json
+    assert listed["total"] == 2  # the good one and the opportunity's: nothing refused stored
