@@ -40,9 +40,10 @@ class SecretBox:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: str, ttl: int | None = None) -> str:
+        """The secret; with `ttl`, only when it was encrypted less than `ttl` seconds ago."""
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._fernet.decrypt(token.encode(), ttl).decode()
         except InvalidToken:
             raise ValueError(
                 "a stored secret cannot be decrypted: PUENTE_SECRET_KEY differs from the key it "

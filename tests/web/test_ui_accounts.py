@@ -251,8 +251,13 @@ def test_an_admin_makes_an_api_key_shown_once_that_works_and_revokes_it(rt, clie
         "/ui/api-keys",
         data={"name": "Zapier", "scope_read": "1", "csrf_token": csrf(client)},
     )
+    cookie = client.get_cookie("session").value  # signed, not encrypted: anyone can read it
+    readable = client.application.session_interface.get_signing_serializer(  # type: ignore[attr-defined]
+        client.application
+    ).loads(cookie)
     page = text(client.get(made.headers["Location"]))
     [key] = re.findall(r'<code class="secret">([^<]+)</code>', page)
+    assert key not in cookie and key not in str(readable)  # it rode sealed
     bearer = {"Authorization": f"Bearer {key}"}
     assert client.get("/api/v1/invoices", headers=bearer).status_code == 200
     assert client.post("/api/v1/customers", headers=bearer, json={}).status_code == 403

@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import jsonify, redirect, render_template, request, session, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from connector import admin, messages, schemas
@@ -28,7 +28,14 @@ from connector.errors import FieldError, PuenteError
 from connector.models import Connection, Event, EventStatus
 from web import current_runtime
 from web.i18n import keys, language, translate
-from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, current_user, sessions
+from web.ui.common import (
+    NEW_FLOW_SECRET,
+    allow,
+    blueprint,
+    current_user,
+    sessions,
+    show_once,
+)
 
 bp = blueprint("builder", __name__)
 PREFIX = "builder_"  # the builder's texts, handed to static/builder.js without it
@@ -209,7 +216,7 @@ def new_flow() -> Any:
                 problems = _errors(exc.errors) or [{"path": "", "message": exc.message}]
             else:
                 if secret:
-                    session[NEW_FLOW_SECRET] = secret
+                    show_once(NEW_FLOW_SECRET, secret)
                 return redirect(url_for("flows.flow_edit", flow_id=flow_id, created=1))
         else:
             problems = [{"path": "", "message": translate("builder_not_a_flow")}]

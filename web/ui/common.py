@@ -8,6 +8,7 @@ only as text, in url_for), so there is no import circle.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PAGE = 50
 NEW_FLOW_SECRET = "new_flow_secret"  # a new flow's webhook secret, shown once on its page
+SHOWN_FOR = 600  # seconds a secret kept for the next page can still be shown
 MAX_PAGE = 1_000_000  # beyond any list; its offset still fits a database integer
 
 # The documents other than invoices, by the plural their pages' URLs use.
@@ -168,3 +170,23 @@ def doc_name(doc: Invoice) -> str:
 
 
 HELPERS = {"doc_url": doc_url, "doc_name": doc_name}  # for templates that list documents
+
+
+def show_once(key: str, value: Any) -> None:
+    """Keep `value` (a new password, key or secret) for the next page only. The session cookie
+    is signed, not encrypted: the value rides in it sealed with the instance's secret key, so
+    the cookie (in a log, a proxy, a copied browser profile) does not give it away, and it
+    opens for SHOWN_FOR seconds only."""
+    session[key] = current_runtime().secrets.encrypt(json.dumps(value))
+
+
+def shown_once(key: str) -> Any:
+    """What `show_once` kept under `key`, taken out of the session; None if nothing, or if it
+    cannot be opened any more (too old, or the secret key changed)."""
+    sealed = session.pop(key, None)
+    if not isinstance(sealed, str):
+        return None
+    try:
+        return json.loads(current_runtime().secrets.decrypt(sealed, ttl=SHOWN_FOR))
+    except ValueError:
+        return None

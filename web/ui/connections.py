@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -21,7 +21,15 @@ from connector.errors import ConfigurationError, FieldError
 from connector.models import Connection, Flow
 from web import current_runtime
 from web.i18n import language, translate
-from web.ui.common import allow, blueprint, current_user, sessions, typed_amount
+from web.ui.common import (
+    allow,
+    blueprint,
+    current_user,
+    sessions,
+    show_once,
+    shown_once,
+    typed_amount,
+)
 
 bp = blueprint("connections", __name__)
 
@@ -248,7 +256,7 @@ def _form(conn: Connection | None, kind: str) -> Any:
         paste_help=PASTE_HELP.get(kind, (None, None))[0 if _es() else 1],
         templates=templates,
         flows=flows,
-        installed_secret=session.pop(INSTALLED_SECRET, None),
+        installed_secret=shown_once(INSTALLED_SECRET),
     ), status
 
 
@@ -306,6 +314,6 @@ def template_install(name: str, key: str) -> Any:
         flash(f"{translate('template_refused')} {problems}", "error")
     else:
         if secret:
-            session[INSTALLED_SECRET] = secret
+            show_once(INSTALLED_SECRET, secret)
         flash(f"{translate('template_installed')} {saved.flow.name}", "notice")
     return redirect(url_for("connections.connection_edit", name=name))

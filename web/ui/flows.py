@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -20,7 +20,7 @@ from connector.errors import FieldError, PuenteError
 from connector.models import Flow, FlowVersion
 from web import current_runtime
 from web.i18n import translate
-from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, sessions
+from web.ui.common import NEW_FLOW_SECRET, allow, blueprint, sessions, shown_once
 
 bp = blueprint("flows", __name__)
 
@@ -103,7 +103,7 @@ def flow_edit(flow_id: int) -> Any:
         functions=FUNCTION_HELP,
         errors_by_step=_by_step(report.errors if report else []),
         document=document if document is not None else stored,
-        webhook_secret=session.pop(NEW_FLOW_SECRET, None),
+        webhook_secret=shown_once(NEW_FLOW_SECRET),
     ), status
 
 

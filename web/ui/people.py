@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from connector import accounts, admin
 from connector.accounts import AccountError
 from connector.models import ApiKey, AuditEntry, User
-from web.ui.common import PAGE, allow, blueprint, page_number, sessions
+from web.ui.common import PAGE, allow, blueprint, page_number, sessions, show_once, shown_once
 
 bp = blueprint("people", __name__)
 
-# A secret shown once (a temporary password, a new API key) goes through the session to the
-# page after the redirect, and is dropped from it as soon as that page shows it.
+# A secret shown once (a temporary password, a new API key) goes through the session, sealed
+# (common.show_once), to the page after the redirect, and is dropped as soon as it shows it.
 SHOW_ONCE = "show_once"
 
 
@@ -29,7 +29,7 @@ def users() -> Any:
             "ui/users.html",
             users=rows,
             roles=accounts.ROLES,
-            shown=session.pop(SHOW_ONCE, None),
+            shown=shown_once(SHOW_ONCE),
             values=request.args,
         )
 
@@ -49,7 +49,7 @@ def user_invite() -> Any:
         return redirect(
             url_for("people.users", email=form.get("email", ""), name=form.get("name", ""))
         )
-    session[SHOW_ONCE] = {"kind": "password", "email": email, "secret": created.password}
+    show_once(SHOW_ONCE, {"kind": "password", "email": email, "secret": created.password})
     return redirect(url_for("people.users"))
 
 
@@ -63,7 +63,7 @@ def user_update(user_id: int) -> Any:
             if form.get("change") == "reset":
                 password = accounts.reset_password(s, user_id)
                 email = s.get(User, user_id).email
-                session[SHOW_ONCE] = {"kind": "password", "email": email, "secret": password}
+                show_once(SHOW_ONCE, {"kind": "password", "email": email, "secret": password})
             elif form.get("change") in ("disable", "enable"):
                 accounts.update_user(s, user_id, active=form["change"] == "enable")
                 flash("user_saved", "notice")
@@ -83,7 +83,7 @@ def api_keys() -> Any:
             select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)
         ).all()
         return render_template(
-            "ui/api_keys.html", keys=rows, scopes=admin.SCOPES, shown=session.pop(SHOW_ONCE, None)
+            "ui/api_keys.html", keys=rows, scopes=admin.SCOPES, shown=shown_once(SHOW_ONCE)
         )
 
 
@@ -99,7 +99,7 @@ def api_key_create() -> Any:
     else:
         with sessions().begin() as s:
             _row, key = admin.new_api_key(s, name, scopes)
-        session[SHOW_ONCE] = {"kind": "api_key", "email": name, "secret": key}
+        show_once(SHOW_ONCE, {"kind": "api_key", "email": name, "secret": key})
     return redirect(url_for("people.api_keys"))
 
 
