@@ -15,12 +15,29 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    MetaData,
+    Numeric,
+    String,
+    create_engine,
+    event,
+    insert,
+    inspect,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import (
+    MANYTOONE,
+    DeclarativeBase,
+    Session,
+    make_transient_to_detached,
+    sessionmaker,
+)
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
@@ -218,6 +235,63 @@ def insert_ignore(
     dialect = session.get_bind().dialect.name
     build = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(build(table).on_conflict_do_nothing(index_elements=unique), rows)
+
+
+def store_new(session: Session, obj: Any, *collections: str) -> None:
+    """INSERT a new object and the new objects in its one-to-many `collections` with Core
+    statements, then put them in the session as the ORM's flush would leave them: persistent,
+    every column loaded, nothing pending.
+
+    The unit of work for a draft (invoice, lines, taxes) was ~1 ms of a run's ~6 on SQLite
+    (bench/README.md). For plain rows only: Python-side column defaults (no server defaults),
+    many-to-one relations to objects already stored."""
+    conn = session.connection()
+    children = [(name, list(getattr(obj, name))) for name in collections]
+    [obj.id] = _insert(conn, [obj])
+    for name, items in children:
+        [fk] = _one_to_many(obj, name).remote_side
+        for item in items:
+            setattr(item, fk.key, obj.id)
+        if items:
+            for item, new_id in zip(items, _insert(conn, items), strict=True):
+                item.id = new_id
+            for item in items:
+                make_transient_to_detached(item)
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+def _one_to_many(obj: Any, name: str) -> Any:
+    return inspect(obj).mapper.relationships[name]
+
+
+def _insert(conn: Connection, objects: list[Any]) -> list[int]:
+    """INSERT objects of one class in one statement; their new ids, in order."""
+    mapper = inspect(objects[0]).mapper
+    table = mapper.local_table
+    rows = [_row(mapper, obj) for obj in objects]
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=len(rows) > 1)
+    return list(conn.execute(statement, rows if len(rows) > 1 else rows[0]).scalars())
+
+
+def _row(mapper: Any, obj: Any) -> dict[str, Any]:
+    """The object's columns, with its many-to-one keys and the columns' defaults set on it."""
+    for relation in mapper.relationships:
+        target = obj.__dict__.get(relation.key)
+        if relation.direction is MANYTOONE and target is not None:
+            for local, remote in relation.local_remote_pairs:
+                setattr(obj, mapper.get_property_by_column(local).key, getattr(target, remote.key))
+    row: dict[str, Any] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if column.primary_key:
+            continue
+        if prop.key not in obj.__dict__:
+            default = column.default
+            value = None if default is None else default.arg
+            setattr(obj, prop.key, value(None) if callable(value) else value)
+        row[column.key] = obj.__dict__[prop.key]
+    return row
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:

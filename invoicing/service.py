@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from invoicing.facturae import SigningCredentials
 
-from database import insert_new
+from database import insert_new, store_new
 from invoicing import (
     catalog,
     deals,
@@ -266,7 +266,7 @@ class Invoicing:
         totals.fill(invoice, amounts)
         try:
             with self.session.begin_nested():
-                self.session.add(invoice)
+                store_new(self.session, invoice, "lines", "taxes", "withholdings")
         except IntegrityError:
             found = self._existing_draft(idempotency_key, source, external_ref, kind)
             if found is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -127,3 +128,51 @@ def test_a_reading_session_does_not_wait_for_sqlite_s_write_lock(
             s.scalars(sa.text("SELECT x FROM t")).all()  # any other session queues to write
     finally:
         holder.execute("ROLLBACK")
+
+
+def test_store_new_leaves_a_draft_as_a_flush_would_with_nothing_left_to_load(rt):
+    """The draft is written with Core INSERTs (store_new): afterwards its invoice, lines and
+    taxes are in the session, stored, every column there (no SELECT to read one), nothing
+    pending; and a second draft for the same deal is the first one, not a second row."""
+    from invoicing.models import Invoice, InvoiceLine
+    from invoicing.service import CustomerData, Invoicing, LineData
+    from tests.factories import deal
+
+    data = deal(deal_id="STORE-1")
+    statements: list[str] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(args[2])
+
+    def draft(s: sa.orm.Session) -> Any:
+        return Invoicing(s).create_draft_invoice(
+            customer=CustomerData.from_json(data["customer"]),
+            lines=[LineData.from_json(line) for line in data["lines"]],
+            source="test",
+            external_ref="STORE-1",
+        )
+
+    with rt.sessions.begin() as s:
+        made = draft(s).invoice
+        assert not s.new and not s.dirty
+        sa.event.listen(s.get_bind(), "before_cursor_execute", executed)
+        seen = (
+            made.id,
+            made.created_at,
+            made.paid_total,
+            made.customer.tax_id,
+            [(line.id, line.invoice_id, line.position, line.base) for line in made.lines],
+            [(tax.id, tax.rate, tax.amount) for tax in made.taxes],
+            made.withholdings,
+        )
+        s.flush()
+        assert statements == []  # all loaded, nothing to write
+        sa.event.remove(s.get_bind(), "before_cursor_execute", executed)
+    with rt.sessions.begin() as s:
+        stored = s.get_one(Invoice, made.id)
+        assert stored.created_at == seen[1] and stored.paid_total == seen[2] == 0
+        assert [(ln.id, ln.invoice_id, ln.position, ln.base) for ln in stored.lines] == seen[4]
+        assert [(t.id, t.rate, t.amount) for t in stored.taxes] == seen[5]
+        again = draft(s)
+        assert (again.invoice.id, again.created) == (made.id, False)
+        assert s.scalar(sa.select(sa.func.count()).select_from(InvoiceLine)) == len(seen[4])
