@@ -30,6 +30,7 @@ from connector.errors import (
     ConfigurationError,
     FieldError,
     PuenteError,
+    Said,
     TransientError,
 )
 from connector.models import Connection
@@ -47,18 +48,6 @@ class AuthKind(StrEnum):
     BASIC = "basic"
     HEADER = "header"  # an API key in a header of the connection's choice
     OAUTH2 = "oauth2"  # a refresh token; access tokens refreshed and kept here
-
-
-@dataclass(frozen=True)
-class Said:
-    """A plain text a person may read, in English and in Spanish."""
-
-    en: str
-    es: str
-
-    def field_error(self, path: str) -> FieldError:
-        # Rendered in either language from its params, as a schema's own x-message is.
-        return FieldError(path, self.en, "choice", {"explained": {"en": self.en, "es": self.es}})
 
 
 def refused(path: str, said: Said) -> ConfigurationError:

@@ -51,6 +51,18 @@ class FieldError:
         return messages.render(self.code, self.params, lang) or self.message
 
 
+@dataclass(frozen=True)
+class Said:
+    """A plain text a person may read, in English and in Spanish."""
+
+    en: str
+    es: str
+
+    def field_error(self, path: str) -> FieldError:
+        # Rendered in either language from its params, as a schema's own x-message is.
+        return FieldError(path, self.en, "choice", {"explained": {"en": self.en, "es": self.es}})
+
+
 class PuenteError(Exception):
     """Base error; `failure_class` tells the runner whether to retry."""
 
@@ -105,7 +117,8 @@ class TransientError(PuenteError):
         *,
         keeps_record: bool = False,
         status: int | None = None,
+        errors: list[FieldError] | None = None,
     ) -> None:
-        super().__init__(message, keeps_record=keeps_record)
+        super().__init__(message, errors, keeps_record=keeps_record)
         self.retry_after = retry_after
         self.status = status  # the HTTP status that said so, when one did

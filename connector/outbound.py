@@ -3,6 +3,12 @@
 A flow author may point an action at any URL, so every request (and every redirect hop) is
 checked before it leaves: the host must resolve only to public addresses, or be allowed in
 configuration (PUENTE_HTTP_ALLOW: hosts or CIDR ranges, e.g. "127.0.0.1,10.0.0.0/8").
+
+Every error says what is wrong and how to fix it twice: its English `message` (logs, API
+answers) and, in `errors`, a text in English and Spanish for the person reading the run log or
+"Probar conexión" (connector.errors.Said), on the URL field when the URL is what to fix. The
+Spanish names the address without its query (a key may ride there) or user name; the English
+quotes it whole, masked later where it is stored (connector.redaction).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -29,7 +35,13 @@ from redis import Redis
 from redis.exceptions import WatchError
 from requests.adapters import HTTPAdapter
 
-from connector.errors import ConfigurationError, TransientError, ValidationError
+from connector.errors import (
+    ConfigurationError,
+    PuenteError,
+    Said,
+    TransientError,
+    ValidationError,
+)
 
 MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -43,6 +55,34 @@ MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for longer is answered after a 
 NEUTRAL = {"accept", "content-type", "user-agent"}
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+URL_FIELD = "url"  # where a flow's step (http.request) or a caller writes the address
+E = TypeVar("E", bound=PuenteError)
+
+
+def _said(error: type[E], en: str, es: str, path: str = "", **kwargs: Any) -> E:
+    """`error` with `en` as its message, and both texts for a person (`errors[0].text('es')`,
+    what the run log and "Probar conexión" show in Spanish), about the field at `path`."""
+    return error(en, errors=[Said(en, es).field_error(path)], **kwargs)
+
+
+def _shown(url: str) -> str:
+    """The address as a message may show it to a person: without its query and fragment (a
+    key may ride there) or a user name and password, and not endless."""
+    text = url.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        netloc, slash, path = rest.partition("/")
+        text = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _size(n: int) -> str:
+    """A byte count as people read it: 1 MB, 256 KB, 1000 bytes."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
 
 
 @dataclass(frozen=True)
@@ -84,7 +124,13 @@ def _addresses(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise TransientError(f"cannot resolve {host!r}: {exc}") from None
+        raise _said(
+            TransientError,
+            f"cannot resolve {host!r}: {exc}",
+            f"No se encuentra el servidor {host}: comprueba que la dirección está bien escrita; "
+            "si lo está, puede ser un fallo pasajero: inténtalo más tarde.",
+            URL_FIELD,
+        ) from None
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
@@ -95,35 +141,81 @@ def parse_target(url: str) -> SplitResult:
     no retry can mend it.
     """
     if "\\" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise _invalid(url, "it has a backslash, a space or a control character")
+        raise _invalid(
+            url,
+            "it has a backslash, a space or a control character",
+            "tiene una barra invertida (\\), un espacio o un carácter invisible. Escríbela "
+            "seguida, sin espacios, como https://api.ejemplo.com/ruta",
+        )
     try:
         parts = urlsplit(url)
         _origin(parts)  # reads the port
     except ValueError as exc:  # "[::1", a port that is no number, NFKC tricks
-        raise _invalid(url, f"its host or port cannot be read ({exc})") from None
+        raise _invalid(
+            url,
+            f"its host or port cannot be read ({exc})",
+            "no se entiende el nombre del servidor o el puerto. Debe ser como "
+            "https://api.ejemplo.com/ruta (o https://api.ejemplo.com:8443/ruta con puerto)",
+        ) from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigurationError(f"{url!r} is not an http(s) URL")
+        raise _said(
+            ConfigurationError,
+            f"{url!r} is not an http(s) URL",
+            f"«{_shown(url)}» no es una dirección web: debe empezar por https:// (o http://), "
+            "como https://api.ejemplo.com/ruta.",
+            URL_FIELD,
+        )
     if not parts.hostname:
-        raise ConfigurationError(f"{url!r} has no host name")
+        raise _said(
+            ConfigurationError,
+            f"{url!r} has no host name",
+            f"A la dirección «{_shown(url)}» le falta el nombre del servidor: debe ser como "
+            "https://api.ejemplo.com/ruta.",
+            URL_FIELD,
+        )
     if "@" in parts.netloc:
-        raise ConfigurationError(
-            f"{url!r} carries a user name or password: put credentials in a connection"
+        raise _said(
+            ConfigurationError,
+            f"{url!r} carries a user name or password: put credentials in a connection",
+            "La dirección lleva un usuario o una contraseña: quítalos de la dirección y guarda "
+            "las credenciales en una conexión (Conexiones).",
+            URL_FIELD,
         )
     problem = _host_problem(parts.hostname)
     if problem:
-        raise _invalid(url, f"its host {parts.hostname!r} {problem}")
+        raise _invalid(
+            url,
+            f"its host {parts.hostname!r} {problem}",
+            f"«{parts.hostname}» no es un nombre de servidor válido. Revisa cómo está "
+            "escrito (letras, números, guiones y puntos, como api.ejemplo.com)",
+        )
     # The HTTP library reads the URL again: it must see the host that is checked here.
     try:
         again = (urllib3.util.parse_url(url).host or "").strip("[]").lower()
     except ValueError as exc:
-        raise _invalid(url, f"its host cannot be read ({exc})") from None
+        raise _invalid(
+            url,
+            f"its host cannot be read ({exc})",
+            "no se entiende el nombre del servidor. Debe ser como https://api.ejemplo.com/ruta",
+        ) from None
     if again != parts.hostname:
-        raise ConfigurationError(f"{url!r} names its host ambiguously")
+        raise _said(
+            ConfigurationError,
+            f"{url!r} names its host ambiguously",
+            f"La dirección «{_shown(url)}» se puede leer de dos maneras y no se sabe a qué "
+            "servidor va: escríbela de forma sencilla, como https://api.ejemplo.com/ruta.",
+            URL_FIELD,
+        )
     return parts
 
 
-def _invalid(url: str, why: str) -> ConfigurationError:
-    return ConfigurationError(f"{url!r} is not a valid URL: {why}")
+def _invalid(url: str, why: str, why_es: str) -> ConfigurationError:
+    return _said(
+        ConfigurationError,
+        f"{url!r} is not a valid URL: {why}",
+        f"La dirección «{_shown(url)}» no es válida: {why_es}.",
+        URL_FIELD,
+    )
 
 
 # A host name as DNS can carry it: letters, digits, hyphens (and the underscores some
@@ -159,10 +251,16 @@ def check_target(url: str, allowed: Allowed) -> Address:
     if not allowed.admits(host, addresses):
         private = [a for a in addresses if not _public(a)]
         if private:
-            raise ConfigurationError(
+            raise _said(
+                ConfigurationError,
                 f"{parts.hostname} resolves to a non-public address ({private[0]}): requests "
                 "to private, loopback or link-local targets are refused unless allowed in "
-                "PUENTE_HTTP_ALLOW"
+                "PUENTE_HTTP_ALLOW",
+                f"No se llama a {parts.hostname}: es una dirección privada o local "
+                f"({private[0]}), no de Internet, y por seguridad no se permite. Usa la "
+                "dirección pública del servicio; si es un servidor de tu red y te fías de él, "
+                "pide a quien administra Puente que lo permita (ajuste PUENTE_HTTP_ALLOW).",
+                URL_FIELD,
             )
     return min(addresses, key=lambda a: a.version)
 
@@ -290,15 +388,36 @@ def request(
                     stream=True,
                 )
             except requests.exceptions.SSLError as exc:
-                raise ConfigurationError(
-                    f"{method} {url}: the TLS check of {parts.hostname} failed: {exc}"
+                raise _said(
+                    ConfigurationError,
+                    f"{method} {url}: the TLS check of {parts.hostname} failed: {exc}",
+                    f"La conexión segura con {parts.hostname} no es de fiar: su certificado no "
+                    "es válido para ese nombre o ha caducado. Comprueba la dirección; si es la "
+                    "correcta, quien mantiene ese servidor debe renovar su certificado.",
+                    URL_FIELD,
                 ) from None
             except requests.Timeout:
-                raise TransientError(f"{method} {url} timed out") from None
+                raise _said(
+                    TransientError,
+                    f"{method} {url} timed out",
+                    f"{parts.netloc} no ha respondido a tiempo. Suele ser pasajero: inténtalo "
+                    "más tarde; si se repite, comprueba que la dirección y el servicio están "
+                    "bien.",
+                ) from None
             except requests.ConnectionError as exc:
-                raise TransientError(f"{method} {url} failed to connect: {exc}") from None
+                raise _said(
+                    TransientError,
+                    f"{method} {url} failed to connect: {exc}",
+                    f"No se puede conectar con {parts.netloc}: comprueba la dirección (y el "
+                    "puerto, si lleva) o inténtalo más tarde.",
+                ) from None
             except requests.RequestException as exc:
-                raise ValidationError(f"{method} {url} cannot be sent: {exc}") from None
+                raise _said(
+                    ValidationError,
+                    f"{method} {url} cannot be sent: {exc}",
+                    f"La petición a {parts.netloc} no se puede enviar tal como está: revisa la "
+                    "dirección y los datos del paso.",
+                ) from None
             with response:
                 if response.is_redirect and "location" in response.headers:
                     location = response.headers["location"]
@@ -306,8 +425,12 @@ def request(
                         following = urljoin(url, location)
                         parse_target(following)
                     except (ValueError, ConfigurationError):  # the answer is wrong, not the flow
-                        raise ValidationError(
-                            f"{method} {url} redirects to an invalid URL ({location[:300]!r})"
+                        raise _said(
+                            ValidationError,
+                            f"{method} {url} redirects to an invalid URL ({location[:300]!r})",
+                            f"{parts.netloc} manda a otra dirección que no es válida, así que "
+                            "no se sigue. Comprueba la dirección; si es la correcta, avisa a "
+                            "quien mantiene ese servicio.",
                         ) from None
                     url = following
                     if response.status_code in (301, 302, 303):  # the body is not sent again
@@ -315,14 +438,37 @@ def request(
                         form = content = None
                     continue
                 if response.status_code in RETRYABLE or 500 <= response.status_code <= 599:
-                    raise TransientError(  # its body is not read: nobody would look at it
+                    raise _said(  # its body is not read: nobody would look at it
+                        TransientError,
                         f"{method} {url} answered {response.status_code}",
+                        _busy_es(parts.netloc, response.status_code),
                         retry_after=retry_after(response.headers.get("retry-after")),
                         status=response.status_code,
                     )
                 body = _read(response, max_bytes, method, url, deadline)
                 return Answer(response.status_code, dict(response.headers), body, url)
-    raise ValidationError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+    raise _said(
+        ValidationError,
+        f"{method} {url}: more than {MAX_REDIRECTS} redirects",
+        f"{urlsplit(url).netloc} manda a otra dirección más de {MAX_REDIRECTS} veces seguidas "
+        "y se ha dejado de seguir. Escribe la dirección definitiva (fíjate en https:// y en "
+        "«www.»), o avisa a quien mantiene ese servicio.",
+    )
+
+
+def _busy_es(where: str, status: int) -> str:
+    """What a temporary refusal (429, 408, 425, 5xx) means, in Spanish."""
+    if status == 429:
+        return (
+            f"{where} ha recibido demasiadas peticiones (HTTP 429) y pide esperar: "
+            "inténtalo más tarde."
+        )
+    if status >= 500:
+        return (
+            f"{where} ha tenido un fallo (HTTP {status}). Suele ser pasajero: inténtalo más "
+            "tarde; si se repite, avisa a quien mantiene ese servicio."
+        )
+    return f"{where} no ha podido atender la petición ahora (HTTP {status}): inténtalo más tarde."
 
 
 def _read(
@@ -346,17 +492,30 @@ def _read(
         for chunk in response.iter_content(chunk_size=65536):
             size += len(chunk)
             if size > max_bytes:
-                raise ValidationError(
-                    f"{method} {url}: the answer is larger than {max_bytes} bytes"
+                raise _said(
+                    ValidationError,
+                    f"{method} {url}: the answer is larger than {max_bytes} bytes",
+                    f"La respuesta de {_where(url)} ocupa más de {_size(max_bytes)}, lo máximo "
+                    "que se admite: pide menos datos de una vez (con filtros o por páginas).",
                 )
             chunks.append(chunk)
     except requests.RequestException as exc:
         if not cut.is_set():
-            raise TransientError(f"{method} {url}: the answer broke off ({exc})") from None
+            raise _said(
+                TransientError,
+                f"{method} {url}: the answer broke off ({exc})",
+                f"La respuesta de {_where(url)} se ha cortado a medias. Suele ser pasajero: "
+                "inténtalo más tarde.",
+            ) from None
     finally:
         watchdog.cancel()
     if cut.is_set():
-        raise TransientError(f"{method} {url}: the answer took too long to arrive")
+        raise _said(
+            TransientError,
+            f"{method} {url}: the answer took too long to arrive",
+            f"La respuesta de {_where(url)} tarda demasiado en llegar. Suele ser pasajero: "
+            "inténtalo más tarde; si se repite, pide menos datos de una vez.",
+        )
     raw = b"".join(chunks)
     if "json" in (response.headers.get("content-type") or "") and raw:
         try:
@@ -364,6 +523,11 @@ def _read(
         except ValueError:
             pass
     return raw.decode(response.encoding or "utf-8", "replace")
+
+
+def _where(url: str) -> str:
+    """The host (and port) of a URL that was checked already."""
+    return urlsplit(url).netloc
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -408,9 +572,7 @@ class RateLimiter:
                     slot = max(now, last + interval)
                     delay = slot - now
                     if time.monotonic() + delay > deadline:  # refused: the slot stays free
-                        raise TransientError(
-                            f"rate limit of {per_second}/s for {key}: busy", retry_after=delay
-                        )
+                        raise self._busy(key, per_second, delay)
                     pipe.multi()
                     # Kept until the slot is past, so the next caller queues behind it.
                     pipe.set(name, repr(slot), ex=math.ceil(delay + interval) + 1)
@@ -420,3 +582,14 @@ class RateLimiter:
             if delay > 0:
                 time.sleep(delay)
             return
+
+    @staticmethod
+    def _busy(key: str, per_second: float, delay: float) -> TransientError:
+        rate = f"{per_second:g}".replace(".", ",")  # as Spanish writes 0,5
+        return _said(
+            TransientError,
+            f"rate limit of {per_second}/s for {key}: busy",
+            f"Hay demasiadas llamadas seguidas a esta conexión (se permiten {rate} por "
+            "segundo): inténtalo de nuevo en unos segundos.",
+            retry_after=delay,
+        )

@@ -46,9 +46,9 @@ class Settings:
     session_key: str = ""
     # Requests each API key may make per minute (0: no limit); past it, 429 with Retry-After.
     api_rate_limit_per_minute: int = 600
-    # Fairness between integrations (connector.pace): items one subscription or connection
-    # may send per minute (0: no limit), at most this many in one delivery, and past how many
-    # in a minute its runs wait on the bulk queue.
+    # Fairness between integrations (connector.pace): items one subscription, connection or
+    # API key (the push API) may send per minute (0: no limit), at most this many in one
+    # delivery or request, and past how many in a minute its runs wait on the bulk queue.
     items_per_minute: int = 6000
     max_items_per_delivery: int = 100
     bulk_after_items: int = 50

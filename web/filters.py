@@ -70,6 +70,25 @@ def field_message(error: FieldError | dict[str, Any]) -> str:
     return error.text(lang) if isinstance(error, FieldError) else messages.localized(error, lang)
 
 
+def error_message(error: dict[str, Any] | None) -> str:
+    """A run's stored error ({class, message, errors}) in the page's language: in Spanish, its
+    field errors' Spanish when each has one (as connector.connections.spanish says an error at
+    hand), else its message; in English, its message."""
+    if not error:
+        return ""
+    message = str(error.get("message", ""))
+    errors = error.get("errors") or []
+    if language() == "en" or not errors:
+        return message
+    shown = []
+    for e in errors[:5]:
+        text = messages.render(str(e.get("code")), e.get("params") or {}, "es")
+        if text is None:  # a text kept in English only (the invoicing core's, say)
+            return message
+        shown.append(f"{e['path']}: {text}" if e.get("path") else text)
+    return "; ".join(shown)
+
+
 def said(text: object) -> str:
     """A message of the invoicing core in the page's language, when it carries one."""
     if language() == "es" and isinstance(getattr(text, "es", None), str):
@@ -115,4 +134,5 @@ FILTERS: dict[str, Callable[..., str]] = {
     "price": price,
     "pretty_json": pretty_json,
     "field_message": field_message,
+    "error_message": error_message,
 }

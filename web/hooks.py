@@ -99,33 +99,17 @@ def receive(token: str) -> Any:
 def _paced(rt: Runtime, route: intake.Route, items: int) -> Any:
     """Whether the integration may send `items` now (connector.pace): the answer refusing
     them, or (admitted) whether their runs take the bulk queue."""
-    most = rt.settings.max_items_per_delivery
-    if 0 < most < items:
-        _refused(rt, route, "too_many_items")
-        return _error(
-            413,
-            "too_many_items",
-            f"this delivery carries {items} items; at most {most} are taken in one: send them "
-            "in smaller batches",
-            message_es=f"Esta entrega trae {items} elementos y se admiten como mucho {most} en "
-            "una: envíalos en lotes más pequeños.",
-        )
     assert route.scope is not None  # a hook's route is a subscription's or a connection's
-    try:
-        taken = pace.take(rt, route.scope, items)
-    except RedisError:  # pacing is not worth losing a delivery over: the run is stored
-        return False
-    if taken.wait is None:
-        return taken.bulk
+    admitted = pace.admit(rt, route.scope, items, pace.HOOK)
+    if isinstance(admitted, bool):
+        return admitted
+    if admitted.status == 413:
+        _refused(rt, route, admitted.error)
     response, status = _error(
-        429,
-        "rate_limited",
-        f"this address sent more than {rt.settings.items_per_minute} items in a minute; "
-        f"try again in {taken.wait} s",
-        message_es=f"Esta dirección ha enviado más de {rt.settings.items_per_minute} "
-        f"elementos en un minuto: vuelve a intentarlo dentro de {taken.wait} s.",
+        admitted.status, admitted.error, admitted.said.en, message_es=admitted.said.es
     )
-    response.headers["Retry-After"] = str(taken.wait)
+    if admitted.retry_after is not None:
+        response.headers["Retry-After"] = str(admitted.retry_after)
     return response, status
 
 

@@ -15,8 +15,9 @@ from urllib.parse import quote, unquote
 import pytest
 import redis
 
-from connector import outbound
+from connector import connections, messages, outbound
 from connector.errors import ConfigurationError, TransientError, ValidationError
+from connector.redaction import redact
 from tests.certificates import tls_files
 from tests.conftest import REDIS_URL
 
@@ -414,3 +415,92 @@ def test_headers_the_flow_set_never_follow_a_redirect_to_another_origin(server, 
 def test_a_url_whose_host_cannot_be_read_is_a_configuration_error(url):
     with pytest.raises(ConfigurationError, match=r"not a valid URL|no host"):
         outbound.request("GET", url, allowed=outbound.Allowed())
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 nobody listens on (taken, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+QUERY_SECRET = "k3y-0f-the-acc0unt"
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "english", "spanish", "field"),
+    [
+        (
+            lambda server: outbound.request(
+                "GET", f"ftp://files.example/x?api_key={QUERY_SECRET}", allowed=LOCAL
+            ),
+            ConfigurationError,
+            "is not an http(s) URL",
+            "«ftp://files.example/x» no es una dirección web: debe empezar por https://",
+            "url",
+        ),
+        (
+            lambda server: outbound.request(
+                "GET", f"http://10.0.0.1/x?api_key={QUERY_SECRET}", allowed=outbound.Allowed()
+            ),
+            ConfigurationError,
+            "resolves to a non-public address (10.0.0.1)",
+            "No se llama a 10.0.0.1: es una dirección privada o local",
+            "url",
+        ),
+        (
+            lambda server: outbound.request(
+                "GET", f"{server}/slow", allowed=LOCAL, timeout=(1.0, 0.2)
+            ),
+            TransientError,
+            "timed out",
+            "no ha respondido a tiempo. Suele ser pasajero: inténtalo más tarde",
+            "",
+        ),
+        (
+            lambda server: outbound.request(
+                "GET", f"http://127.0.0.1:{closed_port()}/x?token={QUERY_SECRET}", allowed=LOCAL
+            ),
+            TransientError,
+            "failed to connect",
+            "No se puede conectar con 127.0.0.1:",
+            "",
+        ),
+        (
+            lambda server: outbound.request("GET", f"{server}/loop", allowed=LOCAL),
+            ValidationError,
+            "more than 5 redirects",
+            "manda a otra dirección más de 5 veces seguidas",
+            "",
+        ),
+    ],
+    ids=["not-http", "private-address", "timeout", "closed-port", "redirect-loop"],
+)
+def test_each_refusal_says_in_spanish_too_what_is_wrong_and_what_to_do(
+    server, call, kind, english, spanish, field
+):
+    with pytest.raises(kind) as caught:
+        call(server)
+
+    error = caught.value
+    assert english in error.message  # the English stays as logs and API answers know it
+    [said] = error.errors
+    assert said.path == field
+    assert said.text("en") == error.message
+    assert spanish in said.text("es")
+    # What the run log keeps (masked) and shows a Spanish reader, and "Probar conexión" says.
+    stored = redact(error.as_dict())
+    assert spanish in messages.localized(stored["errors"][0], "es")
+    assert spanish in connections.spanish(error)
+    assert QUERY_SECRET not in said.text("es") + str(stored)
+
+
+def test_a_query_secret_or_a_password_in_a_bad_url_is_never_shown_in_spanish():
+    with pytest.raises(ConfigurationError) as caught:
+        outbound.request("GET", "http://bob:hunter2@crm.example/x", allowed=LOCAL)
+    assert "hunter2" not in caught.value.errors[0].text("es")
+    assert "guarda las credenciales en una conexión" in caught.value.errors[0].text("es")
+    with pytest.raises(ConfigurationError) as spaced:
+        outbound.request("GET", f"http://crm.example/a b?secret={QUERY_SECRET}", allowed=LOCAL)
+    assert QUERY_SECRET not in spaced.value.errors[0].text("es")
+    assert "«http://crm.example/a b» no es válida" in spaced.value.errors[0].text("es")

@@ -113,8 +113,11 @@ ERROR_TEXT = {
     403: "The API key lacks the scope this operation needs (`missing_scope`).",
     404: "What the path names does not exist.",
     409: "The change conflicts with the record's state (e.g. it is issued already).",
+    413: "Too much in one request: a body over the size limit, or (pushing items) more items "
+    "than one request may carry: send them in smaller batches.",
     422: "The data is not valid: `errors` names every field at fault.",
-    429: "The API key made too many requests this minute: wait `Retry-After` seconds.",
+    429: "The API key made too many requests (or, pushing items, sent too many items) this "
+    "minute: wait `Retry-After` seconds.",
     502: "The other side (a mail server) refused or failed; the attempt is recorded.",
     503: "A service this needs is not configured or not reachable now.",
 }

@@ -59,6 +59,16 @@ def _one_or_many(schema: dict[str, Any]) -> dict[str, Any]:
     return {"oneOf": [schema, {"type": "array", "minItems": 1, "items": schema}]}
 
 
+# What pushing items costs an API key (connector.pace), as webhooks are paced per address.
+PACED = (
+    "Paced per API key: at most PUENTE_MAX_ITEMS_PER_DELIVERY items (100) in one request, "
+    "or 413 `too_many_items` and nothing is stored; at most PUENTE_ITEMS_PER_MINUTE items "
+    "(6000) a minute, or 429 `rate_limited` with `Retry-After` and nothing is stored (send the "
+    "same request again then); past PUENTE_BULK_AFTER_ITEMS items (50) in a minute, the key's "
+    "runs wait on a bulk queue, taken when no other integration's run is waiting."
+)
+
+
 COMPONENTS: dict[str, Any] = {
     "ApiKey": API_KEY,
     "HookSubscription": HOOK_SUBSCRIPTION,
@@ -106,10 +116,11 @@ ZAPIER_AND_MAKE = (
             ]
         },
         params=(IDEMPOTENCY,),
+        errors=(413,),
         description="Every enabled flow on trigger `api.<name>` runs once per item. "
         "`deal_won` takes deals as triggers/deal_won.json describes them; "
         "`customer_created` takes customers as triggers/customer_pushed.json does. "
-        "202: stored and queued; 200 with `duplicate`: a repeat of an Idempotency-Key.",
+        "202: stored and queued; 200 with `duplicate`: a repeat of an Idempotency-Key. " + PACED,
     ),
     Op(
         "POST",
@@ -119,8 +130,9 @@ ZAPIER_AND_MAKE = (
         {202: ref("Accepted"), 200: ref("Accepted")},
         body=_one_or_many({"type": "object"}),
         params=(IDEMPOTENCY,),
-        errors=(409,),
-        description="The item (or a list) as the flow's trigger gives it (its output schema).",
+        errors=(409, 413),
+        description="The item (or a list) as the flow's trigger gives it (its output schema). "
+        + PACED,
     ),
     Op(
         "POST",

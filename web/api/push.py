@@ -3,7 +3,9 @@
 Same answers and guarantees as the signed webhook: the items are stored with their runs in
 one transaction, then queued; 202 with the run and event ids; an `Idempotency-Key` repeated
 is a no-op answering the first ids (200, "duplicate": true); 422 names every schema error and
-keeps the refused delivery in the run log.
+keeps the refused delivery in the run log. And the same fairness (connector.pace), per API key:
+at most PUENTE_MAX_ITEMS_PER_DELIVERY items in one request (413), a budget of items a minute
+(429 with Retry-After, nothing stored), the bulk queue past PUENTE_BULK_AFTER_ITEMS.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 
-from connector import intake
+from connector import intake, pace
 from connector.models import Flow
 from connector.spec import ParsedItem, TriggerKind, TriggerSpec
 from web import current_runtime, json_input
@@ -56,16 +58,32 @@ def _items(trigger: TriggerSpec, payload: Any, key: str) -> list[ParsedItem]:
     )
 
 
+def pace_scope() -> str:
+    """What the API key's items are paced by: the key (every flow it starts, pushed or by
+    hand), whatever scope its events are stored with."""
+    api_key = getattr(g, "api_key", None)  # set by web.auth before any /api/v1 route runs
+    return "api" if api_key is None else f"api-key:{api_key.id}"
+
+
 def accept(route: intake.Route, trigger: TriggerSpec, payload: Any) -> Any:
     """Store the items (or keep the refused delivery), queue the runs, answer as hooks do."""
     rt = current_runtime()
     key = delivery_key()
     items = _items(trigger, payload, key)
+    admitted = pace.admit(rt, pace_scope(), len(items), pace.API)
+    if not isinstance(admitted, bool):  # refused: nothing is stored
+        refusal = ApiError(
+            admitted.status, admitted.error, admitted.said.en, message_es=admitted.said.es
+        )
+        response, status = refusal.response()
+        if admitted.retry_after is not None:
+            response.headers["Retry-After"] = str(admitted.retry_after)
+        return response, status
     errors = intake.invalid(trigger, items)
     if errors:
         result = intake.reject(rt, route, trigger.key, key, payload, errors)
     else:
-        result = intake.accept(rt, route, trigger, items)
+        result = intake.accept(rt, route, trigger, items, admitted)
     if result.errors is not None:
         first = result.errors[0]["path"] if result.errors else None
         raise ApiError(
