@@ -15,13 +15,14 @@ SQLite gets no ANALYZE, as the product runs none.
 
 Then, through the Flask test client (no HTTP), it asks each query as the product serves it,
 in turn, `--warmup` + `--requests` rounds: the API's run list (first page, then found by deal
-and by status=failed), the signed-in UI's runs page (the same three, and one day), and a
-baseline that does not grow (the API's flow list: same key check, rate limit and JSON). It reports
-p50/p95, the ratio of p95 to the smallest size's (target: within 2× at 1M), database bytes
-per run (SQLite: file size after a WAL checkpoint; PostgreSQL: pg_total_relation_size of
-the schema's tables, indexes and TOAST included), the statements each query runs with their
-time, and their plans (EXPLAIN QUERY PLAN / EXPLAIN) at the largest size; the full plan of any
-query whose p95 grows more than 2×. The table is printed and written to bench/growth.md.
+and by status=failed), the signed-in UI's runs page (the same three, a customer's runs found
+by tax id typed in lowercase, and one day), and a baseline that does not grow (the API's flow
+list: same key check, rate limit and JSON). It reports p50/p95, the ratio of p95 to the
+smallest size's (target: within 2× at 1M), database bytes per run (SQLite: file size after a
+WAL checkpoint; PostgreSQL: pg_total_relation_size of the schema's tables, indexes and TOAST
+included), the statements each query runs with their time, and their plans (EXPLAIN QUERY
+PLAN / EXPLAIN) at the largest size; the full plan of any query whose p95 grows more than 2×.
+The table is printed and written to bench/growth.md.
 
 Loading is bounded: a size is not started when the load rate measured so far says it would
 end past the database's budget, and a load that passes it is stopped (and said so). Redis:
@@ -542,11 +543,26 @@ class Query:
     check: Callable[[str, str], str | None]  # (path, body) → what is wrong, or None
 
 
-def queries(first: int, last: int, day: date) -> list[Query]:
-    """What a support person does: the newest runs, a deal's run, the failed ones, a day."""
+def tax_ids(rt: Runtime, first: int, last: int, count: int = 50) -> list[str]:
+    """Customers' tax ids some runs have (a customer has ~N/5,000 runs)."""
+    rng = random.Random(count)
+    ids = [rng.randint(first, last) for _ in range(count)]
+    with rt.engine.connect().execution_options(**READ_ONLY) as conn:
+        found = conn.execute(
+            sa.select(RunKey.value).where(RunKey.run_id.in_(ids), RunKey.name == "customer_tax_id")
+        ).scalars()
+        return sorted(set(found))
+
+
+def queries(first: int, last: int, day: date, customers: list[str]) -> list[Query]:
+    """What a support person does: the newest runs, a deal's run, a customer's runs, the
+    failed ones, a day."""
 
     def a_deal(rng: random.Random) -> str:
         return deal_of(rng.randint(first, last))
+
+    def a_customer(rng: random.Random) -> str:
+        return rng.choice(customers).lower()  # typed in lowercase: found in capitals
 
     def api_total_one(path: str, body: str) -> str | None:
         total = json.loads(body)["total"]
@@ -584,6 +600,7 @@ def queries(first: int, last: int, day: date) -> list[Query]:
         ),
         Query("ui list", True, lambda _: "/ui/runs", ui_page),
         Query("ui q=deal", True, lambda r: f"/ui/runs?q={a_deal(r)}", ui_found),
+        Query("ui q=tax id", True, lambda r: f"/ui/runs?q={a_customer(r)}", ui_page),
         Query("ui status=failed", True, lambda _: "/ui/runs?status=failed", ui_page),
         Query("ui one day", True, lambda _: f"/ui/runs?since={day}&until={day}", ui_page),
     ]
@@ -792,7 +809,12 @@ def run_size(
         bearer = {"Authorization": f"Bearer {api_key}"}
         asked = [
             Asked(q, ui if q.ui else api, {} if q.ui else bearer)
-            for q in queries(result.load.first_run_id, result.load.last_run_id, middle)
+            for q in queries(
+                result.load.first_run_id,
+                result.load.last_run_id,
+                middle,
+                tax_ids(rt, result.load.first_run_id, result.load.last_run_id),
+            )
         ]
         measure(asked, random.Random(n), args.requests, args.warmup)
         recorder = Recorder(rt.engine)

@@ -192,7 +192,9 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("event_id", "flow_id"),
-        Index("ix_runs_status_deadline", "status", "deadline_at"),
+        # By status newest first (the failed ones) without sorting them all; the sweeper's
+        # queued and running runs are few and it filters their deadlines as it reads them.
+        Index("ix_runs_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

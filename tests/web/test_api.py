@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
 from connector.admin import bootstrap_api_key, hash_api_key
@@ -137,6 +138,32 @@ def test_runs_can_be_paged_with_limit_and_offset(rt, client):
 
     assert [r["id"] for r in body["items"]] == [second, first]
     assert (body["total"], body["limit"], body["offset"]) == (3, 2, 1)
+
+
+def test_the_total_is_exact_and_counted_only_when_the_page_does_not_tell_it(rt, client):
+    key = make_api_key(rt)
+    process(rt, client, deal(), deal(), deal())
+    counts: list[str] = []
+
+    def record(conn, cursor, sql, *_):
+        if "count(" in sql.lower():
+            counts.append(sql)
+
+    def total(path: str) -> tuple[int, int]:
+        before = len(counts)
+        body = client.get(path, headers=bearer(key)).json
+        return body["total"], len(counts) - before
+
+    sa.event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        short = total("/api/v1/runs")  # 3 of at most 50: the total is on the page
+        last = total("/api/v1/runs?limit=2&offset=2")  # 1 of at most 2: the last page
+        full = total("/api/v1/runs?limit=2")  # a full page: more may follow
+        past = total("/api/v1/runs?offset=10")  # nothing there: counted
+    finally:
+        sa.event.remove(rt.engine, "before_cursor_execute", record)
+
+    assert [short, last, full, past] == [(3, 0), (3, 0), (3, 1), (3, 1)]
 
 
 def test_runs_can_be_filtered_by_status(rt, client):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import uuid
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import select
 
-from connector.models import Run
+from connector.models import Event, Flow, Run, RunKey
+from connector.runtime import Runtime
 from tests.conftest import drain
 from tests.factories import csrf, deal, make_hook, post_deal, signed, signed_in
 from web.demo import DEMO_FLOW
+from web.ui import runs as runs_page
 
 
 def test_a_failed_run_is_corrected_and_replayed_from_its_page(rt, client):
@@ -116,3 +122,110 @@ def test_refused_deliveries_are_listed_with_their_reason_in_spanish(rt, client):
     assert "Los datos no tienen el formato esperado" in page and "D-BAD" in page
     assert "test hook" in page  # the address, by its name
     assert "invalid_signature" not in page  # no internal key
+
+
+def listed(page: str) -> list[int]:
+    """The runs a list page shows, in its order."""
+    return [int(i) for i in re.findall(r'<a href="/ui/runs/(\d+)">', page)]
+
+
+def add_runs(rt: Runtime, flow_id: int, created: list[datetime]) -> list[int]:
+    """One run (and its event) per time, created in that order: ids ascend along the list."""
+    with rt.sessions.begin() as s:
+        version = s.scalar(select(Flow.current_version_id).where(Flow.id == flow_id))
+        ids = []
+        for moment in created:
+            event = Event(source="test", trigger_key="webhook.deal_won", dedup_key=uuid.uuid4().hex)
+            event.payload = {}
+            s.add(event)
+            s.flush()
+            run = Run(
+                event_id=event.id,
+                flow_id=flow_id,
+                flow_version_id=version,
+                status="succeeded",
+                created_at=moment,
+            )
+            s.add(run)
+            s.flush()
+            ids.append(run.id)
+        return ids
+
+
+def test_the_search_finds_a_run_by_every_key_name_a_trigger_or_action_declares(rt, client):
+    signed_in(rt, client)
+    hook = make_hook(rt)
+    [run_id] = post_deal(client, hook, deal(deal_id="D-keys")).json["run_ids"]
+    drain(rt)
+    names = runs_page.key_names(rt.registry)
+    with rt.sessions.begin() as s:
+        written = set(s.scalars(select(RunKey.name).where(RunKey.run_id == run_id)))
+        s.add_all(
+            RunKey(run_id=run_id, name=name, value=f"REF-{i}-ABC") for i, name in enumerate(names)
+        )
+
+    assert written and written <= set(names)  # what the intake and the runner wrote
+    assert {"deal_ref", "invoice_ref", "customer_tax_id", "company_ref"} <= set(names)
+    for i, _ in enumerate(names):
+        for typed in (f"REF-{i}-ABC", f"ref-{i}-abc"):  # as stored, or typed in lowercase
+            assert listed(client.get(f"/ui/runs?q={typed}").get_data(as_text=True)) == [run_id]
+    assert listed(client.get("/ui/runs?q=REF-99-ABC").get_data(as_text=True)) == []
+
+
+def test_a_days_runs_are_listed_newest_first_by_creation_time_in_pages_that_never_overlap(
+    rt, client, monkeypatch
+):
+    signed_in(rt, client)
+    flow_id = make_hook(rt).flow_id
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    # 10 March 2026 in Madrid (UTC+1) runs from 9 March 23:00 UTC to 10 March 23:00 UTC. Two
+    # runs share an instant and one was written after a later one (two intakes at once).
+    before, first, noon_a, noon_b, morning, last, after = add_runs(
+        rt,
+        flow_id,
+        [
+            at("2026-03-09 22:59:59"),
+            at("2026-03-09 23:00:00"),
+            at("2026-03-10 11:00:00"),
+            at("2026-03-10 11:00:00"),
+            at("2026-03-10 08:00:00"),
+            at("2026-03-10 22:59:59"),
+            at("2026-03-10 23:00:00"),
+        ],
+    )
+    monkeypatch.setattr(runs_page, "PAGE", 2)
+    day = "/ui/runs?since=2026-03-10&until=2026-03-10"
+
+    pages = [client.get(f"{day}&page={n}").get_data(as_text=True) for n in (1, 2, 3, 4)]
+
+    assert [listed(p) for p in pages] == [[last, noon_b], [noon_a, morning], [first], []]
+    assert ["page=2" in pages[0], "page=3" in pages[1], "page=4" in pages[2]] == [1, 1, 0]
+    assert listed(client.get("/ui/runs?until=2026-03-09").get_data(as_text=True)) == [before]
+    monkeypatch.setattr(runs_page, "PAGE", 5)  # a page exactly full: no next page offered
+    whole = client.get(day).get_data(as_text=True)
+    assert listed(whole) == [last, noon_b, noon_a, morning, first] and "page=2" not in whole
+    assert listed(client.get("/ui/runs?since=2026-03-11").get_data(as_text=True)) == [after]
+
+
+def test_the_run_list_pages_without_counting_the_whole_log(rt, client, monkeypatch):
+    signed_in(rt, client)
+    ids = add_runs(rt, make_hook(rt).flow_id, [datetime.now(UTC)] * 3)
+    monkeypatch.setattr(runs_page, "PAGE", 2)
+    seen: list[str] = []
+
+    def record(conn, cursor, sql, *_):
+        seen.append(sql)
+
+    sa.event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        first = client.get("/ui/runs").get_data(as_text=True)
+        second = client.get("/ui/runs?page=2").get_data(as_text=True)
+    finally:
+        sa.event.remove(rt.engine, "before_cursor_execute", record)
+
+    assert (listed(first), listed(second)) == (ids[:0:-1], ids[:1])
+    assert "page=2" in first and "page=3" not in second
+    assert not [sql for sql in seen if "count(" in sql.lower()]
