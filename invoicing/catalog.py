@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from invoicing.errors import DocumentStateError, InvalidDocumentError, Said, message_of
@@ -217,14 +217,22 @@ def resolve(session: Session, codes: Iterable[str], source: str | None) -> dict[
     found: dict[str, Product] = {}
     source = source_system(source)
     if source and wanted:
-        mapped = session.execute(
-            select(SkuMapping.external_code, Product)
-            .join(Product, SkuMapping.product_id == Product.id)
-            .where(SkuMapping.source == source, SkuMapping.external_code.in_(wanted))
-        )
+        mapped = session.execute(_MAPPED, {"source": source, "codes": list(wanted)})
         found = {code: product for code, product in mapped if product.active}
     rest = wanted - found.keys()
     if rest:
-        own = session.scalars(select(Product).where(Product.sku.in_(rest)))
+        own = session.scalars(_OWN, {"codes": list(rest)})
         found |= {product.sku: product for product in own if product.active}
     return found
+
+
+# Built once: building them (and their cache keys) cost as much as running them, every run.
+_MAPPED = (
+    select(SkuMapping.external_code, Product)
+    .join(Product, SkuMapping.product_id == Product.id)
+    .where(
+        SkuMapping.source == bindparam("source"),
+        SkuMapping.external_code.in_(bindparam("codes", expanding=True)),
+    )
+)
+_OWN = select(Product).where(Product.sku.in_(bindparam("codes", expanding=True)))

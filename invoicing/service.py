@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -462,7 +462,7 @@ class Invoicing:
         )
 
     def _customer_by_tax_id(self, tax_id: str) -> Customer | None:
-        return self.session.scalar(select(Customer).where(Customer.tax_id == tax_id))
+        return self.session.scalar(_CUSTOMER_BY_TAX_ID, {"tax_id": tax_id})
 
     def _existing_draft(
         self,
@@ -471,20 +471,36 @@ class Invoicing:
         external_ref: str | None,
         kind: str = "invoice",
     ) -> Invoice | None:
-        """The document made before for this idempotency key, else for this deal (one query)."""
-        by_key = Invoice.idempotency_key == idempotency_key
-        by_deal = and_(
-            Invoice.kind == kind, Invoice.source == source, Invoice.external_ref == external_ref
-        )
-        wanted = [
-            *([by_key] if idempotency_key is not None else []),
-            *([by_deal] if source is not None and external_ref is not None else []),
-        ]
-        if not wanted:
+        """The document made before for this idempotency key, else for this deal (one query;
+        a None matches nothing, as `= NULL` is never true)."""
+        if idempotency_key is None and (source is None or external_ref is None):
             return None
-        made = list(self.session.scalars(select(Invoice).where(or_(*wanted)).order_by(Invoice.id)))
+        made = list(
+            self.session.scalars(
+                _MADE_BEFORE,
+                {"key": idempotency_key, "kind": kind, "source": source, "ref": external_ref},
+            )
+        )
         keyed = [i for i in made if idempotency_key and i.idempotency_key == idempotency_key]
         return (keyed or made)[0] if made else None
+
+
+# Built once, as every draft asks them (building one cost about as much as running it).
+_CUSTOMER_BY_TAX_ID = select(Customer).where(Customer.tax_id == bindparam("tax_id"))
+_MADE_BEFORE = (
+    select(Invoice)
+    .where(
+        or_(
+            Invoice.idempotency_key == bindparam("key"),
+            and_(
+                Invoice.kind == bindparam("kind"),
+                Invoice.source == bindparam("source"),
+                Invoice.external_ref == bindparam("ref"),
+            ),
+        )
+    )
+    .order_by(Invoice.id)
+)
 
 
 def _differs(stored: str, incoming: str) -> bool:
