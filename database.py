@@ -287,8 +287,13 @@ def _insert(conn: Connection, objects: list[Any]) -> list[int]:
     mapper = inspect(objects[0]).mapper
     table = mapper.local_table
     rows = [_row(mapper, obj) for obj in objects]
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=len(rows) > 1)
-    return list(conn.execute(statement, rows if len(rows) > 1 else rows[0]).scalars())
+    many = len(rows) > 1
+    return list(conn.execute(_insert_statement(table, many), rows if many else rows[0]).scalars())
+
+
+@cache
+def _insert_statement(table: Any, many: bool) -> Any:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=many)
 
 
 def _row(mapper: Any, obj: Any) -> dict[str, Any]:
