@@ -240,7 +240,8 @@ def insert_new(
 
 
 @cache
-def _insert_new_statement(dialect: str, table: Any, unique: tuple[str, ...]) -> Any:
+def _insert_new_statement(dialect: str, table: Any, unique: tuple[str, ...] | None) -> Any:
+    """INSERT … ON CONFLICT [(unique)] DO NOTHING RETURNING id (None: any unique constraint)."""
     build = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return build(table).on_conflict_do_nothing(index_elements=unique).returning(table.c.id)
 
@@ -254,41 +255,50 @@ def insert_ignore(
     session.execute(build(table).on_conflict_do_nothing(index_elements=unique), rows)
 
 
-def store_new(session: Session, obj: Any, *collections: str) -> None:
+def store_new(session: Session, obj: Any, *collections: str) -> bool:
     """INSERT a new object and the new objects in its one-to-many `collections` with Core
     statements, then put them in the session as the ORM's flush would leave them: persistent,
-    every column loaded, nothing pending.
+    every column loaded, nothing pending. False, and nothing stored, when the object's row
+    clashes with a stored one on a unique constraint (ON CONFLICT DO NOTHING: no savepoint
+    and IntegrityError to say so).
 
     The unit of work for a draft (invoice, lines, taxes) was ~1 ms of a run's ~6 on SQLite
     (bench/README.md). For plain rows only: Python-side column defaults (no server defaults),
     many-to-one relations to objects already stored."""
-    conn = session.connection()
     children = [(name, list(getattr(obj, name))) for name in collections]
-    [obj.id] = _insert(conn, [obj])
+    mapper = inspect(obj).mapper
+    dialect = session.get_bind().dialect.name
+    statement = _insert_new_statement(dialect, mapper.local_table, None)
+    new_id = session.scalar(statement, _row(mapper, obj))
+    if new_id is None:
+        return False
+    obj.id = new_id
     for name, items in children:
         [fk] = _one_to_many(obj, name).remote_side
         for item in items:
             setattr(item, fk.key, obj.id)
         if items:
-            for item, new_id in zip(items, _insert(conn, items), strict=True):
+            for item, new_id in zip(items, _insert(session, items), strict=True):
                 item.id = new_id
             for item in items:
                 make_transient_to_detached(item)
     make_transient_to_detached(obj)
     session.add(obj)
+    return True
 
 
 def _one_to_many(obj: Any, name: str) -> Any:
     return inspect(obj).mapper.relationships[name]
 
 
-def _insert(conn: Connection, objects: list[Any]) -> list[int]:
-    """INSERT objects of one class in one statement; their new ids, in order."""
+def _insert(session: Session, objects: list[Any]) -> list[int]:
+    """INSERT objects of one class in one statement; their new ids, in order. Through the
+    session, so that whatever it holds pending is flushed first (a row ours may refer to)."""
     mapper = inspect(objects[0]).mapper
     table = mapper.local_table
     rows = [_row(mapper, obj) for obj in objects]
     many = len(rows) > 1
-    return list(conn.execute(_insert_statement(table, many), rows if many else rows[0]).scalars())
+    return list(session.scalars(_insert_statement(table, many), rows if many else rows[0]))
 
 
 @cache

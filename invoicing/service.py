@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -264,13 +263,10 @@ class Invoicing:
             lines=prepared,
         )
         totals.fill(invoice, amounts)
-        try:
-            with self.session.begin_nested():
-                store_new(self.session, invoice, "lines", "taxes", "withholdings")
-        except IntegrityError:
+        if not store_new(self.session, invoice, "lines", "taxes", "withholdings"):
+            # Made a moment ago by another transaction (the same key, or the same deal).
             found = self._existing_draft(idempotency_key, source, external_ref, kind)
-            if found is None:
-                raise
+            assert found is not None  # the conflict was with it
             return self._already_made(found, customer)
         if kind != DocumentKind.INVOICE:
             return DraftResult(invoice, True, party)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 import database as db
-from database import insert_new, is_transient, make_engine, utcnow
+from database import insert_new, is_transient, make_engine, store_new, utcnow
 from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.processes import free_port
 
@@ -176,3 +177,21 @@ def test_store_new_leaves_a_draft_as_a_flush_would_with_nothing_left_to_load(rt)
         again = draft(s)
         assert (again.invoice.id, again.created) == (made.id, False)
         assert s.scalar(sa.select(sa.func.count()).select_from(InvoiceLine)) == len(seen[4])
+        # What a transaction finds when another stored the same deal's draft meanwhile: its
+        # row clashes (no savepoint, no IntegrityError), nothing of it is stored.
+        twin = Invoice(
+            customer=stored.customer,
+            source="test",
+            external_ref="STORE-1",
+            base_total=Decimal("1.00"),
+            tax_total=Decimal("0.00"),
+            total=Decimal("1.00"),
+            lines=[InvoiceLine(**{c: getattr(stored.lines[0], c) for c in LINE_COLUMNS})],
+        )
+        assert store_new(s, twin, "lines") is False
+        assert twin.id is None and twin not in s
+        assert s.scalar(sa.select(sa.func.count()).select_from(InvoiceLine)) == len(seen[4])
+
+
+LINE_COLUMNS = ("position", "description", "quantity", "unit_price", "discount_percent")
+LINE_COLUMNS += ("tax_rate", "gross", "discount", "base")
