@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from database import utcnow
 from invoicing import outbox
 from invoicing.errors import InvalidDocumentError, NotFoundError, Said, message_of
-from invoicing.fields import country_problem, email_problem, postal_code_problem
+from invoicing.fields import country_problem, customer_problems
 from invoicing.models import CrmCompany, CrmContact, Invoice, Opportunity, OpportunityLine
 from invoicing.money import to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
@@ -85,26 +85,21 @@ def _texts(model: type[Any], fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _contact_problems(texts: dict[str, Any]) -> list[tuple[str, str]]:
-    """What the invoicing core would refuse in these contact fields once the deal is won,
-    said now, when it is typed: a tax id of the company's country, an ISO country, a postal
-    code of that country's form, a well-formed e-mail (no line breaks)."""
-    problems: list[tuple[str, str]] = []
+    """What the invoicing core would refuse in these contact fields once the deal is won
+    (fields.customer_problems, and a tax id of the company's country), said now, when it is
+    typed: the address problems first, then the tax id's, then the e-mail's."""
     country = texts.get("country", "ES")
-    if (problem := country_problem(country)) is not None:
-        problems.append(("country", problem))
-    elif texts.get("postal_code") and (
-        problem := postal_code_problem(texts["postal_code"], country)
-    ):
-        problems.append(("postal_code", problem))
-    if texts.get("tax_id") and "country" not in dict(problems):
+    email = "owner_email" if "owner_email" in texts else "email"
+    found = customer_problems(country, texts.get(email), texts.get("postal_code"))
+    address = [(path.removeprefix("address."), said) for path, said in found if path != "email"]
+    mail = [(email, said) for path, said in found if path == "email"]
+    tax: list[tuple[str, str]] = []
+    if texts.get("tax_id") and ("country", country_problem(country)) not in address:
         try:
             parse_tax_id(texts["tax_id"], country)
         except TaxIdError as exc:
-            problems.append(("tax_id", message_of(exc)))
-    for name in ("email", "owner_email"):
-        if (problem := email_problem(texts.get(name) or None)) is not None:
-            problems.append((name, problem))
-    return problems
+            tax.append(("tax_id", message_of(exc)))
+    return address + tax + mail
 
 
 def _checked(model: type[Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -171,3 +171,20 @@ def iban_problem(iban: str | None) -> Said | None:
             f"«{iban}» tiene mal las cifras de control: alguna cifra está mal escrita",
         )
     return None
+
+
+def customer_problems(
+    country: str, email: str | None, postal_code: str | None
+) -> list[tuple[str, str]]:
+    """What the core refuses in a customer's contact data, whoever sends it (API, CRM, UI):
+    an ISO 3166-1 country, a postal code of that country's form, a well-formed e-mail."""
+    problems: list[tuple[str, str]] = []
+    if (problem := country_problem(country)) is not None:
+        problems.append(("address.country", problem))
+    elif (postal_code or "").strip() and (
+        problem := postal_code_problem(postal_code, country)
+    ) is not None:
+        problems.append(("address.postal_code", problem))
+    if (problem := email_problem(email or None)) is not None:
+        problems.append(("email", problem))
+    return problems

@@ -155,7 +155,7 @@ class Invoicing:
         if existing is not None:
             return CustomerResult(existing, False, _differs(existing.name, data.name))
         errors = check_terms(tax_id.country, data.equivalence_surcharge, data.payment_days)
-        errors += customer_problems(tax_id.country, data.email, data.postal_code)
+        errors += fields.customer_problems(tax_id.country, data.email, data.postal_code)
         errors += individual_problems(data.given_name, data.first_surname, data.second_surname)
         if errors:
             raise InvalidDocumentError([(f"customer.{path}", m) for path, m in errors])
@@ -504,23 +504,6 @@ def _differs(stored: str, incoming: str) -> bool:
 
 
 MAX_DESCRIPTION = 500  # invoice_lines.description
-
-
-def customer_problems(
-    country: str, email: str | None, postal_code: str | None
-) -> list[tuple[str, str]]:
-    """What the core refuses in a customer's contact data, whoever sends it (API, CRM, UI):
-    an ISO 3166-1 country, a postal code of that country's form, a well-formed e-mail."""
-    problems: list[tuple[str, str]] = []
-    if (problem := fields.country_problem(country)) is not None:
-        problems.append(("address.country", problem))
-    elif (postal_code or "").strip() and (
-        problem := fields.postal_code_problem(postal_code, country)
-    ) is not None:
-        problems.append(("address.postal_code", problem))
-    if (problem := fields.email_problem(email or None)) is not None:
-        problems.append(("email", problem))
-    return problems
 
 
 def parse_operation_date(value: object) -> date | None:

@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from connector import schemas
 from invoicing.errors import InvalidDocumentError
+from invoicing.fields import customer_problems
 from invoicing.models import Customer
-from invoicing.service import CustomerData, Invoicing, check_terms, customer_problems
+from invoicing.service import CustomerData, Invoicing, check_terms
 from invoicing.tax_ids import TaxIdError, parse_tax_id
 from web.api import ApiError, bp, iso, json_body, listing, not_found, page, sessions
 
