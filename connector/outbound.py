@@ -450,7 +450,7 @@ def request(
     raise _said(
         ValidationError,
         f"{method} {url}: more than {MAX_REDIRECTS} redirects",
-        f"{urlsplit(url).netloc} manda a otra dirección más de {MAX_REDIRECTS} veces seguidas "
+        f"{_where(url)} manda a otra dirección más de {MAX_REDIRECTS} veces seguidas "
         "y se ha dejado de seguir. Escribe la dirección definitiva (fíjate en https:// y en "
         "«www.»), o avisa a quien mantiene ese servicio.",
     )
