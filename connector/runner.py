@@ -23,7 +23,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -98,14 +97,19 @@ _CLAIM = (
         _runs.c.trigger_override,
         _runs.c.enqueued_at,
         _runs.c.created_at,
+        # What the attempt needs comes back with the claim: one round trip. (SQLite's
+        # RETURNING cannot name an UPDATE … FROM's tables; subqueries it takes.)
+        *(
+            select(column).where(column.table.c.id == key).scalar_subquery().label(column.name)
+            for column, key in (
+                (_events.c.payload, _runs.c.event_id),
+                (_events.c.scope, _runs.c.event_id),
+                (_versions.c.document, _runs.c.flow_version_id),
+            )
+        ),
     )
 )
 _STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("b_run"))
-_LOAD = (
-    select(_events.c.payload, _events.c.scope, _versions.c.document)
-    .join_from(_events, _versions, true())  # one row each, by primary key
-    .where(_events.c.id == bindparam("b_event"), _versions.c.id == bindparam("b_version"))
-)
 _STORED_STEPS = select(
     _steps.c.step_id, _steps.c.status, _steps.c.input, _steps.c.output, _steps.c.resume_sealed
 ).where(_steps.c.run_id == bindparam("b_run"))
@@ -252,6 +256,7 @@ def execute_run(
             attempt.committed()
         except Exception as exc:  # the transaction is lost (connection, commit, or the
             # batch's first step failed: Attempt.run): log it anew
+            attempt.undone()
             with sessions.begin() as s:
                 outcome = attempt.lost(s, exc)
         if outcome is not None:
@@ -320,9 +325,6 @@ def _claim(
         ).one_or_none()
         if row is None:
             return None
-        payload, scope, document = s.execute(
-            _LOAD, {"b_event": row.event_id, "b_version": row.flow_version_id}
-        ).one()
         # Only a run's very first attempt is sure to find no step rows and no history.
         first = row.attempts == 1 and row.replays == 0
         steps = [] if first else s.execute(_STORED_STEPS, {"b_run": run_id}).all()
@@ -344,9 +346,9 @@ def _claim(
         version_id=row.flow_version_id,
         attempt=logged + 1,
         attempts=row.attempts,
-        payload=payload if row.trigger_override is None else row.trigger_override,
-        scope=scope,
-        document=document,
+        payload=row.payload if row.trigger_override is None else row.trigger_override,
+        scope=row.scope,
+        document=row.document,
         waited=_queue_wait(row.enqueued_at or row.created_at, started),
         stored=frozenset(step.step_id for step in steps),
         done={
@@ -376,6 +378,8 @@ class _Attempt:
     mapped: list[Any] = field(default_factory=list)  # the step's inputs, once mapped
     cause: Exception | None = None  # what the step in progress raised
     held: set[str] = field(default_factory=set)  # secrets its connections handed out
+    rows: list[dict[str, Any]] = field(default_factory=list)  # new step rows, not written yet
+    keys: list[dict[str, Any]] = field(default_factory=list)  # and the run's business keys
 
     def __post_init__(self) -> None:
         self.waited = self.claim.waited
@@ -386,8 +390,8 @@ class _Attempt:
         return step.id not in self.claim.done or (self.claim.edited and _upsert(step))
 
     def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
-        """Run `batch` in `s`, each step with its row; an outcome when the run ends here
-        (stopped by a filter, or failed), None to go on.
+        """Run `batch` in `s`, each step with its row (the new rows written together at the
+        end); an outcome when the run ends here (stopped by a filter, or failed), None to go on.
 
         A failed step's effects are undone and its failure logged: after the first step, by
         its savepoint; the first has none (two statements fewer per batch), as nothing else is
@@ -414,9 +418,11 @@ class _Attempt:
             if savepoint is not None:
                 savepoint.commit()
             if not passed:
+                self._write(s)
                 _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now())
                 return Outcome("stopped")
             self.waited = None
+        self._write(s)
         return None
 
     def _step(self, s: Session, step: CompiledStep) -> bool:
@@ -440,7 +446,8 @@ class _Attempt:
         ctx = self.tools.context(s, step, key, self.entity)
         output = steps.perform(step, ctx, inputs)
         self._record(s, StepStatus.SUCCEEDED, inputs, output, None)
-        _add_keys(s, self.claim.run_id, _business_keys(step.action, output))
+        keys = _business_keys(step.action, output)
+        self.keys += [{"run_id": self.claim.run_id, "name": n, "value": v} for n, v in keys.items()]
         self.data["steps"][step.id] = output
         return True
 
@@ -451,11 +458,16 @@ class _Attempt:
         if step is not None:
             inputs = self.mapped[0] if self.mapped else None
             self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
+        self._write(s)
         return _fail(s, self.claim, error, self.now, step.action if step else None, self.held)
 
     def committed(self) -> None:
         """The batch is committed: no step is in progress."""
         self.step, self.cause = None, None
+
+    def undone(self) -> None:
+        """The batch's transaction rolled back: nothing it wrote stayed."""
+        self.rows, self.keys, self.waited = [], [], self.claim.waited
 
     def lost(self, s: Session, exc: Exception) -> Outcome:
         """The batch's transaction was lost: nothing of it stayed; log the failure anew, with
@@ -471,7 +483,7 @@ class _Attempt:
         error: dict[str, Any] | None,
     ) -> None:
         assert self.step is not None and self.started is not None
-        _record_step(
+        row = _record_step(
             s,
             self.claim,
             self.step,
@@ -486,6 +498,17 @@ class _Attempt:
             self.tools.secrets,
             self.held,
         )
+        if row is not None:
+            self.rows.append(row)
+
+    def _write(self, s: Session) -> None:
+        """Add the batch's new step rows, and index the run by its business keys: one
+        statement each, however many steps."""
+        if self.rows:
+            s.execute(_ADD["run_steps"], self.rows)
+        if self.keys:
+            insert_ignore(s, _keys, self.keys, ["run_id", "name", "value"])
+        self.rows, self.keys = [], []
 
 
 def _upsert(step: CompiledStep) -> bool:
@@ -521,13 +544,6 @@ def _business_keys(action: ActionSpec | None, output: Any) -> dict[str, str]:
     return business_keys(action.business_keys, output) if action else {}
 
 
-def _add_keys(s: Session, run_id: int, keys: dict[str, str]) -> None:
-    """Index the run by its business keys, in the step's transaction (gone with it)."""
-    if keys:
-        rows = [{"run_id": run_id, "name": n, "value": v} for n, v in keys.items()]
-        insert_ignore(s, _keys, rows, ["run_id", "name", "value"])
-
-
 def _record_step(
     s: Session,
     claim: _Claim,
@@ -542,8 +558,9 @@ def _record_step(
     waited: int | None = None,
     secrets: SecretBox | None = None,
     held: Collection[str] = (),
-) -> None:
-    """Write the step's row: a new one, or the one an earlier attempt left (attempts + 1).
+) -> dict[str, Any] | None:
+    """The step's new row, to add; or None, having updated the row an earlier attempt left
+    (attempts + 1).
 
     The log keeps inputs and outputs masked and capped; when that changes a succeeded step's
     output, the real one is kept sealed for the steps after it (a retry, a replay)."""
@@ -570,9 +587,9 @@ def _record_step(
     }
     if step.id in claim.stored:
         s.execute(_SET_STEP, {"b_run": claim.run_id, "b_step": step.id, **values})
-    else:
-        row = {"run_id": claim.run_id, "step_id": step.id, "attempts": 1, **values}
-        s.execute(_ADD["run_steps"], {**row, "action_key": action.key if action else FILTER})
+        return None
+    row = {"run_id": claim.run_id, "step_id": step.id, "attempts": 1, **values}
+    return {**row, "action_key": action.key if action else FILTER}
 
 
 def _resumed(logged: Any, sealed: str | None, secrets: SecretBox | None) -> Any:

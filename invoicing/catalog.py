@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BindParameter, String, bindparam, cast, null, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from invoicing.errors import DocumentStateError, InvalidDocumentError, Said, message_of
 from invoicing.models import Product, SkuMapping
@@ -212,27 +212,32 @@ def source_system(source: str | None) -> str | None:
 def resolve(session: Session, codes: Iterable[str], source: str | None) -> dict[str, Product]:
     """The active product each line code means: the source's mapping first, then our own SKU.
 
-    Codes that mean no active product are left out. Two statements, however many lines."""
+    Codes that mean no active product are left out. One statement, however many lines."""
     wanted = set(codes)
-    found: dict[str, Product] = {}
+    if not wanted:
+        return {}
     source = source_system(source)
-    if source and wanted:
-        mapped = session.execute(_MAPPED, {"source": source, "codes": list(wanted)})
-        found = {code: product for code, product in mapped if product.active}
-    rest = wanted - found.keys()
-    if rest:
-        own = session.scalars(_OWN, {"codes": list(rest)})
-        found |= {product.sku: product for product in own if product.active}
-    return found
+    if not source:
+        own = session.scalars(_OWN, {"codes": list(wanted)})
+        return {product.sku: product for product in own if product.active}
+    rows = session.execute(_MAPPED_OR_OWN, {"source": source, "codes": list(wanted)}).all()
+    found = {code: product for code, product in rows if code is not None and product.active}
+    return found | {
+        product.sku: product
+        for code, product in rows
+        if code is None and product.active and product.sku not in found
+    }
 
 
 # Built once: building them (and their cache keys) cost as much as running them, every run.
-_MAPPED = (
-    select(SkuMapping.external_code, Product)
+_CODES: BindParameter[list[str]] = bindparam("codes", expanding=True)
+_OWN = select(Product).where(Product.sku.in_(_CODES))
+_candidates = union_all(  # (the code mapped, product), then (NULL, product by our own SKU)
+    select(SkuMapping.external_code.label("mapped"), *Product.__table__.c)
     .join(Product, SkuMapping.product_id == Product.id)
-    .where(
-        SkuMapping.source == bindparam("source"),
-        SkuMapping.external_code.in_(bindparam("codes", expanding=True)),
-    )
-)
-_OWN = select(Product).where(Product.sku.in_(bindparam("codes", expanding=True)))
+    .where(SkuMapping.source == bindparam("source"), SkuMapping.external_code.in_(_CODES)),
+    select(cast(null(), String).label("mapped"), *Product.__table__.c).where(
+        Product.sku.in_(_CODES)
+    ),
+).subquery()
+_MAPPED_OR_OWN = select(_candidates.c.mapped, aliased(Product, _candidates))

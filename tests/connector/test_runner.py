@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
@@ -503,3 +504,30 @@ def test_a_retry_scheduled_under_the_id_of_an_old_finished_job_does_not_inherit_
 
     assert rt.redis.ttl(f"rq:job:{stale}") == -1  # no expiry: it waits its 60 s
     assert stale in ScheduledJobRegistry(queue=rt.queue).get_job_ids()
+
+
+def test_a_run_reads_with_its_claim_and_writes_its_step_rows_and_keys_at_once(rt, client):
+    """What a run costs is mostly round trips to the database (PostgreSQL): the claim brings
+    the event and the flow back with its UPDATE, a draft resolves its line codes in one
+    query, and the steps' rows and the run's search keys go in one statement each."""
+    run_id = queue_run(rt, client, demo.DEMO_FLOW)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        assert execute(rt, rt.registry, run_id).status == "succeeded"
+    finally:
+        sa.event.remove(rt.engine, "before_cursor_execute", record)
+
+    with rt.sessions() as s:
+        assert [st.step_id for st in s.scalars(select(RunStep).order_by(RunStep.id))] == [
+            step["id"] for step in demo.DEMO_FLOW["steps"]
+        ]
+    assert len(demo.DEMO_FLOW["steps"]) > 1
+    assert sum(q.startswith("INSERT INTO run_steps") for q in seen) == 1
+    assert sum(q.startswith("INSERT INTO run_keys") for q in seen) == 1
+    assert not [q for q in seen if q.startswith("SELECT") and " FROM events " in q]
+    assert sum(" FROM products" in q or " FROM sku_mappings" in q for q in seen) == 1
