@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 from rq import Queue
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Job, JobStatus, get_current_job
 from sqlalchemy import and_, or_, select, update
 
 from connector import public_events, runner, runtime
@@ -93,41 +94,94 @@ def execute_run(run_id: int, entity: str | None = UNKNOWN) -> str:
     when the queue is long, run some of the runs queued behind it too (`_take_along`)."""
     rt = runtime.current()
     started = time.monotonic()
-    status = _run_one(rt, run_id, entity)
+    [status] = _run_some(rt, [(run_id, entity)])
     _take_along(rt, started)
     return status
 
 
-def _run_one(rt: Runtime, run_id: int, entity: str | None) -> str:
-    """Run one run under its deal's lock.
+def _run_some(rt: Runtime, runs: list[tuple[int, str | None]], job: str | None = None) -> list[str]:
+    """Run these runs (id, entity key) one after another, each under its deal's lock; their
+    statuses. They are claimed together, in one transaction, under `job`, the job that
+    carries them, when they are not its own (runner.claim_runs); a second run of a deal
+    waits for the first to end, to be claimed after it (it may have to wait its turn).
 
     Runs for the same deal never interleave: each takes the deal's lock first, and waits its
     turn on the scheduler when the lock is taken or another run of the deal has begun and not
     ended, retries included (the claim checks that: see runner._CLAIM).
     """
-    if entity == UNKNOWN:
-        with reading(rt.sessions) as s:
-            entity = s.scalar(select(Run.entity_key).where(Run.id == run_id))
-    lock = None
-    if entity:
-        lock = rt.redis.lock(
-            ENTITY_LOCK_PREFIX + entity,
-            timeout=rt.settings.run_timeout_seconds + 30,
-            blocking=False,
-        )
-        if not lock.acquire():
-            return _defer(rt, run_id, entity)
+    pending = [(run_id, _entity(rt, run_id, entity)) for run_id, entity in runs]
+    statuses: dict[int, str] = {}
+    while pending:
+        first: list[tuple[int, str | None]] = []
+        later: list[tuple[int, str | None]] = []
+        deals: set[str] = set()
+        for run_id, entity in pending:
+            (later if entity in deals else first).append((run_id, entity))
+            if entity:
+                deals.add(entity)
+        statuses |= _run_claimed_together(rt, first, job)
+        pending = later
+    return [statuses[run_id] for run_id, _ in runs]
+
+
+def _entity(rt: Runtime, run_id: int, entity: str | None) -> str | None:
+    if entity != UNKNOWN:
+        return entity
+    with reading(rt.sessions) as s:
+        return s.scalar(select(Run.entity_key).where(Run.id == run_id))
+
+
+def _run_claimed_together(
+    rt: Runtime, runs: list[tuple[int, str | None]], job: str | None
+) -> dict[int, str]:
+    """_run_some, for runs of different deals."""
+    statuses: dict[int, str] = {}
+    locks: dict[int, Lock] = {}
     try:
-        status = _execute(rt, run_id, entity)
+        for run_id, entity in runs:
+            if not entity:
+                continue
+            # Free again by the time the sweeper may take the run back: a second before the
+            # claim's deadline (the claim comes after the lock, but Redis counts whole ms).
+            lock = rt.redis.lock(
+                ENTITY_LOCK_PREFIX + entity,
+                timeout=rt.settings.run_timeout_seconds + runner.CLAIM_GRACE - 1,
+                blocking=False,
+            )
+            if lock.acquire():
+                locks[run_id] = lock
+            else:
+                statuses[run_id] = _defer(rt, run_id, entity)
+        ready = [(run_id, entity) for run_id, entity in runs if run_id not in statuses]
+        claims = runner.claim_runs(
+            rt.sessions,
+            [run_id for run_id, _ in ready],
+            utcnow(),
+            rt.settings.run_timeout_seconds,
+            rt.tools.secrets,
+            job,
+        )
+        for run_id, entity in ready:
+            try:
+                status = _execute(rt, run_id, entity, claims.get(run_id))
+            finally:
+                _release(locks.pop(run_id, None))
+            statuses[run_id] = _defer(rt, run_id, entity) if status == "waiting" else status
     finally:
-        if lock is not None:
-            with contextlib.suppress(LockError):
-                lock.release()
-    return _defer(rt, run_id, entity) if status == "waiting" else status
+        for lock in locks.values():
+            _release(lock)
+    return statuses
+
+
+def _release(lock: Lock | None) -> None:
+    if lock is not None:
+        with contextlib.suppress(LockError):
+            lock.release()
 
 
 # A long queue is drained faster when one job runs several runs: RQ's own work per job
-# (about 18 Redis round trips: dequeue, status, registries, result) is paid once for them.
+# (about 18 Redis round trips: dequeue, status, registries, result) is paid once for them,
+# and their claims are one transaction.
 ALONG_AFTER = 8  # jobs waiting in the queue before a job takes some along
 ALONG_BATCH = 4  # jobs taken off the queue at a time
 ALONG_MOST = 16  # runs one job takes along
@@ -139,8 +193,9 @@ def _take_along(rt: Runtime, started: float) -> int:
 
     Their jobs are taken off the queue and deleted before they run, so the database stays the
     truth: should this worker die meanwhile, each such run is either still queued with no job
-    or running past its claim, and the sweeper queues it again as it would after Redis lost a
-    job. The main queue only: the bulk one waits (connector.pace)."""
+    or running under this job, and the sweeper queues it again as it would after Redis lost a
+    job or a worker died. The main queue only: the bulk one waits (connector.pace)."""
+    job = get_current_job()
     done = 0
     while done < ALONG_MOST and time.monotonic() - started < ALONG_SECONDS:
         if rt.queue.count < ALONG_AFTER:
@@ -148,15 +203,14 @@ def _take_along(rt: Runtime, started: float) -> int:
         taken = _take_runs(rt, min(ALONG_BATCH, ALONG_MOST - done))
         if not taken:
             break
-        for n, (run_id, entity) in enumerate(taken):
-            try:
-                _run_one(rt, run_id, entity)
-            except Exception:  # the database or Redis went away: the rest go back
-                log.exception("run %s, taken along, could not run", run_id)
-                with contextlib.suppress(RedisError):
-                    enqueue_runs(rt, [r for r, _ in taken[n + 1 :]])
-                return done
-            done += 1
+        try:
+            _run_some(rt, taken, job.id if job else None)
+        except Exception:  # the database or Redis went away: the runs not begun go back
+            log.exception("runs %s, taken along, could not all run", [r for r, _ in taken])
+            with contextlib.suppress(RedisError):  # (one claimed already is skipped: not
+                enqueue_runs(rt, [r for r, _ in taken])  # queued; the sweeper has it)
+            return done
+        done += len(taken)
     return done
 
 
@@ -206,14 +260,8 @@ def _defer(rt: Runtime, run_id: int, entity: str | None) -> str:
     return "deferred"
 
 
-def _execute(rt: Runtime, run_id: int, entity: str | None) -> str:
-    outcome = runner.execute_run(
-        rt.sessions,
-        rt.registry,
-        run_id,
-        run_timeout=rt.settings.run_timeout_seconds,
-        tools=rt.tools,
-    )
+def _execute(rt: Runtime, run_id: int, entity: str | None, claim: runner.Claim | None) -> str:
+    outcome = runner.execute_claimed(rt.sessions, rt.registry, run_id, claim, tools=rt.tools)
     if outcome.status == "retry" and outcome.retry_in is not None:
         _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
     return outcome.status

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    String,
     Table,
     and_,
     bindparam,
@@ -60,6 +61,7 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 QUEUED_GRACE = timedelta(seconds=60)  # a queued run not started by then is checked by the sweeper
+CLAIM_GRACE = 30  # seconds a claim outlives its job's timeout: then the sweeper may take the run
 FILTER = "filter"  # what a filter step's row shows as its action
 MAX_STORED_BYTES = 64 * 1024  # per stored step input or output
 MAX_KEY_VALUE = 100  # RunKey.value's length
@@ -73,7 +75,7 @@ _other = _runs.alias("other")
 _CLAIM = (
     update(_runs)
     .where(
-        _runs.c.id == bindparam("b_run"),
+        _runs.c.id.in_(bindparam("b_runs", expanding=True)),
         _runs.c.status == RunStatus.QUEUED,
         # A run that has begun holds its deal until it ends, between its attempts too: no
         # other run of the deal starts meanwhile (the deal's lock covers one attempt only).
@@ -88,8 +90,13 @@ _CLAIM = (
             or_(_other.c.id < _runs.c.id, _runs.c.attempts == 0),
         ),
     )
-    .values(status=RunStatus.RUNNING, attempts=_runs.c.attempts + 1)
+    .values(
+        status=RunStatus.RUNNING,
+        attempts=_runs.c.attempts + 1,
+        job_id=func.coalesce(bindparam("job", type_=String), _runs.c.job_id),
+    )
     .returning(
+        _runs.c.id,
         _runs.c.event_id,
         _runs.c.flow_version_id,
         _runs.c.attempts,
@@ -223,8 +230,21 @@ def execute_run(
     again the finished upsert steps whose mapped input changed (see _Attempt._step).
     """
     tools = tools or Tools()
-    started = now()
-    claim = _claim(sessions, run_id, started, run_timeout, tools.secrets)
+    claims = claim_runs(sessions, [run_id], now(), run_timeout, tools.secrets)
+    return execute_claimed(sessions, registry, run_id, claims.get(run_id), now=now, tools=tools)
+
+
+def execute_claimed(
+    sessions: sessionmaker[Session],
+    registry: Registry,
+    run_id: int,
+    claim: Claim | None,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    tools: Tools | None = None,
+) -> Outcome:
+    """execute_run, for a run claimed already (claim_runs); None when the claim did not take it."""
+    tools = tools or Tools()
     if claim is None:
         with reading(sessions) as s:
             if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
@@ -288,7 +308,7 @@ def _external(step: CompiledStep) -> bool:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     """A run taken by this worker, with what its attempt needs."""
 
     run_id: int
@@ -306,66 +326,79 @@ class _Claim:
     edited: bool  # a replay with a corrected trigger
 
 
-def _claim(
+def claim_runs(
     sessions: sessionmaker[Session],
-    run_id: int,
+    run_ids: Collection[int],
     started: datetime,
     run_timeout: int,
     secrets: SecretBox | None = None,
-) -> _Claim | None:
-    """Mark the run running and read what it needs, in one transaction; None if not queued."""
+    job: str | None = None,
+) -> dict[int, Claim]:
+    """Mark the runs running and read what each needs, in one transaction: a claim for each
+    run taken; a run not queued, or whose deal another run holds, is left out.
+
+    With `job`, the runs are claimed under that job (a job running runs queued behind its
+    own): should it end before them, the sweeper takes them back at once."""
     with sessions.begin() as s:
-        row = s.execute(
+        rows = s.execute(
             _CLAIM,
             {
-                "b_run": run_id,
+                "b_runs": list(run_ids),
+                "job": job,
                 "started_at": started,
-                "deadline_at": started + timedelta(seconds=run_timeout + 30),
+                "deadline_at": started + timedelta(seconds=run_timeout + CLAIM_GRACE),
             },
-        ).one_or_none()
-        if row is None:
-            return None
-        # Only a run's very first attempt is sure to find no step rows and no history.
-        first = row.attempts == 1 and row.replays == 0
-        steps = [] if first else s.execute(_STORED_STEPS, {"b_run": run_id}).all()
-        logged: int = 0 if first else s.scalar(_LOGGED_ATTEMPTS, {"b_run": run_id}) or 0
-        s.execute(
-            _ADD["run_attempts"],
-            {
-                "run_id": run_id,
-                "attempt": logged + 1,
-                "status": RunStatus.RUNNING,
-                "flow_version_id": row.flow_version_id,
-                "started_at": started,
-                "edited_trigger": row.trigger_override is not None,
-            },
-        )
-    return _Claim(
-        run_id=run_id,
-        event_id=row.event_id,
-        version_id=row.flow_version_id,
-        attempt=logged + 1,
-        attempts=row.attempts,
-        payload=row.payload if row.trigger_override is None else row.trigger_override,
-        scope=row.scope,
-        document=row.document,
-        waited=_queue_wait(row.enqueued_at or row.created_at, started),
-        stored=frozenset(step.step_id for step in steps),
-        done={
-            st.step_id: _resumed(st.output, st.resume_sealed, secrets)
-            for st in steps
-            if st.status == StepStatus.SUCCEEDED
-        },
-        done_inputs={st.step_id: st.input for st in steps if st.status == StepStatus.SUCCEEDED},
-        edited=row.trigger_override is not None,
-    )
+        ).all()
+        claims: dict[int, Claim] = {}
+        for row in sorted(rows, key=lambda row: row.id):
+            # Only a run's very first attempt is sure to find no step rows and no history.
+            first = row.attempts == 1 and row.replays == 0
+            steps = [] if first else s.execute(_STORED_STEPS, {"b_run": row.id}).all()
+            logged: int = 0 if first else s.scalar(_LOGGED_ATTEMPTS, {"b_run": row.id}) or 0
+            claims[row.id] = Claim(
+                run_id=row.id,
+                event_id=row.event_id,
+                version_id=row.flow_version_id,
+                attempt=logged + 1,
+                attempts=row.attempts,
+                payload=row.payload if row.trigger_override is None else row.trigger_override,
+                scope=row.scope,
+                document=row.document,
+                waited=_queue_wait(row.enqueued_at or row.created_at, started),
+                stored=frozenset(step.step_id for step in steps),
+                done={
+                    st.step_id: _resumed(st.output, st.resume_sealed, secrets)
+                    for st in steps
+                    if st.status == StepStatus.SUCCEEDED
+                },
+                done_inputs={
+                    st.step_id: st.input for st in steps if st.status == StepStatus.SUCCEEDED
+                },
+                edited=row.trigger_override is not None,
+            )
+        if claims:
+            s.execute(
+                _ADD["run_attempts"],
+                [
+                    {
+                        "run_id": claim.run_id,
+                        "attempt": claim.attempt,
+                        "status": RunStatus.RUNNING,
+                        "flow_version_id": claim.version_id,
+                        "started_at": started,
+                        "edited_trigger": claim.edited,
+                    }
+                    for claim in claims.values()
+                ],
+            )
+    return claims
 
 
 @dataclass
 class _Attempt:
     """One attempt's way through the steps: their outputs, and the step in progress."""
 
-    claim: _Claim
+    claim: Claim
     tools: Tools
     lookups: dict[str, dict[str, Any]]
     now: Callable[[], datetime]
@@ -546,7 +579,7 @@ def _business_keys(action: ActionSpec | None, output: Any) -> dict[str, str]:
 
 def _record_step(
     s: Session,
-    claim: _Claim,
+    claim: Claim,
     step: CompiledStep,
     status: StepStatus,
     inputs: Any,
@@ -611,7 +644,7 @@ def capped(value: Any, limit: int = MAX_STORED_BYTES) -> Any:
 
 def _fail(
     s: Session,
-    claim: _Claim,
+    claim: Claim,
     error: PuenteError,
     now: Callable[[], datetime],
     action: ActionSpec | None = None,
@@ -647,7 +680,7 @@ def _fail(
 
 def _finish(
     s: Session,
-    claim: _Claim,
+    claim: Claim,
     status: RunStatus,
     error: dict[str, Any] | None,
     finished: datetime,
@@ -668,7 +701,7 @@ def _finish(
 
 
 def _close_attempt(
-    s: Session, claim: _Claim, status: str, error: dict[str, Any] | None, finished: datetime
+    s: Session, claim: Claim, status: str, error: dict[str, Any] | None, finished: datetime
 ) -> None:
     """Close this attempt in the run's history (unless the sweeper closed it already: lost)."""
     s.execute(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from connector import jobs
+from connector import jobs, runner
 from connector.models import Run, RunAttempt, RunStatus
+from database import utcnow
 from invoicing.models import Invoice
 from tests.conftest import drain
 from tests.connector.test_sweep import overdue
@@ -62,3 +63,51 @@ def test_runs_taken_off_the_queue_by_a_worker_that_died_are_queued_again_by_the_
     drain(rt)
 
     assert sorted(succeeded(rt)) == ids
+
+
+def test_runs_taken_along_are_claimed_together_under_the_job_that_carries_them(
+    rt, client, monkeypatch
+):
+    ids = queue_runs(rt, client, jobs.ALONG_AFTER + jobs.ALONG_BATCH)
+    claims: list[list[int]] = []
+
+    def claim_runs(sessions, run_ids, *args, **kwargs):
+        claims.append(sorted(run_ids))
+        return real(sessions, run_ids, *args, **kwargs)
+
+    real = runner.claim_runs
+    monkeypatch.setattr(runner, "claim_runs", claim_runs)
+    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, max_jobs=1)
+
+    # its own run, then the next ALONG_BATCH in one claim (the queue was short after that)
+    assert claims == [ids[:1], ids[1 : 1 + jobs.ALONG_BATCH]]
+    assert sorted(succeeded(rt)) == ids[: 1 + jobs.ALONG_BATCH]
+    with rt.sessions() as s:
+        attempts = s.execute(select(RunAttempt.run_id, RunAttempt.status)).all()
+        assert sorted(attempts) == [(i, "succeeded") for i in ids[: 1 + jobs.ALONG_BATCH]]
+
+
+def test_runs_claimed_by_a_job_that_ended_before_running_them_are_taken_back_at_once(rt, client):
+    carrier = rt.queue.enqueue("os.getpid")
+    ids = queue_runs(rt, client, 3)
+    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, max_jobs=1)  # ends it
+    rt.redis.delete(rt.queue.key)  # the runs' own jobs: deleted, as taking along does
+
+    claims = runner.claim_runs(rt.sessions, ids, utcnow(), 300, job=carrier.id)
+    assert sorted(claims) == ids  # and then the job ended (its worker lost the database)
+    with rt.sessions() as s:
+        rows = s.execute(select(Run.status, Run.job_id).where(Run.id.in_(ids))).all()
+        assert rows == [(RunStatus.RUNNING, carrier.id)] * 3
+
+    assert jobs.sweep(rt) == ids  # their deadline is minutes away: no need to wait for it
+    drain(rt)
+
+    assert sorted(succeeded(rt)) == ids
+    with rt.sessions() as s:
+        history = s.execute(
+            select(RunAttempt.run_id, RunAttempt.status).order_by(RunAttempt.id)
+        ).all()
+        assert sorted(history) == sorted(
+            [(i, "lost") for i in ids] + [(i, "succeeded") for i in ids]
+        )
+        assert s.scalar(select(func.count()).select_from(Invoice)) == 3
