@@ -183,7 +183,7 @@ def _release(lock: Lock | None) -> None:
 # (about 18 Redis round trips: dequeue, status, registries, result) is paid once for them,
 # and their claims are one transaction.
 ALONG_AFTER = 8  # jobs waiting in the queue before a job takes some along
-ALONG_BATCH = 4  # jobs taken off the queue at a time
+ALONG_BATCH = 8  # jobs taken off the queue at a time
 ALONG_MOST = 16  # runs one job takes along
 ALONG_SECONDS = 2.0  # nor any more once the job has run this long
 
