@@ -205,10 +205,12 @@ def _take_along(rt: Runtime, started: float) -> int:
             break
         try:
             _run_some(rt, taken, job.id if job else None)
-        except Exception:  # the database or Redis went away: the runs not begun go back
+        except Exception:  # the database or Redis went away: the batch goes back to the
+            # queue; a run finished or claimed already is not queued, and its job skips it
+            # (the sweeper takes a claimed one back once this job has ended)
             log.exception("runs %s, taken along, could not all run", [r for r, _ in taken])
-            with contextlib.suppress(RedisError):  # (one claimed already is skipped: not
-                enqueue_runs(rt, [r for r, _ in taken])  # queued; the sweeper has it)
+            with contextlib.suppress(RedisError):
+                enqueue_runs(rt, [r for r, _ in taken])
             return done
         done += len(taken)
     return done

@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import mapping, public_events, steps
@@ -267,23 +268,57 @@ def execute_claimed(
     )
     batches = _batches([step for step in flow.steps if attempt.to_run(step)])
     for n, batch in enumerate(batches, 1):
-        try:
-            with sessions.begin() as s:
-                outcome = attempt.run(s, batch)
-                if outcome is None and n == len(batches):
-                    _finish(s, claim, RunStatus.SUCCEEDED, None, now())
-                    outcome = Outcome("succeeded")
-            attempt.committed()
-        except Exception as exc:  # the transaction is lost (connection, commit, or the
-            # batch's first step failed: Attempt.run): log it anew
-            attempt.undone()
-            with sessions.begin() as s:
-                outcome = attempt.lost(s, exc)
+        outcome = _run_batch(sessions, attempt, batch, last=n == len(batches))
         if outcome is not None:
             return outcome
     with sessions.begin() as s:  # no step left to run (all done by earlier attempts)
         _finish(s, claim, RunStatus.SUCCEEDED, None, now())
     return Outcome("succeeded")
+
+
+class _Again(Exception):
+    """A step after the batch's first failed, with no savepoint to undo its writes alone."""
+
+
+def _run_batch(
+    sessions: sessionmaker[Session],
+    attempt: _Attempt,
+    batch: list[CompiledStep],
+    *,
+    last: bool,
+    careful: bool = False,
+) -> Outcome | None:
+    """Run `batch` and commit it, with the run's finish when it is the `last`; an outcome when
+    the run ends here.
+
+    In one go first, with no savepoints: two statements fewer per step after the first.
+    Should such a step fail, and its writes have to go, the transaction rolls back and the
+    batch runs again `careful`ly, each step after the first in a savepoint, so that the steps
+    before it commit with its failure (Attempt.run). Only database steps share a batch, so
+    nothing outside saw the first try: a failure costs the batch twice, and a step that
+    failed for a moment (a deadlock, say) may pass the second time."""
+    waited = attempt.waited
+    try:
+        with sessions.begin() as s:
+            outcome = attempt.run(s, batch, careful)
+            if outcome is None and last:
+                _finish(s, attempt.claim, RunStatus.SUCCEEDED, None, attempt.now())
+                outcome = Outcome("succeeded")
+    except _Again:
+        attempt.undone()
+        attempt.waited = waited  # the batch's first step logs the queue wait, again
+        return _run_batch(sessions, attempt, batch, last=last, careful=True)
+    except Exception as exc:  # the transaction is lost (connection, commit, or the
+        # batch's first step failed: Attempt.run): log it anew
+        attempt.undone()
+        with sessions.begin() as s:
+            return attempt.lost(s, exc)
+    attempt.committed()
+    return outcome
+
+
+def _connection_lost(exc: Exception) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _entity(flow: CompiledFlow, payload: Any, scope: str | None) -> Entity | None:
@@ -422,18 +457,22 @@ class _Attempt:
         upserts inside our database (performed again if their input changed)."""
         return step.id not in self.claim.done or (self.claim.edited and _upsert(step))
 
-    def run(self, s: Session, batch: list[CompiledStep]) -> Outcome | None:
+    def run(self, s: Session, batch: list[CompiledStep], careful: bool) -> Outcome | None:
         """Run `batch` in `s`, each step with its row (the new rows written together at the
         end); an outcome when the run ends here (stopped by a filter, or failed), None to go on.
 
-        A failed step's effects are undone and its failure logged: after the first step, by
-        its savepoint; the first has none (two statements fewer per batch), as nothing else is
-        in the transaction yet: its failure is raised, the transaction rolls back, and
-        execute_run logs it anew (`lost`), as when a commit fails."""
+        A failed step's effects are undone (unless its error keeps what it wrote as the
+        failure's record, like a refused e-mail) and its failure logged with the steps before
+        it. The first step has no savepoint, as nothing else is in the transaction yet: its
+        failure is raised, the transaction rolls back, and _run_batch logs it anew (`lost`),
+        as when a commit fails. A later one is undone by its savepoint when `careful`; else
+        _Again is raised, for _run_batch to run the batch again carefully, unless the
+        database connection was lost: then nothing can run in this transaction any more, and
+        it goes as the first step's failure does."""
         for n, step in enumerate(batch):
             self.step, self.started, self.clock = step, self.now(), time.perf_counter()
             self.mapped, self.cause, self.held = [], None, set()
-            savepoint = s.begin_nested() if n else None
+            savepoint = s.begin_nested() if n and careful else None
             try:
                 with holding(self.held):
                     passed = self._step(s, step)
@@ -441,6 +480,8 @@ class _Attempt:
                 self.cause = exc
                 keeps = isinstance(exc, PuenteError) and exc.keeps_record
                 if savepoint is None:
+                    if not keeps and n and not _connection_lost(exc):
+                        raise _Again from exc
                     if not keeps:
                         raise
                 elif keeps:
@@ -500,7 +541,7 @@ class _Attempt:
 
     def undone(self) -> None:
         """The batch's transaction rolled back: nothing it wrote stayed."""
-        self.rows, self.keys, self.waited = [], [], self.claim.waited
+        self.rows, self.keys = [], []
 
     def lost(self, s: Session, exc: Exception) -> Outcome:
         """The batch's transaction was lost: nothing of it stayed; log the failure anew, with

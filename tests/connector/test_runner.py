@@ -30,7 +30,11 @@ INVOICE_STEP = next(s for s in demo.DEMO_FLOW["steps"] if s["id"] == "invoice")
 
 
 class Flaky:
-    """Fails with a transient error `failures` times, then creates the draft for real."""
+    """Fails with a transient error `failures` times, then creates the draft for real.
+
+    A database step after the first of its batch is performed twice when it fails (the batch
+    runs again, carefully: runner._run_batch), so it takes two failures for it to fail an
+    attempt."""
 
     def __init__(self, failures: int, error: Exception | None = None) -> None:
         self.failures, self.calls = failures, 0
@@ -83,7 +87,7 @@ def queue_run(
 
 
 def test_a_retry_resumes_at_the_failed_step_and_never_repeats_a_finished_one(rt, client):
-    flaky = Flaky(failures=1)
+    flaky = Flaky(failures=2)
     registry = registry_with(flaky=flaky)
     run_id = queue_run(rt, client, two_step_flow("test.flaky"), registry=registry)
 
@@ -107,8 +111,38 @@ def test_a_retry_resumes_at_the_failed_step_and_never_repeats_a_finished_one(rt,
         assert steps["invoice"].attempts == 1  # not performed again
         assert steps["second"].attempts == 2
         assert s.get_one(Run, run_id).attempts == 2
-    assert flaky.calls == 2
+    assert flaky.calls == 3  # twice in the first attempt's batch, once in the second's
     assert invoices(rt) == 2
+
+
+def test_a_step_failing_for_a_moment_after_another_passes_when_its_batch_runs_again(rt, client):
+    """The batch runs with no savepoints first; when its second step fails, the transaction
+    rolls back and the batch runs again carefully: what the first try did is gone."""
+    flaky = Flaky(failures=1)
+    registry = registry_with(flaky=flaky)
+    run_id = queue_run(rt, client, two_step_flow("test.flaky"), registry=registry)
+    savepoints: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    sa.event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        assert execute(rt, registry, run_id).status == "succeeded"
+    finally:
+        sa.event.remove(rt.engine, "before_cursor_execute", record)
+
+    assert flaky.calls == 2 and len(savepoints) == 1  # the careful run's, for the second step
+    with rt.sessions() as s:
+        run = s.get_one(Run, run_id)
+        assert (run.attempts, [a.status for a in run.attempts_log]) == (1, ["succeeded"])
+        assert [(st.step_id, st.status, st.attempts) for st in run.steps] == [
+            ("invoice", "succeeded", 1),
+            ("second", "succeeded", 1),
+        ]
+        kinds = sorted(s.scalars(select(Invoice.kind)))
+    assert kinds == ["invoice", "quote"]  # one of each: the first try's draft rolled back
 
 
 def test_transient_failures_end_in_the_dead_letter_list_with_every_attempt_kept(rt, client):
@@ -235,7 +269,7 @@ def test_a_crash_in_an_action_is_recorded_as_an_internal_error(rt, client):
 
 
 def test_the_worker_job_schedules_a_transient_retry_on_the_rq_scheduler(settings, client, rt):
-    flaky_rt = build_runtime(settings, registry=registry_with(flaky=Flaky(failures=1)))
+    flaky_rt = build_runtime(settings, registry=registry_with(flaky=Flaky(failures=2)))
     runtime.install(flaky_rt)
     try:
         hook = make_hook(flaky_rt, two_step_flow("test.flaky"))
@@ -393,7 +427,7 @@ def test_a_step_with_outside_effects_is_committed_before_the_steps_after_it(rt, 
 
 
 def test_a_run_waiting_out_its_backoff_keeps_its_deal_from_other_runs(rt, client):
-    registry = registry_with(flaky=Flaky(failures=1))
+    registry = registry_with(flaky=Flaky(failures=2))
     hook = make_hook(rt, two_step_flow("test.flaky"), registry=registry)
     payload = deal()
     [first] = post_deal(client, hook, payload).json["run_ids"]
@@ -508,8 +542,9 @@ def test_a_retry_scheduled_under_the_id_of_an_old_finished_job_does_not_inherit_
 
 def test_a_run_reads_with_its_claim_and_writes_its_step_rows_and_keys_at_once(rt, client):
     """What a run costs is mostly round trips to the database (PostgreSQL): the claim brings
-    the event and the flow back with its UPDATE, a draft resolves its line codes in one
-    query, and the steps' rows and the run's search keys go in one statement each."""
+    the event and the flow back with its UPDATE, the steps share a transaction with no
+    savepoints, a draft resolves its line codes in one query, and the steps' rows and the
+    run's search keys go in one statement each."""
     run_id = queue_run(rt, client, demo.DEMO_FLOW)
     seen: list[str] = []
 
@@ -527,6 +562,7 @@ def test_a_run_reads_with_its_claim_and_writes_its_step_rows_and_keys_at_once(rt
             step["id"] for step in demo.DEMO_FLOW["steps"]
         ]
     assert len(demo.DEMO_FLOW["steps"]) > 1
+    assert not [q for q in seen if q.startswith("SAVEPOINT")]  # only when a step fails
     assert sum(q.startswith("INSERT INTO run_steps") for q in seen) == 1
     assert sum(q.startswith("INSERT INTO run_keys") for q in seen) == 1
     assert not [q for q in seen if q.startswith("SELECT") and " FROM events " in q]
