@@ -226,24 +226,34 @@ def insert_new(
     handed to the session as store_new does (an ORM INSERT … RETURNING cost three times as
     much)."""
     obj = model(**values)
-    mapper = inspect(obj).mapper
-    row = _row(mapper, obj)
-    dialect = session.get_bind().dialect.name
-    statement = _insert_new_statement(dialect, mapper.local_table, tuple(unique))
-    new_id = session.scalar(statement, row)
-    if new_id is None:
+    if not _inserted(session, obj, tuple(unique)):
         return None
-    obj.id = new_id  # type: ignore[attr-defined]
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
 
 
+def _inserted(session: Session, obj: Any, unique: tuple[str, ...] | None) -> bool:
+    """INSERT the object's row unless it clashes on `unique` (None: on any unique constraint);
+    whether it did, its new id set."""
+    mapper = inspect(obj).mapper
+    dialect = session.get_bind().dialect.name
+    statement = _on_conflict_do_nothing(dialect, mapper.local_table, unique, returning_id=True)
+    new_id = session.scalar(statement, _row(mapper, obj))
+    if new_id is None:
+        return False
+    obj.id = new_id
+    return True
+
+
 @cache
-def _insert_new_statement(dialect: str, table: Any, unique: tuple[str, ...] | None) -> Any:
-    """INSERT … ON CONFLICT [(unique)] DO NOTHING RETURNING id (None: any unique constraint)."""
+def _on_conflict_do_nothing(
+    dialect: str, table: Any, unique: tuple[str, ...] | None, returning_id: bool
+) -> Any:
+    """INSERT … ON CONFLICT [(unique)] DO NOTHING [RETURNING id], built once per shape."""
     build = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return build(table).on_conflict_do_nothing(index_elements=unique).returning(table.c.id)
+    statement = build(table).on_conflict_do_nothing(index_elements=unique)
+    return statement.returning(table.c.id) if returning_id else statement
 
 
 def insert_ignore(
@@ -251,8 +261,8 @@ def insert_ignore(
 ) -> None:
     """INSERT the rows, skipping those whose `unique` columns exist already (one statement)."""
     dialect = session.get_bind().dialect.name
-    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(build(table).on_conflict_do_nothing(index_elements=unique), rows)
+    statement = _on_conflict_do_nothing(dialect, table, tuple(unique), returning_id=False)
+    session.execute(statement, rows)
 
 
 def store_new(session: Session, obj: Any, *collections: str) -> bool:
@@ -266,13 +276,8 @@ def store_new(session: Session, obj: Any, *collections: str) -> bool:
     (bench/README.md). For plain rows only: Python-side column defaults (no server defaults),
     many-to-one relations to objects already stored."""
     children = [(name, list(getattr(obj, name))) for name in collections]
-    mapper = inspect(obj).mapper
-    dialect = session.get_bind().dialect.name
-    statement = _insert_new_statement(dialect, mapper.local_table, None)
-    new_id = session.scalar(statement, _row(mapper, obj))
-    if new_id is None:
+    if not _inserted(session, obj, None):
         return False
-    obj.id = new_id
     for name, items in children:
         [fk] = _one_to_many(obj, name).remote_side
         for item in items:

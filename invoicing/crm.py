@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from database import utcnow
 from invoicing import outbox
 from invoicing.errors import InvalidDocumentError, NotFoundError, Said, message_of
-from invoicing.fields import country_problem, customer_problems
+from invoicing.fields import customer_problems
 from invoicing.models import CrmCompany, CrmContact, Invoice, Opportunity, OpportunityLine
 from invoicing.money import to_decimal
 from invoicing.tax_ids import TaxIdError, parse_tax_id
@@ -94,7 +94,7 @@ def _contact_problems(texts: dict[str, Any]) -> list[tuple[str, str]]:
     address = [(path.removeprefix("address."), said) for path, said in found if path != "email"]
     mail = [(email, said) for path, said in found if path == "email"]
     tax: list[tuple[str, str]] = []
-    if texts.get("tax_id") and ("country", country_problem(country)) not in address:
+    if texts.get("tax_id") and "country" not in dict(address):
         try:
             parse_tax_id(texts["tax_id"], country)
         except TaxIdError as exc:
