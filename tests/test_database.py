@@ -131,6 +131,20 @@ def test_a_reading_session_does_not_wait_for_sqlite_s_write_lock(
         holder.execute("ROLLBACK")
 
 
+# What a draft line needs to be stored again, copied from one (the twin draft below).
+LINE_COLUMNS = (
+    "position",
+    "description",
+    "quantity",
+    "unit_price",
+    "discount_percent",
+    "tax_rate",
+    "gross",
+    "discount",
+    "base",
+)
+
+
 def test_store_new_leaves_a_draft_as_a_flush_would_with_nothing_left_to_load(rt):
     """The draft is written with Core INSERTs (store_new): afterwards its invoice, lines and
     taxes are in the session, stored, every column there (no SELECT to read one), nothing
@@ -192,6 +206,3 @@ def test_store_new_leaves_a_draft_as_a_flush_would_with_nothing_left_to_load(rt)
         assert twin.id is None and twin not in s
         assert s.scalar(sa.select(sa.func.count()).select_from(InvoiceLine)) == len(seen[4])
 
-
-LINE_COLUMNS = ("position", "description", "quantity", "unit_price", "discount_percent")
-LINE_COLUMNS += ("tax_rate", "gross", "discount", "base")
