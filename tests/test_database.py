@@ -205,4 +205,3 @@ def test_store_new_leaves_a_draft_as_a_flush_would_with_nothing_left_to_load(rt)
         assert store_new(s, twin, "lines") is False
         assert twin.id is None and twin not in s
         assert s.scalar(sa.select(sa.func.count()).select_from(InvoiceLine)) == len(seen[4])
-
