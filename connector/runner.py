@@ -478,16 +478,15 @@ class _Attempt:
                     passed = self._step(s, step)
             except Exception as exc:
                 self.cause = exc
-                keeps = isinstance(exc, PuenteError) and exc.keeps_record
-                if savepoint is None:
-                    if not keeps and n and not _connection_lost(exc):
-                        raise _Again from exc
-                    if not keeps:
-                        raise
-                elif keeps:
-                    savepoint.commit()
-                else:
+                if isinstance(exc, PuenteError) and exc.keeps_record:
+                    if savepoint is not None:
+                        savepoint.commit()
+                elif savepoint is not None:
                     savepoint.rollback()
+                elif n and not _connection_lost(exc):
+                    raise _Again from exc
+                else:
+                    raise
                 return self.failed(s, exc)
             if savepoint is not None:
                 savepoint.commit()
