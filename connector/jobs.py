@@ -109,7 +109,9 @@ def _run_some(rt: Runtime, runs: list[tuple[int, str | None]], job: str | None =
     turn on the scheduler when the lock is taken or another run of the deal has begun and not
     ended, retries included (the claim checks that: see runner._CLAIM).
     """
-    pending = [(run_id, _entity(rt, run_id, entity)) for run_id, entity in runs]
+    unknown = [run_id for run_id, entity in runs if entity == UNKNOWN]
+    keys = _entity_keys(rt, unknown) if unknown else {}
+    pending = [(run_id, keys.get(run_id) if e == UNKNOWN else e) for run_id, e in runs]
     statuses: dict[int, str] = {}
     while pending:
         first: list[tuple[int, str | None]] = []
@@ -124,11 +126,11 @@ def _run_some(rt: Runtime, runs: list[tuple[int, str | None]], job: str | None =
     return [statuses[run_id] for run_id, _ in runs]
 
 
-def _entity(rt: Runtime, run_id: int, entity: str | None) -> str | None:
-    if entity != UNKNOWN:
-        return entity
+def _entity_keys(rt: Runtime, run_ids: list[int]) -> dict[int, str | None]:
+    """The entity keys of runs whose jobs came without them (the sweeper's, a replay's)."""
     with reading(rt.sessions) as s:
-        return s.scalar(select(Run.entity_key).where(Run.id == run_id))
+        rows = s.execute(select(Run.id, Run.entity_key).where(Run.id.in_(run_ids)))
+        return {run_id: key for run_id, key in rows}
 
 
 def _run_claimed_together(
