@@ -163,11 +163,18 @@ def _run_claimed_together(
             rt.tools.secrets,
             job,
         )
+        outcomes = runner.execute_claims(
+            rt.sessions,
+            rt.registry,
+            {run_id: claims.get(run_id) for run_id, _ in ready},
+            tools=rt.tools,
+        )
         for run_id, entity in ready:
-            try:
-                status = _execute(rt, run_id, entity, claims.get(run_id))
-            finally:
-                _release(locks.pop(run_id, None))
+            _release(locks.pop(run_id, None))
+            outcome = outcomes[run_id]
+            if outcome.status == "retry" and outcome.retry_in is not None:
+                _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
+            status = outcome.status
             statuses[run_id] = _defer(rt, run_id, entity) if status == "waiting" else status
     finally:
         for lock in locks.values():
@@ -262,13 +269,6 @@ def _defer(rt: Runtime, run_id: int, entity: str | None) -> str:
         )
     log.info("run %s waits: another run for %s is in progress", run_id, entity)
     return "deferred"
-
-
-def _execute(rt: Runtime, run_id: int, entity: str | None, claim: runner.Claim | None) -> str:
-    outcome = runner.execute_claimed(rt.sessions, rt.registry, run_id, claim, tools=rt.tools)
-    if outcome.status == "retry" and outcome.retry_in is not None:
-        _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
-    return outcome.status
 
 
 def _schedule_retry(

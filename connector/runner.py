@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -245,35 +245,117 @@ def execute_claimed(
     tools: Tools | None = None,
 ) -> Outcome:
     """execute_run, for a run claimed already (claim_runs); None when the claim did not take it."""
+    return execute_claims(sessions, registry, {run_id: claim}, now=now, tools=tools)[run_id]
+
+
+def execute_claims(
+    sessions: sessionmaker[Session],
+    registry: Registry,
+    claims: Mapping[int, Claim | None],
+    *,
+    now: Callable[[], datetime] = utcnow,
+    tools: Tools | None = None,
+) -> dict[int, Outcome]:
+    """execute_claimed for runs claimed together (run id → its claim, None when the claim did
+    not take it); each run's outcome.
+
+    The runs whose steps left are database steps only (one batch) share one transaction, each
+    committed with the others or not at all: what a run costs besides its own statements
+    (BEGIN, COMMIT, a connection from the pool, SQLite's write lock) is paid once for them.
+    Should one of them fail, the transaction rolls back, as nothing of it went outside, and
+    each runs alone, as it would have. The others run alone, one after another."""
     tools = tools or Tools()
-    if claim is None:
-        with reading(sessions) as s:
-            if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
-                log.info("run %s waits: another run of its deal has begun", run_id)
-                return Outcome("waiting")
-        log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
-        return Outcome("skipped")
-    try:
-        flow = _flow(claim.version_id, claim.document, registry)
-    except ConfigurationError as exc:
-        with sessions.begin() as s:
-            return _fail(s, claim, exc, now)
-    attempt = _Attempt(
-        claim,
-        tools,
-        flow.lookups,
-        now,
-        {"trigger": claim.payload, "steps": dict(claim.done)},
-        _entity(flow, claim.payload, claim.scope),
-    )
-    batches = _batches([step for step in flow.steps if attempt.to_run(step)])
+    outcomes: dict[int, Outcome] = {}
+    together: list[tuple[_Attempt, list[CompiledStep]]] = []
+    alone: list[tuple[_Attempt, list[list[CompiledStep]]]] = []
+    for run_id, claim in claims.items():
+        if claim is None:
+            outcomes[run_id] = _unclaimed(sessions, run_id)
+            continue
+        try:
+            flow = _flow(claim.version_id, claim.document, registry)
+        except ConfigurationError as exc:
+            with sessions.begin() as s:
+                outcomes[run_id] = _fail(s, claim, exc, now)
+            continue
+        attempt = _Attempt(
+            claim,
+            tools,
+            flow.lookups,
+            now,
+            {"trigger": claim.payload, "steps": dict(claim.done)},
+            _entity(flow, claim.payload, claim.scope),
+        )
+        batches = _batches([step for step in flow.steps if attempt.to_run(step)])
+        if len(batches) == 1 and not _external(batches[0][0]):
+            together.append((attempt, batches[0]))
+        else:
+            alone.append((attempt, batches))
+    shared = _run_together(sessions, together) if len(together) > 1 else None
+    if shared is None:
+        alone += [(attempt, [batch]) for attempt, batch in together]
+    else:
+        outcomes |= shared
+    for attempt, batches in alone:
+        outcomes[attempt.claim.run_id] = _run_batches(sessions, attempt, batches)
+    return outcomes
+
+
+def _unclaimed(sessions: sessionmaker[Session], run_id: int) -> Outcome:
+    with reading(sessions) as s:
+        if s.scalar(_STATUS, {"b_run": run_id}) == RunStatus.QUEUED:
+            log.info("run %s waits: another run of its deal has begun", run_id)
+            return Outcome("waiting")
+    log.info("run %s is not queued (finished or taken by another worker); skipping", run_id)
+    return Outcome("skipped")
+
+
+def _run_batches(
+    sessions: sessionmaker[Session], attempt: _Attempt, batches: list[list[CompiledStep]]
+) -> Outcome:
     for n, batch in enumerate(batches, 1):
         outcome = _run_batch(sessions, attempt, batch, last=n == len(batches))
         if outcome is not None:
             return outcome
     with sessions.begin() as s:  # no step left to run (all done by earlier attempts)
-        _finish(s, claim, RunStatus.SUCCEEDED, None, now())
+        _succeeded(s, [attempt])
     return Outcome("succeeded")
+
+
+def _run_together(
+    sessions: sessionmaker[Session], group: list[tuple[_Attempt, list[CompiledStep]]]
+) -> dict[int, Outcome] | None:
+    """Run each attempt's one batch of database steps to its end, all in one transaction, and
+    commit it; their outcomes, or None when one of them raised (a step failed, or the
+    database did): then nothing of the transaction stayed, and the attempts are as before."""
+    waited = [attempt.waited for attempt, _ in group]
+    outcomes: dict[int, Outcome] = {}
+    try:
+        with sessions.begin() as s:
+            for attempt, batch in group:
+                outcome = attempt.run(s, batch, careful=False)
+                outcomes[attempt.claim.run_id] = outcome or Outcome("succeeded")
+            _succeeded(
+                s,
+                [
+                    attempt
+                    for attempt, _ in group
+                    if outcomes[attempt.claim.run_id].status == "succeeded"
+                ],
+            )
+    except Exception as exc:
+        log.info(
+            "runs %s, run together, went back (%s): each runs alone",
+            [attempt.claim.run_id for attempt, _ in group],
+            type(exc).__name__,
+        )
+        for (attempt, _), wait in zip(group, waited, strict=True):
+            attempt.undone()
+            attempt.waited = wait
+        return None
+    for attempt, _ in group:
+        attempt.committed()
+    return outcomes
 
 
 class _Again(Exception):
@@ -302,8 +384,10 @@ def _run_batch(
         with sessions.begin() as s:
             outcome = attempt.run(s, batch, careful)
             if outcome is None and last:
-                _finish(s, attempt.claim, RunStatus.SUCCEEDED, None, attempt.now())
+                _succeeded(s, [attempt])
                 outcome = Outcome("succeeded")
+            elif outcome is None:
+                _write(s, [attempt])
     except _Again:
         attempt.undone()
         attempt.waited = waited  # the batch's first step logs the queue wait, again
@@ -458,8 +542,9 @@ class _Attempt:
         return step.id not in self.claim.done or (self.claim.edited and _upsert(step))
 
     def run(self, s: Session, batch: list[CompiledStep], careful: bool) -> Outcome | None:
-        """Run `batch` in `s`, each step with its row (the new rows written together at the
-        end); an outcome when the run ends here (stopped by a filter, or failed), None to go on.
+        """Run `batch` in `s`, each step with its row; an outcome when the run ends here
+        (stopped by a filter, or failed: the new rows are written then), None to go on (the
+        caller writes them, with other runs' when it can: _write, _succeeded).
 
         A failed step's effects are undone (unless its error keeps what it wrote as the
         failure's record, like a refused e-mail) and its failure logged with the steps before
@@ -491,11 +576,10 @@ class _Attempt:
             if savepoint is not None:
                 savepoint.commit()
             if not passed:
-                self._write(s)
-                _finish(s, self.claim, RunStatus.STOPPED, _stopped(step), self.now())
+                _write(s, [self])
+                _finish(s, [self.claim], RunStatus.STOPPED, _stopped(step), self.now())
                 return Outcome("stopped")
             self.waited = None
-        self._write(s)
         return None
 
     def _step(self, s: Session, step: CompiledStep) -> bool:
@@ -531,7 +615,7 @@ class _Attempt:
         if step is not None:
             inputs = self.mapped[0] if self.mapped else None
             self._record(s, StepStatus.FAILED, inputs, None, error.as_dict())
-        self._write(s)
+        _write(s, [self])
         return _fail(s, self.claim, error, self.now, step.action if step else None, self.held)
 
     def committed(self) -> None:
@@ -574,14 +658,27 @@ class _Attempt:
         if row is not None:
             self.rows.append(row)
 
-    def _write(self, s: Session) -> None:
-        """Add the batch's new step rows, and index the run by its business keys: one
-        statement each, however many steps."""
-        if self.rows:
-            s.execute(_ADD["run_steps"], self.rows)
-        if self.keys:
-            insert_ignore(s, _keys, self.keys, ["run_id", "name", "value"])
-        self.rows, self.keys = [], []
+
+def _write(s: Session, attempts: Sequence[_Attempt]) -> None:
+    """Add the attempts' new step rows, and index their runs by their business keys: one
+    statement each, however many steps and runs."""
+    rows = [row for attempt in attempts for row in attempt.rows]
+    keys = [key for attempt in attempts for key in attempt.keys]
+    if rows:
+        s.execute(_ADD["run_steps"], rows)
+    if keys:
+        insert_ignore(s, _keys, keys, ["run_id", "name", "value"])
+    for attempt in attempts:
+        attempt.rows, attempt.keys = [], []
+
+
+def _succeeded(s: Session, attempts: Sequence[_Attempt]) -> None:
+    """The attempts' runs succeeded: their step rows and keys written, runs and attempts
+    closed, in four statements however many runs."""
+    if attempts:
+        _write(s, attempts)
+        claims = [attempt.claim for attempt in attempts]
+        _finish(s, claims, RunStatus.SUCCEEDED, None, attempts[0].now())
 
 
 def _upsert(step: CompiledStep) -> bool:
@@ -711,48 +808,60 @@ def _fail(
                 "deadline_at": when + timedelta(seconds=delay) + QUEUED_GRACE,
             },
         )
-        _close_attempt(s, claim, "retry", shown, when)
+        _close_attempts(s, [claim], "retry", shown, when)
         return Outcome("retry", delay, claim.attempts)
     status = RunStatus.DEAD if transient else RunStatus.FAILED
-    _finish(s, claim, status, shown, now())
+    _finish(s, [claim], status, shown, now())
     return Outcome(str(status))
 
 
 def _finish(
     s: Session,
-    claim: Claim,
+    claims: Sequence[Claim],
     status: RunStatus,
     error: dict[str, Any] | None,
     finished: datetime,
 ) -> None:
+    """End the claims' runs, and their attempts, with `status` (one statement each)."""
     s.execute(
         _SET_RUN,
-        {
-            "b_run": claim.run_id,
-            "status": status,
-            "error": error,
-            "finished_at": finished,
-            "deadline_at": None,
-        },
+        [
+            {
+                "b_run": claim.run_id,
+                "status": status,
+                "error": error,
+                "finished_at": finished,
+                "deadline_at": None,
+            }
+            for claim in claims
+        ],
     )
-    _close_attempt(s, claim, status, error, finished)
+    _close_attempts(s, claims, status, error, finished)
     if status in (RunStatus.FAILED, RunStatus.DEAD):  # for Zapier, Make and the API
-        public_events.run_failures(s, [claim.run_id], finished)
+        public_events.run_failures(s, [claim.run_id for claim in claims], finished)
 
 
-def _close_attempt(
-    s: Session, claim: Claim, status: str, error: dict[str, Any] | None, finished: datetime
+def _close_attempts(
+    s: Session,
+    claims: Sequence[Claim],
+    status: str,
+    error: dict[str, Any] | None,
+    finished: datetime,
 ) -> None:
-    """Close this attempt in the run's history (unless the sweeper closed it already: lost)."""
+    """Close these attempts in their runs' history (unless the sweeper closed one already:
+    lost)."""
     s.execute(
         _CLOSE_ATTEMPT,
-        {
-            "b_run": claim.run_id,
-            "b_attempt": claim.attempt,
-            "status": status,
-            "error": error,
-            "finished_at": finished,
-        },
+        [
+            {
+                "b_run": claim.run_id,
+                "b_attempt": claim.attempt,
+                "status": status,
+                "error": error,
+                "finished_at": finished,
+            }
+            for claim in claims
+        ],
     )
 
 

@@ -3,11 +3,12 @@ for them, and nothing is lost or run twice."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from connector import jobs, runner
-from connector.models import Run, RunAttempt, RunStatus
+from connector.models import Run, RunAttempt, RunKey, RunStatus, RunStep
 from database import utcnow
 from invoicing.models import Invoice
 from tests.conftest import drain
@@ -111,3 +112,53 @@ def test_runs_claimed_by_a_job_that_ended_before_running_them_are_taken_back_at_
             [(i, "lost") for i in ids] + [(i, "succeeded") for i in ids]
         )
         assert s.scalar(select(func.count()).select_from(Invoice)) == 3
+
+
+def test_runs_taken_along_whose_steps_stay_in_our_database_commit_in_one_transaction(rt, client):
+    ids = queue_runs(rt, client, jobs.ALONG_AFTER + jobs.ALONG_BATCH)
+    seen: list[int] = []
+
+    def commit(_conn) -> None:
+        seen.append(1)
+
+    sa.event.listen(rt.engine, "commit", commit)
+    try:
+        SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, max_jobs=1)
+    finally:
+        sa.event.remove(rt.engine, "commit", commit)
+
+    # its own run: claim, steps; then ALONG_BATCH runs: one claim, one transaction for all
+    assert len(seen) == 4
+    ran = ids[: 1 + jobs.ALONG_BATCH]
+    assert sorted(succeeded(rt)) == ran
+    with rt.sessions() as s:  # each run as complete as if it had run alone
+        steps = s.execute(select(RunStep.run_id, RunStep.step_id, RunStep.status)).all()
+        assert sorted(steps) == sorted(
+            (i, step, "succeeded") for i in ran for step in ("deal", "invoice")
+        )
+        attempts = s.execute(select(RunAttempt.run_id, RunAttempt.status)).all()
+        assert sorted(attempts) == [(i, "succeeded") for i in ran]
+        keyed = s.scalars(select(RunKey.run_id).where(RunKey.name == "invoice_ref")).all()
+        assert sorted(keyed) == ran
+        assert s.scalar(select(func.count()).select_from(Invoice)) == len(ran)
+
+
+def test_a_run_failing_among_runs_run_together_sends_them_back_to_run_each_alone(rt, client):
+    hook = make_hook(rt)
+    ids = [post_deal(client, hook, deal()).json["run_ids"][0] for _ in range(jobs.ALONG_AFTER)]
+    bad_deal = deal(customer={**deal()["customer"], "tax_id": "B12345670"})  # wrong check digit
+    bad = post_deal(client, hook, bad_deal).json["run_ids"][0]
+    ids += [bad] + [post_deal(client, hook, deal()).json["run_ids"][0] for _ in range(3)]
+
+    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True, max_jobs=1)
+    drain(rt)
+
+    assert sorted(succeeded(rt)) == sorted(set(ids) - {bad})
+    with rt.sessions() as s:
+        assert s.get(Run, bad).status == RunStatus.FAILED
+        steps = dict(
+            s.execute(select(RunStep.step_id, RunStep.status).where(RunStep.run_id == bad)).all()
+        )
+        assert steps == {"deal": "succeeded", "invoice": "failed"}  # as when it runs alone
+        assert s.scalar(select(func.count()).select_from(RunAttempt)) == len(ids)  # once each
+        assert s.scalar(select(func.count()).select_from(Invoice)) == len(ids) - 1
