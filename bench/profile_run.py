@@ -139,10 +139,10 @@ class Segments:
     def __init__(self, rt: runtime.Runtime) -> None:
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.patches: list[tuple[Any, str, Any, str]] = []
-        self._wrap(runner, "_claim", "claim (UPDATE run, SELECTs, INSERT attempt, commit)")
+        self._wrap(runner, "claim_runs", "claim (UPDATE … RETURNING, INSERT attempt, commit)")
         self._wrap(runner._Attempt, "run", "steps (map, validate, act, log)")
         self._wrap(runner, "_finish", "finish (UPDATE run and attempt)")
-        self._wrap(runner, "_record_step", "  record step (redact, INSERT)")
+        self._wrap(runner, "_record_step", "  record step (redact; its row is written later)")
         self._wrap(schemas, "validate", "  schema validation (4 per run)")
         for key, action in rt.registry.actions.items():
             self._wrap(action, "perform", f"  perform {key}")
