@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from redis.exceptions import LockError, RedisError
-from redis.lock import Lock
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus, get_current_job
@@ -138,21 +138,11 @@ def _run_claimed_together(
 ) -> dict[int, str]:
     """_run_some, for runs of different deals."""
     statuses: dict[int, str] = {}
-    locks: dict[int, Lock] = {}
+    token = uuid.uuid4().hex
+    locked = _lock_deals(rt, runs, token)
     try:
         for run_id, entity in runs:
-            if not entity:
-                continue
-            # Free again by the time the sweeper may take the run back: a second before the
-            # claim's deadline (the claim comes after the lock, but Redis counts whole ms).
-            lock = rt.redis.lock(
-                ENTITY_LOCK_PREFIX + entity,
-                timeout=rt.settings.run_timeout_seconds + runner.CLAIM_GRACE - 1,
-                blocking=False,
-            )
-            if lock.acquire():
-                locks[run_id] = lock
-            else:
+            if entity and run_id not in locked:
                 statuses[run_id] = _defer(rt, run_id, entity)
         ready = [(run_id, entity) for run_id, entity in runs if run_id not in statuses]
         claims = runner.claim_runs(
@@ -169,23 +159,49 @@ def _run_claimed_together(
             {run_id: claims.get(run_id) for run_id, _ in ready},
             tools=rt.tools,
         )
-        for run_id, entity in ready:
-            _release(locks.pop(run_id, None))
-            outcome = outcomes[run_id]
-            if outcome.status == "retry" and outcome.retry_in is not None:
-                _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
-            status = outcome.status
-            statuses[run_id] = _defer(rt, run_id, entity) if status == "waiting" else status
     finally:
-        for lock in locks.values():
-            _release(lock)
+        _unlock_deals(rt, list(locked.values()), token)
+    for run_id, entity in ready:
+        outcome = outcomes[run_id]
+        if outcome.status == "retry" and outcome.retry_in is not None:
+            _schedule_retry(rt, run_id, entity, outcome.retry_in, outcome.attempts)
+        status = outcome.status
+        statuses[run_id] = _defer(rt, run_id, entity) if status == "waiting" else status
     return statuses
 
 
-def _release(lock: Lock | None) -> None:
-    if lock is not None:
-        with contextlib.suppress(LockError):
-            lock.release()
+def _lock_deals(rt: Runtime, runs: list[tuple[int, str | None]], token: str) -> dict[int, str]:
+    """Take the deal locks of these runs (id, entity key) under `token`, in one round trip:
+    run id → lock key, for each lock taken (another run of the deal holds the others).
+
+    A lock is free again by the time the sweeper may take its run back: a second before the
+    claim's deadline (the claim comes after the lock, but Redis counts whole ms)."""
+    keys = [(run_id, ENTITY_LOCK_PREFIX + entity) for run_id, entity in runs if entity]
+    if not keys:
+        return {}
+    ttl = (rt.settings.run_timeout_seconds + runner.CLAIM_GRACE - 1) * 1000
+    with rt.redis.pipeline(transaction=False) as pipe:
+        for _, key in keys:
+            pipe.set(key, token, nx=True, px=ttl)
+        taken = pipe.execute()
+    return {run_id: key for (run_id, key), ok in zip(keys, taken, strict=True) if ok}
+
+
+# Deletes a lock only while it holds our token: one that expired may be another run's now.
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def _unlock_deals(rt: Runtime, keys: list[str], token: str) -> None:
+    """Release the deal locks taken under `token`, in one round trip."""
+    if not keys:
+        return
+    with rt.redis.pipeline(transaction=False) as pipe:  # EVAL: no SCRIPT EXISTS round trip
+        for key in keys:
+            pipe.eval(_UNLOCK, 1, key, token)
+        pipe.execute()
 
 
 # A long queue is drained faster when one job runs several runs: RQ's own work per job

@@ -162,3 +162,19 @@ def test_a_run_failing_among_runs_run_together_sends_them_back_to_run_each_alone
         assert steps == {"deal": "succeeded", "invoice": "failed"}  # as when it runs alone
         assert s.scalar(select(func.count()).select_from(RunAttempt)) == len(ids)  # once each
         assert s.scalar(select(func.count()).select_from(Invoice)) == len(ids) - 1
+
+
+def test_deal_locks_are_taken_together_and_only_their_own_token_releases_them(rt):
+    prefix = jobs.ENTITY_LOCK_PREFIX
+    assert jobs._lock_deals(rt, [(1, "t:a"), (2, None), (3, "t:b")], "mine") == {
+        1: prefix + "t:a",
+        3: prefix + "t:b",
+    }
+    assert 0 < rt.redis.pttl(prefix + "t:a") <= (300 + runner.CLAIM_GRACE - 1) * 1000
+    # held: another run of the deal must wait its turn
+    assert jobs._lock_deals(rt, [(4, "t:a"), (5, "t:c")], "theirs") == {5: prefix + "t:c"}
+
+    # releasing ours leaves theirs (a lock of ours that expired may be another run's now)
+    jobs._unlock_deals(rt, [prefix + "t:a", prefix + "t:c"], "mine")
+    assert not rt.redis.exists(prefix + "t:a")
+    assert rt.redis.get(prefix + "t:c") == b"theirs"
