@@ -208,8 +208,8 @@ def _unlock_deals(rt: Runtime, keys: list[str], token: str) -> None:
 # (about 18 Redis round trips: dequeue, status, registries, result) is paid once for them,
 # and their claims are one transaction.
 ALONG_AFTER = 8  # jobs waiting in the queue before a job takes some along
-ALONG_BATCH = 8  # jobs taken off the queue at a time
-ALONG_MOST = 16  # runs one job takes along
+ALONG_BATCH = 16  # jobs taken off the queue at a time
+ALONG_MOST = 32  # runs one job takes along
 ALONG_SECONDS = 2.0  # nor any more once the job has run this long
 
 
