@@ -18,6 +18,7 @@ keys carry scopes instead, see web.auth):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -44,8 +45,14 @@ MAX_FAILURES = 5
 LOCK_TIME = timedelta(minutes=15)
 MIN_PASSWORD = 10
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Checked when the e-mail is unknown, so that answering takes as long as for a known one.
-_NOBODY = generate_password_hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _nobody() -> str:
+    """A hash checked when the e-mail is unknown, so that answering takes as long as for a
+    known one. Made on first use, not at import: scrypt takes 32 MB and a tenth of a second,
+    which every process (worker, launcher, CLI) would otherwise pay on start."""
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 class AccountError(Exception):
@@ -132,7 +139,7 @@ def authenticate(
         address = ""
     user = s.scalar(select(User).where(User.email == address).with_for_update())
     if user is None or not user.active:
-        check_password_hash(_NOBODY, password)
+        check_password_hash(_nobody(), password)
         return AccountError("sign_in_failed")
     if user.locked_until is not None and user.locked_until > now:
         return AccountError("locked", until=user.locked_until)
