@@ -67,3 +67,21 @@ def test_the_web_and_the_workers_load_the_signing_library_only_to_sign():
     )
 
     assert loaded.stdout.strip() == "False"
+
+
+def test_the_web_and_the_workers_make_no_password_hash_on_start():
+    """scrypt takes 32 MB: a process pays it on its first sign-in with an unknown e-mail
+    (connector.accounts), not on start."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import werkzeug.security as w; made = []; real = w.generate_password_hash; "
+        "w.generate_password_hash = lambda *a, **k: made.append(1) or real(*a, **k); "
+        "import web, connector.worker, connector.accounts; print(len(made))"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    assert started.stdout.strip() == "0"
