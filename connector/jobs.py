@@ -206,7 +206,9 @@ def _unlock_deals(rt: Runtime, keys: list[str], token: str) -> None:
 
 # A long queue is drained faster when one job runs several runs: RQ's own work per job
 # (about 18 Redis round trips: dequeue, status, registries, result) is paid once for them,
-# and their claims are one transaction.
+# their claims are one transaction, and so are those whose steps stay in our database
+# (runner.execute_claims). 8 at a time, 16 at most still left SQLite with 2 workers below
+# its target in some runs (bench/RESULTS.md).
 ALONG_AFTER = 8  # jobs waiting in the queue before a job takes some along
 ALONG_BATCH = 16  # jobs taken off the queue at a time
 ALONG_MOST = 32  # runs one job takes along
